@@ -1,0 +1,10 @@
+/* optimlab: training neural networks with the optimizers, schedules and
+ * data-parallel techniques of large-batch training. */
+#ifndef OPTIMLAB_H
+#define OPTIMLAB_H
+
+#include "optimlab/core.h"
+#include "optimlab/params.h"
+#include "optimlab/model.h"
+
+#endif

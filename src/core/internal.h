@@ -1,0 +1,48 @@
+/* Internal helpers shared by the library's modules (symbols prefixed ol__). */
+#ifndef OL_CORE_INTERNAL_H
+#define OL_CORE_INTERNAL_H
+
+#include <assert.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "optimlab/core.h"
+
+struct ol_ctx {
+    int threads;
+    ol_backend backend;
+    int errcode;
+    char errmsg[1024];
+    void *dnnl_engine; /* dnnl_engine_t, NULL without oneDNN */
+    void *dnnl_stream; /* dnnl_stream_t */
+};
+
+#if defined(__GNUC__)
+#define OL__PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define OL__PRINTF(a, b)
+#endif
+
+/* Record an error on ctx and return code (negative), so callers can write
+ * `return ol__err(ctx, OL_EINVAL, "batch size must be > 0, got %d", n);` */
+int ol__err(ol_ctx *ctx, int code, const char *fmt, ...) OL__PRINTF(3, 4);
+
+/* 64-byte aligned allocation, zero-filled; NULL on failure. Free with ol__free. */
+void *ol__alloc(size_t bytes);
+void ol__free(void *p);
+
+#define OL__ALIGN_FLOATS 16 /* tensor offsets in flat buffers: 64 bytes */
+static inline size_t ol__align_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
+
+/* Monotonic time in seconds. */
+double ol__now(void);
+
+/* Propagate negative status codes. */
+#define OL__TRY(expr)              \
+    do {                           \
+        int ol__rc_ = (expr);      \
+        if (ol__rc_ < 0)           \
+            return ol__rc_;        \
+    } while (0)
+
+#endif

@@ -1,0 +1,209 @@
+/* BatchNorm2d with an optional fused residual add and ReLU:
+ *   y = relu?( gamma * (x - mean) * invstd + beta (+ r) )
+ * Statistics are summed per (sample, channel block) in double and combined in
+ * sample order, so results do not depend on the thread count. Running
+ * statistics follow PyTorch: momentum 0.1, unbiased variance. */
+#include <math.h>
+#include <string.h>
+
+#include "nn/graph.h"
+
+#define OL__INLINE static inline __attribute__((always_inline))
+
+OL__INLINE void stats_task(const float *x, int HW, int B, double *out /* [2B] */)
+{
+    double s[64], ss[64];
+    for (int j = 0; j < B; j++)
+        s[j] = ss[j] = 0.0;
+    for (int i = 0; i < HW; i++)
+        for (int j = 0; j < B; j++) {
+            double v = x[(size_t)i * B + j];
+            s[j] += v;
+            ss[j] += v * v;
+        }
+    for (int j = 0; j < B; j++) {
+        out[j] = s[j];
+        out[B + j] = ss[j];
+    }
+}
+
+OL__INLINE void norm_task(const float *x, const float *r, float *y, int HW, int B, const float *scale,
+                          const float *shift, int relu)
+{
+    for (int i = 0; i < HW; i++)
+        for (int j = 0; j < B; j++) {
+            size_t o = (size_t)i * B + j;
+            float v = x[o] * scale[j] + shift[j];
+            if (r)
+                v += r[o];
+            y[o] = relu ? (v > 0.0f ? v : 0.0f) : v;
+        }
+}
+
+/* dz = dy masked by y > 0; writes dr (=/+=) dz; partial sums of dz and dz*(x-mean) */
+OL__INLINE void bwd_reduce_task(const float *dy, const float *y, const float *x, float *dr, int acc_r, int HW, int B,
+                                const float *mean, int relu, double *out)
+{
+    double s[64], sx[64];
+    for (int j = 0; j < B; j++)
+        s[j] = sx[j] = 0.0;
+    for (int i = 0; i < HW; i++)
+        for (int j = 0; j < B; j++) {
+            size_t o = (size_t)i * B + j;
+            float dz = (!relu || y[o] > 0.0f) ? dy[o] : 0.0f;
+            if (dr)
+                dr[o] = acc_r ? dr[o] + dz : dz;
+            s[j] += dz;
+            sx[j] += (double)dz * (double)(x[o] - mean[j]);
+        }
+    for (int j = 0; j < B; j++) {
+        out[j] = s[j];
+        out[B + j] = sx[j];
+    }
+}
+
+OL__INLINE void bwd_dx_task(const float *dy, const float *y, const float *x, float *dx, int acc, int HW, int B,
+                            const float *a, const float *b, const float *c, int relu)
+{
+    for (int i = 0; i < HW; i++)
+        for (int j = 0; j < B; j++) {
+            size_t o = (size_t)i * B + j;
+            float dz = (!relu || y[o] > 0.0f) ? dy[o] : 0.0f;
+            float v = a[j] * dz + b[j] * x[o] + c[j];
+            dx[o] = acc ? dx[o] + v : v;
+        }
+}
+
+/* Dispatch with a compile-time block size for the common layouts so the inner
+ * loop vectorises. */
+#define OL__BLK_DISPATCH(B, CALL)                                                                                    \
+    do {                                                                                                             \
+        if ((B) == 16) {                                                                                             \
+            enum { BB = 16 };                                                                                        \
+            CALL;                                                                                                    \
+        } else if ((B) == 8) {                                                                                       \
+            enum { BB = 8 };                                                                                         \
+            CALL;                                                                                                    \
+        } else if ((B) == 1) {                                                                                       \
+            enum { BB = 1 };                                                                                         \
+            CALL;                                                                                                    \
+        } else {                                                                                                     \
+            const int BB = (B);                                                                                      \
+            CALL;                                                                                                    \
+        }                                                                                                            \
+    } while (0)
+
+void ol__bn_forward(ol_model *m, ol__node *nd, int N, int train)
+{
+    const ol__value *xv = &m->vals[nd->in[0]];
+    const ol__value *yv = &m->vals[nd->out];
+    const ol__value *rv = nd->in[1] >= 0 ? &m->vals[nd->in[1]] : NULL;
+    const int C = xv->c, B = xv->blk, CB = C / B, HW = xv->h * xv->w;
+    const float *gamma = ol__P(m, nd->p_w), *beta = ol__P(m, nd->p_b);
+    float *rmean = ol__BUF(m, nd->b_mean), *rvar = ol__BUF(m, nd->b_var);
+    float *mean = nd->save_mean, *invstd = nd->save_invstd;
+    float *scale = nd->coef, *shift = nd->coef + C;
+    const size_t blk_elems = (size_t)HW * B;
+
+    if (train) {
+        double *part = nd->partials;
+#pragma omp parallel for schedule(static)
+        for (int t = 0; t < N * CB; t++)
+            OL__BLK_DISPATCH(B, stats_task(xv->data + (size_t)t * blk_elems, HW, BB, part + (size_t)t * 2 * B));
+        const double M = (double)N * HW;
+        for (int c = 0; c < C; c++) {
+            int cb = c / B, j = c % B;
+            double s = 0.0, ss = 0.0;
+            for (int n = 0; n < N; n++) {
+                const double *p = part + ((size_t)n * CB + cb) * 2 * B;
+                s += p[j];
+                ss += p[B + j];
+            }
+            double mu = s / M;
+            double var = ss / M - mu * mu;
+            if (var < 0.0)
+                var = 0.0;
+            mean[c] = (float)mu;
+            invstd[c] = (float)(1.0 / sqrt(var + (double)nd->bn_eps));
+            double unbiased = M > 1.0 ? var * M / (M - 1.0) : var;
+            rmean[c] = (float)((1.0 - nd->bn_momentum) * rmean[c] + nd->bn_momentum * mu);
+            rvar[c] = (float)((1.0 - nd->bn_momentum) * rvar[c] + nd->bn_momentum * unbiased);
+        }
+    } else {
+        for (int c = 0; c < C; c++) {
+            mean[c] = rmean[c];
+            invstd[c] = (float)(1.0 / sqrt((double)rvar[c] + (double)nd->bn_eps));
+        }
+    }
+    for (int c = 0; c < C; c++) {
+        scale[c] = gamma[c] * invstd[c];
+        shift[c] = beta[c] - mean[c] * scale[c];
+    }
+    const int relu = nd->relu;
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < N * CB; t++) {
+        int cb = t % CB;
+        size_t off = (size_t)t * blk_elems;
+        OL__BLK_DISPATCH(B, norm_task(xv->data + off, rv ? rv->data + off : NULL, yv->data + off, HW, BB,
+                                      scale + cb * B, shift + cb * B, relu));
+    }
+}
+
+void ol__bn_backward(ol_model *m, ol__node *nd, int N)
+{
+    const ol__value *xv = &m->vals[nd->in[0]];
+    const ol__value *yv = &m->vals[nd->out];
+    const ol__value *rv = nd->in[1] >= 0 ? &m->vals[nd->in[1]] : NULL;
+    const int C = xv->c, B = xv->blk, CB = C / B, HW = xv->h * xv->w;
+    const float *gamma = ol__P(m, nd->p_w);
+    float *dgamma = ol__G(m, nd->p_w), *dbeta = ol__G(m, nd->p_b);
+    const float *mean = nd->save_mean, *invstd = nd->save_invstd;
+    float *ca = nd->coef, *cbv = nd->coef + C, *cc = nd->coef + 2 * C;
+    const size_t blk_elems = (size_t)HW * B;
+    double *part = nd->partials;
+    float *dr = (rv && nd->need_dx[1]) ? rv->grad : NULL;
+    const int acc_r = nd->acc_dx[1], relu = nd->relu;
+
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < N * CB; t++) {
+        int cb = t % CB;
+        size_t off = (size_t)t * blk_elems;
+        OL__BLK_DISPATCH(B, bwd_reduce_task(yv->grad + off, yv->data + off, xv->data + off, dr ? dr + off : NULL,
+                                            acc_r, HW, BB, mean + cb * B, relu, part + (size_t)t * 2 * B));
+    }
+    const double M = (double)N * HW;
+    for (int c = 0; c < C; c++) {
+        int cb = c / B, j = c % B;
+        double s = 0.0, sx = 0.0;
+        for (int n = 0; n < N; n++) {
+            const double *p = part + ((size_t)n * CB + cb) * 2 * B;
+            s += p[j];
+            sx += p[B + j];
+        }
+        double is = invstd[c];
+        dbeta[c] += (float)s;
+        dgamma[c] += (float)(sx * is);
+        double a = (double)gamma[c] * is;
+        if (m->train_bn) {
+            /* dx = a*(dz - s/M - (x-mu) * is^2 * sx/M) */
+            double b = -a * is * is * sx / M;
+            ca[c] = (float)a;
+            cbv[c] = (float)b;
+            cc[c] = (float)(-a * s / M - b * (double)mean[c]);
+        } else { /* statistics were constants */
+            ca[c] = (float)a;
+            cbv[c] = 0.0f;
+            cc[c] = 0.0f;
+        }
+    }
+    if (!nd->need_dx[0])
+        return;
+    const int acc = nd->acc_dx[0];
+#pragma omp parallel for schedule(static)
+    for (int t = 0; t < N * CB; t++) {
+        int cb = t % CB;
+        size_t off = (size_t)t * blk_elems;
+        OL__BLK_DISPATCH(B, bwd_dx_task(yv->grad + off, yv->data + off, xv->data + off, xv->grad + off, acc, HW, BB,
+                                        ca + cb * B, cbv + cb * B, cc + cb * B, relu));
+    }
+}
