@@ -1,3 +1,105 @@
+/* optimlab: command-line front end of liboptimlab. */
 #include <stdio.h>
-#include "optimlab.h"
-int main(void) { printf("optimlab %s\n", OL_VERSION_STRING); return 0; }
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common.h"
+
+int cli_fail(int status, const char *msg)
+{
+    fprintf(stderr, "optimlab: %s\n", msg && *msg ? msg : "failed");
+    return status;
+}
+
+int cli_exit_for(int st)
+{
+    switch (st) {
+    case OL_EINVAL:
+    case OL_ENOENT:
+    case OL_EFORMAT:
+    case OL_ESHAPE:
+    case OL_ENAME:
+    case OL_ERANGE:
+    case OL_ENOTSUP: return OL_EXIT_USAGE;
+    case OL_ENONFINITE: return OL_EXIT_DIVERGED;
+    default: return OL_EXIT_FAIL;
+    }
+}
+
+int cli_fail_ctx(ol_ctx *ctx, int status) { return cli_fail(status, ol_ctx_errmsg(ctx)); }
+
+/* Debian's OpenBLAS 0.3.21 falls back to its generic kernel on CPUs newer than
+ * it knows, and picks its kernel when it is loaded, before main runs. Re-run
+ * ourselves once with OPENBLAS_CORETYPE set so every path gets full speed. */
+static void fix_openblas(char **argv)
+{
+    const char *suggest = NULL;
+    if (getenv("OPENBLAS_CORETYPE") || getenv("OPTIMLAB_NO_REEXEC") || !ol_openblas_misdetected(&suggest))
+        return;
+    setenv("OPENBLAS_CORETYPE", suggest, 1);
+    setenv("OPTIMLAB_NO_REEXEC", "1", 1);
+    execv("/proc/self/exe", argv);
+    /* exec failed: carry on with the generic kernel (oneDNN does the heavy GEMMs) */
+}
+
+static int cmd_version(int argc, char **argv);
+
+/* The commands; each takes the whole argv (its name is argv[1]). */
+static const struct {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *help;
+} commands[] = {
+    {"train", cmd_train, "train a model (optimlab train --help)"},
+    {"bench", cmd_bench, "benchmarks: train (optimlab bench --help)"},
+    {"version", cmd_version, "print the version and the compute kernels in use"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: optimlab <command> [options]\n\n"
+               "Train neural networks with the optimizers, schedules and large-batch techniques of the\n"
+               "Optimized Deep Learning course.\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\nexit status: 0 success, 1 runtime failure, 2 bad input (options, files, data),\n"
+               "             3 training diverged\n");
+}
+
+static int cmd_version(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    ol_ctx *ctx = ol_ctx_new(0);
+    char info[512];
+    if (!ctx)
+        return cli_fail(OL_EXIT_FAIL, "out of memory");
+    ol_ctx_kernel_info(ctx, info, sizeof info);
+    printf("optimlab %s\n%s\n", OL_VERSION_STRING, info);
+    ol_ctx_free(ctx);
+    return OL_EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+    fix_openblas(argv);
+    unsetenv("OPTIMLAB_NO_REEXEC");
+    if (argc < 2) {
+        usage(stderr);
+        return OL_EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return OL_EXIT_OK;
+    }
+    if (strcmp(cmd, "--version") == 0)
+        return cmd_version(argc, argv);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(cmd, commands[i].name) == 0)
+            return commands[i].fn(argc, argv);
+    char msg[256];
+    snprintf(msg, sizeof msg, "unknown command '%s' (see optimlab --help)", cmd);
+    return cli_fail(OL_EXIT_USAGE, msg);
+}

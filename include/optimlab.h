@@ -6,5 +6,9 @@
 #include "optimlab/core.h"
 #include "optimlab/params.h"
 #include "optimlab/model.h"
+#include "optimlab/data.h"
+#include "optimlab/optim.h"
+#include "optimlab/sched.h"
+#include "optimlab/train.h"
 
 #endif

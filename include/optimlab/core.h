@@ -56,8 +56,9 @@ typedef enum {
 
 typedef struct ol_ctx ol_ctx;
 
-/* Create a context. threads <= 0 means the OpenMP default. Returns NULL only when
- * memory is exhausted. */
+/* Create a context. threads > 0 sets the process's OpenMP (and OpenBLAS)
+ * thread count; threads <= 0 leaves it as it is. Returns NULL only when memory
+ * is exhausted. */
 ol_ctx *ol_ctx_new(int threads);
 void ol_ctx_free(ol_ctx *ctx); /* NULL-safe */
 
@@ -70,6 +71,9 @@ int ol_ctx_set_backend(ol_ctx *ctx, ol_backend backend);
 ol_backend ol_ctx_backend(const ol_ctx *ctx); /* never AUTO: the resolved one */
 const char *ol_backend_name(ol_backend b);
 int ol_backend_from_name(const char *name, ol_backend *out);
+
+/* Monotonic clock in seconds. */
+double ol_now(void);
 
 /* A line describing the compute kernels in use: oneDNN version and ISA, the
  * OpenBLAS core. Written into buf (always NUL-terminated). */

@@ -55,6 +55,8 @@ double ol__now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+double ol_now(void) { return ol__now(); }
+
 ol_ctx *ol_ctx_new(int threads)
 {
     ol_ctx *ctx = calloc(1, sizeof *ctx);
@@ -86,13 +88,14 @@ int ol_ctx_threads(const ol_ctx *ctx) { return ctx->threads; }
 
 int ol_ctx_set_threads(ol_ctx *ctx, int threads)
 {
-    if (threads <= 0)
-        threads = omp_get_num_procs();
     if (threads > 1024)
         return ol__err(ctx, OL_ERANGE, "threads must be between 1 and 1024, got %d", threads);
+    if (threads <= 0) { /* leave the process's OpenMP setting alone */
+        ctx->threads = omp_get_max_threads();
+        return OL_OK;
+    }
+    /* OpenMP's thread count is process state (oneDNN reads it too) */
     ctx->threads = threads;
-    /* OpenMP's thread count is process state; the context owns the choice and
-     * re-applies it (ol__ctx_apply_threads) before parallel work. */
     omp_set_num_threads(threads);
     ol__blas_set_threads(threads);
     return OL_OK;

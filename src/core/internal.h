@@ -32,6 +32,7 @@ void *ol__alloc(size_t bytes);
 void ol__free(void *p);
 
 #define OL__ALIGN_FLOATS 16 /* tensor offsets in flat buffers: 64 bytes */
+#define OL__PI 3.14159265358979323846
 static inline size_t ol__align_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
 
 /* Monotonic time in seconds. */

@@ -9,69 +9,122 @@
 #include "nn/graph.h"
 
 #define OL__INLINE static inline __attribute__((always_inline))
+/* Rows summed in float before they are added to the double totals: short float
+ * runs vectorise, the double totals keep long reductions accurate. */
+#define OL__ROWS 32
 
-OL__INLINE void stats_task(const float *x, int HW, int B, double *out /* [2B] */)
+OL__INLINE void stats_task(const float *restrict x, int HW, int B, double *restrict out /* [2B] */)
 {
     double s[64], ss[64];
     for (int j = 0; j < B; j++)
         s[j] = ss[j] = 0.0;
-    for (int i = 0; i < HW; i++)
-        for (int j = 0; j < B; j++) {
-            double v = x[(size_t)i * B + j];
-            s[j] += v;
-            ss[j] += v * v;
+    for (int i0 = 0; i0 < HW; i0 += OL__ROWS) {
+        int i1 = i0 + OL__ROWS < HW ? i0 + OL__ROWS : HW;
+        float fs[64], fss[64];
+        for (int j = 0; j < B; j++)
+            fs[j] = fss[j] = 0.0f;
+        for (int i = i0; i < i1; i++) {
+#pragma omp simd
+            for (int j = 0; j < B; j++) {
+                float v = x[(size_t)i * B + j];
+                fs[j] += v;
+                fss[j] += v * v;
+            }
         }
+        for (int j = 0; j < B; j++) {
+            s[j] += fs[j];
+            ss[j] += fss[j];
+        }
+    }
     for (int j = 0; j < B; j++) {
         out[j] = s[j];
         out[B + j] = ss[j];
     }
 }
 
-OL__INLINE void norm_task(const float *x, const float *r, float *y, int HW, int B, const float *scale,
-                          const float *shift, int relu)
+OL__INLINE void norm_task(const float *restrict x, const float *restrict r, float *restrict y, int HW, int B,
+                          const float *restrict scale, const float *restrict shift, int relu)
 {
-    for (int i = 0; i < HW; i++)
-        for (int j = 0; j < B; j++) {
-            size_t o = (size_t)i * B + j;
-            float v = x[o] * scale[j] + shift[j];
-            if (r)
-                v += r[o];
-            y[o] = relu ? (v > 0.0f ? v : 0.0f) : v;
+    for (int i = 0; i < HW; i++) {
+        const size_t o = (size_t)i * B;
+        if (r) {
+#pragma omp simd
+            for (int j = 0; j < B; j++) {
+                float v = x[o + j] * scale[j] + shift[j] + r[o + j];
+                y[o + j] = relu ? (v > 0.0f ? v : 0.0f) : v;
+            }
+        } else {
+#pragma omp simd
+            for (int j = 0; j < B; j++) {
+                float v = x[o + j] * scale[j] + shift[j];
+                y[o + j] = relu ? (v > 0.0f ? v : 0.0f) : v;
+            }
         }
+    }
 }
 
 /* dz = dy masked by y > 0; writes dr (=/+=) dz; partial sums of dz and dz*(x-mean) */
-OL__INLINE void bwd_reduce_task(const float *dy, const float *y, const float *x, float *dr, int acc_r, int HW, int B,
-                                const float *mean, int relu, double *out)
+OL__INLINE void bwd_reduce_task(const float *restrict dy, const float *restrict y, const float *restrict x,
+                                float *restrict dr, int acc_r, int HW, int B, const float *restrict mean, int relu,
+                                double *restrict out)
 {
     double s[64], sx[64];
     for (int j = 0; j < B; j++)
         s[j] = sx[j] = 0.0;
-    for (int i = 0; i < HW; i++)
-        for (int j = 0; j < B; j++) {
-            size_t o = (size_t)i * B + j;
-            float dz = (!relu || y[o] > 0.0f) ? dy[o] : 0.0f;
-            if (dr)
-                dr[o] = acc_r ? dr[o] + dz : dz;
-            s[j] += dz;
-            sx[j] += (double)dz * (double)(x[o] - mean[j]);
+    for (int i0 = 0; i0 < HW; i0 += OL__ROWS) {
+        int i1 = i0 + OL__ROWS < HW ? i0 + OL__ROWS : HW;
+        float fs[64], fsx[64];
+        for (int j = 0; j < B; j++)
+            fs[j] = fsx[j] = 0.0f;
+        for (int i = i0; i < i1; i++) {
+            const size_t o = (size_t)i * B;
+#pragma omp simd
+            for (int j = 0; j < B; j++) {
+                float dz = (!relu || y[o + j] > 0.0f) ? dy[o + j] : 0.0f;
+                fs[j] += dz;
+                fsx[j] += dz * (x[o + j] - mean[j]);
+            }
+            if (dr && acc_r) {
+#pragma omp simd
+                for (int j = 0; j < B; j++)
+                    dr[o + j] += (!relu || y[o + j] > 0.0f) ? dy[o + j] : 0.0f;
+            } else if (dr) {
+#pragma omp simd
+                for (int j = 0; j < B; j++)
+                    dr[o + j] = (!relu || y[o + j] > 0.0f) ? dy[o + j] : 0.0f;
+            }
         }
+        for (int j = 0; j < B; j++) {
+            s[j] += fs[j];
+            sx[j] += fsx[j];
+        }
+    }
     for (int j = 0; j < B; j++) {
         out[j] = s[j];
         out[B + j] = sx[j];
     }
 }
 
-OL__INLINE void bwd_dx_task(const float *dy, const float *y, const float *x, float *dx, int acc, int HW, int B,
-                            const float *a, const float *b, const float *c, int relu)
+OL__INLINE void bwd_dx_task(const float *restrict dy, const float *restrict y, const float *restrict x,
+                            float *restrict dx, int acc, int HW, int B, const float *restrict a,
+                            const float *restrict b, const float *restrict c, int relu)
 {
-    for (int i = 0; i < HW; i++)
-        for (int j = 0; j < B; j++) {
-            size_t o = (size_t)i * B + j;
-            float dz = (!relu || y[o] > 0.0f) ? dy[o] : 0.0f;
-            float v = a[j] * dz + b[j] * x[o] + c[j];
-            dx[o] = acc ? dx[o] + v : v;
+    for (int i = 0; i < HW; i++) {
+        const size_t o = (size_t)i * B;
+        if (acc) {
+#pragma omp simd
+            for (int j = 0; j < B; j++) {
+                float dz = (!relu || y[o + j] > 0.0f) ? dy[o + j] : 0.0f;
+                dx[o + j] += a[j] * dz + b[j] * x[o + j] + c[j];
+            }
+        } else {
+#pragma omp simd
+            for (int j = 0; j < B; j++) {
+                float dz = (!relu || y[o + j] > 0.0f) ? dy[o + j] : 0.0f;
+                dx[o + j] = a[j] * dz + b[j] * x[o + j] + c[j];
+            }
         }
+    }
 }
 
 /* Dispatch with a compile-time block size for the common layouts so the inner

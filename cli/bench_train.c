@@ -1,0 +1,196 @@
+/* optimlab bench train: time full training steps (forward, loss, backward,
+ * SGD-momentum update) on random data. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "common.h"
+
+static const cli_opt bench_train_opts[] = {
+    {"batch-size", CLI_VALUE, "128", "B", "Benchmark", "batch size"},
+    {"steps", CLI_VALUE, "20", "N", "Benchmark", "timed steps"},
+    {"warmup", CLI_VALUE, "3", "N", "Benchmark", "untimed steps first (primitive creation, page faults)"},
+    {"input", CLI_VALUE, "1x28x28", "CxHxW", "Benchmark", "input shape (Fashion-MNIST: 1x28x28, CIFAR-10: 3x32x32)"},
+    {"classes", CLI_VALUE, "10", "K", "Benchmark", "number of classes"},
+    {"json", CLI_FLAG, "0", NULL, "Benchmark", "print one JSON object instead of text"},
+    {NULL, 0, NULL, NULL, NULL, NULL}};
+
+static const char *const bench_usage =
+    "usage: optimlab bench train [options]\n"
+    "\n"
+    "Time full training steps (forward, loss, backward, SGD-momentum update) on random data and\n"
+    "print samples/s, the time per phase, peak memory and the kernels that ran.\n"
+    "\n"
+    "example: optimlab bench train --model resnet20 --batch-size 128 --steps 20 --threads 2 --json";
+
+static double peak_rss_mb(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int bench_train(int argc, char **argv)
+{
+    const cli_opt *const tables[] = {cli_model_opts, bench_train_opts, cli_run_opts, NULL};
+    cli_values v;
+    cli_init(&v, tables);
+    int help = 0, rc = OL_EXIT_OK;
+    ol_ctx *ctx = NULL;
+    ol_model *m = NULL;
+    ol_optim *opt = NULL;
+    float *x = NULL;
+    int32_t *y = NULL;
+    double *times = NULL;
+    char err[512];
+    if (cli_parse(&v, argc, argv, 3, &help) != 0) {
+        rc = cli_fail(OL_EXIT_USAGE, v.err);
+        goto done;
+    }
+    if (help) {
+        cli_print_help(stdout, &v, bench_usage);
+        goto done;
+    }
+    ol_model_params mp;
+    long long batch, steps, warmup, threads, classes;
+    ol_backend be;
+    if (cli_build_model(&v, &mp) || cli_int(&v, "batch-size", 1, 1 << 16, &batch) ||
+        cli_int(&v, "steps", 1, 1000000, &steps) || cli_int(&v, "warmup", 0, 1000000, &warmup) ||
+        cli_int(&v, "threads", 0, 1024, &threads) || cli_int(&v, "classes", 2, 100000, &classes)) {
+        rc = cli_fail(OL_EXIT_USAGE, v.err);
+        goto done;
+    }
+    int c, h, w;
+    char tail;
+    if (sscanf(cli_str(&v, "input"), "%dx%dx%d%c", &c, &h, &w, &tail) != 3 || c < 1 || h < 1 || w < 1 || c > 64 ||
+        h > 4096 || w > 4096) {
+        snprintf(err, sizeof err, "--input: expected CxHxW such as 1x28x28, got '%s'", cli_str(&v, "input"));
+        rc = cli_fail(OL_EXIT_USAGE, err);
+        goto done;
+    }
+    if (ol_backend_from_name(cli_str(&v, "backend"), &be) < 0) {
+        snprintf(err, sizeof err, "--backend: unknown backend '%s' (auto, onednn, blas, ref)", cli_str(&v, "backend"));
+        rc = cli_fail(OL_EXIT_USAGE, err);
+        goto done;
+    }
+    ctx = ol_ctx_new((int)threads);
+    if (!ctx || ol_ctx_set_backend(ctx, be) < 0) {
+        rc = ctx ? cli_fail_ctx(ctx, OL_EXIT_USAGE) : cli_fail(OL_EXIT_FAIL, "out of memory");
+        goto done;
+    }
+    mp.in_c = c;
+    mp.in_h = h;
+    mp.in_w = w;
+    mp.num_classes = (int)classes;
+    mp.max_batch = (int)batch;
+    int st = ol_model_create(ctx, &mp, &m);
+    ol_optim_params op = ol_optim_default_params(OL_OPT_SGD);
+    op.lr = 0.01;
+    op.momentum = 0.9;
+    if (st >= 0)
+        st = ol_optim_create(ctx, &op, ol_model_paramset(m), &opt);
+    if (st < 0) {
+        rc = cli_fail_ctx(ctx, cli_exit_for(st));
+        goto done;
+    }
+    size_t nin = (size_t)batch * c * h * w;
+    x = malloc(nin * sizeof(float));
+    y = malloc((size_t)batch * sizeof(int32_t));
+    times = calloc((size_t)steps * 3, sizeof(double));
+    if (!x || !y || !times) {
+        rc = cli_fail(OL_EXIT_FAIL, "out of memory");
+        goto done;
+    }
+    uint64_t s = 88172645463325252ULL;
+    for (size_t i = 0; i < nin; i++) { /* xorshift: uniform in [-1, 1) */
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        x[i] = (float)((double)(s >> 11) * 0x1.0p-52 - 1.0);
+    }
+    for (long long i = 0; i < batch; i++)
+        y[i] = (int32_t)(i % classes);
+    ol_paramset *ps = ol_model_paramset(m);
+    ol_optim_hyper hyp = {.lr = 0.01, .momentum = -1};
+    for (long long it = -warmup; it < steps && st >= 0; it++) {
+        double t0 = ol_now();
+        ol_paramset_zero_grads(ps);
+        st = ol_model_forward(ctx, m, x, (int)batch, 1);
+        double loss;
+        int correct;
+        if (st >= 0)
+            st = ol_model_loss(ctx, m, y, (int)batch, 0.0f, 1.0f / (float)batch, &loss, &correct);
+        double t1 = ol_now();
+        if (st >= 0)
+            st = ol_model_backward(ctx, m);
+        double t2 = ol_now();
+        if (st >= 0)
+            st = ol_optim_step(ctx, opt, ps, &hyp);
+        double t3 = ol_now();
+        if (it >= 0) {
+            times[it * 3] = t1 - t0;
+            times[it * 3 + 1] = t2 - t1;
+            times[it * 3 + 2] = t3 - t2;
+        }
+    }
+    if (st < 0) {
+        rc = cli_fail_ctx(ctx, OL_EXIT_FAIL);
+        goto done;
+    }
+    double sum[3] = {0, 0, 0};
+    double *tot = malloc((size_t)steps * sizeof(double));
+    if (!tot) {
+        rc = cli_fail(OL_EXIT_FAIL, "out of memory");
+        goto done;
+    }
+    for (long long i = 0; i < steps; i++) {
+        for (int k = 0; k < 3; k++)
+            sum[k] += times[i * 3 + k];
+        tot[i] = times[i * 3] + times[i * 3 + 1] + times[i * 3 + 2];
+    }
+    qsort(tot, (size_t)steps, sizeof(double), cmp_double);
+    double median = tot[steps / 2];
+    free(tot);
+    double mean = (sum[0] + sum[1] + sum[2]) / (double)steps;
+    double sps = (double)batch / mean;
+    char arch[64], kinfo[512];
+    ol_model_params_name(&mp, arch, sizeof arch);
+    ol_ctx_kernel_info(ctx, kinfo, sizeof kinfo);
+    double rss = peak_rss_mb(), model_mb = (double)ol_model_memory_bytes(m) / 1e6;
+    if (cli_flag(&v, "json")) {
+        printf("{\"benchmark\":\"train\",\"model\":\"%s\",\"params\":%zu,\"batch_size\":%lld,\"input\":\"%dx%dx%d\","
+               "\"threads\":%d,\"backend\":\"%s\",\"steps\":%lld,\"samples_per_s\":%.1f,\"ms_per_step\":%.3f,"
+               "\"median_ms_per_step\":%.3f,\"forward_ms\":%.3f,\"backward_ms\":%.3f,\"update_ms\":%.3f,"
+               "\"peak_rss_mb\":%.1f,\"model_memory_mb\":%.1f,\"openblas_core\":\"%s\",\"kernels\":\"%s\"}\n",
+               arch, ol_paramset_count(ps), batch, c, h, w, ol_ctx_threads(ctx),
+               ol_backend_name(ol_ctx_backend(ctx)), steps, sps, mean * 1e3, median * 1e3, sum[0] / steps * 1e3,
+               sum[1] / steps * 1e3, sum[2] / steps * 1e3, rss, model_mb, ol_openblas_corename(), kinfo);
+    } else {
+        printf("bench train: %s (%zu parameters), batch %lld, input %dx%dx%d, %d threads\n", arch,
+               ol_paramset_count(ps), batch, c, h, w, ol_ctx_threads(ctx));
+        printf("kernels: %s\n", kinfo);
+        printf("time per step: %.2f ms mean, %.2f ms median (forward+loss %.2f, backward %.2f, update %.2f) over "
+               "%lld steps\n",
+               mean * 1e3, median * 1e3, sum[0] / steps * 1e3, sum[1] / steps * 1e3, sum[2] / steps * 1e3, steps);
+        printf("throughput: %.1f samples/s\n", sps);
+        printf("peak memory: %.1f MB resident (activations, gradients and scratch: %.1f MB)\n", rss, model_mb);
+    }
+done:
+    free(x);
+    free(y);
+    free(times);
+    ol_optim_free(opt);
+    ol_model_free(m);
+    ol_ctx_free(ctx);
+    cli_free(&v);
+    return rc;
+}
+

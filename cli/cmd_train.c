@@ -1,0 +1,321 @@
+/* optimlab train */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common.h"
+
+const cli_opt cli_train_opts[] = {
+    {"epochs", CLI_VALUE, "5", "E", "Training", "epochs to train"},
+    {"steps", CLI_VALUE, "0", "N", "Training", "stop after N optimizer steps (0 = no limit)"},
+    {"batch-size", CLI_VALUE, "128", "B", "Training", "batch size"},
+    {"eval-batch-size", CLI_VALUE, "0", "B", "Training", "evaluation batch size (0 = batch size)"},
+    {"evals-per-epoch", CLI_VALUE, "1", "K", "Training", "evaluate on the test set K times per epoch"},
+    {"label-smoothing", CLI_VALUE, "0", "EPS", "Training", "label smoothing of the cross-entropy loss"},
+    {"drop-last", CLI_FLAG, "0", NULL, "Training", "skip the final partial batch of each epoch"},
+    {"bn-recompute-batches", CLI_VALUE, "50", "N", "Training",
+     "Schedule-Free: training batches used to recompute BatchNorm statistics at x before evaluation"},
+    {"out", CLI_VALUE, "runs/latest", "DIR", "Output", "run directory: metrics.jsonl, config.json"},
+    {"log-every", CLI_VALUE, "50", "N", "Output", "steps between step records in metrics.jsonl and plain output"},
+    {"quiet", CLI_FLAG, "0", NULL, "Output", "print only the final summary"},
+    {NULL, 0, NULL, NULL, NULL, NULL}};
+
+int cli_build_train(cli_values *v, ol_train_params *tp)
+{
+    *tp = ol_train_default_params();
+    long long x;
+    double d;
+    if (cli_int(v, "epochs", 0, 1000000, &x))
+        return -1;
+    tp->epochs = (int)x;
+    if (cli_int(v, "steps", 0, INT64_MAX / 2, &x))
+        return -1;
+    tp->max_steps = x;
+    if (tp->epochs == 0 && tp->max_steps == 0) {
+        snprintf(v->err, sizeof v->err, "--epochs and --steps are both 0: nothing to train");
+        return -1;
+    }
+    if (cli_int(v, "batch-size", 1, 1 << 20, &x))
+        return -1;
+    tp->batch_size = (int)x;
+    if (cli_int(v, "eval-batch-size", 0, 1 << 20, &x))
+        return -1;
+    tp->eval_batch_size = (int)x;
+    if (cli_int(v, "evals-per-epoch", 1, 10000, &x))
+        return -1;
+    tp->evals_per_epoch = (int)x;
+    if (cli_double(v, "label-smoothing", 0.0, 0.999, &d))
+        return -1;
+    tp->label_smoothing = (float)d;
+    if (cli_double(v, "clip-grad-norm", 0.0, 1e12, &tp->clip_grad_norm))
+        return -1;
+    tp->drop_last = cli_flag(v, "drop-last");
+    if (cli_int(v, "bn-recompute-batches", 1, 1000000, &x))
+        return -1;
+    tp->bn_recompute_batches = (int)x;
+    if (cli_int(v, "log-every", 1, 1000000000, &x))
+        return -1;
+    tp->log_every = (int)x;
+    if (cli_int(v, "seed", 0, INT64_MAX, &x))
+        return -1;
+    tp->seed = (uint64_t)x;
+    tp->prefetch = !cli_flag(v, "no-prefetch");
+    const char *aug = cli_str(v, "augment");
+    const char *ds = cli_str(v, "dataset");
+    if (strcmp(aug, "auto") == 0)
+        aug = strcmp(ds, "cifar10") == 0 ? "crop,flip" : "none";
+    if (strcmp(aug, "none") != 0) {
+        char buf[64];
+        snprintf(buf, sizeof buf, "%s", aug);
+        for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+            if (strcmp(tok, "crop") == 0) {
+                if (cli_int(v, "crop-pad", 1, 64, &x))
+                    return -1;
+                tp->aug.crop_pad = (int)x;
+            } else if (strcmp(tok, "flip") == 0) {
+                tp->aug.hflip = 1;
+            } else {
+                snprintf(v->err, sizeof v->err, "--augment: unknown augmentation '%s' (none, crop, flip)", tok);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* ---- progress output ---------------------------------------------------- */
+
+typedef struct {
+    int tty, quiet, log_every;
+    double last_draw;
+    int has_val;
+} progress;
+
+static void fmt_time(double s, char *buf, size_t cap)
+{
+    if (!(s >= 0) || s > 1e7)
+        s = 0;
+    int t = (int)(s + 0.5);
+    if (t >= 3600)
+        snprintf(buf, cap, "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60);
+    else
+        snprintf(buf, cap, "%d:%02d", t / 60, t % 60);
+}
+
+static void on_step(void *user, const ol_step_info *s)
+{
+    progress *p = user;
+    if (p->quiet)
+        return;
+    double frac = s->total_steps > 0 ? (double)s->step / (double)s->total_steps : 0.0;
+    double eta = frac > 0 ? s->elapsed * (1.0 - frac) / frac : 0.0;
+    char el[32], et[32];
+    fmt_time(s->elapsed, el, sizeof el);
+    fmt_time(eta, et, sizeof et);
+    if (p->tty) {
+        if (s->elapsed - p->last_draw < 0.1 && s->step != s->total_steps)
+            return;
+        p->last_draw = s->elapsed;
+        int width = 24, fill = (int)(frac * width + 0.5);
+        char bar[32];
+        for (int i = 0; i < width; i++)
+            bar[i] = i < fill ? '=' : (i == fill ? '>' : ' ');
+        bar[width] = '\0';
+        printf("\r\033[Kepoch %6.2f [%s] %5.1f%% step %lld/%lld  loss %.4f  acc %5.1f%%  lr %.3g  %5.0f img/s  %s<%s",
+               s->epoch, bar, 100.0 * frac, (long long)s->step, (long long)s->total_steps, s->loss, 100.0 * s->acc,
+               s->lr, s->samples_per_s, el, et);
+        fflush(stdout);
+    } else if (s->step % p->log_every == 0 || s->step == s->total_steps) {
+        printf("step %lld/%lld  epoch %.2f  loss %.4f  acc %.1f%%  lr %.4g  grad-norm %.3g  %.0f img/s  elapsed %s  "
+               "eta %s\n",
+               (long long)s->step, (long long)s->total_steps, s->epoch, s->loss, 100.0 * s->acc, s->lr, s->grad_norm,
+               s->samples_per_s, el, et);
+        fflush(stdout);
+    }
+}
+
+static void on_eval(void *user, const ol_eval_info *e)
+{
+    progress *p = user;
+    if (p->quiet)
+        return;
+    char el[32];
+    fmt_time(e->elapsed, el, sizeof el);
+    printf("%sepoch %.2f  train loss %.4f acc %.2f%%  %s loss %.4f acc %.2f%%  [%s]\n", p->tty ? "\r\033[K" : "",
+           e->epoch, e->train_loss, 100.0 * e->train_acc, p->has_val ? "val" : "test", e->test_loss,
+           100.0 * e->test_acc, el);
+    fflush(stdout);
+}
+
+static int write_config(const cli_values *v, const char *dir, char *err, size_t cap)
+{
+    char path[4096], tmp[4200];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        snprintf(err, cap, "cannot write %.900s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    int bad = cli_write_json(v, f) != 0;
+    bad |= fclose(f) != 0;
+    if (bad || rename(tmp, path) != 0) {
+        snprintf(err, cap, "cannot write %.900s: %s", path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+static const char *const train_usage =
+    "usage: optimlab train [options]\n"
+    "\n"
+    "Train a model and evaluate it on the test set every epoch. Writes OUT/metrics.jsonl\n"
+    "(one JSON object per logged step, evaluation and epoch, and a final summary) and\n"
+    "OUT/config.json (every option's effective value).\n"
+    "\n"
+    "example: optimlab train --model resnet20 --dataset fashion-mnist --epochs 10 --batch-size 128 \\\n"
+    "           --lr 0.1 --momentum 0.9 --nesterov --weight-decay 5e-4 --out runs/x";
+
+int cmd_train(int argc, char **argv)
+{
+    const cli_opt *const tables[] = {cli_model_opts, cli_data_opts, cli_optim_opts, cli_sched_opts,
+                                     cli_train_opts, cli_run_opts,  NULL};
+    cli_values v;
+    cli_init(&v, tables);
+    int help = 0, rc = OL_EXIT_OK;
+    ol_ctx *ctx = NULL;
+    ol_model *m = NULL;
+    ol_optim *opt = NULL;
+    cli_data data;
+    memset(&data, 0, sizeof data);
+    char err[1024] = "";
+
+    if (cli_parse(&v, argc, argv, 2, &help) != 0) {
+        rc = cli_fail(OL_EXIT_USAGE, v.err);
+        goto done;
+    }
+    if (help) {
+        cli_print_help(stdout, &v, train_usage);
+        goto done;
+    }
+    ol_model_params mp;
+    ol_optim_params op;
+    ol_train_params tp;
+    long long threads;
+    ol_backend be;
+    if (cli_build_model(&v, &mp) || cli_build_optim(&v, &op) || cli_build_train(&v, &tp) ||
+        cli_int(&v, "threads", 0, 1024, &threads)) {
+        rc = cli_fail(OL_EXIT_USAGE, v.err);
+        goto done;
+    }
+    if (ol_backend_from_name(cli_str(&v, "backend"), &be) < 0) {
+        snprintf(err, sizeof err, "--backend: unknown backend '%s' (auto, onednn, blas, ref)", cli_str(&v, "backend"));
+        rc = cli_fail(OL_EXIT_USAGE, err);
+        goto done;
+    }
+    ctx = ol_ctx_new((int)threads);
+    if (!ctx) {
+        rc = cli_fail(OL_EXIT_FAIL, "out of memory");
+        goto done;
+    }
+    if (ol_ctx_set_backend(ctx, be) < 0) {
+        rc = cli_fail_ctx(ctx, OL_EXIT_USAGE);
+        goto done;
+    }
+    if (cli_load_data(ctx, &v, &data, err, sizeof err) < 0) {
+        rc = cli_fail(OL_EXIT_USAGE, err);
+        goto done;
+    }
+    mp.in_c = data.train.c;
+    mp.in_h = data.train.h;
+    mp.in_w = data.train.w;
+    mp.num_classes = data.train.num_classes;
+    mp.max_batch = tp.batch_size;
+    int st = ol_model_create(ctx, &mp, &m);
+    if (st < 0) {
+        rc = cli_fail_ctx(ctx, cli_exit_for(st));
+        goto done;
+    }
+    int64_t spe = tp.drop_last ? data.train.n / tp.batch_size : (data.train.n + tp.batch_size - 1) / tp.batch_size;
+    if (spe < 1) {
+        snprintf(err, sizeof err, "--batch-size %d is larger than the %lld training samples with --drop-last",
+                 tp.batch_size, (long long)data.train.n);
+        rc = cli_fail(OL_EXIT_USAGE, err);
+        goto done;
+    }
+    int64_t total = tp.epochs > 0 ? spe * tp.epochs : tp.max_steps;
+    if (tp.max_steps > 0 && tp.max_steps < total)
+        total = tp.max_steps;
+    ol_sched_params sp;
+    if (cli_build_sched(&v, op.lr, spe, total, &sp)) {
+        rc = cli_fail(OL_EXIT_USAGE, v.err);
+        goto done;
+    }
+    st = ol_optim_create(ctx, &op, ol_model_paramset(m), &opt);
+    if (st < 0) {
+        rc = cli_fail_ctx(ctx, cli_exit_for(st));
+        goto done;
+    }
+    /* inputs are valid: only now create the run directory */
+    const char *out = cli_str(&v, "out");
+    tp.out_dir = *out ? out : NULL;
+    progress pr = {.tty = isatty(STDOUT_FILENO), .quiet = cli_flag(&v, "quiet"), .log_every = tp.log_every,
+                   .has_val = data.has_val};
+    if (!pr.quiet) {
+        char arch[64], kinfo[512];
+        ol_model_params_name(&mp, arch, sizeof arch);
+        ol_ctx_kernel_info(ctx, kinfo, sizeof kinfo);
+        printf("optimlab %s: %s (%zu parameters) on %s (%lld train / %lld %s, %dx%dx%d), %s lr %g, batch %d, "
+               "%lld steps, %d threads\n",
+               OL_VERSION_STRING, arch, ol_paramset_count(ol_model_paramset(m)), cli_str(&v, "dataset"),
+               (long long)data.train.n, (long long)data.test.n, data.has_val ? "val" : "test", mp.in_c, mp.in_h,
+               mp.in_w, ol_optim_name(op.type), op.lr, tp.batch_size, (long long)total, ol_ctx_threads(ctx));
+        printf("kernels: %s\n", kinfo);
+        fflush(stdout);
+    }
+    ol_train_hooks hooks = {on_step, on_eval, &pr};
+    ol_train_result res;
+    st = ol_train(ctx, &tp, m, opt, &sp, &data.train, &data.test, &hooks, &res);
+    if (pr.tty && !pr.quiet)
+        printf("\r\033[K");
+    if (st >= 0 && tp.out_dir && write_config(&v, tp.out_dir, err, sizeof err) < 0)
+        st = -1;
+    if (st < 0) {
+        if (*err && st == -1)
+            rc = cli_fail(OL_EXIT_FAIL, err);
+        else
+            rc = cli_fail_ctx(ctx, st == OL_ENONFINITE ? OL_EXIT_DIVERGED : cli_exit_for(st));
+        goto done;
+    }
+    double final_test = res.final_test_acc;
+    if (data.has_val) { /* the real test set, once, at x for Schedule-Free */
+        double tl, ta;
+        if (ol_optim_eval_mode(ctx, opt, ol_model_paramset(m)) < 0 ||
+            ol_evaluate(ctx, m, &data.real_test, tp.eval_batch_size > 0 ? tp.eval_batch_size : tp.batch_size, &tl,
+                        &ta) < 0) {
+            rc = cli_fail_ctx(ctx, OL_EXIT_FAIL);
+            goto done;
+        }
+        final_test = ta;
+    }
+    printf("done: %lld steps, %d epochs in %.1f s (%.0f img/s training); %s accuracy: final %.2f%%, best %.2f%% "
+           "(epoch %.2f)%s\n",
+           (long long)res.steps, res.epochs_done, res.elapsed, res.samples_per_s, data.has_val ? "val" : "test",
+           100.0 * res.final_test_acc, 100.0 * res.best_test_acc, res.best_epoch, "");
+    if (data.has_val)
+        printf("test accuracy (evaluated once, at the end): %.2f%%\n", 100.0 * final_test);
+    if (tp.out_dir)
+        printf("metrics: %s/metrics.jsonl\n", tp.out_dir);
+done:
+    ol_optim_free(opt);
+    ol_model_free(m);
+    cli_free_data(&data);
+    ol_ctx_free(ctx);
+    cli_free(&v);
+    return rc;
+}

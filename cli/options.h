@@ -1,0 +1,55 @@
+/* Command-line options: one table per command with names, defaults and help.
+ * The same table drives getopt_long, --help, config-file keys and the saved
+ * effective configuration. Values are kept as text and converted by typed
+ * getters that name the option in their error messages. */
+#ifndef OL_CLI_OPTIONS_H
+#define OL_CLI_OPTIONS_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+typedef enum { CLI_VALUE = 0, CLI_FLAG } cli_kind;
+
+typedef struct {
+    const char *name;    /* long option, without "--" */
+    cli_kind kind;       /* CLI_FLAG takes no argument */
+    const char *def;     /* default value as text ("" = unset); flags: "0" or "1" */
+    const char *metavar; /* shown in --help */
+    const char *group;   /* section in --help */
+    const char *help;
+} cli_opt;
+
+#define CLI_MAX_OPTS 192
+
+typedef struct {
+    const cli_opt *opts[CLI_MAX_OPTS];
+    int n;
+    char *val[CLI_MAX_OPTS]; /* current values (owned) */
+    int set[CLI_MAX_OPTS];   /* 1: from the command line, 2: from a config file */
+    char err[512];
+} cli_values;
+
+/* Collect tables (NULL-terminated list of arrays, each ending with {NULL}). */
+void cli_init(cli_values *v, const cli_opt *const *tables);
+void cli_free(cli_values *v);
+/* Parse argv[first..]; returns 0, or -1 with v->err set; *help set by --help. */
+int cli_parse(cli_values *v, int argc, char **argv, int first, int *help);
+void cli_print_help(FILE *f, const cli_values *v, const char *usage);
+
+int cli_find(const cli_values *v, const char *name);
+const char *cli_str(const cli_values *v, const char *name);
+int cli_is_set(const cli_values *v, const char *name);
+int cli_set(cli_values *v, const char *name, const char *value, int how); /* -1 for unknown */
+
+/* Typed getters: 0 on success, -1 with a one-line message in v->err. */
+int cli_int(cli_values *v, const char *name, long long lo, long long hi, long long *out);
+int cli_double(cli_values *v, const char *name, double lo, double hi, double *out);
+int cli_flag(const cli_values *v, const char *name);
+/* Comma-separated lists. */
+int cli_int_list(cli_values *v, const char *name, long long lo, long long hi, long long *out, int max, int *n);
+int cli_double_list(cli_values *v, const char *name, double lo, double hi, double *out, int max, int *n);
+
+/* Write all values as a JSON object (the effective configuration). */
+int cli_write_json(const cli_values *v, FILE *f);
+
+#endif

@@ -1,0 +1,95 @@
+/* Model and run options. */
+#include <string.h>
+
+#include "common.h"
+
+const cli_opt cli_model_opts[] = {
+    {"model", CLI_VALUE, "resnet20", "NAME", "Model",
+     "mlp, resnet20/32/44/56/110 (any 6n+2), plain20/... (no skips), resnet18 (torchvision)"},
+    {"width", CLI_VALUE, "1", "K", "Model", "width multiplier of CIFAR ResNets: 16K/32K/64K channels"},
+    {"no-skip", CLI_FLAG, "0", NULL, "Model", "build the ResNet without shortcut connections"},
+    {"shortcut", CLI_VALUE, "A", "A|B", "Model",
+     "ResNet shortcut: A = subsample + zero-pad channels, B = 1x1 conv + BN"},
+    {"widths", CLI_VALUE, "1024,1024", "W1,W2,...", "Model", "MLP hidden layer widths"},
+    {"init", CLI_VALUE, "pytorch", "NAME", "Model",
+     "pytorch, xavier-uniform, xavier-normal, kaiming-uniform, kaiming-normal"},
+    {"init-mode", CLI_VALUE, "fan_in", "fan_in|fan_out", "Model", "fan used by the kaiming schemes"},
+    {"zero-init-residual", CLI_FLAG, "0", NULL, "Model", "start the last BN of each residual block at gamma = 0"},
+    {"layout", CLI_VALUE, "auto", "NAME", "Model",
+     "activation layout: auto (blocked, 16 or 8 channels), plain (NCHW), blocked8, blocked16"},
+    {NULL, 0, NULL, NULL, NULL, NULL}};
+
+const cli_opt cli_run_opts[] = {
+    {"threads", CLI_VALUE, "0", "T", "Run", "compute threads (0 = all cores)"},
+    {"backend", CLI_VALUE, "auto", "NAME", "Run", "auto, onednn, blas (reference convolutions), ref (all reference)"},
+    {"seed", CLI_VALUE, "0", "S", "Run", "seed for initialisation, data order and augmentation"},
+    {NULL, 0, NULL, NULL, NULL, NULL}};
+
+int cli_build_model(cli_values *v, ol_model_params *mp)
+{
+    *mp = ol_model_default_params();
+    ol_ctx *tmp = ol_ctx_new(0);
+    if (!tmp) {
+        snprintf(v->err, sizeof v->err, "out of memory");
+        return -1;
+    }
+    int rc = ol_model_params_set_arch(tmp, mp, cli_str(v, "model"));
+    if (rc < 0)
+        snprintf(v->err, sizeof v->err, "--model: %s", ol_ctx_errmsg(tmp));
+    ol_ctx_free(tmp);
+    if (rc < 0)
+        return -1;
+    long long x;
+    if (cli_int(v, "width", 1, 64, &x))
+        return -1;
+    mp->width = (int)x;
+    if (cli_flag(v, "no-skip"))
+        mp->no_skip = 1;
+    const char *sc = cli_str(v, "shortcut");
+    if (strcmp(sc, "A") != 0 && strcmp(sc, "B") != 0 && strcmp(sc, "a") != 0 && strcmp(sc, "b") != 0) {
+        snprintf(v->err, sizeof v->err, "--shortcut: expected A or B, got '%s'", sc);
+        return -1;
+    }
+    mp->shortcut = (char)(sc[0] & ~0x20);
+    long long w[OL_MLP_MAX_LAYERS];
+    int n = 0;
+    if (cli_int_list(v, "widths", 1, 1 << 20, w, OL_MLP_MAX_LAYERS, &n))
+        return -1;
+    mp->nwidths = n;
+    for (int i = 0; i < n; i++)
+        mp->widths[i] = (int)w[i];
+    if (ol_init_from_name(cli_str(v, "init"), &mp->init) < 0) {
+        snprintf(v->err, sizeof v->err,
+                 "--init: unknown scheme '%s' (pytorch, xavier-uniform, xavier-normal, kaiming-uniform, "
+                 "kaiming-normal)",
+                 cli_str(v, "init"));
+        return -1;
+    }
+    const char *fm = cli_str(v, "init-mode");
+    if (strcmp(fm, "fan_in") == 0 || strcmp(fm, "fan-in") == 0)
+        mp->fan_mode = OL_FAN_IN;
+    else if (strcmp(fm, "fan_out") == 0 || strcmp(fm, "fan-out") == 0)
+        mp->fan_mode = OL_FAN_OUT;
+    else {
+        snprintf(v->err, sizeof v->err, "--init-mode: expected fan_in or fan_out, got '%s'", fm);
+        return -1;
+    }
+    mp->zero_init_residual = cli_flag(v, "zero-init-residual");
+    const char *lay = cli_str(v, "layout");
+    if (strcmp(lay, "auto") == 0)
+        mp->channel_block = 0;
+    else if (strcmp(lay, "plain") == 0)
+        mp->channel_block = 1;
+    else if (strcmp(lay, "blocked8") == 0)
+        mp->channel_block = 8;
+    else if (strcmp(lay, "blocked16") == 0)
+        mp->channel_block = 16;
+    else {
+        snprintf(v->err, sizeof v->err, "--layout: expected auto, plain, blocked8 or blocked16, got '%s'", lay);
+        return -1;
+    }
+    if (cli_int(v, "seed", 0, INT64_MAX, &x))
+        return -1;
+    mp->seed = (uint64_t)x;
+    return 0;
+}

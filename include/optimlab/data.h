@@ -1,0 +1,90 @@
+/* Datasets and the batch loader.
+ *
+ * Images are kept as uint8 [n][c][h][w] with int32 labels; batches are
+ * normalised float32 NCHW. Every random choice (shuffle order, crop offset,
+ * flip) is a hash of (seed, epoch, sample index), so an epoch can be replayed
+ * from any position and results do not depend on threads. */
+#ifndef OPTIMLAB_DATA_H
+#define OPTIMLAB_DATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "optimlab/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define OL_DATA_MAX_CHANNELS 4
+
+typedef struct {
+    char name[32];
+    int64_t n;
+    int c, h, w;
+    int num_classes;
+    uint8_t *images; /* [n][c][h][w] */
+    int32_t *labels; /* [n] */
+    float mean[OL_DATA_MAX_CHANNELS]; /* per-channel normalisation, in [0,1] pixel units */
+    float std[OL_DATA_MAX_CHANNELS];
+} ol_dataset;
+
+void ol_dataset_free(ol_dataset *d); /* frees the arrays; NULL-safe */
+
+/* IDX files (MNIST / Fashion-MNIST), gzip-compressed or raw. */
+int ol_dataset_load_idx(ol_ctx *ctx, const char *images_path, const char *labels_path, ol_dataset *out);
+/* dir holds {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]; train != 0 picks the training split. */
+int ol_dataset_load_mnist_dir(ol_ctx *ctx, const char *dir, int train, ol_dataset *out);
+/* CIFAR-10 binary version: dir holds data_batch_1..5.bin and test_batch.bin. */
+int ol_dataset_load_cifar10(ol_ctx *ctx, const char *dir, int train, ol_dataset *out);
+/* Synthetic classification data for tests and benchmarks: each class is a
+ * fixed random template plus noise. Deterministic in seed. */
+int ol_dataset_synthetic(ol_ctx *ctx, int64_t n, int c, int h, int w, int classes, uint64_t seed, ol_dataset *out);
+
+/* Keep the first n samples (n <= d->n). */
+int ol_dataset_truncate(ol_ctx *ctx, ol_dataset *d, int64_t n);
+/* Move a random (seeded) fraction of d into val; d keeps the rest, in order. */
+int ol_dataset_split(ol_ctx *ctx, ol_dataset *d, double val_fraction, uint64_t seed, ol_dataset *val);
+/* Per-channel mean and standard deviation of d's pixels (in [0,1] units). */
+void ol_dataset_compute_stats(const ol_dataset *d, float *mean, float *std);
+/* Set normalisation from another dataset (test uses the training statistics). */
+void ol_dataset_copy_stats(ol_dataset *dst, const ol_dataset *src);
+
+typedef struct {
+    int crop_pad;  /* random crop with this much zero padding (0 = off) */
+    int hflip;     /* random horizontal flip with p = 0.5 */
+} ol_augment;
+
+/* Fill x [n][c][h][w] and y [n] with samples idx[0..n), normalised and, when
+ * aug is non-NULL, augmented with randomness keyed by (seed, epoch, idx[i]). */
+void ol_dataset_fill(const ol_dataset *d, const int64_t *idx, int n, const ol_augment *aug, uint64_t seed,
+                     int64_t epoch, float *x, int32_t *y);
+
+typedef struct {
+    int shuffle;      /* new permutation every epoch */
+    int drop_last;    /* skip a final partial batch */
+    ol_augment aug;
+    uint64_t seed;
+    int prefetch;     /* assemble the next batch on a background thread */
+    int max_batch;    /* largest batch ever requested */
+} ol_loader_params;
+
+typedef struct ol_loader ol_loader;
+
+int ol_loader_create(ol_ctx *ctx, const ol_dataset *d, const ol_loader_params *lp, ol_loader **out);
+void ol_loader_free(ol_loader *l);
+/* Start epoch `epoch` at sample position pos (0 for a fresh epoch). */
+int ol_loader_start_epoch(ol_ctx *ctx, ol_loader *l, int64_t epoch, int64_t pos);
+/* Next batch of up to `batch` samples. Returns the number of samples (0 when
+ * the epoch is over) and points *x / *y at loader-owned buffers valid until
+ * the next call. */
+int ol_loader_next(ol_ctx *ctx, ol_loader *l, int batch, const float **x, const int32_t **y);
+/* Position in the current epoch (samples consumed). */
+int64_t ol_loader_position(const ol_loader *l);
+/* Number of batches of size `batch` in one epoch. */
+int64_t ol_loader_batches_per_epoch(const ol_loader *l, int batch);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,142 @@
+/* Optimizers over the flat parameter store.
+ *
+ * Intended usage:
+ *   ol_optim_params op = ol_optim_default_params(OL_OPT_ADAMW);
+ *   op.lr = 1e-3; op.weight_decay = 0.05;
+ *   ol_optim *o; ol_optim_create(ctx, &op, ps, &o);
+ *   each step: gradients in ps->grads, then
+ *     ol_optim_hyper h = {.lr = lr_t, .momentum = -1};   (momentum < 0: keep op.momentum / beta1)
+ *     ol_optim_step(ctx, o, ps, &h);
+ *   ol_optim_free(o);
+ * State lives in one float buffer per slot, the size of ps->params, so it is
+ * checkpointed, all-reduced or inspected like the parameters themselves. */
+#ifndef OPTIMLAB_OPTIM_H
+#define OPTIMLAB_OPTIM_H
+
+#include <stdint.h>
+
+#include "optimlab/core.h"
+#include "optimlab/params.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    OL_OPT_SGD = 0,  /* SGD, momentum, Nesterov (PyTorch semantics) */
+    OL_OPT_ADAM,
+    OL_OPT_ADAMW,
+    OL_OPT_ADAGRAD,
+    OL_OPT_RMSPROP,
+    OL_OPT_ADADELTA,
+    OL_OPT_NADAM,
+    OL_OPT_RADAM,
+    OL_OPT_LARS,     /* timm Lars */
+    OL_OPT_LAMB,     /* timm Lamb */
+    OL_OPT_LION,
+    OL_OPT_SFSGD,    /* Schedule-Free SGD */
+    OL_OPT_SFADAMW,  /* Schedule-Free AdamW */
+    OL_OPT_COUNT
+} ol_optim_type;
+
+const char *ol_optim_name(ol_optim_type t);
+/* Accepts the names above in lower case, plus aliases ("momentum", "nesterov",
+ * "fusedlamb", "sgd-schedulefree", "adamw-schedulefree", ...). An alias may
+ * also adjust params (e.g. "nesterov" sets momentum 0.9 and nesterov). */
+int ol_optim_from_name(const char *name, ol_optim_type *out);
+
+#define OL_OPTIM_MAX_SLOTS 4
+
+typedef struct {
+    ol_optim_type type;
+    double lr;
+    /* SGD family, LARS, RMSprop, Schedule-Free SGD */
+    double momentum;
+    double dampening;
+    int nesterov;
+    int maximize;
+    /* weight decay: coupled (L2 added to the gradient) unless decoupled is set;
+     * AdamW, Lion and LAMB are decoupled by definition */
+    double weight_decay;
+    int decoupled_wd;
+    /* Adam family, LAMB, Lion (beta1, beta2) */
+    double beta1, beta2, eps;
+    int amsgrad;
+    int eps_inside_sqrt; /* course-slide variant: sqrt(v_hat + eps) */
+    /* AdaGrad */
+    double lr_decay, initial_accumulator_value;
+    /* RMSprop */
+    double alpha;
+    int centered;
+    /* AdaDelta */
+    double rho;
+    /* NAdam */
+    double momentum_decay;
+    /* LARS / LAMB trust ratio */
+    double trust_coefficient;
+    int trust_clip;   /* clip the ratio at 1 (LARC clip mode) */
+    int always_adapt; /* adapt tensors that have no weight decay too */
+    /* LAMB */
+    int bias_correction;
+    int grad_averaging;
+    double max_grad_norm; /* LAMB's own global-norm clipping, 0 = off */
+    /* LARC wrapper around any optimizer (apex LARC) */
+    int larc;
+    int larc_clip; /* 1: clip mode, 0: scale mode */
+    double larc_trust_coefficient;
+    double larc_eps;
+    /* Schedule-Free */
+    int64_t warmup_steps;
+    double r;
+    double weight_lr_power;
+    /* parameter groups by tensor kind (weight / bias / norm) */
+    double lr_mult[OL_KIND_COUNT];
+    double wd_mult[OL_KIND_COUNT];   /* 0 excludes that kind from weight decay */
+    int adapt[OL_KIND_COUNT];        /* LARS/LAMB/LARC trust-ratio adaptation per kind */
+} ol_optim_params;
+
+/* PyTorch's (or the reference implementation's) defaults for the type. */
+ol_optim_params ol_optim_default_params(ol_optim_type t);
+/* Check ranges; returns OL_ERANGE / OL_EINVAL with a one-line message. */
+int ol_optim_validate(ol_ctx *ctx, const ol_optim_params *op);
+
+typedef struct {
+    double lr;       /* learning rate for this step (schedule applied) */
+    double momentum; /* < 0: use the configured momentum / beta1; else the schedule's value */
+} ol_optim_hyper;
+
+typedef struct ol_optim ol_optim;
+
+int ol_optim_create(ol_ctx *ctx, const ol_optim_params *op, const ol_paramset *ps, ol_optim **out);
+void ol_optim_free(ol_optim *o);
+int ol_optim_step(ol_ctx *ctx, ol_optim *o, ol_paramset *ps, const ol_optim_hyper *h);
+const ol_optim_params *ol_optim_get_params(const ol_optim *o);
+int64_t ol_optim_steps(const ol_optim *o);
+
+/* State slots for checkpoints: names ("momentum_buffer", "exp_avg", ...),
+ * buffers of ps->numel floats, plus a few scalars (step count, Schedule-Free
+ * weight sum). */
+int ol_optim_num_slots(const ol_optim *o);
+const char *ol_optim_slot_name(const ol_optim *o, int i);
+float *ol_optim_slot(ol_optim *o, int i);
+int ol_optim_num_scalars(const ol_optim *o);
+const char *ol_optim_scalar_name(const ol_optim *o, int i);
+double *ol_optim_scalar(ol_optim *o, int i);
+
+/* Schedule-Free optimizers keep two sequences: training runs at y, evaluation
+ * and checkpoints use x. These switch ps->params between them (no-ops for
+ * other optimizers). */
+int ol_optim_eval_mode(ol_ctx *ctx, ol_optim *o, ol_paramset *ps);
+int ol_optim_train_mode(ol_ctx *ctx, ol_optim *o, ol_paramset *ps);
+int ol_optim_is_eval_mode(const ol_optim *o);
+/* 1 when the optimizer keeps a separate evaluation sequence (Schedule-Free). */
+int ol_optim_has_eval_mode(const ol_optim *o);
+
+/* Scale all gradients so that their global L2 norm is at most max_norm
+ * (torch.nn.utils.clip_grad_norm_). Returns the norm before clipping. */
+double ol_clip_grad_norm(ol_paramset *ps, double max_norm);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,137 @@
+/* Learning-rate (and momentum) schedules: pure functions of the step.
+ *
+ * A schedule is parsed once into ol_sched_params; ol_sched_lr(s, t) is the
+ * learning rate of optimizer step t (t = 0 for the first step), with no state.
+ * Parameters given in epochs are converted with steps_per_epoch. With
+ * per_epoch set, the value changes only at epoch boundaries (PyTorch's
+ * scheduler.step() once per epoch). */
+#ifndef OPTIMLAB_SCHED_H
+#define OPTIMLAB_SCHED_H
+
+#include <stdint.h>
+
+#include "optimlab/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    OL_SCHED_CONSTANT = 0,
+    OL_SCHED_STEP,        /* lr * gamma^floor(t / step_size) */
+    OL_SCHED_MULTISTEP,   /* lr * gamma^(number of milestones passed) */
+    OL_SCHED_EXPONENTIAL, /* lr * gamma^t */
+    OL_SCHED_POLYNOMIAL,  /* lr * (1 - t/total)^power */
+    OL_SCHED_LINEAR,      /* lr * (start_factor -> end_factor over total_iters) */
+    OL_SCHED_COSINE,      /* eta_min + (lr - eta_min)(1 + cos(pi t / t_max)) / 2 */
+    OL_SCHED_COSINE_RESTARTS, /* SGDR: t_0, t_mult */
+    OL_SCHED_CYCLIC,      /* Smith 2017: triangular, triangular2, exp_range */
+    OL_SCHED_ONECYCLE,    /* Smith 2018 */
+    OL_SCHED_WSD,         /* warmup-stable-decay */
+    OL_SCHED_COUNT
+} ol_sched_type;
+
+typedef enum { OL_CYCLIC_TRIANGULAR = 0, OL_CYCLIC_TRIANGULAR2, OL_CYCLIC_EXP_RANGE } ol_cyclic_mode;
+
+#define OL_SCHED_MAX_MILESTONES 32
+
+typedef struct {
+    ol_sched_type type;
+    double base_lr;          /* the optimizer's lr: initial or peak value */
+    int64_t total_steps;     /* length of training in optimizer steps */
+    int64_t steps_per_epoch; /* for parameters given in epochs */
+    int per_epoch;           /* change only at epoch boundaries */
+
+    /* step / multistep / exponential */
+    int64_t step_size; /* steps */
+    double gamma;
+    int64_t milestones[OL_SCHED_MAX_MILESTONES]; /* steps */
+    int nmilestones;
+    /* polynomial / linear */
+    double power;
+    double start_factor, end_factor;
+    int64_t total_iters; /* 0: total_steps */
+    /* cosine (and its floor for WSD / warmup+cosine) */
+    int64_t t_max;    /* 0: total_steps - warmup */
+    double eta_min;   /* absolute floor */
+    double min_lr_ratio; /* floor as a fraction of base_lr (used when > 0) */
+    /* warm restarts */
+    int64_t t_0;
+    int t_mult;
+    /* cyclic */
+    double max_lr;
+    int64_t step_size_up, step_size_down;
+    ol_cyclic_mode cyclic_mode;
+    double cyclic_gamma;
+    /* one-cycle */
+    double pct_start;
+    double div_factor, final_div_factor;
+    int anneal_linear; /* 0: cosine annealing */
+    int three_phase;
+    /* momentum cycling (cyclic / one-cycle): inverse to the lr */
+    int cycle_momentum;
+    double base_momentum, max_momentum;
+    /* warm-up in front of any schedule */
+    int64_t warmup_steps;
+    int warmup_exponential; /* 0: linear */
+    double warmup_start_factor;
+    /* warmup-stable-decay: fraction of training spent decaying */
+    double decay_frac;
+} ol_sched_params;
+
+const char *ol_sched_name(ol_sched_type t);
+int ol_sched_from_name(const char *name, ol_sched_type *out);
+ol_sched_params ol_sched_default_params(ol_sched_type t);
+/* Check the parameters against each other (warm-up longer than training,
+ * max_lr below base_lr, ...); one-line message on error. */
+int ol_sched_validate(ol_ctx *ctx, const ol_sched_params *s);
+
+/* Learning rate of step t (0-based). */
+double ol_sched_lr(const ol_sched_params *s, int64_t t);
+/* Momentum (or Adam beta1) of step t, or -1 when the schedule does not cycle it. */
+double ol_sched_momentum(const ol_sched_params *s, int64_t t);
+
+/* ---- batch-size schedules and large-batch learning-rate scaling ---------- */
+
+typedef enum {
+    OL_BATCH_CONSTANT = 0,
+    OL_BATCH_MILESTONES, /* multiply the batch by factor at each milestone (Smith et al. 2018) */
+    OL_BATCH_RAMP,       /* linear ramp of the global batch over the first ramp_samples samples (BLOOM) */
+    OL_BATCH_COUNT
+} ol_batch_sched_type;
+
+typedef struct {
+    ol_batch_sched_type type;
+    int64_t batch;      /* starting (or constant) global batch */
+    int64_t max_batch;  /* upper bound (milestones, ramp end) */
+    int64_t milestones[OL_SCHED_MAX_MILESTONES]; /* in optimizer steps */
+    int nmilestones;
+    double factor;          /* batch multiplier at each milestone */
+    int64_t ramp_samples;   /* ramp length in samples */
+    int64_t ramp_increment; /* the ramp moves in steps of this many samples (BLOOM: 16) */
+} ol_batch_sched_params;
+
+const char *ol_batch_sched_name(ol_batch_sched_type t);
+int ol_batch_sched_from_name(const char *name, ol_batch_sched_type *out);
+ol_batch_sched_params ol_batch_sched_default_params(ol_batch_sched_type t);
+int ol_batch_sched_validate(ol_ctx *ctx, const ol_batch_sched_params *b);
+/* Global batch of optimizer step t, given the samples consumed before it. */
+int64_t ol_batch_sched_batch(const ol_batch_sched_params *b, int64_t t, int64_t samples_before);
+
+typedef enum {
+    OL_LR_SCALING_NONE = 0,
+    OL_LR_SCALING_LINEAR,           /* lr * B / B0 (Goyal et al. 2017) */
+    OL_LR_SCALING_SQRT,             /* lr * sqrt(B / B0) */
+    OL_LR_SCALING_LINEAR_THEN_SQRT, /* linear up to B0 * knee, square root beyond */
+    OL_LR_SCALING_COUNT
+} ol_lr_scaling;
+
+const char *ol_lr_scaling_name(ol_lr_scaling r);
+int ol_lr_scaling_from_name(const char *name, ol_lr_scaling *out);
+/* Multiplier of the learning rate for global batch B against base batch B0. */
+double ol_lr_scale(ol_lr_scaling rule, double batch, double base_batch, double knee);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,92 @@
+/* The training loop: any model, any optimizer, any schedule.
+ *
+ * ol_train runs epochs (or a step budget) over the training set, evaluates on
+ * the test set every epoch (or several times per epoch), writes
+ * OUT/metrics.jsonl when out_dir is set, and reports progress through hooks.
+ * Same seed and same thread count give bitwise-identical losses, accuracies
+ * and parameters. */
+#ifndef OPTIMLAB_TRAIN_H
+#define OPTIMLAB_TRAIN_H
+
+#include <stdint.h>
+
+#include "optimlab/core.h"
+#include "optimlab/data.h"
+#include "optimlab/model.h"
+#include "optimlab/optim.h"
+#include "optimlab/sched.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    int epochs;             /* 0 with max_steps > 0: train by steps only */
+    int64_t max_steps;      /* stop after this many optimizer steps (0 = no limit) */
+    int batch_size;
+    int eval_batch_size;    /* 0: batch_size */
+    int evals_per_epoch;    /* >= 1 */
+    int log_every;          /* steps between step records (0: 50) */
+    float label_smoothing;
+    double clip_grad_norm;  /* 0 = off */
+    int drop_last;
+    ol_augment aug;
+    uint64_t seed;
+    const char *out_dir;    /* NULL: no files */
+    int prefetch;
+    int bn_recompute_batches; /* Schedule-Free: batches used to recompute BN statistics at x (0: 50) */
+} ol_train_params;
+
+ol_train_params ol_train_default_params(void);
+
+typedef struct {
+    int64_t step;      /* optimizer steps done */
+    double epoch;      /* fractional epoch */
+    int64_t total_steps;
+    double lr, momentum;
+    double loss, acc;  /* of this step's batch */
+    double grad_norm;
+    double samples_per_s; /* over the last logging window, evaluation excluded */
+    double elapsed;
+    int batch;
+} ol_step_info;
+
+typedef struct {
+    int64_t step;
+    double epoch;
+    int end_of_epoch;
+    double train_loss, train_acc; /* running means since the start of the epoch */
+    double test_loss, test_acc;
+    double elapsed;
+} ol_eval_info;
+
+typedef struct {
+    void (*on_step)(void *user, const ol_step_info *s); /* every step */
+    void (*on_eval)(void *user, const ol_eval_info *e);
+    void *user;
+} ol_train_hooks;
+
+typedef struct {
+    int64_t steps;
+    int epochs_done;
+    double best_test_acc, best_epoch;
+    double final_test_acc, final_test_loss;
+    double final_train_loss, final_train_acc;
+    double elapsed, train_time, eval_time;
+    double samples_per_s; /* training throughput, evaluation excluded */
+} ol_train_result;
+
+int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt, const ol_sched_params *sched,
+             const ol_dataset *train, const ol_dataset *test, const ol_train_hooks *hooks, ol_train_result *res);
+
+/* Mean loss and accuracy of m on d (BatchNorm in eval mode). */
+int ol_evaluate(ol_ctx *ctx, ol_model *m, const ol_dataset *d, int batch, double *loss, double *acc);
+
+/* Recompute BatchNorm running statistics with `batches` forward passes over
+ * training batches (cumulative average, as timm/schedule_free's BN update). */
+int ol_recompute_bn_stats(ol_ctx *ctx, ol_model *m, const ol_dataset *d, int batch, int batches, uint64_t seed);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,309 @@
+/* Dataset readers: IDX (MNIST, Fashion-MNIST; gzip or raw), CIFAR-10 binary,
+ * and synthetic data. Every header field is validated against the bytes that
+ * are really there; errors name the file and what is wrong. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zlib.h>
+
+#include "core/internal.h"
+#include "core/rng.h"
+#include "optimlab/data.h"
+
+#define OL__MAX_FILE_BYTES ((size_t)4 << 30)
+
+void ol_dataset_free(ol_dataset *d)
+{
+    if (!d)
+        return;
+    free(d->images);
+    free(d->labels);
+    d->images = NULL;
+    d->labels = NULL;
+    d->n = 0;
+}
+
+static int file_missing(ol_ctx *ctx, const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return ol__err(ctx, OL_ENOENT, "%s: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return ol__err(ctx, OL_EIO, "%s: not a regular file", path);
+    return OL_OK;
+}
+
+/* Read a whole file through zlib (which passes raw files through unchanged). */
+static int slurp(ol_ctx *ctx, const char *path, uint8_t **out, size_t *len)
+{
+    *out = NULL;
+    *len = 0;
+    OL__TRY(file_missing(ctx, path));
+    gzFile f = gzopen(path, "rb");
+    if (!f)
+        return ol__err(ctx, OL_EIO, "%s: cannot open: %s", path, strerror(errno));
+    size_t cap = 1 << 20, n = 0;
+    uint8_t *buf = malloc(cap);
+    if (!buf) {
+        gzclose(f);
+        return ol__err(ctx, OL_ENOMEM, "%s: out of memory", path);
+    }
+    for (;;) {
+        if (n == cap) {
+            if (cap >= OL__MAX_FILE_BYTES) {
+                free(buf);
+                gzclose(f);
+                return ol__err(ctx, OL_EFORMAT, "%s: larger than %zu bytes", path, OL__MAX_FILE_BYTES);
+            }
+            uint8_t *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                gzclose(f);
+                return ol__err(ctx, OL_ENOMEM, "%s: out of memory", path);
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        unsigned want = (unsigned)((cap - n) < (1u << 30) ? (cap - n) : (1u << 30));
+        int got = gzread(f, buf + n, want);
+        if (got < 0) {
+            int zerr = 0;
+            const char *msg = gzerror(f, &zerr);
+            int rc = ol__err(ctx, OL_EFORMAT, "%s: corrupt compressed data (%s)", path,
+                             zerr == Z_ERRNO ? strerror(errno) : msg);
+            free(buf);
+            gzclose(f);
+            return rc;
+        }
+        if (got == 0)
+            break;
+        n += (size_t)got;
+    }
+    /* gzread stops quietly at a truncated gzip stream; gzclose reports it */
+    int zerr = 0;
+    gzerror(f, &zerr);
+    int closed = gzclose(f);
+    if (zerr == Z_BUF_ERROR || closed == Z_BUF_ERROR) {
+        free(buf);
+        return ol__err(ctx, OL_EFORMAT, "%s: truncated compressed data", path);
+    }
+    *out = buf;
+    *len = n;
+    return OL_OK;
+}
+
+static uint32_t be32(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | (uint32_t)p[3];
+}
+
+/* Parse an IDX buffer of unsigned bytes with ndims dimensions. */
+static int parse_idx(ol_ctx *ctx, const char *path, const uint8_t *buf, size_t len, int want_dims, uint32_t *dims,
+                     const uint8_t **data)
+{
+    if (len < 4)
+        return ol__err(ctx, OL_EFORMAT, "%s: too short for an IDX header (%zu bytes)", path, len);
+    if (buf[0] != 0 || buf[1] != 0)
+        return ol__err(ctx, OL_EFORMAT, "%s: not an IDX file (bad magic %02x%02x%02x%02x)", path, buf[0], buf[1],
+                       buf[2], buf[3]);
+    if (buf[2] != 0x08)
+        return ol__err(ctx, OL_EFORMAT, "%s: IDX element type 0x%02x is not unsigned byte (0x08)", path, buf[2]);
+    if (buf[3] != want_dims)
+        return ol__err(ctx, OL_EFORMAT, "%s: IDX has %d dimensions, expected %d", path, buf[3], want_dims);
+    size_t hdr = 4 + 4 * (size_t)want_dims;
+    if (len < hdr)
+        return ol__err(ctx, OL_EFORMAT, "%s: truncated IDX header", path);
+    size_t total = 1;
+    for (int i = 0; i < want_dims; i++) {
+        dims[i] = be32(buf + 4 + 4 * i);
+        if (dims[i] == 0)
+            return ol__err(ctx, OL_EFORMAT, "%s: IDX dimension %d is 0", path, i);
+        if (total > OL__MAX_FILE_BYTES / dims[i])
+            return ol__err(ctx, OL_EFORMAT, "%s: IDX dimensions are implausibly large", path);
+        total *= dims[i];
+    }
+    if (len - hdr < total)
+        return ol__err(ctx, OL_EFORMAT, "%s: truncated: header promises %zu bytes of data, file has %zu", path, total,
+                       len - hdr);
+    if (len - hdr > total)
+        return ol__err(ctx, OL_EFORMAT, "%s: %zu unexpected bytes after the data", path, len - hdr - total);
+    *data = buf + hdr;
+    return OL_OK;
+}
+
+int ol_dataset_load_idx(ol_ctx *ctx, const char *images_path, const char *labels_path, ol_dataset *out)
+{
+    memset(out, 0, sizeof *out);
+    uint8_t *ib = NULL, *lb = NULL;
+    size_t il = 0, ll = 0;
+    int rc = slurp(ctx, images_path, &ib, &il);
+    if (rc >= 0)
+        rc = slurp(ctx, labels_path, &lb, &ll);
+    uint32_t idims[3] = {0}, ldims[1] = {0};
+    const uint8_t *idata = NULL, *ldata = NULL;
+    if (rc >= 0)
+        rc = parse_idx(ctx, images_path, ib, il, 3, idims, &idata);
+    if (rc >= 0)
+        rc = parse_idx(ctx, labels_path, lb, ll, 1, ldims, &ldata);
+    if (rc >= 0 && idims[0] != ldims[0])
+        rc = ol__err(ctx, OL_EFORMAT, "%s has %u images but %s has %u labels", images_path, idims[0], labels_path,
+                     ldims[0]);
+    if (rc >= 0 && (idims[1] > 4096 || idims[2] > 4096))
+        rc = ol__err(ctx, OL_EFORMAT, "%s: image size %ux%u is implausible", images_path, idims[1], idims[2]);
+    int maxl = 0;
+    if (rc >= 0) {
+        for (uint32_t i = 0; i < ldims[0]; i++)
+            if (ldata[i] > maxl)
+                maxl = ldata[i];
+        if (maxl >= 100)
+            rc = ol__err(ctx, OL_EFORMAT, "%s: label %d is out of range (at most 100 classes)", labels_path, maxl);
+    }
+    if (rc >= 0) {
+        size_t npix = (size_t)idims[0] * idims[1] * idims[2];
+        out->images = malloc(npix);
+        out->labels = malloc((size_t)ldims[0] * sizeof(int32_t));
+        if (!out->images || !out->labels) {
+            ol_dataset_free(out);
+            rc = ol__err(ctx, OL_ENOMEM, "out of memory loading %s", images_path);
+        } else {
+            memcpy(out->images, idata, npix);
+            for (uint32_t i = 0; i < ldims[0]; i++)
+                out->labels[i] = ldata[i];
+            out->n = idims[0];
+            out->c = 1;
+            out->h = (int)idims[1];
+            out->w = (int)idims[2];
+            out->num_classes = maxl < 9 ? 10 : maxl + 1;
+            snprintf(out->name, sizeof out->name, "idx");
+            ol_dataset_compute_stats(out, out->mean, out->std);
+        }
+    }
+    free(ib);
+    free(lb);
+    return rc;
+}
+
+static int exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+int ol_dataset_load_mnist_dir(ol_ctx *ctx, const char *dir, int train, ol_dataset *out)
+{
+    memset(out, 0, sizeof *out);
+    struct stat st;
+    if (stat(dir, &st) != 0)
+        return ol__err(ctx, OL_ENOENT, "data directory %s: %s", dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return ol__err(ctx, OL_ENOENT, "data directory %s is not a directory", dir);
+    const char *pre = train ? "train" : "t10k";
+    char ip[4096], lp[4096];
+    snprintf(ip, sizeof ip, "%s/%s-images-idx3-ubyte.gz", dir, pre);
+    if (!exists(ip))
+        snprintf(ip, sizeof ip, "%s/%s-images-idx3-ubyte", dir, pre);
+    snprintf(lp, sizeof lp, "%s/%s-labels-idx1-ubyte.gz", dir, pre);
+    if (!exists(lp))
+        snprintf(lp, sizeof lp, "%s/%s-labels-idx1-ubyte", dir, pre);
+    if (!exists(ip))
+        return ol__err(ctx, OL_ENOENT, "%s: no %s-images-idx3-ubyte[.gz] (is dataset-fashion-mnist installed?)", dir,
+                       pre);
+    if (!exists(lp))
+        return ol__err(ctx, OL_ENOENT, "%s: no %s-labels-idx1-ubyte[.gz]", dir, pre);
+    return ol_dataset_load_idx(ctx, ip, lp, out);
+}
+
+int ol_dataset_load_cifar10(ol_ctx *ctx, const char *dir, int train, ol_dataset *out)
+{
+    memset(out, 0, sizeof *out);
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return ol__err(ctx, OL_ENOENT, "data directory %s: %s", dir, stat(dir, &st) ? strerror(errno) : "not a directory");
+    const int nfiles = train ? 5 : 1;
+    const size_t rec = 1 + 3 * 32 * 32;
+    uint8_t *bufs[5] = {0};
+    size_t lens[5] = {0}, total = 0;
+    int rc = OL_OK;
+    char path[4096];
+    for (int f = 0; f < nfiles && rc >= 0; f++) {
+        if (train)
+            snprintf(path, sizeof path, "%s/data_batch_%d.bin", dir, f + 1);
+        else
+            snprintf(path, sizeof path, "%s/test_batch.bin", dir);
+        rc = slurp(ctx, path, &bufs[f], &lens[f]);
+        if (rc >= 0 && (lens[f] == 0 || lens[f] % rec != 0))
+            rc = ol__err(ctx, OL_EFORMAT, "%s: %zu bytes is not a whole number of %zu-byte CIFAR-10 records", path,
+                         lens[f], rec);
+        for (size_t r = 0; rc >= 0 && r < lens[f] / rec; r++)
+            if (bufs[f][r * rec] > 9)
+                rc = ol__err(ctx, OL_EFORMAT, "%s: record %zu has label %d (CIFAR-10 labels are 0..9)", path, r,
+                             bufs[f][r * rec]);
+        total += lens[f] / rec;
+    }
+    if (rc >= 0) {
+        out->images = malloc(total * (rec - 1));
+        out->labels = malloc(total * sizeof(int32_t));
+        if (!out->images || !out->labels) {
+            ol_dataset_free(out);
+            rc = ol__err(ctx, OL_ENOMEM, "out of memory loading CIFAR-10");
+        }
+    }
+    if (rc >= 0) {
+        size_t k = 0;
+        for (int f = 0; f < nfiles; f++)
+            for (size_t r = 0; r < lens[f] / rec; r++, k++) {
+                out->labels[k] = bufs[f][r * rec];
+                memcpy(out->images + k * (rec - 1), bufs[f] + r * rec + 1, rec - 1);
+            }
+        out->n = (int64_t)total;
+        out->c = 3;
+        out->h = out->w = 32;
+        out->num_classes = 10;
+        snprintf(out->name, sizeof out->name, "cifar10");
+        ol_dataset_compute_stats(out, out->mean, out->std);
+    }
+    for (int f = 0; f < 5; f++)
+        free(bufs[f]);
+    return rc;
+}
+
+int ol_dataset_synthetic(ol_ctx *ctx, int64_t n, int c, int h, int w, int classes, uint64_t seed, ol_dataset *out)
+{
+    memset(out, 0, sizeof *out);
+    if (n <= 0 || c <= 0 || c > OL_DATA_MAX_CHANNELS || h <= 0 || w <= 0 || classes < 2 || classes > 100)
+        return ol__err(ctx, OL_EINVAL, "synthetic dataset: invalid shape n=%lld %dx%dx%d classes=%d", (long long)n, c,
+                       h, w, classes);
+    size_t per = (size_t)c * h * w;
+    uint8_t *tmpl = malloc(per * (size_t)classes);
+    out->images = malloc(per * (size_t)n);
+    out->labels = malloc((size_t)n * sizeof(int32_t));
+    if (!tmpl || !out->images || !out->labels) {
+        free(tmpl);
+        ol_dataset_free(out);
+        return ol__err(ctx, OL_ENOMEM, "out of memory for the synthetic dataset");
+    }
+    ol__rng r;
+    ol__rng_seed(&r, seed, OL__RNG_DATA, 0);
+    for (size_t i = 0; i < per * (size_t)classes; i++)
+        tmpl[i] = (uint8_t)(64 + ol__rng_below(&r, 128));
+    for (int64_t i = 0; i < n; i++) {
+        ol__rng_seed(&r, seed, OL__RNG_DATA, (uint64_t)i + 1);
+        int lab = (int)ol__rng_below(&r, (uint32_t)classes);
+        out->labels[i] = lab;
+        for (size_t j = 0; j < per; j++) {
+            double v = tmpl[(size_t)lab * per + j] + 40.0 * ol__rng_normal(&r);
+            out->images[(size_t)i * per + j] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+        }
+    }
+    free(tmpl);
+    out->n = n;
+    out->c = c;
+    out->h = h;
+    out->w = w;
+    out->num_classes = classes;
+    snprintf(out->name, sizeof out->name, "synthetic");
+    ol_dataset_compute_stats(out, out->mean, out->std);
+    return OL_OK;
+}
