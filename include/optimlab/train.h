@@ -35,6 +35,8 @@ typedef struct {
     const char *out_dir;    /* NULL: no files */
     int prefetch;
     int bn_recompute_batches; /* Schedule-Free: batches used to recompute BN statistics at x (0: 50) */
+    int micro_batch_size;   /* gradient accumulation: forward/backward in pieces of this size (0: whole batch) */
+    int freeze_bn;          /* BatchNorm uses and keeps its running statistics while training */
 } ol_train_params;
 
 ol_train_params ol_train_default_params(void);
@@ -75,6 +77,21 @@ typedef struct {
     double elapsed, train_time, eval_time;
     double samples_per_s; /* training throughput, evaluation excluded */
 } ol_train_result;
+
+typedef struct {
+    double loss_sum; /* summed over the batch */
+    int correct;
+    double grad_norm; /* before clipping */
+} ol_step_result;
+
+/* One optimizer step on the batch x[0..n): forward and backward in micro-batches
+ * of tp->micro_batch_size, gradients accumulated with the loss scaled by 1/n
+ * (so any micro-batch size gives the gradient of the mean loss over the whole
+ * batch, up to float rounding), gradient clipping, then the update. With
+ * BatchNorm in train mode, statistics are per micro-batch. Returns
+ * OL_ENONFINITE (parameters untouched) when the loss is not finite. */
+int ol_train_step(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt, const float *x,
+                  const int32_t *y, int n, const ol_optim_hyper *h, ol_step_result *out);
 
 int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt, const ol_sched_params *sched,
              const ol_dataset *train, const ol_dataset *test, const ol_train_hooks *hooks, ol_train_result *res);

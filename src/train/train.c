@@ -131,6 +131,35 @@ static int mkdir_p(ol_ctx *ctx, const char *dir)
     return OL_OK;
 }
 
+int ol_train_step(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt, const float *x,
+                  const int32_t *y, int n, const ol_optim_hyper *h, ol_step_result *out)
+{
+    memset(out, 0, sizeof *out);
+    if (n <= 0)
+        return ol__err(ctx, OL_EINVAL, "empty batch");
+    const ol_model_params *mp = ol_model_get_params(m);
+    const size_t per = (size_t)mp->in_c * mp->in_h * mp->in_w;
+    const int mb = tp->micro_batch_size > 0 && tp->micro_batch_size < n ? tp->micro_batch_size : n;
+    ol_paramset *ps = ol_model_paramset(m);
+    ol_paramset_zero_grads(ps);
+    for (int lo = 0; lo < n; lo += mb) {
+        int k = n - lo < mb ? n - lo : mb;
+        double l = 0.0;
+        int c = 0;
+        OL__TRY(ol_model_forward(ctx, m, x + (size_t)lo * per, k, !tp->freeze_bn));
+        OL__TRY(ol_model_loss(ctx, m, y + lo, k, tp->label_smoothing, 1.0f / (float)n, &l, &c));
+        out->loss_sum += l;
+        out->correct += c;
+        if (!isfinite(l))
+            return ol__err(ctx, OL_ENONFINITE, "loss is %g", l);
+        OL__TRY(ol_model_backward(ctx, m));
+    }
+    out->grad_norm = ol_clip_grad_norm(ps, tp->clip_grad_norm);
+    if (!isfinite(out->grad_norm))
+        return ol__err(ctx, OL_ENONFINITE, "gradient norm is %g", out->grad_norm);
+    return ol_optim_step(ctx, opt, ps, h);
+}
+
 typedef struct {
     FILE *f;
     ol__jw w;
@@ -202,7 +231,11 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
         return ol__err(ctx, OL_ESHAPE, "data has %d classes, the model %d", train->num_classes,
                        ol_model_num_classes(m));
     OL__TRY(ol_sched_validate(ctx, sched));
-    OL__TRY(ol_model_reserve(ctx, m, tp->batch_size));
+    if (tp->micro_batch_size < 0)
+        return ol__err(ctx, OL_EINVAL, "micro-batch size must be >= 0, got %d", tp->micro_batch_size);
+    OL__TRY(ol_model_reserve(ctx, m, tp->micro_batch_size > 0 && tp->micro_batch_size < tp->batch_size
+                                          ? tp->micro_batch_size
+                                          : tp->batch_size));
 
     metrics mt = {0};
     if (tp->out_dir) {
@@ -221,7 +254,6 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
                            .max_batch = tp->batch_size};
     ol_loader *loader = NULL;
     int rc = ol_loader_create(ctx, train, &lp, &loader);
-    ol_paramset *ps = ol_model_paramset(m);
     const int64_t per_epoch = rc >= 0 ? ol_loader_batches_per_epoch(loader, tp->batch_size) : 1;
     int64_t total = tp->epochs > 0 ? per_epoch * tp->epochs : tp->max_steps;
     if (tp->max_steps > 0 && tp->max_steps < total)
@@ -250,22 +282,17 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
                 break;
             }
             double lr = ol_sched_lr(sched, step), mom = ol_sched_momentum(sched, step);
-            ol_paramset_zero_grads(ps);
-            double loss = 0.0, gnorm = 0.0;
-            int correct = 0;
-            rc = ol_model_forward(ctx, m, x, n, 1);
-            if (rc >= 0)
-                rc = ol_model_loss(ctx, m, y, n, tp->label_smoothing, 1.0f / (float)n, &loss, &correct);
-            if (rc >= 0 && !isfinite(loss))
-                rc = ol__err(ctx, OL_ENONFINITE, "training diverged at step %lld: loss is %g (lower the learning rate)",
-                             (long long)step, loss);
-            if (rc >= 0)
-                rc = ol_model_backward(ctx, m);
-            if (rc >= 0) {
-                gnorm = ol_clip_grad_norm(ps, tp->clip_grad_norm);
-                ol_optim_hyper h = {.lr = lr, .momentum = mom};
-                rc = ol_optim_step(ctx, opt, ps, &h);
+            ol_optim_hyper h = {.lr = lr, .momentum = mom};
+            ol_step_result sr;
+            rc = ol_train_step(ctx, tp, m, opt, x, y, n, &h, &sr);
+            if (rc == OL_ENONFINITE) {
+                char why[256];
+                snprintf(why, sizeof why, "%s", ol_ctx_errmsg(ctx));
+                rc = ol__err(ctx, OL_ENONFINITE, "training diverged at step %lld: %s (lower the learning rate)",
+                             (long long)step + 1, why);
             }
+            double loss = sr.loss_sum, gnorm = sr.grad_norm;
+            int correct = sr.correct;
             if (rc < 0)
                 break;
             double dt = ol__now() - t0;
