@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <jansson.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -19,7 +21,23 @@ const cli_opt cli_train_opts[] = {
     {"drop-last", CLI_FLAG, "0", NULL, "Training", "skip the final partial batch of each epoch"},
     {"bn-recompute-batches", CLI_VALUE, "50", "N", "Training",
      "Schedule-Free: training batches used to recompute BatchNorm statistics at x before evaluation"},
-    {"out", CLI_VALUE, "runs/latest", "DIR", "Output", "run directory: metrics.jsonl, config.json"},
+    {"out", CLI_VALUE, "runs/latest", "DIR", "Output",
+     "run directory: metrics.jsonl, config.json, checkpoints ckpt-<step>.safetensors"},
+    {"checkpoint-every", CLI_VALUE, "1e", "N|Ne", "Checkpoints",
+     "write a checkpoint every N steps, or every N epochs with a trailing e (0 = only at the end)"},
+    {"keep-last", CLI_VALUE, "3", "K", "Checkpoints", "keep the newest K checkpoints (0 = all)"},
+    {"resume", CLI_VALUE, "", "DIR", "Checkpoints",
+     "continue the run in DIR from its newest valid checkpoint, with its configuration (flags given here override)"},
+    {"init-from", CLI_VALUE, "", "FILE", "Checkpoints",
+     "start from the weights in a safetensors file (optimlab export, or a PyTorch state_dict)"},
+    {"time-limit", CLI_VALUE, "", "HH:MM:SS", "Checkpoints",
+     "checkpoint and stop (exit status 4) before this much wall time has passed"},
+    {"stop-after", CLI_VALUE, "0", "N", "Checkpoints",
+     "simulate a preemption: checkpoint and stop (exit status 4) after N steps, the schedule unchanged"},
+    {"max-bad-steps", CLI_VALUE, "0", "K", "Checkpoints",
+     "skip steps with a non-finite loss or gradient; stop after more than K in a row"},
+    {"skip-loss-spikes", CLI_VALUE, "0", "Z", "Checkpoints",
+     "also skip steps whose loss is Z standard deviations above the recent mean (0 = off)"},
     {"log-every", CLI_VALUE, "50", "N", "Output", "steps between step records in metrics.jsonl and plain output"},
     {"quiet", CLI_FLAG, "0", NULL, "Output", "print only the final summary"},
     {NULL, 0, NULL, NULL, NULL, NULL}};
@@ -64,6 +82,46 @@ int cli_build_train(cli_values *v, ol_train_params *tp)
         return -1;
     tp->seed = (uint64_t)x;
     tp->prefetch = !cli_flag(v, "no-prefetch");
+    const char *ce = cli_str(v, "checkpoint-every");
+    char *end;
+    long long every = strtoll(ce, &end, 10);
+    if (!*ce || every < 0 || (*end && strcmp(end, "e") != 0 && strcmp(end, "epoch") != 0 && strcmp(end, "epochs") != 0)) {
+        snprintf(v->err, sizeof v->err, "--checkpoint-every: expected N (steps) or Ne (epochs), got '%s'", ce);
+        return -1;
+    }
+    if (*end)
+        tp->checkpoint_every_epochs = (int)every;
+    else
+        tp->checkpoint_every_steps = every;
+    if (cli_int(v, "keep-last", 0, 1000000, &x))
+        return -1;
+    tp->keep_last = (int)x;
+    if (cli_int(v, "stop-after", 0, INT64_MAX / 2, &x))
+        return -1;
+    tp->stop_after_steps = x;
+    if (cli_int(v, "keep-last", 0, 1000000, &x))
+        return -1;
+    tp->keep_last = (int)x;
+    if (cli_int(v, "max-bad-steps", 0, 1000000, &x))
+        return -1;
+    tp->max_bad_steps = (int)x;
+    if (cli_double(v, "skip-loss-spikes", 0.0, 1e6, &tp->spike_zscore))
+        return -1;
+    const char *tl = cli_str(v, "time-limit");
+    if (*tl) {
+        int h = 0, mi = 0, se = 0, k;
+        char tail;
+        k = sscanf(tl, "%d:%d:%d%c", &h, &mi, &se, &tail);
+        if (k != 3) {
+            h = 0;
+            k = sscanf(tl, "%d:%d%c", &mi, &se, &tail) == 2 ? 3 : (sscanf(tl, "%d%c", &se, &tail) == 1 ? 3 : 0);
+        }
+        if (k != 3 || h < 0 || mi < 0 || se < 0 || (mi >= 60 && h > 0) || (h + mi + se) == 0) {
+            snprintf(v->err, sizeof v->err, "--time-limit: expected HH:MM:SS, MM:SS or seconds, got '%s'", tl);
+            return -1;
+        }
+        tp->time_limit = 3600.0 * h + 60.0 * mi + se;
+    }
     const char *aug = cli_str(v, "augment");
     const char *ds = cli_str(v, "dataset");
     if (strcmp(aug, "auto") == 0)
@@ -171,6 +229,107 @@ static int write_config(const cli_values *v, const char *dir, char *err, size_t 
     return 0;
 }
 
+/* The one piece of process state a signal handler may touch. */
+static volatile sig_atomic_t stop_requested = 0;
+
+static void on_signal(int sig)
+{
+    stop_requested = 1;
+    signal(sig, SIG_DFL); /* a second signal ends the process at once */
+}
+
+static void install_handlers(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL); /* SLURM --signal=USR1@... */
+}
+
+/* --resume DIR: the newest valid checkpoint, and its configuration for every
+ * option not given on the command line. */
+static int apply_resume(ol_ctx *ctx, cli_values *v, char *ckpt, size_t cap, char *err, size_t ecap)
+{
+    const char *dir = cli_str(v, "resume");
+    if (ol_checkpoint_latest(ctx, dir, ckpt, cap) < 0) {
+        snprintf(err, ecap, "--resume: %s", ol_ctx_errmsg(ctx));
+        return -1;
+    }
+    char *cfg = NULL;
+    if (ol_checkpoint_read_config(ctx, ckpt, &cfg) < 0) {
+        snprintf(err, ecap, "--resume: %s", ol_ctx_errmsg(ctx));
+        return -1;
+    }
+    json_error_t je;
+    json_t *o = json_loads(cfg, 0, &je);
+    free(cfg);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        snprintf(err, ecap, "--resume: %s: unreadable configuration", ckpt);
+        return -1;
+    }
+    const char *key;
+    json_t *val;
+    json_object_foreach(o, key, val)
+    {
+        if (strcmp(key, "resume") == 0 || strcmp(key, "out") == 0 || strcmp(key, "config") == 0 ||
+            strcmp(key, "recipe") == 0 || strcmp(key, "init-from") == 0 || strcmp(key, "stop-after") == 0 ||
+            strcmp(key, "time-limit") == 0)
+            continue;
+        int i = cli_find(v, key);
+        if (i < 0) {
+            json_decref(o);
+            snprintf(err, ecap, "--resume: %s: unknown option '%s' in the stored configuration", ckpt, key);
+            return -1;
+        }
+        if (v->set[i] == 1)
+            continue; /* the command line wins */
+        const char *sv = json_is_string(val) ? json_string_value(val) : json_is_true(val) ? "1" : "0";
+        cli_set(v, key, sv, 2);
+    }
+    json_decref(o);
+    cli_set(v, "out", dir, 2);
+    return 0;
+}
+
+static char *config_string(const cli_values *v)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return NULL;
+    int bad = cli_write_json(v, f) != 0;
+    if (fclose(f) != 0 || bad) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+static int make_dirs(const char *dir, char *err, size_t cap)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", dir);
+    for (char *p = tmp + 1;; p++) {
+        if (*p == '/' || *p == '\0') {
+            char c = *p;
+            *p = '\0';
+            if (mkdir(tmp, 0777) != 0 && errno != EEXIST) {
+                snprintf(err, cap, "cannot create %.900s: %s", tmp, strerror(errno));
+                return -1;
+            }
+            *p = c;
+            if (!c)
+                break;
+        }
+    }
+    return 0;
+}
+
 static const char *const train_usage =
     "usage: optimlab train [options]\n"
     "\n"
@@ -193,6 +352,7 @@ int cmd_train(int argc, char **argv)
     ol_optim *opt = NULL;
     cli_data data;
     memset(&data, 0, sizeof data);
+    char *config = NULL;
     char err[1024] = "";
 
     if (cli_parse(&v, argc, argv, 2, &help) != 0) {
@@ -203,6 +363,19 @@ int cmd_train(int argc, char **argv)
         cli_print_help(stdout, &v, train_usage);
         goto done;
     }
+    const double t_cmd = ol_now();
+    char ckpt[4096] = "";
+    ctx = ol_ctx_new(0);
+    if (!ctx) {
+        rc = cli_fail(OL_EXIT_FAIL, "out of memory");
+        goto done;
+    }
+    if (*cli_str(&v, "resume") && apply_resume(ctx, &v, ckpt, sizeof ckpt, err, sizeof err) < 0) {
+        rc = cli_fail(OL_EXIT_USAGE, err);
+        goto done;
+    }
+    ol_ctx_free(ctx);
+    ctx = NULL;
     ol_model_params mp;
     ol_optim_params op;
     ol_train_params tp;
@@ -261,9 +434,41 @@ int cmd_train(int argc, char **argv)
         rc = cli_fail_ctx(ctx, cli_exit_for(st));
         goto done;
     }
+    ol_train_state resume_state;
+    if (*ckpt) {
+        st = ol_checkpoint_load(ctx, ckpt, m, opt, &resume_state);
+        if (st < 0) {
+            rc = cli_fail_ctx(ctx, cli_exit_for(st));
+            goto done;
+        }
+        tp.resume = &resume_state;
+    } else if (*cli_str(&v, "init-from")) {
+        st = ol_weights_import(ctx, cli_str(&v, "init-from"), m);
+        if (st < 0) {
+            rc = cli_fail_ctx(ctx, cli_exit_for(st));
+            goto done;
+        }
+    }
     /* inputs are valid: only now create the run directory */
     const char *out = cli_str(&v, "out");
     tp.out_dir = *out ? out : NULL;
+    config = config_string(&v);
+    if (!config) {
+        rc = cli_fail(OL_EXIT_FAIL, "out of memory");
+        goto done;
+    }
+    tp.config_json = config;
+    if (tp.out_dir && (make_dirs(tp.out_dir, err, sizeof err) < 0 || write_config(&v, tp.out_dir, err, sizeof err) < 0)) {
+        rc = cli_fail(OL_EXIT_FAIL, err);
+        goto done;
+    }
+    if (tp.time_limit > 0) {
+        tp.time_limit -= ol_now() - t_cmd; /* data loading counted */
+        if (tp.time_limit <= 0)
+            tp.time_limit = 1e-3;
+    }
+    install_handlers();
+    tp.stop_flag = &stop_requested;
     progress pr = {.tty = isatty(STDOUT_FILENO), .quiet = cli_flag(&v, "quiet"), .log_every = tp.log_every,
                    .has_val = data.has_val};
     if (!pr.quiet) {
@@ -280,16 +485,18 @@ int cmd_train(int argc, char **argv)
     }
     ol_train_hooks hooks = {on_step, on_eval, &pr};
     ol_train_result res;
+    if (tp.resume && !pr.quiet)
+        printf("resuming from %s at step %lld (epoch %lld)\n", ckpt, (long long)resume_state.step,
+               (long long)resume_state.epoch);
     st = ol_train(ctx, &tp, m, opt, &sp, &data.train, &data.test, &hooks, &res);
     if (pr.tty && !pr.quiet)
         printf("\r\033[K");
-    if (st >= 0 && tp.out_dir && write_config(&v, tp.out_dir, err, sizeof err) < 0)
-        st = -1;
+    if (st == OL_EINTR) {
+        rc = cli_fail_ctx(ctx, OL_EXIT_STOPPED);
+        goto done;
+    }
     if (st < 0) {
-        if (*err && st == -1)
-            rc = cli_fail(OL_EXIT_FAIL, err);
-        else
-            rc = cli_fail_ctx(ctx, st == OL_ENONFINITE ? OL_EXIT_DIVERGED : cli_exit_for(st));
+        rc = cli_fail_ctx(ctx, cli_exit_for(st));
         goto done;
     }
     double final_test = res.final_test_acc;
@@ -310,8 +517,11 @@ int cmd_train(int argc, char **argv)
     if (data.has_val)
         printf("test accuracy (evaluated once, at the end): %.2f%%\n", 100.0 * final_test);
     if (tp.out_dir)
-        printf("metrics: %s/metrics.jsonl\n", tp.out_dir);
+        printf("metrics: %s/metrics.jsonl\ncheckpoint: %s\n", tp.out_dir, res.checkpoint);
+    if (res.bad_steps)
+        printf("skipped steps (non-finite or loss spikes): %lld\n", (long long)res.bad_steps);
 done:
+    free(config);
     ol_optim_free(opt);
     ol_model_free(m);
     cli_free_data(&data);

@@ -16,6 +16,7 @@ enum {
     OL_EXIT_FAIL = 1,     /* runtime failure: out of memory, I/O error */
     OL_EXIT_USAGE = 2,    /* bad input: options, files, data */
     OL_EXIT_DIVERGED = 3, /* training diverged (non-finite loss) */
+    OL_EXIT_STOPPED = 4,  /* stopped early by a signal or --time-limit; a checkpoint was written */
 };
 
 /* Print "optimlab: msg" on one line and return the exit status for status. */
@@ -49,6 +50,9 @@ void cli_free_data(cli_data *d);
 
 int cmd_train(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_import(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
 int bench_train(int argc, char **argv);
 
 #endif

@@ -23,6 +23,7 @@ int cli_exit_for(int st)
     case OL_ERANGE:
     case OL_ENOTSUP: return OL_EXIT_USAGE;
     case OL_ENONFINITE: return OL_EXIT_DIVERGED;
+    case OL_EINTR: return OL_EXIT_STOPPED;
     default: return OL_EXIT_FAIL;
     }
 }
@@ -53,6 +54,9 @@ static const struct {
 } commands[] = {
     {"train", cmd_train, "train a model (optimlab train --help)"},
     {"bench", cmd_bench, "benchmarks: train (optimlab bench --help)"},
+    {"export", cmd_export, "write a run's weights as a plain safetensors file (PyTorch names)"},
+    {"import", cmd_import, "check and convert a safetensors state_dict for train --init-from"},
+    {"verify", cmd_verify, "check a run's newest checkpoint (or a checkpoint file) and print its step"},
     {"version", cmd_version, "print the version and the compute kernels in use"},
 };
 
@@ -64,7 +68,8 @@ static void usage(FILE *f)
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].help);
     fprintf(f, "\nexit status: 0 success, 1 runtime failure, 2 bad input (options, files, data),\n"
-               "             3 training diverged\n");
+               "             3 training diverged, 4 stopped early by a signal or --time-limit (checkpoint written;\n"
+               "             continue with --resume)\n");
 }
 
 static int cmd_version(int argc, char **argv)

@@ -112,6 +112,8 @@ void ol_optim_free(ol_optim *o);
 int ol_optim_step(ol_ctx *ctx, ol_optim *o, ol_paramset *ps, const ol_optim_hyper *h);
 const ol_optim_params *ol_optim_get_params(const ol_optim *o);
 int64_t ol_optim_steps(const ol_optim *o);
+/* Restore the step count (checkpoint loading). */
+void ol_optim_set_steps(ol_optim *o, int64_t steps);
 
 /* State slots for checkpoints: names ("momentum_buffer", "exp_avg", ...),
  * buffers of ps->numel floats, plus a few scalars (step count, Schedule-Free

@@ -10,6 +10,9 @@
 
 #include <stdint.h>
 
+#include <signal.h>
+
+#include "optimlab/checkpoint.h"
 #include "optimlab/core.h"
 #include "optimlab/data.h"
 #include "optimlab/model.h"
@@ -37,6 +40,23 @@ typedef struct {
     int bn_recompute_batches; /* Schedule-Free: batches used to recompute BN statistics at x (0: 50) */
     int micro_batch_size;   /* gradient accumulation: forward/backward in pieces of this size (0: whole batch) */
     int freeze_bn;          /* BatchNorm uses and keeps its running statistics while training */
+
+    /* checkpoints (written to out_dir as ckpt-<step>.safetensors) */
+    int64_t checkpoint_every_steps; /* 0 = off */
+    int checkpoint_every_epochs;    /* 0 = off */
+    int keep_last;                  /* keep the newest K checkpoints (0 = all) */
+    int final_checkpoint;           /* write one when the run ends (1 by default) */
+    const char *config_json;        /* stored in every checkpoint */
+    const ol_train_state *resume;   /* continue from this state (model and optimizer already loaded) */
+
+    /* stopping early: all end with a checkpoint and OL_EINTR */
+    volatile sig_atomic_t *stop_flag; /* set asynchronously (SIGTERM, SIGINT): stop after the current step */
+    double time_limit;              /* seconds from the start of ol_train; stop with a margin before it (0 = none) */
+    int64_t stop_after_steps;       /* stop as if preempted once this many steps are done (0 = off; for tests) */
+
+    /* divergence guard */
+    int max_bad_steps;     /* stop after more than this many consecutive skipped steps (default 0: first one stops) */
+    double spike_zscore;   /* skip a step whose loss is this many standard deviations above the recent mean (0 = off) */
 } ol_train_params;
 
 ol_train_params ol_train_default_params(void);
@@ -76,6 +96,8 @@ typedef struct {
     double final_train_loss, final_train_acc;
     double elapsed, train_time, eval_time;
     double samples_per_s; /* training throughput, evaluation excluded */
+    int64_t bad_steps;    /* skipped: non-finite loss or gradient, or loss spike */
+    char checkpoint[4096]; /* the last checkpoint written ("" when none) */
 } ol_train_result;
 
 typedef struct {
@@ -92,6 +114,13 @@ typedef struct {
  * OL_ENONFINITE (parameters untouched) when the loss is not finite. */
 int ol_train_step(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt, const float *x,
                   const int32_t *y, int n, const ol_optim_hyper *h, ol_step_result *out);
+/* The first half of ol_train_step: forward, backward and clipping, no update. */
+int ol_train_grads(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, const float *x, const int32_t *y, int n,
+                   ol_step_result *out);
+
+/* ol_train returns OL_EINTR after a stop request or the time limit (a
+ * checkpoint was written, res->checkpoint names it) and OL_ENONFINITE when
+ * the divergence guard gives up (the last good checkpoint stays the newest). */
 
 int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt, const ol_sched_params *sched,
              const ol_dataset *train, const ol_dataset *test, const ol_train_hooks *hooks, ol_train_result *res);

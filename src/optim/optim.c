@@ -185,6 +185,7 @@ int ol_optim_step(ol_ctx *ctx, ol_optim *o, ol_paramset *ps, const ol_optim_hype
 
 const ol_optim_params *ol_optim_get_params(const ol_optim *o) { return &o->p; }
 int64_t ol_optim_steps(const ol_optim *o) { return o->t; }
+void ol_optim_set_steps(ol_optim *o, int64_t steps) { o->t = steps; }
 int ol_optim_num_slots(const ol_optim *o) { return o->vt->n_slots; }
 const char *ol_optim_slot_name(const ol_optim *o, int i)
 {

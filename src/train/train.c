@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/internal.h"
 #include "io/jsonw.h"
@@ -21,6 +22,7 @@ ol_train_params ol_train_default_params(void)
     tp.log_every = 50;
     tp.prefetch = 1;
     tp.bn_recompute_batches = 50;
+    tp.final_checkpoint = 1;
     return tp;
 }
 
@@ -131,8 +133,8 @@ static int mkdir_p(ol_ctx *ctx, const char *dir)
     return OL_OK;
 }
 
-int ol_train_step(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt, const float *x,
-                  const int32_t *y, int n, const ol_optim_hyper *h, ol_step_result *out)
+int ol_train_grads(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, const float *x, const int32_t *y, int n,
+                   ol_step_result *out)
 {
     memset(out, 0, sizeof *out);
     if (n <= 0)
@@ -157,7 +159,14 @@ int ol_train_step(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim 
     out->grad_norm = ol_clip_grad_norm(ps, tp->clip_grad_norm);
     if (!isfinite(out->grad_norm))
         return ol__err(ctx, OL_ENONFINITE, "gradient norm is %g", out->grad_norm);
-    return ol_optim_step(ctx, opt, ps, h);
+    return OL_OK;
+}
+
+int ol_train_step(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt, const float *x,
+                  const int32_t *y, int n, const ol_optim_hyper *h, ol_step_result *out)
+{
+    OL__TRY(ol_train_grads(ctx, tp, m, x, y, n, out));
+    return ol_optim_step(ctx, opt, ol_model_paramset(m), h);
 }
 
 typedef struct {
@@ -212,6 +221,91 @@ static int run_eval(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_opti
     return rc;
 }
 
+static int open_metrics(ol_ctx *ctx, const ol_train_params *tp, const ol_train_state *st, metrics *mt)
+{
+    if (!tp->out_dir)
+        return OL_OK;
+    OL__TRY(mkdir_p(ctx, tp->out_dir));
+    char path[4096];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", tp->out_dir);
+    if (tp->resume) { /* drop what was logged after the checkpoint: it is about to be redone */
+        mt->f = fopen(path, "r+");
+        if (mt->f && (ftruncate(fileno(mt->f), (off_t)st->metrics_bytes) != 0 || fseek(mt->f, 0, SEEK_END) != 0)) {
+            fclose(mt->f);
+            mt->f = NULL;
+        }
+    } else {
+        mt->f = fopen(path, "w");
+    }
+    if (!mt->f)
+        return ol__err(ctx, OL_EIO, "cannot write %s: %s", path, strerror(errno));
+    return OL_OK;
+}
+
+static int save_checkpoint(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt, ol_train_state *st,
+                           metrics *mt, ol_train_result *res)
+{
+    if (!tp->out_dir)
+        return OL_OK;
+    if (mt->f) {
+        if (fflush(mt->f) != 0)
+            return ol__err(ctx, OL_EIO, "writing metrics.jsonl: %s", strerror(errno));
+        st->metrics_bytes = ftell(mt->f);
+    }
+    char path[4096];
+    ol_checkpoint_path(tp->out_dir, st->step, path, sizeof path);
+    OL__TRY(ol_checkpoint_save(ctx, path, m, opt, st, tp->config_json));
+    snprintf(res->checkpoint, sizeof res->checkpoint, "%s", path);
+    return ol_checkpoint_prune(ctx, tp->out_dir, tp->keep_last);
+}
+
+static void write_summary(ol_ctx *ctx, metrics *mt, const ol_train_state *st)
+{
+    if (!mt->f)
+        return;
+    ol__jw_begin(&mt->w);
+    ol__jw_str(&mt->w, "type", "summary");
+    ol__jw_int(&mt->w, "steps", st->step);
+    ol__jw_int(&mt->w, "epochs", st->epochs_done);
+    ol__jw_num(&mt->w, "best_test_acc", st->best_test_acc);
+    ol__jw_num(&mt->w, "best_epoch", st->best_epoch);
+    ol__jw_num(&mt->w, "final_test_acc", st->final_test_acc);
+    ol__jw_num(&mt->w, "final_test_loss", st->final_test_loss);
+    ol__jw_num(&mt->w, "final_train_loss", st->final_train_loss);
+    ol__jw_num(&mt->w, "final_train_acc", st->final_train_acc);
+    ol__jw_int(&mt->w, "bad_steps", st->bad_steps);
+    ol__jw_num(&mt->w, "train_time", st->train_time);
+    ol__jw_num(&mt->w, "eval_time", st->eval_time);
+    ol__jw_num(&mt->w, "elapsed", st->elapsed);
+    ol__jw_end(&mt->w);
+    metrics_line(ctx, mt);
+}
+
+/* Is the loss a spike against the recent history? */
+static int loss_spike(const ol_train_state *st, double loss, double z)
+{
+    if (z <= 0.0 || st->loss_hist_n < 16)
+        return 0;
+    double mu = 0.0, var = 0.0;
+    for (int i = 0; i < st->loss_hist_n; i++)
+        mu += st->loss_hist[i];
+    mu /= st->loss_hist_n;
+    for (int i = 0; i < st->loss_hist_n; i++)
+        var += (st->loss_hist[i] - mu) * (st->loss_hist[i] - mu);
+    double sd = sqrt(var / (st->loss_hist_n - 1));
+    return sd > 0.0 && (loss - mu) / sd > z;
+}
+
+static void push_loss(ol_train_state *st, double loss)
+{
+    st->loss_hist[st->loss_hist_pos] = loss;
+    st->loss_hist_pos = (st->loss_hist_pos + 1) % 64;
+    if (st->loss_hist_n < 64)
+        st->loss_hist_n++;
+}
+
+enum { STOP_NONE = 0, STOP_SIGNAL, STOP_TIME };
+
 int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt, const ol_sched_params *sched,
              const ol_dataset *train, const ol_dataset *test, const ol_train_hooks *hooks, ol_train_result *res)
 {
@@ -223,6 +317,9 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
                        (long long)tp->max_steps);
     if (tp->evals_per_epoch < 1)
         return ol__err(ctx, OL_EINVAL, "evaluations per epoch must be >= 1, got %d", tp->evals_per_epoch);
+    if (tp->micro_batch_size < 0 || tp->max_bad_steps < 0 || tp->spike_zscore < 0 || tp->keep_last < 0 ||
+        tp->checkpoint_every_steps < 0 || tp->checkpoint_every_epochs < 0 || tp->time_limit < 0)
+        return ol__err(ctx, OL_EINVAL, "negative training parameter");
     const ol_model_params *mp = ol_model_get_params(m);
     if (train->c != mp->in_c || train->h != mp->in_h || train->w != mp->in_w)
         return ol__err(ctx, OL_ESHAPE, "data is %dx%dx%d but the model expects %dx%dx%d", train->c, train->h,
@@ -231,21 +328,21 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
         return ol__err(ctx, OL_ESHAPE, "data has %d classes, the model %d", train->num_classes,
                        ol_model_num_classes(m));
     OL__TRY(ol_sched_validate(ctx, sched));
-    if (tp->micro_batch_size < 0)
-        return ol__err(ctx, OL_EINVAL, "micro-batch size must be >= 0, got %d", tp->micro_batch_size);
     OL__TRY(ol_model_reserve(ctx, m, tp->micro_batch_size > 0 && tp->micro_batch_size < tp->batch_size
                                           ? tp->micro_batch_size
                                           : tp->batch_size));
-
-    metrics mt = {0};
-    if (tp->out_dir) {
-        OL__TRY(mkdir_p(ctx, tp->out_dir));
-        char path[4096];
-        snprintf(path, sizeof path, "%s/metrics.jsonl", tp->out_dir);
-        mt.f = fopen(path, "w");
-        if (!mt.f)
-            return ol__err(ctx, OL_EIO, "cannot write %s: %s", path, strerror(errno));
+    ol_train_state st;
+    if (tp->resume) {
+        st = *tp->resume;
+    } else {
+        memset(&st, 0, sizeof st);
+        st.best_test_acc = -1.0;
+        st.seed = tp->seed;
     }
+    metrics mt = {0};
+    OL__TRY(open_metrics(ctx, tp, &st, &mt));
+    if (tp->out_dir)
+        ol_checkpoint_prune(ctx, tp->out_dir, 0); /* clears temporary files of a killed run */
     ol_loader_params lp = {.shuffle = 1,
                            .drop_last = tp->drop_last,
                            .aug = tp->aug,
@@ -254,25 +351,35 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
                            .max_batch = tp->batch_size};
     ol_loader *loader = NULL;
     int rc = ol_loader_create(ctx, train, &lp, &loader);
+    ol_paramset *ps = ol_model_paramset(m);
+    float *bn_saved = malloc((ps->bnumel ? ps->bnumel : 1) * sizeof(float));
+    if (rc >= 0 && !bn_saved)
+        rc = ol__err(ctx, OL_ENOMEM, "out of memory");
     const int64_t per_epoch = rc >= 0 ? ol_loader_batches_per_epoch(loader, tp->batch_size) : 1;
     int64_t total = tp->epochs > 0 ? per_epoch * tp->epochs : tp->max_steps;
     if (tp->max_steps > 0 && tp->max_steps < total)
         total = tp->max_steps;
     const int epochs = tp->epochs > 0 ? tp->epochs : (int)((total + per_epoch - 1) / per_epoch);
     const int log_every = tp->log_every > 0 ? tp->log_every : 50;
-    const double t_start = ol__now();
-    double train_time = 0.0, eval_time = 0.0, window_time = 0.0;
-    int64_t window_samples = 0, step = 0, samples_total = 0;
-    res->best_test_acc = -1.0;
+    const double t_begin = ol__now(), t_start = t_begin - st.elapsed;
+    double window_time = 0.0, last_step_time = 0.0, last_ckpt_time = 0.0, last_eval_time = 0.0;
+    int64_t window_samples = 0;
+    int stop = STOP_NONE;
 
-    for (int epoch = 0; rc >= 0 && epoch < epochs && step < total; epoch++) {
-        rc = ol_loader_start_epoch(ctx, loader, epoch, 0);
-        double ep_loss = 0.0;
-        int64_t ep_correct = 0, ep_seen = 0, batch_in_epoch = 0;
-        int evals_done = 0;
-        for (;;) {
-            if (rc < 0 || step >= total)
+    while (rc >= 0 && st.epoch < epochs && st.step < total && !stop) {
+        rc = ol_loader_start_epoch(ctx, loader, st.epoch, st.epoch_pos);
+        while (rc >= 0 && st.step < total) {
+            if ((tp->stop_flag && *tp->stop_flag) || (tp->stop_after_steps > 0 && st.step >= tp->stop_after_steps)) {
+                stop = STOP_SIGNAL;
                 break;
+            }
+            int64_t next_eval = (per_epoch * (st.evals_done + 1)) / tp->evals_per_epoch;
+            double margin = 2.0 * last_step_time + last_ckpt_time + 2.0 +
+                            (st.batch_in_epoch + 1 >= next_eval ? last_eval_time : 0.0);
+            if (tp->time_limit > 0 && ol__now() - t_begin + margin > tp->time_limit) {
+                stop = STOP_TIME;
+                break;
+            }
             double t0 = ol__now();
             const float *x;
             const int32_t *y;
@@ -281,93 +388,127 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
                 rc = n;
                 break;
             }
-            double lr = ol_sched_lr(sched, step), mom = ol_sched_momentum(sched, step);
-            ol_optim_hyper h = {.lr = lr, .momentum = mom};
+            double lr = ol_sched_lr(sched, st.step), mom = ol_sched_momentum(sched, st.step);
+            memcpy(bn_saved, ps->buffers, ps->bnumel * sizeof(float));
             ol_step_result sr;
-            rc = ol_train_step(ctx, tp, m, opt, x, y, n, &h, &sr);
+            rc = ol_train_grads(ctx, tp, m, x, y, n, &sr);
+            const char *bad = NULL;
+            char why[256] = "";
             if (rc == OL_ENONFINITE) {
-                char why[256];
                 snprintf(why, sizeof why, "%s", ol_ctx_errmsg(ctx));
-                rc = ol__err(ctx, OL_ENONFINITE, "training diverged at step %lld: %s (lower the learning rate)",
-                             (long long)step + 1, why);
+                bad = why;
+                rc = OL_OK;
+            } else if (rc >= 0 && loss_spike(&st, sr.loss_sum / n, tp->spike_zscore)) {
+                snprintf(why, sizeof why, "loss spike (%.4g)", sr.loss_sum / n);
+                bad = why;
             }
-            double loss = sr.loss_sum, gnorm = sr.grad_norm;
-            int correct = sr.correct;
             if (rc < 0)
                 break;
-            double dt = ol__now() - t0;
-            train_time += dt;
-            window_time += dt;
-            window_samples += n;
-            samples_total += n;
-            step++;
-            batch_in_epoch++;
-            ep_loss += loss;
-            ep_correct += correct;
-            ep_seen += n;
-            ol_step_info si = {.step = step,
-                               .epoch = epoch + (double)batch_in_epoch / (double)per_epoch,
-                               .total_steps = total,
-                               .lr = lr,
-                               .momentum = mom,
-                               .loss = loss / n,
-                               .acc = (double)correct / n,
-                               .grad_norm = gnorm,
-                               .samples_per_s = window_time > 0 ? window_samples / window_time : 0.0,
-                               .elapsed = ol__now() - t_start,
-                               .batch = n};
-            if (hooks && hooks->on_step)
-                hooks->on_step(hooks->user, &si);
-            if (step % log_every == 0 || step == total) {
+            if (bad) { /* skip the update; undo the BN statistics of the bad batch */
+                memcpy(ps->buffers, bn_saved, ps->bnumel * sizeof(float));
+                st.bad_steps++;
+                st.consecutive_bad++;
                 ol__jw_begin(&mt.w);
-                ol__jw_str(&mt.w, "type", "step");
-                ol__jw_int(&mt.w, "step", step);
-                ol__jw_num(&mt.w, "epoch", si.epoch);
-                ol__jw_num(&mt.w, "lr", lr);
-                if (mom >= 0)
-                    ol__jw_num(&mt.w, "momentum", mom);
-                ol__jw_num(&mt.w, "loss", si.loss);
-                ol__jw_num(&mt.w, "acc", si.acc);
-                ol__jw_num(&mt.w, "grad_norm", gnorm);
-                ol__jw_int(&mt.w, "batch", n);
-                ol__jw_num(&mt.w, "samples_per_s", si.samples_per_s);
-                ol__jw_num(&mt.w, "elapsed", si.elapsed);
+                ol__jw_str(&mt.w, "type", "skip");
+                ol__jw_int(&mt.w, "step", st.step);
+                ol__jw_num(&mt.w, "epoch", st.epoch + (double)(st.batch_in_epoch + 1) / (double)per_epoch);
+                ol__jw_str(&mt.w, "reason", bad);
+                ol__jw_int(&mt.w, "consecutive", st.consecutive_bad);
                 ol__jw_end(&mt.w);
                 rc = metrics_line(ctx, &mt);
-                window_time = 0.0;
-                window_samples = 0;
-            }
-            /* evaluations spread evenly over the epoch; the last one at its end */
-            int64_t next_eval = (per_epoch * (evals_done + 1)) / tp->evals_per_epoch;
-            int end_of_epoch = batch_in_epoch >= per_epoch;
-            if (rc >= 0 && (batch_in_epoch >= next_eval || step >= total)) {
-                double te = ol__now(), tl = 0.0, ta = 0.0;
-                rc = run_eval(ctx, tp, m, opt, train, test, &tl, &ta);
-                eval_time += ol__now() - te;
-                evals_done++;
+                if (rc >= 0 && st.consecutive_bad > tp->max_bad_steps) {
+                    rc = ol__err(ctx, OL_ENONFINITE,
+                                 "training diverged at step %lld: %s; %d consecutive bad step%s (lower the learning "
+                                 "rate)%s%s",
+                                 (long long)st.step + 1, bad, st.consecutive_bad, st.consecutive_bad > 1 ? "s" : "",
+                                 res->checkpoint[0] ? "; last good checkpoint: " : "", res->checkpoint);
+                    break;
+                }
+            } else {
+                ol_optim_hyper h = {.lr = lr, .momentum = mom};
+                rc = ol_optim_step(ctx, opt, ps, &h);
                 if (rc < 0)
                     break;
-                end_of_epoch = end_of_epoch || step >= total;
-                ol_eval_info ei = {.step = step,
-                                   .epoch = si.epoch,
-                                   .end_of_epoch = end_of_epoch,
-                                   .train_loss = ep_loss / ep_seen,
-                                   .train_acc = (double)ep_correct / ep_seen,
+                st.consecutive_bad = 0;
+                push_loss(&st, sr.loss_sum / n);
+                st.step++;
+                st.ep_loss += sr.loss_sum;
+                st.ep_correct += sr.correct;
+                st.ep_seen += n;
+            }
+            st.epoch_pos += n;
+            st.batch_in_epoch++;
+            st.samples_seen += n;
+            double dt = ol__now() - t0;
+            last_step_time = dt;
+            st.train_time += dt;
+            window_time += dt;
+            window_samples += n;
+            double epoch_f = st.epoch + (double)st.batch_in_epoch / (double)per_epoch;
+            if (!bad) {
+                ol_step_info si = {.step = st.step,
+                                   .epoch = epoch_f,
+                                   .total_steps = total,
+                                   .lr = lr,
+                                   .momentum = mom,
+                                   .loss = sr.loss_sum / n,
+                                   .acc = (double)sr.correct / n,
+                                   .grad_norm = sr.grad_norm,
+                                   .samples_per_s = window_time > 0 ? window_samples / window_time : 0.0,
+                                   .elapsed = ol__now() - t_start,
+                                   .batch = n};
+                if (hooks && hooks->on_step)
+                    hooks->on_step(hooks->user, &si);
+                if (st.step % log_every == 0 || st.step == total) {
+                    ol__jw_begin(&mt.w);
+                    ol__jw_str(&mt.w, "type", "step");
+                    ol__jw_int(&mt.w, "step", st.step);
+                    ol__jw_num(&mt.w, "epoch", epoch_f);
+                    ol__jw_num(&mt.w, "lr", lr);
+                    if (mom >= 0)
+                        ol__jw_num(&mt.w, "momentum", mom);
+                    ol__jw_num(&mt.w, "loss", si.loss);
+                    ol__jw_num(&mt.w, "acc", si.acc);
+                    ol__jw_num(&mt.w, "grad_norm", sr.grad_norm);
+                    ol__jw_int(&mt.w, "batch", n);
+                    ol__jw_num(&mt.w, "samples_per_s", si.samples_per_s);
+                    ol__jw_num(&mt.w, "elapsed", si.elapsed);
+                    ol__jw_end(&mt.w);
+                    rc = metrics_line(ctx, &mt);
+                    window_time = 0.0;
+                    window_samples = 0;
+                }
+            }
+            int end_of_epoch = st.batch_in_epoch >= per_epoch;
+            if (rc >= 0 && (st.batch_in_epoch >= next_eval || st.step >= total) && st.ep_seen > 0) {
+                double te = ol__now(), tl = 0.0, ta = 0.0;
+                rc = run_eval(ctx, tp, m, opt, train, test, &tl, &ta);
+                last_eval_time = ol__now() - te;
+                st.eval_time += last_eval_time;
+                st.evals_done++;
+                if (rc < 0)
+                    break;
+                int eoe = end_of_epoch || st.step >= total;
+                ol_eval_info ei = {.step = st.step,
+                                   .epoch = epoch_f,
+                                   .end_of_epoch = eoe,
+                                   .train_loss = st.ep_loss / st.ep_seen,
+                                   .train_acc = (double)st.ep_correct / st.ep_seen,
                                    .test_loss = tl,
                                    .test_acc = ta,
                                    .elapsed = ol__now() - t_start};
-                if (ta > res->best_test_acc) {
-                    res->best_test_acc = ta;
-                    res->best_epoch = si.epoch;
+                if (ta > st.best_test_acc) {
+                    st.best_test_acc = ta;
+                    st.best_epoch = epoch_f;
                 }
-                res->final_test_acc = ta;
-                res->final_test_loss = tl;
-                res->final_train_loss = ei.train_loss;
-                res->final_train_acc = ei.train_acc;
+                st.final_test_acc = ta;
+                st.final_test_loss = tl;
+                st.final_train_loss = ei.train_loss;
+                st.final_train_acc = ei.train_acc;
                 ol__jw_begin(&mt.w);
-                ol__jw_str(&mt.w, "type", end_of_epoch ? "epoch" : "eval");
-                ol__jw_int(&mt.w, "step", step);
-                ol__jw_num(&mt.w, "epoch", si.epoch);
+                ol__jw_str(&mt.w, "type", eoe ? "epoch" : "eval");
+                ol__jw_int(&mt.w, "step", st.step);
+                ol__jw_num(&mt.w, "epoch", epoch_f);
                 ol__jw_num(&mt.w, "train_loss", ei.train_loss);
                 ol__jw_num(&mt.w, "train_acc", ei.train_acc);
                 ol__jw_num(&mt.w, "test_loss", tl);
@@ -377,38 +518,56 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
                 rc = metrics_line(ctx, &mt);
                 if (hooks && hooks->on_eval)
                     hooks->on_eval(hooks->user, &ei);
-                if (end_of_epoch)
-                    res->epochs_done = epoch + 1;
             }
+            if (rc < 0)
+                break;
+            int ckpt = !bad && tp->checkpoint_every_steps > 0 && st.step % tp->checkpoint_every_steps == 0;
+            if (end_of_epoch) {
+                st.epochs_done = (int)st.epoch + 1;
+                ckpt = ckpt || (tp->checkpoint_every_epochs > 0 && st.epochs_done % tp->checkpoint_every_epochs == 0);
+                st.epoch++;
+                st.epoch_pos = 0;
+                st.batch_in_epoch = 0;
+                st.evals_done = 0;
+                st.ep_loss = 0.0;
+                st.ep_correct = st.ep_seen = 0;
+            }
+            st.elapsed = ol__now() - t_start;
+            if (ckpt && st.step < total) { /* the final one is written below */
+                double tc = ol__now();
+                rc = save_checkpoint(ctx, tp, m, opt, &st, &mt, res);
+                last_ckpt_time = ol__now() - tc;
+            }
+            if (end_of_epoch)
+                break;
         }
     }
-    res->steps = step;
-    res->elapsed = ol__now() - t_start;
-    res->train_time = train_time;
-    res->eval_time = eval_time;
-    res->samples_per_s = train_time > 0 ? (double)samples_total / train_time : 0.0;
+    st.elapsed = ol__now() - t_start;
+    if (rc >= 0 && (stop || tp->final_checkpoint))
+        rc = save_checkpoint(ctx, tp, m, opt, &st, &mt, res);
+    if (rc >= 0 && !stop)
+        write_summary(ctx, &mt, &st);
+    if (rc >= 0 && stop)
+        rc = ol__err(ctx, OL_EINTR, "%s after step %lld; resume with --resume %s (checkpoint %s)",
+                     stop == STOP_SIGNAL ? "stopped on request" : "stopped before the time limit",
+                     (long long)st.step, tp->out_dir ? tp->out_dir : "?", res->checkpoint[0] ? res->checkpoint : "none");
+    res->steps = st.step;
+    res->epochs_done = st.epochs_done;
+    res->best_test_acc = st.best_test_acc;
+    res->best_epoch = st.best_epoch;
+    res->final_test_acc = st.final_test_acc;
+    res->final_test_loss = st.final_test_loss;
+    res->final_train_loss = st.final_train_loss;
+    res->final_train_acc = st.final_train_acc;
+    res->elapsed = st.elapsed;
+    res->train_time = st.train_time;
+    res->eval_time = st.eval_time;
+    res->bad_steps = st.bad_steps;
+    res->samples_per_s = st.train_time > 0 ? (double)st.samples_seen / st.train_time : 0.0;
+    free(bn_saved);
     ol_loader_free(loader);
-    if (mt.f) {
-        if (rc >= 0) {
-            ol__jw_begin(&mt.w);
-            ol__jw_str(&mt.w, "type", "summary");
-            ol__jw_int(&mt.w, "steps", step);
-            ol__jw_int(&mt.w, "epochs", res->epochs_done);
-            ol__jw_num(&mt.w, "best_test_acc", res->best_test_acc);
-            ol__jw_num(&mt.w, "best_epoch", res->best_epoch);
-            ol__jw_num(&mt.w, "final_test_acc", res->final_test_acc);
-            ol__jw_num(&mt.w, "final_test_loss", res->final_test_loss);
-            ol__jw_num(&mt.w, "final_train_loss", res->final_train_loss);
-            ol__jw_num(&mt.w, "final_train_acc", res->final_train_acc);
-            ol__jw_num(&mt.w, "train_time", train_time);
-            ol__jw_num(&mt.w, "eval_time", eval_time);
-            ol__jw_num(&mt.w, "elapsed", res->elapsed);
-            ol__jw_end(&mt.w);
-            rc = metrics_line(ctx, &mt);
-        }
-        if (fclose(mt.f) != 0 && rc >= 0)
-            rc = ol__err(ctx, OL_EIO, "closing metrics.jsonl: %s", strerror(errno));
-    }
+    if (mt.f && fclose(mt.f) != 0 && rc >= 0)
+        rc = ol__err(ctx, OL_EIO, "closing metrics.jsonl: %s", strerror(errno));
     ol__jw_free(&mt.w);
     return rc < 0 ? rc : OL_OK;
 }

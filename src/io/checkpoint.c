@@ -1,0 +1,728 @@
+/* Checkpoints and weight files on top of the safetensors reader/writer. */
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "io/safetensors.h"
+#include "optimlab/checkpoint.h"
+
+#define FORMAT_NAME "optimlab-checkpoint"
+
+void ol_checkpoint_path(const char *dir, int64_t step, char *path, size_t cap)
+{
+    snprintf(path, cap, "%s/ckpt-%08" PRId64 ".safetensors", dir, step);
+}
+
+/* Canonical description of the architecture: equal strings <=> same tensors. */
+static char *model_json(const ol_model *m)
+{
+    const ol_model_params *mp = ol_model_get_params(m);
+    char arch[64];
+    ol_model_params_name(mp, arch, sizeof arch);
+    json_t *w = json_array();
+    if (mp->arch == OL_ARCH_MLP)
+        for (int i = 0; i < mp->nwidths; i++)
+            json_array_append_new(w, json_integer(mp->widths[i]));
+    char sc[2] = {mp->shortcut, 0};
+    json_t *o = json_pack("{s:s, s:i, s:i, s:b, s:s, s:o, s:[i,i,i], s:i}", "arch", arch, "depth", mp->depth, "width",
+                          mp->width, "no_skip", mp->no_skip, "shortcut", sc, "widths", w, "input", mp->in_c, mp->in_h,
+                          mp->in_w, "classes", mp->num_classes);
+    char *s = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(o);
+    return s;
+}
+
+static json_t *state_to_json(const ol_train_state *st)
+{
+    json_t *o = json_object();
+    json_t *hist = json_array();
+    for (int i = 0; i < st->loss_hist_n && i < 64; i++)
+        json_array_append_new(hist, json_real(st->loss_hist[i]));
+#define I(f) json_object_set_new(o, #f, json_integer((json_int_t)st->f))
+#define R(f) json_object_set_new(o, #f, json_real(st->f))
+    I(step);
+    I(epoch);
+    I(epoch_pos);
+    I(batch_in_epoch);
+    I(samples_seen);
+    I(evals_done);
+    R(ep_loss);
+    I(ep_correct);
+    I(ep_seen);
+    I(epochs_done);
+    R(best_test_acc);
+    R(best_epoch);
+    R(final_test_acc);
+    R(final_test_loss);
+    R(final_train_loss);
+    R(final_train_acc);
+    R(train_time);
+    R(eval_time);
+    R(elapsed);
+    I(metrics_bytes);
+    I(bad_steps);
+    I(consecutive_bad);
+    I(loss_hist_pos);
+#undef I
+#undef R
+    json_object_set_new(o, "seed", json_string("")); /* replaced below: u64 as text */
+    char seed[32];
+    snprintf(seed, sizeof seed, "%" PRIu64, st->seed);
+    json_object_set_new(o, "seed", json_string(seed));
+    json_object_set_new(o, "loss_hist", hist);
+    return o;
+}
+
+static int state_from_json(ol_ctx *ctx, const char *label, json_t *o, ol_train_state *st)
+{
+    memset(st, 0, sizeof *st);
+    if (!json_is_object(o))
+        return ol__err(ctx, OL_EFORMAT, "%s: train_state is not an object", label);
+#define I(f)                                                                                                        \
+    do {                                                                                                            \
+        json_t *v_ = json_object_get(o, #f);                                                                        \
+        if (!json_is_integer(v_))                                                                                   \
+            return ol__err(ctx, OL_EFORMAT, "%s: train_state.%s missing", label, #f);                               \
+        st->f = json_integer_value(v_);                                                                             \
+    } while (0)
+#define R(f)                                                                                                        \
+    do {                                                                                                            \
+        json_t *v_ = json_object_get(o, #f);                                                                        \
+        if (!json_is_number(v_))                                                                                    \
+            return ol__err(ctx, OL_EFORMAT, "%s: train_state.%s missing", label, #f);                               \
+        st->f = json_number_value(v_);                                                                              \
+    } while (0)
+    I(step);
+    I(epoch);
+    I(epoch_pos);
+    I(batch_in_epoch);
+    I(samples_seen);
+    I(evals_done);
+    R(ep_loss);
+    I(ep_correct);
+    I(ep_seen);
+    I(epochs_done);
+    R(best_test_acc);
+    R(best_epoch);
+    R(final_test_acc);
+    R(final_test_loss);
+    R(final_train_loss);
+    R(final_train_acc);
+    R(train_time);
+    R(eval_time);
+    R(elapsed);
+    I(metrics_bytes);
+    I(bad_steps);
+    I(consecutive_bad);
+    I(loss_hist_pos);
+#undef I
+#undef R
+    json_t *seed = json_object_get(o, "seed"), *hist = json_object_get(o, "loss_hist");
+    if (!json_is_string(seed) || !json_is_array(hist) || json_array_size(hist) > 64)
+        return ol__err(ctx, OL_EFORMAT, "%s: train_state is incomplete", label);
+    st->seed = strtoull(json_string_value(seed), NULL, 10);
+    st->loss_hist_n = (int)json_array_size(hist);
+    for (int i = 0; i < st->loss_hist_n; i++)
+        st->loss_hist[i] = json_number_value(json_array_get(hist, (size_t)i));
+    if (st->step < 0 || st->epoch < 0 || st->epoch_pos < 0 || st->loss_hist_pos < 0 || st->loss_hist_pos >= 64)
+        return ol__err(ctx, OL_EFORMAT, "%s: train_state has negative counters", label);
+    return OL_OK;
+}
+
+/* Copies of params and optimizer slots, to undo an eval/train round trip exactly. */
+typedef struct {
+    float *params;
+    float *slots[OL_OPTIM_MAX_SLOTS];
+    double scalars[8];
+    int nslots, nscalars;
+} snapshot;
+
+static int snap_take(ol_ctx *ctx, snapshot *s, const ol_paramset *ps, ol_optim *opt)
+{
+    memset(s, 0, sizeof *s);
+    s->params = malloc(ps->numel * sizeof(float));
+    if (!s->params)
+        return ol__err(ctx, OL_ENOMEM, "out of memory");
+    memcpy(s->params, ps->params, ps->numel * sizeof(float));
+    s->nslots = ol_optim_num_slots(opt);
+    for (int i = 0; i < s->nslots; i++) {
+        s->slots[i] = malloc(ps->numel * sizeof(float));
+        if (!s->slots[i])
+            return ol__err(ctx, OL_ENOMEM, "out of memory");
+        memcpy(s->slots[i], ol_optim_slot(opt, i), ps->numel * sizeof(float));
+    }
+    s->nscalars = ol_optim_num_scalars(opt);
+    for (int i = 0; i < s->nscalars && i < 8; i++)
+        s->scalars[i] = *ol_optim_scalar(opt, i);
+    return OL_OK;
+}
+
+static void snap_restore(snapshot *s, ol_paramset *ps, ol_optim *opt)
+{
+    memcpy(ps->params, s->params, ps->numel * sizeof(float));
+    for (int i = 0; i < s->nslots; i++)
+        memcpy(ol_optim_slot(opt, i), s->slots[i], ps->numel * sizeof(float));
+    for (int i = 0; i < s->nscalars && i < 8; i++)
+        *ol_optim_scalar(opt, i) = s->scalars[i];
+}
+
+static void snap_free(snapshot *s)
+{
+    free(s->params);
+    for (int i = 0; i < OL_OPTIM_MAX_SLOTS; i++)
+        free(s->slots[i]);
+}
+
+/* Evaluation weights of a Schedule-Free optimizer, leaving it exactly as it was. */
+static int eval_weights(ol_ctx *ctx, ol_paramset *ps, ol_optim *opt, float **out)
+{
+    *out = NULL;
+    if (!opt || !ol_optim_has_eval_mode(opt) || ol_optim_is_eval_mode(opt))
+        return OL_OK;
+    snapshot s;
+    int rc = snap_take(ctx, &s, ps, opt);
+    float *x = rc >= 0 ? malloc(ps->numel * sizeof(float)) : NULL;
+    if (rc >= 0 && !x)
+        rc = ol__err(ctx, OL_ENOMEM, "out of memory");
+    if (rc >= 0)
+        rc = ol_optim_eval_mode(ctx, opt, ps);
+    if (rc >= 0) {
+        memcpy(x, ps->params, ps->numel * sizeof(float));
+        rc = ol_optim_train_mode(ctx, opt, ps);
+        snap_restore(&s, ps, opt);
+    }
+    snap_free(&s);
+    if (rc < 0) {
+        free(x);
+        return rc;
+    }
+    *out = x;
+    return OL_OK;
+}
+
+typedef struct {
+    ol__st_tensor *t;
+    char **names;
+    int n, cap;
+} tlist;
+
+static int tl_add(ol_ctx *ctx, tlist *l, const char *prefix, const ol_tensor_desc *d, const float *base)
+{
+    if (l->n == l->cap) {
+        int nc = l->cap ? l->cap * 2 : 64;
+        ol__st_tensor *nt = realloc(l->t, (size_t)nc * sizeof *nt);
+        if (!nt)
+            return ol__err(ctx, OL_ENOMEM, "out of memory");
+        l->t = nt;
+        char **nn = realloc(l->names, (size_t)nc * sizeof *nn);
+        if (!nn)
+            return ol__err(ctx, OL_ENOMEM, "out of memory");
+        l->names = nn;
+        l->cap = nc;
+    }
+    size_t len = strlen(prefix) + strlen(d->name) + 1;
+    char *name = malloc(len);
+    if (!name)
+        return ol__err(ctx, OL_ENOMEM, "out of memory");
+    snprintf(name, len, "%s%s", prefix, d->name);
+    l->names[l->n] = name;
+    l->t[l->n] = (ol__st_tensor){name, OL__ST_F32, d->ndim, d->shape, base + d->offset};
+    l->n++;
+    return OL_OK;
+}
+
+static void tl_free(tlist *l)
+{
+    for (int i = 0; i < l->n; i++)
+        free(l->names[i]);
+    free(l->names);
+    free(l->t);
+}
+
+static uint32_t crc_tensors(const ol__st_tensor *t, int n)
+{
+    uLong crc = crc32(0L, Z_NULL, 0);
+    for (int i = 0; i < n; i++) {
+        size_t numel = 1;
+        for (int d = 0; d < t[i].ndim; d++)
+            numel *= (size_t)t[i].shape[d];
+        const uint8_t *p = t[i].data;
+        size_t bytes = numel * ol__st_dtype_size(t[i].dtype);
+        while (bytes > 0) {
+            uInt c = bytes > (1u << 30) ? (1u << 30) : (uInt)bytes;
+            crc = crc32(crc, p, c);
+            p += c;
+            bytes -= c;
+        }
+    }
+    return (uint32_t)crc;
+}
+
+int ol_checkpoint_save(ol_ctx *ctx, const char *path, ol_model *m, ol_optim *opt, const ol_train_state *st,
+                       const char *config_json)
+{
+    ol_paramset *ps = ol_model_paramset(m);
+    float *x = NULL;
+    OL__TRY(eval_weights(ctx, ps, opt, &x));
+    tlist l = {0};
+    int rc = OL_OK;
+    for (int i = 0; rc >= 0 && i < ps->n; i++)
+        rc = tl_add(ctx, &l, "", &ps->t[i], x ? x : ps->params);
+    for (int i = 0; rc >= 0 && i < ps->nb; i++)
+        rc = tl_add(ctx, &l, "", &ps->b[i], ps->buffers);
+    if (x)
+        for (int i = 0; rc >= 0 && i < ps->n; i++)
+            rc = tl_add(ctx, &l, "optim.train_params.", &ps->t[i], ps->params);
+    for (int s = 0; opt && rc >= 0 && s < ol_optim_num_slots(opt); s++) {
+        char prefix[96];
+        snprintf(prefix, sizeof prefix, "optim.%s.", ol_optim_slot_name(opt, s));
+        for (int i = 0; rc >= 0 && i < ps->n; i++)
+            rc = tl_add(ctx, &l, prefix, &ps->t[i], ol_optim_slot(opt, s));
+    }
+    char *mj = model_json(m), *oj = NULL, *sj = NULL;
+    if (opt) {
+        json_t *sc = json_object(), *slots = json_array();
+        for (int i = 0; i < ol_optim_num_scalars(opt); i++)
+            json_object_set_new(sc, ol_optim_scalar_name(opt, i), json_real(*ol_optim_scalar(opt, i)));
+        for (int i = 0; i < ol_optim_num_slots(opt); i++)
+            json_array_append_new(slots, json_string(ol_optim_slot_name(opt, i)));
+        json_t *o = json_pack("{s:s, s:I, s:o, s:o}", "type", ol_optim_name(ol_optim_get_params(opt)->type), "steps",
+                              (json_int_t)ol_optim_steps(opt), "scalars", sc, "slots", slots);
+        oj = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_decref(o);
+    }
+    if (st) {
+        json_t *o = state_to_json(st);
+        sj = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_decref(o);
+    }
+    if (rc >= 0 && (!mj || (opt && !oj) || (st && !sj)))
+        rc = ol__err(ctx, OL_ENOMEM, "out of memory");
+    if (rc >= 0) {
+        char crc[16];
+        snprintf(crc, sizeof crc, "%08x", crc_tensors(l.t, l.n));
+        const char *keys[7] = {"format", "format_version", "model", "crc32"}, *vals[7] = {FORMAT_NAME, "1", mj, crc};
+        int nm = 4;
+        if (oj) {
+            keys[nm] = "optimizer";
+            vals[nm++] = oj;
+        }
+        if (sj) {
+            keys[nm] = "train_state";
+            vals[nm++] = sj;
+        }
+        if (config_json) {
+            keys[nm] = "config";
+            vals[nm++] = config_json;
+        }
+        rc = ol__st_write(ctx, path, l.t, l.n, keys, vals, nm);
+    }
+    free(mj);
+    free(oj);
+    free(sj);
+    free(x);
+    tl_free(&l);
+    return rc;
+}
+
+/* Read, check format, version and checksum. */
+static int open_checked(ol_ctx *ctx, const char *path, ol__st_file *f)
+{
+    OL__TRY(ol__st_read(ctx, path, f));
+    const char *fmt = ol__st_meta(f, "format"), *ver = ol__st_meta(f, "format_version"), *crc = ol__st_meta(f, "crc32");
+    int rc = OL_OK;
+    if (!fmt || strcmp(fmt, FORMAT_NAME) != 0)
+        rc = ol__err(ctx, OL_EFORMAT, "%s: not an optimlab checkpoint (a plain weight file? use --init-from)", path);
+    else if (!ver || strcmp(ver, "1") != 0)
+        rc = ol__err(ctx, OL_EFORMAT, "%s: checkpoint format version %s, this optimlab reads version %d", path,
+                     ver ? ver : "(none)", OL_CHECKPOINT_VERSION);
+    else if (!crc)
+        rc = ol__err(ctx, OL_EFORMAT, "%s: no checksum", path);
+    else {
+        char have[16];
+        snprintf(have, sizeof have, "%08x", ol__st_data_crc(f));
+        if (strcmp(have, crc) != 0)
+            rc = ol__err(ctx, OL_EFORMAT, "%s: checksum mismatch (stored %s, data %s): the file is corrupt", path,
+                         crc, have);
+    }
+    if (rc < 0)
+        ol__st_free(f);
+    return rc;
+}
+
+int ol_checkpoint_verify(ol_ctx *ctx, const char *path)
+{
+    ol__st_file f;
+    OL__TRY(open_checked(ctx, path, &f));
+    ol__st_free(&f);
+    return OL_OK;
+}
+
+int ol_checkpoint_read_config(ol_ctx *ctx, const char *path, char **config_json)
+{
+    *config_json = NULL;
+    ol__st_file f;
+    OL__TRY(open_checked(ctx, path, &f));
+    const char *c = ol__st_meta(&f, "config");
+    int rc = OL_OK;
+    if (!c)
+        rc = ol__err(ctx, OL_EFORMAT, "%s: the checkpoint stores no configuration", path);
+    else if (!(*config_json = strdup(c)))
+        rc = ol__err(ctx, OL_ENOMEM, "out of memory");
+    ol__st_free(&f);
+    return rc;
+}
+
+static int check_tensor(ol_ctx *ctx, const char *path, const ol__st_file *f, const char *name, const ol_tensor_desc *d,
+                        const ol__st_entry **out)
+{
+    const ol__st_entry *e = ol__st_find(f, name);
+    if (!e)
+        return ol__err(ctx, OL_ESHAPE, "%s: tensor %s is missing", path, name);
+    int same = e->ndim == d->ndim;
+    for (int i = 0; same && i < d->ndim; i++)
+        same = e->shape[i] == d->shape[i];
+    if (!same)
+        return ol__err(ctx, OL_ESHAPE, "%s: tensor %s has the wrong shape for this model", path, name);
+    *out = e;
+    return OL_OK;
+}
+
+int ol_checkpoint_load(ol_ctx *ctx, const char *path, ol_model *m, ol_optim *opt, ol_train_state *st)
+{
+    ol__st_file f;
+    OL__TRY(open_checked(ctx, path, &f));
+    int rc = OL_OK;
+    char *mj = model_json(m);
+    const char *fm = ol__st_meta(&f, "model");
+    if (!mj)
+        rc = ol__err(ctx, OL_ENOMEM, "out of memory");
+    else if (!fm || strcmp(fm, mj) != 0)
+        rc = ol__err(ctx, OL_ESHAPE, "%s: checkpoint of a different model (%s; this run: %s)", path, fm ? fm : "?", mj);
+    free(mj);
+    json_t *oj = NULL;
+    if (rc >= 0 && opt) {
+        const char *os = ol__st_meta(&f, "optimizer");
+        json_error_t je;
+        oj = os ? json_loads(os, 0, &je) : NULL;
+        const char *type = json_string_value(json_object_get(oj, "type"));
+        if (!oj || !type || !json_is_integer(json_object_get(oj, "steps")))
+            rc = ol__err(ctx, OL_EFORMAT, "%s: no optimizer state", path);
+        else if (strcmp(type, ol_optim_name(ol_optim_get_params(opt)->type)) != 0)
+            rc = ol__err(ctx, OL_ESHAPE, "%s: optimizer state is for %s, this run uses %s", path, type,
+                         ol_optim_name(ol_optim_get_params(opt)->type));
+    }
+    ol_train_state tmp_state;
+    if (rc >= 0 && st) {
+        const char *ss = ol__st_meta(&f, "train_state");
+        json_error_t je;
+        json_t *so = ss ? json_loads(ss, 0, &je) : NULL;
+        rc = so ? state_from_json(ctx, path, so, &tmp_state) : ol__err(ctx, OL_EFORMAT, "%s: no train_state", path);
+        json_decref(so);
+    }
+    ol_paramset *ps = ol_model_paramset(m);
+    const int sf = opt && ol_optim_has_eval_mode(opt);
+    /* check everything before touching the model */
+    const ol__st_entry *e;
+    char name[OL__ST_MAX_NAME];
+    for (int i = 0; rc >= 0 && i < ps->n; i++) {
+        rc = check_tensor(ctx, path, &f, ps->t[i].name, &ps->t[i], &e);
+        if (rc >= 0 && sf) {
+            snprintf(name, sizeof name, "optim.train_params.%s", ps->t[i].name);
+            rc = check_tensor(ctx, path, &f, name, &ps->t[i], &e);
+        }
+        for (int s = 0; rc >= 0 && opt && s < ol_optim_num_slots(opt); s++) {
+            snprintf(name, sizeof name, "optim.%s.%s", ol_optim_slot_name(opt, s), ps->t[i].name);
+            rc = check_tensor(ctx, path, &f, name, &ps->t[i], &e);
+        }
+    }
+    for (int i = 0; rc >= 0 && i < ps->nb; i++)
+        rc = check_tensor(ctx, path, &f, ps->b[i].name, &ps->b[i], &e);
+    for (int i = 0; rc >= 0 && i < f.n; i++)
+        if (f.e[i].dtype != OL__ST_F32)
+            rc = ol__err(ctx, OL_EFORMAT, "%s: tensor %s is %s, checkpoints hold F32", path, f.e[i].name,
+                         ol__st_dtype_name(f.e[i].dtype));
+    /* all good: copy */
+    for (int i = 0; rc >= 0 && i < ps->n; i++) {
+        if (sf)
+            snprintf(name, sizeof name, "optim.train_params.%s", ps->t[i].name);
+        e = ol__st_find(&f, sf ? name : ps->t[i].name);
+        memcpy(ps->params + ps->t[i].offset, ol__st_data(&f, e), ps->t[i].numel * sizeof(float));
+        for (int s = 0; opt && s < ol_optim_num_slots(opt); s++) {
+            snprintf(name, sizeof name, "optim.%s.%s", ol_optim_slot_name(opt, s), ps->t[i].name);
+            e = ol__st_find(&f, name);
+            memcpy(ol_optim_slot(opt, s) + ps->t[i].offset, ol__st_data(&f, e), ps->t[i].numel * sizeof(float));
+        }
+    }
+    for (int i = 0; rc >= 0 && i < ps->nb; i++) {
+        e = ol__st_find(&f, ps->b[i].name);
+        memcpy(ps->buffers + ps->b[i].offset, ol__st_data(&f, e), ps->b[i].numel * sizeof(float));
+    }
+    if (rc >= 0 && opt) {
+        ol_optim_set_steps(opt, (int64_t)json_integer_value(json_object_get(oj, "steps")));
+        json_t *sc = json_object_get(oj, "scalars");
+        for (int i = 0; i < ol_optim_num_scalars(opt); i++) {
+            json_t *v = json_object_get(sc, ol_optim_scalar_name(opt, i));
+            if (json_is_number(v))
+                *ol_optim_scalar(opt, i) = json_number_value(v);
+        }
+    }
+    if (rc >= 0 && st)
+        *st = tmp_state;
+    json_decref(oj);
+    ol__st_free(&f);
+    return rc;
+}
+
+int ol_checkpoint_model_params(ol_ctx *ctx, const char *path, ol_model_params *mp)
+{
+    ol__st_file f;
+    OL__TRY(open_checked(ctx, path, &f));
+    const char *ms = ol__st_meta(&f, "model");
+    json_error_t je;
+    json_t *o = ms ? json_loads(ms, 0, &je) : NULL;
+    int rc = OL_OK;
+    *mp = ol_model_default_params();
+    const char *arch = json_string_value(json_object_get(o, "arch")), *sc = json_string_value(json_object_get(o, "shortcut"));
+    json_t *in = json_object_get(o, "input"), *w = json_object_get(o, "widths");
+    if (!arch || !sc || !json_is_array(in) || json_array_size(in) != 3 || !json_is_array(w) ||
+        json_array_size(w) > OL_MLP_MAX_LAYERS)
+        rc = ol__err(ctx, OL_EFORMAT, "%s: no model description", path);
+    if (rc >= 0) {
+        const ol_model_params d = *mp;
+        if (strcmp(arch, "mlp") == 0)
+            mp->arch = OL_ARCH_MLP;
+        else if (strstr(arch, "18"))
+            mp->arch = OL_ARCH_RESNET18;
+        else
+            mp->arch = OL_ARCH_RESNET_CIFAR;
+        mp->depth = (int)json_integer_value(json_object_get(o, "depth"));
+        mp->width = (int)json_integer_value(json_object_get(o, "width"));
+        mp->no_skip = json_is_true(json_object_get(o, "no_skip"));
+        mp->shortcut = sc[0];
+        mp->nwidths = (int)json_array_size(w);
+        for (int i = 0; i < mp->nwidths; i++)
+            mp->widths[i] = (int)json_integer_value(json_array_get(w, (size_t)i));
+        if (mp->arch != OL_ARCH_MLP)
+            mp->nwidths = d.nwidths;
+        mp->in_c = (int)json_integer_value(json_array_get(in, 0));
+        mp->in_h = (int)json_integer_value(json_array_get(in, 1));
+        mp->in_w = (int)json_integer_value(json_array_get(in, 2));
+        mp->num_classes = (int)json_integer_value(json_object_get(o, "classes"));
+    }
+    json_decref(o);
+    ol__st_free(&f);
+    return rc;
+}
+
+static int parse_step(const char *name, int64_t *step)
+{
+    int64_t s;
+    char tail[32];
+    if (sscanf(name, "ckpt-%" SCNd64 ".safetenso%31s", &s, tail) == 2 && strcmp(tail, "rs") == 0) {
+        *step = s;
+        return 1;
+    }
+    return 0;
+}
+
+typedef struct {
+    int64_t step;
+    char name[256];
+} ckpt_name;
+
+static int cmp_step_desc(const void *a, const void *b)
+{
+    const ckpt_name *x = a, *y = b;
+    return (x->step < y->step) - (x->step > y->step);
+}
+
+static int list_ckpts(ol_ctx *ctx, const char *dir, ckpt_name **out, int *n)
+{
+    *out = NULL;
+    *n = 0;
+    DIR *d = opendir(dir);
+    if (!d)
+        return ol__err(ctx, errno == ENOENT ? OL_ENOENT : OL_EIO, "run directory %s: %s", dir, strerror(errno));
+    int cap = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        int64_t s;
+        if (!parse_step(de->d_name, &s) || strlen(de->d_name) >= 256)
+            continue;
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 16;
+            ckpt_name *nl = realloc(*out, (size_t)cap * sizeof *nl);
+            if (!nl) {
+                closedir(d);
+                return ol__err(ctx, OL_ENOMEM, "out of memory");
+            }
+            *out = nl;
+        }
+        (*out)[*n].step = s;
+        snprintf((*out)[*n].name, 256, "%s", de->d_name);
+        (*n)++;
+    }
+    closedir(d);
+    if (*n)
+        qsort(*out, (size_t)*n, sizeof **out, cmp_step_desc);
+    return OL_OK;
+}
+
+int ol_checkpoint_latest(ol_ctx *ctx, const char *dir, char *path, size_t cap)
+{
+    ckpt_name *l;
+    int n;
+    OL__TRY(list_ckpts(ctx, dir, &l, &n));
+    int rc = ol__err(ctx, OL_ENOENT, "%s: no checkpoint", dir);
+    for (int i = 0; i < n; i++) {
+        snprintf(path, cap, "%s/%s", dir, l[i].name);
+        if (ol_checkpoint_verify(ctx, path) >= 0) {
+            rc = OL_OK;
+            break;
+        }
+    }
+    if (rc < 0 && n > 0)
+        rc = ol__err(ctx, OL_EFORMAT, "%s: none of the %d checkpoints verifies", dir, n);
+    free(l);
+    return rc;
+}
+
+/* Temporary files of writes that a crash interrupted. */
+static void remove_stale_tmp(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *de;
+    char path[4096];
+    while ((de = readdir(d)))
+        if (strncmp(de->d_name, "ckpt-", 5) == 0 && strstr(de->d_name, ".safetensors.tmp.")) {
+            long pid = strtol(strstr(de->d_name, ".tmp.") + 5, NULL, 10);
+            if (pid == (long)getpid())
+                continue; /* ours, being written */
+            snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+            unlink(path);
+        }
+    closedir(d);
+}
+
+int ol_checkpoint_prune(ol_ctx *ctx, const char *dir, int keep)
+{
+    remove_stale_tmp(dir);
+    if (keep <= 0)
+        return OL_OK;
+    ckpt_name *l;
+    int n;
+    OL__TRY(list_ckpts(ctx, dir, &l, &n));
+    char path[4096];
+    for (int i = keep; i < n; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, l[i].name);
+        unlink(path);
+    }
+    free(l);
+    return OL_OK;
+}
+
+int ol_weights_export(ol_ctx *ctx, const char *path, ol_model *m, ol_optim *opt)
+{
+    ol_paramset *ps = ol_model_paramset(m);
+    float *x = NULL;
+    OL__TRY(eval_weights(ctx, ps, opt, &x));
+    tlist l = {0};
+    int rc = OL_OK;
+    for (int i = 0; rc >= 0 && i < ps->n; i++)
+        rc = tl_add(ctx, &l, "", &ps->t[i], x ? x : ps->params);
+    for (int i = 0; rc >= 0 && i < ps->nb; i++)
+        rc = tl_add(ctx, &l, "", &ps->b[i], ps->buffers);
+    /* PyTorch's BatchNorm expects num_batches_tracked (int64 scalar) under strict loading */
+    int64_t nbt = opt ? ol_optim_steps(opt) : 0;
+    int nbn = 0;
+    for (int i = 0; i < ps->nb; i++)
+        nbn += strstr(ps->b[i].name, ".running_mean") != NULL;
+    char **extra = calloc((size_t)(nbn ? nbn : 1), sizeof(char *));
+    int ne = 0;
+    if (!extra)
+        rc = ol__err(ctx, OL_ENOMEM, "out of memory");
+    for (int i = 0; rc >= 0 && i < ps->nb; i++) {
+        const char *suffix = strstr(ps->b[i].name, ".running_mean");
+        if (!suffix)
+            continue;
+        size_t plen = (size_t)(suffix - ps->b[i].name);
+        extra[ne] = malloc(plen + 32);
+        if (!extra[ne]) {
+            rc = ol__err(ctx, OL_ENOMEM, "out of memory");
+            break;
+        }
+        snprintf(extra[ne], plen + 32, "%.*s.num_batches_tracked", (int)plen, ps->b[i].name);
+        ne++;
+    }
+    ol__st_tensor *all = rc >= 0 ? malloc((size_t)(l.n + ne) * sizeof *all) : NULL;
+    if (rc >= 0 && !all)
+        rc = ol__err(ctx, OL_ENOMEM, "out of memory");
+    if (rc >= 0) {
+        memcpy(all, l.t, (size_t)l.n * sizeof *all);
+        for (int i = 0; i < ne; i++)
+            all[l.n + i] = (ol__st_tensor){extra[i], OL__ST_I64, 0, NULL, &nbt};
+        char arch[64];
+        ol_model_params_name(ol_model_get_params(m), arch, sizeof arch);
+        const char *keys[2] = {"format", "model"}, *vals[2] = {"optimlab-weights", arch};
+        rc = ol__st_write(ctx, path, all, l.n + ne, keys, vals, 2);
+    }
+    for (int i = 0; i < ne; i++)
+        free(extra[i]);
+    free(extra);
+    free(all);
+    free(x);
+    tl_free(&l);
+    return rc;
+}
+
+int ol_weights_import(ol_ctx *ctx, const char *path, ol_model *m)
+{
+    ol__st_file f;
+    OL__TRY(ol__st_read(ctx, path, &f));
+    ol_paramset *ps = ol_model_paramset(m);
+    int rc = OL_OK;
+    const ol__st_entry *e;
+    for (int i = 0; rc >= 0 && i < ps->n; i++)
+        rc = check_tensor(ctx, path, &f, ps->t[i].name, &ps->t[i], &e);
+    for (int i = 0; rc >= 0 && i < ps->nb; i++)
+        rc = check_tensor(ctx, path, &f, ps->b[i].name, &ps->b[i], &e);
+    for (int i = 0; rc >= 0 && i < f.n; i++) {
+        int known = ol_paramset_find(ps, f.e[i].name) >= 0 || ol_paramset_find_buffer(ps, f.e[i].name) >= 0;
+        if (known && f.e[i].dtype != OL__ST_F32 && f.e[i].dtype != OL__ST_F64 && f.e[i].dtype != OL__ST_F16 &&
+            f.e[i].dtype != OL__ST_BF16)
+            rc = ol__err(ctx, OL_EFORMAT, "%s: tensor %s is %s, not a floating-point type", path, f.e[i].name,
+                         ol__st_dtype_name(f.e[i].dtype));
+    }
+    float *np = NULL, *nb = NULL;
+    if (rc >= 0) { /* convert into copies first: nothing changes unless all succeed */
+        np = malloc(ps->numel * sizeof(float));
+        nb = malloc((ps->bnumel ? ps->bnumel : 1) * sizeof(float));
+        if (!np || !nb)
+            rc = ol__err(ctx, OL_ENOMEM, "out of memory");
+        else {
+            memcpy(np, ps->params, ps->numel * sizeof(float));
+            memcpy(nb, ps->buffers, ps->bnumel * sizeof(float));
+        }
+    }
+    for (int i = 0; rc >= 0 && i < ps->n; i++)
+        rc = ol__st_to_f32(ctx, &f, ol__st_find(&f, ps->t[i].name), np + ps->t[i].offset);
+    for (int i = 0; rc >= 0 && i < ps->nb; i++)
+        rc = ol__st_to_f32(ctx, &f, ol__st_find(&f, ps->b[i].name), nb + ps->b[i].offset);
+    if (rc >= 0) {
+        memcpy(ps->params, np, ps->numel * sizeof(float));
+        memcpy(ps->buffers, nb, ps->bnumel * sizeof(float));
+    }
+    free(np);
+    free(nb);
+    ol__st_free(&f);
+    return rc;
+}
