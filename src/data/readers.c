@@ -10,6 +10,7 @@
 
 #include "core/internal.h"
 #include "core/rng.h"
+#include "data/readers.h"
 #include "optimlab/data.h"
 
 #define OL__MAX_FILE_BYTES ((size_t)4 << 30)
@@ -133,6 +134,50 @@ static int parse_idx(ol_ctx *ctx, const char *path, const uint8_t *buf, size_t l
     return OL_OK;
 }
 
+int ol__idx_from_buffers(ol_ctx *ctx, const char *images_label, const uint8_t *ib, size_t il, const char *labels_label,
+                         const uint8_t *lb, size_t ll, ol_dataset *out)
+{
+    memset(out, 0, sizeof *out);
+    uint32_t idims[3] = {0}, ldims[1] = {0};
+    const uint8_t *idata = NULL, *ldata = NULL;
+    int rc = parse_idx(ctx, images_label, ib, il, 3, idims, &idata);
+    if (rc >= 0)
+        rc = parse_idx(ctx, labels_label, lb, ll, 1, ldims, &ldata);
+    if (rc >= 0 && idims[0] != ldims[0])
+        rc = ol__err(ctx, OL_EFORMAT, "%s has %u images but %s has %u labels", images_label, idims[0], labels_label,
+                     ldims[0]);
+    if (rc >= 0 && (idims[1] > 4096 || idims[2] > 4096))
+        rc = ol__err(ctx, OL_EFORMAT, "%s: image size %ux%u is implausible", images_label, idims[1], idims[2]);
+    int maxl = 0;
+    if (rc >= 0) {
+        for (uint32_t i = 0; i < ldims[0]; i++)
+            if (ldata[i] > maxl)
+                maxl = ldata[i];
+        if (maxl >= 100)
+            rc = ol__err(ctx, OL_EFORMAT, "%s: label %d is out of range (at most 100 classes)", labels_label, maxl);
+    }
+    if (rc < 0)
+        return rc;
+    size_t npix = (size_t)idims[0] * idims[1] * idims[2];
+    out->images = malloc(npix ? npix : 1);
+    out->labels = malloc((size_t)ldims[0] * sizeof(int32_t));
+    if (!out->images || !out->labels) {
+        ol_dataset_free(out);
+        return ol__err(ctx, OL_ENOMEM, "out of memory loading %s", images_label);
+    }
+    memcpy(out->images, idata, npix);
+    for (uint32_t i = 0; i < ldims[0]; i++)
+        out->labels[i] = ldata[i];
+    out->n = idims[0];
+    out->c = 1;
+    out->h = (int)idims[1];
+    out->w = (int)idims[2];
+    out->num_classes = maxl < 9 ? 10 : maxl + 1;
+    snprintf(out->name, sizeof out->name, "idx");
+    ol_dataset_compute_stats(out, out->mean, out->std);
+    return OL_OK;
+}
+
 int ol_dataset_load_idx(ol_ctx *ctx, const char *images_path, const char *labels_path, ol_dataset *out)
 {
     memset(out, 0, sizeof *out);
@@ -141,45 +186,8 @@ int ol_dataset_load_idx(ol_ctx *ctx, const char *images_path, const char *labels
     int rc = slurp(ctx, images_path, &ib, &il);
     if (rc >= 0)
         rc = slurp(ctx, labels_path, &lb, &ll);
-    uint32_t idims[3] = {0}, ldims[1] = {0};
-    const uint8_t *idata = NULL, *ldata = NULL;
     if (rc >= 0)
-        rc = parse_idx(ctx, images_path, ib, il, 3, idims, &idata);
-    if (rc >= 0)
-        rc = parse_idx(ctx, labels_path, lb, ll, 1, ldims, &ldata);
-    if (rc >= 0 && idims[0] != ldims[0])
-        rc = ol__err(ctx, OL_EFORMAT, "%s has %u images but %s has %u labels", images_path, idims[0], labels_path,
-                     ldims[0]);
-    if (rc >= 0 && (idims[1] > 4096 || idims[2] > 4096))
-        rc = ol__err(ctx, OL_EFORMAT, "%s: image size %ux%u is implausible", images_path, idims[1], idims[2]);
-    int maxl = 0;
-    if (rc >= 0) {
-        for (uint32_t i = 0; i < ldims[0]; i++)
-            if (ldata[i] > maxl)
-                maxl = ldata[i];
-        if (maxl >= 100)
-            rc = ol__err(ctx, OL_EFORMAT, "%s: label %d is out of range (at most 100 classes)", labels_path, maxl);
-    }
-    if (rc >= 0) {
-        size_t npix = (size_t)idims[0] * idims[1] * idims[2];
-        out->images = malloc(npix);
-        out->labels = malloc((size_t)ldims[0] * sizeof(int32_t));
-        if (!out->images || !out->labels) {
-            ol_dataset_free(out);
-            rc = ol__err(ctx, OL_ENOMEM, "out of memory loading %s", images_path);
-        } else {
-            memcpy(out->images, idata, npix);
-            for (uint32_t i = 0; i < ldims[0]; i++)
-                out->labels[i] = ldata[i];
-            out->n = idims[0];
-            out->c = 1;
-            out->h = (int)idims[1];
-            out->w = (int)idims[2];
-            out->num_classes = maxl < 9 ? 10 : maxl + 1;
-            snprintf(out->name, sizeof out->name, "idx");
-            ol_dataset_compute_stats(out, out->mean, out->std);
-        }
-    }
+        rc = ol__idx_from_buffers(ctx, images_path, ib, il, labels_path, lb, ll, out);
     free(ib);
     free(lb);
     return rc;
@@ -215,6 +223,43 @@ int ol_dataset_load_mnist_dir(ol_ctx *ctx, const char *dir, int train, ol_datase
     return ol_dataset_load_idx(ctx, ip, lp, out);
 }
 
+int ol__cifar_from_buffers(ol_ctx *ctx, const char *const *labels, uint8_t *const *bufs, const size_t *lens, int nfiles,
+                           ol_dataset *out)
+{
+    memset(out, 0, sizeof *out);
+    const size_t rec = 1 + 3 * 32 * 32;
+    size_t total = 0;
+    for (int f = 0; f < nfiles; f++) {
+        if (lens[f] == 0 || lens[f] % rec != 0)
+            return ol__err(ctx, OL_EFORMAT, "%s: %zu bytes is not a whole number of %zu-byte CIFAR-10 records",
+                           labels[f], lens[f], rec);
+        for (size_t r = 0; r < lens[f] / rec; r++)
+            if (bufs[f][r * rec] > 9)
+                return ol__err(ctx, OL_EFORMAT, "%s: record %zu has label %d (CIFAR-10 labels are 0..9)", labels[f],
+                               r, bufs[f][r * rec]);
+        total += lens[f] / rec;
+    }
+    out->images = malloc(total * (rec - 1) + 1);
+    out->labels = malloc(total * sizeof(int32_t) + 1);
+    if (!out->images || !out->labels) {
+        ol_dataset_free(out);
+        return ol__err(ctx, OL_ENOMEM, "out of memory loading CIFAR-10");
+    }
+    size_t k = 0;
+    for (int f = 0; f < nfiles; f++)
+        for (size_t r = 0; r < lens[f] / rec; r++, k++) {
+            out->labels[k] = bufs[f][r * rec];
+            memcpy(out->images + k * (rec - 1), bufs[f] + r * rec + 1, rec - 1);
+        }
+    out->n = (int64_t)total;
+    out->c = 3;
+    out->h = out->w = 32;
+    out->num_classes = 10;
+    snprintf(out->name, sizeof out->name, "cifar10");
+    ol_dataset_compute_stats(out, out->mean, out->std);
+    return OL_OK;
+}
+
 int ol_dataset_load_cifar10(ol_ctx *ctx, const char *dir, int train, ol_dataset *out)
 {
     memset(out, 0, sizeof *out);
@@ -222,48 +267,21 @@ int ol_dataset_load_cifar10(ol_ctx *ctx, const char *dir, int train, ol_dataset 
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
         return ol__err(ctx, OL_ENOENT, "data directory %s: %s", dir, stat(dir, &st) ? strerror(errno) : "not a directory");
     const int nfiles = train ? 5 : 1;
-    const size_t rec = 1 + 3 * 32 * 32;
     uint8_t *bufs[5] = {0};
-    size_t lens[5] = {0}, total = 0;
+    size_t lens[5] = {0};
+    char paths[5][4096];
+    const char *labels[5];
     int rc = OL_OK;
-    char path[4096];
     for (int f = 0; f < nfiles && rc >= 0; f++) {
         if (train)
-            snprintf(path, sizeof path, "%s/data_batch_%d.bin", dir, f + 1);
+            snprintf(paths[f], sizeof paths[f], "%s/data_batch_%d.bin", dir, f + 1);
         else
-            snprintf(path, sizeof path, "%s/test_batch.bin", dir);
-        rc = slurp(ctx, path, &bufs[f], &lens[f]);
-        if (rc >= 0 && (lens[f] == 0 || lens[f] % rec != 0))
-            rc = ol__err(ctx, OL_EFORMAT, "%s: %zu bytes is not a whole number of %zu-byte CIFAR-10 records", path,
-                         lens[f], rec);
-        for (size_t r = 0; rc >= 0 && r < lens[f] / rec; r++)
-            if (bufs[f][r * rec] > 9)
-                rc = ol__err(ctx, OL_EFORMAT, "%s: record %zu has label %d (CIFAR-10 labels are 0..9)", path, r,
-                             bufs[f][r * rec]);
-        total += lens[f] / rec;
+            snprintf(paths[f], sizeof paths[f], "%s/test_batch.bin", dir);
+        labels[f] = paths[f];
+        rc = slurp(ctx, paths[f], &bufs[f], &lens[f]);
     }
-    if (rc >= 0) {
-        out->images = malloc(total * (rec - 1));
-        out->labels = malloc(total * sizeof(int32_t));
-        if (!out->images || !out->labels) {
-            ol_dataset_free(out);
-            rc = ol__err(ctx, OL_ENOMEM, "out of memory loading CIFAR-10");
-        }
-    }
-    if (rc >= 0) {
-        size_t k = 0;
-        for (int f = 0; f < nfiles; f++)
-            for (size_t r = 0; r < lens[f] / rec; r++, k++) {
-                out->labels[k] = bufs[f][r * rec];
-                memcpy(out->images + k * (rec - 1), bufs[f] + r * rec + 1, rec - 1);
-            }
-        out->n = (int64_t)total;
-        out->c = 3;
-        out->h = out->w = 32;
-        out->num_classes = 10;
-        snprintf(out->name, sizeof out->name, "cifar10");
-        ol_dataset_compute_stats(out, out->mean, out->std);
-    }
+    if (rc >= 0)
+        rc = ol__cifar_from_buffers(ctx, labels, bufs, lens, nfiles, out);
     for (int f = 0; f < 5; f++)
         free(bufs[f]);
     return rc;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "io/io_internal.h"
 #include "io/safetensors.h"
 #include "optimlab/checkpoint.h"
 
@@ -331,10 +332,37 @@ int ol_checkpoint_save(ol_ctx *ctx, const char *path, ol_model *m, ol_optim *opt
     return rc;
 }
 
+static int check_meta(ol_ctx *ctx, const char *path, ol__st_file *f);
+
 /* Read, check format, version and checksum. */
 static int open_checked(ol_ctx *ctx, const char *path, ol__st_file *f)
 {
     OL__TRY(ol__st_read(ctx, path, f));
+    return check_meta(ctx, path, f);
+}
+
+static int model_params_from(ol_ctx *ctx, const char *path, const ol__st_file *f, ol_model_params *mp);
+
+int ol__checkpoint_parse_mem(ol_ctx *ctx, const char *label, uint8_t *buf, size_t len, int check_crc,
+                             ol_model_params *mp, ol_train_state *st)
+{
+    ol__st_file f;
+    OL__TRY(ol__st_parse(ctx, label, buf, len, &f));
+    if (check_crc)
+        OL__TRY(check_meta(ctx, label, &f));
+    int rc = model_params_from(ctx, label, &f, mp);
+    const char *ss = ol__st_meta(&f, "train_state");
+    json_error_t je;
+    json_t *so = rc >= 0 && ss ? json_loads(ss, 0, &je) : NULL;
+    if (rc >= 0)
+        rc = so ? state_from_json(ctx, label, so, st) : ol__err(ctx, OL_EFORMAT, "%s: no train_state", label);
+    json_decref(so);
+    ol__st_free(&f);
+    return rc;
+}
+
+static int check_meta(ol_ctx *ctx, const char *path, ol__st_file *f)
+{
     const char *fmt = ol__st_meta(f, "format"), *ver = ol__st_meta(f, "format_version"), *crc = ol__st_meta(f, "crc32");
     int rc = OL_OK;
     if (!fmt || strcmp(fmt, FORMAT_NAME) != 0)
@@ -484,7 +512,14 @@ int ol_checkpoint_model_params(ol_ctx *ctx, const char *path, ol_model_params *m
 {
     ol__st_file f;
     OL__TRY(open_checked(ctx, path, &f));
-    const char *ms = ol__st_meta(&f, "model");
+    int rc = model_params_from(ctx, path, &f, mp);
+    ol__st_free(&f);
+    return rc;
+}
+
+static int model_params_from(ol_ctx *ctx, const char *path, const ol__st_file *f, ol_model_params *mp)
+{
+    const char *ms = ol__st_meta(f, "model");
     json_error_t je;
     json_t *o = ms ? json_loads(ms, 0, &je) : NULL;
     int rc = OL_OK;
@@ -517,7 +552,6 @@ int ol_checkpoint_model_params(ol_ctx *ctx, const char *path, ol_model_params *m
         mp->num_classes = (int)json_integer_value(json_object_get(o, "classes"));
     }
     json_decref(o);
-    ol__st_free(&f);
     return rc;
 }
 
