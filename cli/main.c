@@ -53,6 +53,9 @@ static const struct {
 } commands[] = {
     {"train", cmd_train, "train a model (optimlab train --help)"},
     {"bench", cmd_bench, "benchmarks: train (optimlab bench --help)"},
+    {"schedule", cmd_schedule, "print or plot a learning-rate/momentum/batch schedule (optimlab schedule --help)"},
+    {"lr-find", cmd_lrfind, "learning-rate range test (optimlab lr-find --help)"},
+    {"recipes", cmd_recipes, "list the recipes (--recipe NAME presets)"},
     {"version", cmd_version, "print the version and the compute kernels in use"},
 };
 

@@ -10,5 +10,6 @@
 #include "optimlab/optim.h"
 #include "optimlab/sched.h"
 #include "optimlab/train.h"
+#include "optimlab/lrfind.h"
 
 #endif
