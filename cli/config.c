@@ -58,7 +58,7 @@ static int yaml_fail(cli_values *v, const char *path, const yaml_parser_t *ps)
     return -1;
 }
 
-/* A plain null (`key:`, `~`, `null`) resets the option to its default. */
+/* A plain null (`key:`, `~`, `null`) reads as "": the option's default. */
 static const char *scalar_text(const yaml_event_t *e)
 {
     const char *s = (const char *)e->data.scalar.value;
@@ -219,8 +219,9 @@ int cli_load_config(cli_values *v, const char *path, char *recipe, size_t cap)
                 snprintf(recipe, cap, "%s", l.p[i].val);
     }
     for (int i = 0; i < l.n && rc == 0; i++) {
-        const char *val = l.p[i].val;
-        if (v->opts[cli_find(v, l.p[i].key)]->kind == CLI_FLAG)
+        const cli_opt *o = v->opts[cli_find(v, l.p[i].key)];
+        const char *val = *l.p[i].val ? l.p[i].val : (o->def ? o->def : ""); /* null: the default */
+        if (o->kind == CLI_FLAG)
             flag_value(l.p[i].val, &val);
         if (cli_set(v, l.p[i].key, val, 2) < 0)
             rc = -1, snprintf(v->err, sizeof v->err, "out of memory");
@@ -248,8 +249,33 @@ static const char *argv_value(int argc, char **argv, int first, const char *name
     return found;
 }
 
+/* getopt_long accepts unambiguous prefixes (--conf); the presets are read
+ * before getopt runs, so they must be spelled out. */
+static int abbreviated(cli_values *v, int argc, char **argv, int first)
+{
+    static const char *const names[] = {"config", "recipe"};
+    for (int i = first; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0)
+            continue;
+        size_t len = strcspn(a + 2, "=");
+        for (int k = 0; k < 2; k++)
+            if (len >= 1 && len < strlen(names[k]) && strncmp(a + 2, names[k], len) == 0 && cli_find(v, names[k]) >= 0) {
+                char opt[64];
+                snprintf(opt, sizeof opt, "%.*s", (int)(len < 60 ? len : 60), a + 2);
+                if (cli_find(v, opt) < 0) {
+                    snprintf(v->err, sizeof v->err, "write --%s in full (got '--%s')", names[k], opt);
+                    return 1;
+                }
+            }
+    }
+    return 0;
+}
+
 int cli_apply_presets(cli_values *v, int argc, char **argv, int first)
 {
+    if (abbreviated(v, argc, argv, first))
+        return -1;
     const char *cfg = cli_find(v, "config") >= 0 ? argv_value(argc, argv, first, "config") : NULL;
     const char *rec = cli_find(v, "recipe") >= 0 ? argv_value(argc, argv, first, "recipe") : NULL;
     char file_recipe[128] = "";

@@ -6,29 +6,6 @@
 
 #include "common.h"
 
-int cli_fail(int status, const char *msg)
-{
-    fprintf(stderr, "optimlab: %s\n", msg && *msg ? msg : "failed");
-    return status;
-}
-
-int cli_exit_for(int st)
-{
-    switch (st) {
-    case OL_EINVAL:
-    case OL_ENOENT:
-    case OL_EFORMAT:
-    case OL_ESHAPE:
-    case OL_ENAME:
-    case OL_ERANGE:
-    case OL_ENOTSUP: return OL_EXIT_USAGE;
-    case OL_ENONFINITE: return OL_EXIT_DIVERGED;
-    default: return OL_EXIT_FAIL;
-    }
-}
-
-int cli_fail_ctx(ol_ctx *ctx, int status) { return cli_fail(status, ol_ctx_errmsg(ctx)); }
-
 /* Debian's OpenBLAS 0.3.21 falls back to its generic kernel on CPUs newer than
  * it knows, and picks its kernel when it is loaded, before main runs. Re-run
  * ourselves once with OPENBLAS_CORETYPE set so every path gets full speed. */
