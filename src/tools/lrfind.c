@@ -334,7 +334,6 @@ int ol_lrfind_plot(ol_ctx *ctx, const ol_lrfind_result *r, const char *path, con
     loss_range(r->smooth, r->n, NULL, 0, &lo, &hi);
     ol__svg s;
     OL__TRY(ol__svg_begin(ctx, &s, 900, 520, r->lr[0], r->lr[r->n - 1], lo, hi, r->lr[r->n - 1] > r->lr[0] * 20, 0));
-    char buf[160];
     ol__svg_axes(&s, title ? title : "learning-rate range test", "learning rate", "training loss");
     double *clipped = malloc(sizeof(double) * (size_t)r->n);
     if (clipped) {
@@ -344,16 +343,18 @@ int ol_lrfind_plot(ol_ctx *ctx, const ol_lrfind_result *r, const char *path, con
         free(clipped);
     }
     ol__svg_polyline(&s, r->lr, r->smooth, r->n, ol__svg_color(0), 2.0, 0);
+    /* values go in the legend: labels on the lines would collide near the minimum */
+    char l_steep[64], l_min10[64], l_min[64];
+    snprintf(l_steep, sizeof l_steep, "steepest descent %.3g", r->lr_steepest);
+    snprintf(l_min10, sizeof l_min10, "minimum/10 %.3g", r->lr_min10);
+    snprintf(l_min, sizeof l_min, "minimum %.3g", r->lr_at_min);
     if (r->i_steep >= 0) {
-        snprintf(buf, sizeof buf, "steepest %.2g", r->lr_steepest);
-        ol__svg_vline(&s, r->lr_steepest, ol__svg_color(1), buf);
+        ol__svg_vline(&s, r->lr_steepest, ol__svg_color(1), NULL);
         ol__svg_marker(&s, r->lr_steepest, r->smooth[r->i_steep], 5, ol__svg_color(1));
     }
-    snprintf(buf, sizeof buf, "min/10 %.2g", r->lr_min10);
-    ol__svg_vline(&s, r->lr_min10, ol__svg_color(2), buf);
+    ol__svg_vline(&s, r->lr_min10, ol__svg_color(2), NULL);
     ol__svg_marker(&s, r->lr_at_min, r->best_loss, 5, ol__svg_color(3));
-    const char *labels[] = {"batch loss", "smoothed loss (EMA, bias-corrected)", "steepest descent",
-                            "minimum / 10", "minimum"};
+    const char *labels[] = {"batch loss", "smoothed loss", l_steep, l_min10, l_min};
     const char *colors[] = {"#bbbbbb", ol__svg_color(0), ol__svg_color(1), ol__svg_color(2), ol__svg_color(3)};
     ol__svg_legend(&s, labels, colors, 5);
     int rc = ol__svg_save(ctx, &s, path);
