@@ -342,8 +342,8 @@ static const char *const train_usage =
 
 int cmd_train(int argc, char **argv)
 {
-    const cli_opt *const tables[] = {cli_model_opts, cli_data_opts, cli_optim_opts, cli_sched_opts,
-                                     cli_train_opts, cli_run_opts,  NULL};
+    const cli_opt *const tables[] = {cli_model_opts, cli_data_opts, cli_optim_opts, cli_sched_opts, cli_batch_opts,
+                                     cli_train_opts, cli_run_opts,  cli_config_opts, NULL};
     cli_values v;
     cli_init(&v, tables);
     int help = 0, rc = OL_EXIT_OK;
@@ -355,7 +355,9 @@ int cmd_train(int argc, char **argv)
     char *config = NULL;
     char err[1024] = "";
 
-    if (cli_parse(&v, argc, argv, 2, &help) != 0) {
+    ol_sched_params sp;
+    memset(&sp, 0, sizeof sp);
+    if (cli_apply_presets(&v, argc, argv, 2) != 0 || cli_parse(&v, argc, argv, 2, &help) != 0) {
         rc = cli_fail(OL_EXIT_USAGE, v.err);
         goto done;
     }
@@ -424,9 +426,20 @@ int cmd_train(int argc, char **argv)
     int64_t total = tp.epochs > 0 ? spe * tp.epochs : tp.max_steps;
     if (tp.max_steps > 0 && tp.max_steps < total)
         total = tp.max_steps;
-    ol_sched_params sp;
-    if (cli_build_sched(&v, op.lr, spe, total, &sp)) {
+    cli_batch_config bc;
+    if (cli_build_batch_sched(&v, tp.batch_size, spe, &bc) || cli_build_sched(&v, op.lr, spe, total, &sp)) {
         rc = cli_fail(OL_EXIT_USAGE, v.err);
+        goto done;
+    }
+    /* parsed and checked here; the trainer does not apply these yet */
+    const char *pending = bc.sched.type != OL_BATCH_CONSTANT ? "--batch-schedule"
+                          : bc.micro_batch > 0               ? "--micro-batch-size"
+                          : bc.lr_scaling != OL_LR_SCALING_NONE ? "--lr-scaling"
+                          : sp.type == OL_SCHED_PLATEAU       ? "--schedule plateau"
+                                                              : NULL;
+    if (pending) {
+        snprintf(err, sizeof err, "%s is not wired into train yet (optimlab schedule shows its effect)", pending);
+        rc = cli_fail(OL_EXIT_USAGE, err);
         goto done;
     }
     st = ol_optim_create(ctx, &op, ol_model_paramset(m), &opt);
@@ -522,6 +535,7 @@ int cmd_train(int argc, char **argv)
         printf("skipped steps (non-finite or loss spikes): %lld\n", (long long)res.bad_steps);
 done:
     free(config);
+    cli_free_sched(&sp);
     ol_optim_free(opt);
     ol_model_free(m);
     cli_free_data(&data);

@@ -28,6 +28,8 @@ extern const cli_opt cli_model_opts[];
 extern const cli_opt cli_data_opts[];
 extern const cli_opt cli_optim_opts[];
 extern const cli_opt cli_sched_opts[];
+extern const cli_opt cli_batch_opts[];  /* batch schedule, micro-batch, lr scaling */
+extern const cli_opt cli_config_opts[]; /* --config, --recipe */
 extern const cli_opt cli_train_opts[];
 extern const cli_opt cli_run_opts[]; /* threads, backend, seed */
 
@@ -37,6 +39,34 @@ int cli_build_optim(cli_values *v, ol_optim_params *op);
 int cli_build_sched(cli_values *v, double base_lr, int64_t steps_per_epoch, int64_t total_steps,
                     ol_sched_params *sp);
 int cli_build_train(cli_values *v, ol_train_params *tp);
+/* Frees what cli_build_sched allocated (the parts of a sequential schedule). */
+void cli_free_sched(ol_sched_params *sp);
+
+/* Batch-size schedule, gradient accumulation and lr scaling. */
+typedef struct {
+    ol_batch_sched_params sched; /* global batch of each step: ol_batch_sched_batch */
+    ol_lr_scaling lr_scaling;
+    int64_t base_batch;  /* B0 the lr was tuned for (--base-batch-size, default --batch-size) */
+    double knee;         /* linear-then-sqrt knee, in multiples of B0 */
+    int64_t micro_batch; /* 0: no accumulation; else micro-batches of this many samples */
+} cli_batch_config;
+/* batch: the starting global batch (--batch-size); milestones in epochs are
+ * converted with steps_per_epoch. */
+int cli_build_batch_sched(cli_values *v, int64_t batch, int64_t steps_per_epoch, cli_batch_config *bc);
+/* lr multiplier for a step with global batch `batch`. */
+double cli_batch_lr_scale(const cli_batch_config *bc, int64_t batch);
+
+/* Presets before the command line: the recipe (--recipe, or `recipe:` in the
+ * file), then the YAML file of --config. Scans argv[first..] for both; call
+ * before cli_parse. Returns 0, or -1 with v->err ("file:line: ..."). */
+int cli_apply_presets(cli_values *v, int argc, char **argv, int first);
+/* Set options from a YAML file (how = 2); *recipe receives its `recipe:` value. */
+int cli_load_config(cli_values *v, const char *path, char *recipe, size_t cap);
+/* Set the recipe's options that v has (how = 3); -1 for an unknown name. */
+int cli_apply_recipe(cli_values *v, const char *name);
+int cli_recipe_count(void);
+const char *cli_recipe_name(int i);
+const char *const *cli_recipe_values(int i); /* key, value, ..., NULL */
 
 typedef struct {
     ol_dataset train, test;
@@ -54,5 +84,8 @@ int cmd_export(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int bench_train(int argc, char **argv);
+int cmd_schedule(int argc, char **argv);
+int cmd_lrfind(int argc, char **argv);
+int cmd_recipes(int argc, char **argv);
 
 #endif

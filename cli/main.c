@@ -6,30 +6,6 @@
 
 #include "common.h"
 
-int cli_fail(int status, const char *msg)
-{
-    fprintf(stderr, "optimlab: %s\n", msg && *msg ? msg : "failed");
-    return status;
-}
-
-int cli_exit_for(int st)
-{
-    switch (st) {
-    case OL_EINVAL:
-    case OL_ENOENT:
-    case OL_EFORMAT:
-    case OL_ESHAPE:
-    case OL_ENAME:
-    case OL_ERANGE:
-    case OL_ENOTSUP: return OL_EXIT_USAGE;
-    case OL_ENONFINITE: return OL_EXIT_DIVERGED;
-    case OL_EINTR: return OL_EXIT_STOPPED;
-    default: return OL_EXIT_FAIL;
-    }
-}
-
-int cli_fail_ctx(ol_ctx *ctx, int status) { return cli_fail(status, ol_ctx_errmsg(ctx)); }
-
 /* Debian's OpenBLAS 0.3.21 falls back to its generic kernel on CPUs newer than
  * it knows, and picks its kernel when it is loaded, before main runs. Re-run
  * ourselves once with OPENBLAS_CORETYPE set so every path gets full speed. */
@@ -57,6 +33,9 @@ static const struct {
     {"export", cmd_export, "write a run's weights as a plain safetensors file (PyTorch names)"},
     {"import", cmd_import, "check and convert a safetensors state_dict for train --init-from"},
     {"verify", cmd_verify, "check a run's newest checkpoint (or a checkpoint file) and print its step"},
+    {"schedule", cmd_schedule, "print or plot a learning-rate/momentum/batch schedule (optimlab schedule --help)"},
+    {"lr-find", cmd_lrfind, "learning-rate range test (optimlab lr-find --help)"},
+    {"recipes", cmd_recipes, "list the recipes (--recipe NAME presets)"},
     {"version", cmd_version, "print the version and the compute kernels in use"},
 };
 

@@ -25,7 +25,7 @@ typedef struct {
     const cli_opt *opts[CLI_MAX_OPTS];
     int n;
     char *val[CLI_MAX_OPTS]; /* current values (owned) */
-    int set[CLI_MAX_OPTS];   /* 1: from the command line, 2: from a config file */
+    int set[CLI_MAX_OPTS];   /* 1: from the command line, 2: from a config file, 3: from a recipe */
     char err[512];
 } cli_values;
 

@@ -11,5 +11,6 @@
 #include "optimlab/sched.h"
 #include "optimlab/train.h"
 #include "optimlab/checkpoint.h"
+#include "optimlab/lrfind.h"
 
 #endif

@@ -3,8 +3,11 @@
  * A schedule is parsed once into ol_sched_params; ol_sched_lr(s, t) is the
  * learning rate of optimizer step t (t = 0 for the first step), with no state.
  * Parameters given in epochs are converted with steps_per_epoch. With
- * per_epoch set, the value changes only at epoch boundaries (PyTorch's
- * scheduler.step() once per epoch). */
+ * per_epoch set, the main schedule changes only at epoch boundaries (PyTorch's
+ * scheduler.step() once per epoch) while a warm-up stays per step (Goyal et al.).
+ * A warm-up of warmup_steps runs from warmup_start_factor times the main
+ * schedule's first value up to that value; the main schedule then starts at 0
+ * and lasts total_steps - warmup_steps (SequentialLR([LinearLR, X], [W])). */
 #ifndef OPTIMLAB_SCHED_H
 #define OPTIMLAB_SCHED_H
 
@@ -28,14 +31,18 @@ typedef enum {
     OL_SCHED_CYCLIC,      /* Smith 2017: triangular, triangular2, exp_range */
     OL_SCHED_ONECYCLE,    /* Smith 2018 */
     OL_SCHED_WSD,         /* warmup-stable-decay */
+    OL_SCHED_SEQUENTIAL,  /* parts[i] from milestone i-1 on, each restarted at 0 (PyTorch SequentialLR) */
+    OL_SCHED_PLATEAU,     /* constant here; ol_plateau lowers it from a validation metric */
     OL_SCHED_COUNT
 } ol_sched_type;
 
 typedef enum { OL_CYCLIC_TRIANGULAR = 0, OL_CYCLIC_TRIANGULAR2, OL_CYCLIC_EXP_RANGE } ol_cyclic_mode;
+/* Shape of the WSD decay phase (MiniCPM / Hagele et al. 2024). */
+typedef enum { OL_WSD_LINEAR = 0, OL_WSD_COSINE, OL_WSD_SQRT } ol_wsd_shape;
 
 #define OL_SCHED_MAX_MILESTONES 32
 
-typedef struct {
+typedef struct ol_sched_params {
     ol_sched_type type;
     double base_lr;          /* the optimizer's lr: initial or peak value */
     int64_t total_steps;     /* length of training in optimizer steps */
@@ -45,22 +52,23 @@ typedef struct {
     /* step / multistep / exponential */
     int64_t step_size; /* steps */
     double gamma;
-    int64_t milestones[OL_SCHED_MAX_MILESTONES]; /* steps */
+    int64_t milestones[OL_SCHED_MAX_MILESTONES]; /* steps (epochs with per_epoch); sequential: part starts */
     int nmilestones;
     /* polynomial / linear */
     double power;
     double start_factor, end_factor;
     int64_t total_iters; /* 0: total_steps */
-    /* cosine (and its floor for WSD / warmup+cosine) */
+    /* cosine (and the floor of cosine, SGDR, polynomial and WSD) */
     int64_t t_max;    /* 0: total_steps - warmup */
     double eta_min;   /* absolute floor */
     double min_lr_ratio; /* floor as a fraction of base_lr (used when > 0) */
     /* warm restarts */
     int64_t t_0;
     int t_mult;
-    /* cyclic */
+    /* cyclic: base_lr is the lower bound, max_lr the upper one; one-cycle:
+     * max_lr is the peak (0: base_lr) */
     double max_lr;
-    int64_t step_size_up, step_size_down;
+    int64_t step_size_up, step_size_down; /* step_size_down 0: = step_size_up */
     ol_cyclic_mode cyclic_mode;
     double cyclic_gamma;
     /* one-cycle */
@@ -75,8 +83,22 @@ typedef struct {
     int64_t warmup_steps;
     int warmup_exponential; /* 0: linear */
     double warmup_start_factor;
-    /* warmup-stable-decay: fraction of training spent decaying */
+    /* warmup-stable-decay: fraction of training spent decaying, and its shape */
     double decay_frac;
+    ol_wsd_shape wsd_shape;
+    /* sequential: nparts schedules (not themselves sequential), part i starts
+     * at milestones[i-1]; the caller owns the array */
+    const struct ol_sched_params *parts;
+    int nparts;
+    /* reduce-on-plateau (PyTorch ReduceLROnPlateau defaults) */
+    int plateau_maximize;      /* 1: the metric should increase (accuracy) */
+    double plateau_factor;     /* 0.1 */
+    int plateau_patience;      /* 10 */
+    double plateau_threshold;  /* 1e-4 */
+    int plateau_threshold_abs; /* 0: relative threshold */
+    int plateau_cooldown;      /* 0 */
+    double plateau_min_lr;     /* 0 */
+    double plateau_eps;        /* 1e-8: smaller reductions are ignored */
 } ol_sched_params;
 
 const char *ol_sched_name(ol_sched_type t);
@@ -90,6 +112,27 @@ int ol_sched_validate(ol_ctx *ctx, const ol_sched_params *s);
 double ol_sched_lr(const ol_sched_params *s, int64_t t);
 /* Momentum (or Adam beta1) of step t, or -1 when the schedule does not cycle it. */
 double ol_sched_momentum(const ol_sched_params *s, int64_t t);
+
+/* Reduce-on-plateau, the one stateful schedule (PyTorch ReduceLROnPlateau).
+ * Intended usage:
+ *   ol_plateau p; ol_plateau_init(&p, &sp);            (sp.type OL_SCHED_PLATEAU)
+ *   each step: lr = ol_plateau_lr(&p, &sp, t);         (warm-up, then the reduced lr)
+ *   after each validation: ol_plateau_update(&p, &sp, val_loss);   (returns 1 when it cut the lr) */
+typedef struct {
+    double lr;           /* current lr after reductions (starts at base_lr) */
+    double best;         /* best metric so far (+-inf before the first) */
+    int num_bad;         /* evaluations without improvement */
+    int cooldown_left;   /* evaluations left in cooldown */
+    int64_t evals;       /* evaluations seen */
+    int reductions;      /* number of cuts so far */
+} ol_plateau;
+
+void ol_plateau_init(ol_plateau *p, const ol_sched_params *s);
+/* Feed one validation metric; returns 1 if the lr was reduced, 0 if not,
+ * OL_ERANGE for a non-finite metric (state unchanged). */
+int ol_plateau_update(ol_plateau *p, const ol_sched_params *s, double metric);
+/* The lr of step t: the warm-up of s scaled by the reductions, then p->lr. */
+double ol_plateau_lr(const ol_plateau *p, const ol_sched_params *s, int64_t t);
 
 /* ---- batch-size schedules and large-batch learning-rate scaling ---------- */
 
@@ -108,15 +151,22 @@ typedef struct {
     int nmilestones;
     double factor;          /* batch multiplier at each milestone */
     int64_t ramp_samples;   /* ramp length in samples */
-    int64_t ramp_increment; /* the ramp moves in steps of this many samples (BLOOM: 16) */
+    int64_t ramp_increment; /* the batch grows by this many samples at a time (BLOOM: 16; 0: batch) */
 } ol_batch_sched_params;
 
 const char *ol_batch_sched_name(ol_batch_sched_type t);
 int ol_batch_sched_from_name(const char *name, ol_batch_sched_type *out);
 ol_batch_sched_params ol_batch_sched_default_params(ol_batch_sched_type t);
 int ol_batch_sched_validate(ol_ctx *ctx, const ol_batch_sched_params *b);
-/* Global batch of optimizer step t, given the samples consumed before it. */
+/* Global batch of optimizer step t, given the samples consumed before it.
+ * Milestones: batch * factor^(milestones passed), rounded, capped at
+ * max_batch (when > 0). Ramp (Megatron-LM --rampup-batch-size, as BLOOM):
+ * batch + increment * floor(samples_before / (ramp_samples / n_increments)),
+ * n_increments = (max_batch - batch) / increment, then max_batch. */
 int64_t ol_batch_sched_batch(const ol_batch_sched_params *b, int64_t t, int64_t samples_before);
+/* Samples consumed before step t when every step takes the scheduled batch
+ * (walks the steps; for plots and tests). */
+int64_t ol_batch_sched_samples_before(const ol_batch_sched_params *b, int64_t t);
 
 typedef enum {
     OL_LR_SCALING_NONE = 0,
@@ -128,7 +178,10 @@ typedef enum {
 
 const char *ol_lr_scaling_name(ol_lr_scaling r);
 int ol_lr_scaling_from_name(const char *name, ol_lr_scaling *out);
-/* Multiplier of the learning rate for global batch B against base batch B0. */
+/* Multiplier of the learning rate for global batch B against base batch B0:
+ * none 1, linear B/B0, sqrt sqrt(B/B0), linear-then-sqrt B/B0 up to
+ * B = knee*B0 and knee*sqrt(B/(knee*B0)) beyond (continuous at the knee;
+ * knee <= 0 means 1). Returns 1 for non-positive batches. */
 double ol_lr_scale(ol_lr_scaling rule, double batch, double base_batch, double knee);
 
 #ifdef __cplusplus

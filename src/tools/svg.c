@@ -236,7 +236,7 @@ void ol__svg_marker(ol__svg *s, double x, double y, double r, const char *color)
 
 void ol__svg_vline(ol__svg *s, double x, const char *color, const char *label)
 {
-    if (!inside(s, x, s->logy ? s->y0 : 0.0))
+    if (!inside(s, x, s->y0)) /* only x matters: the line spans the panel */
         return;
     double px = ol__svg_px(s, x);
     put(s, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-dasharray=\"4,3\"/>\n", px,

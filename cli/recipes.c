@@ -1,0 +1,98 @@
+/* Recipes: named presets of optimizer, schedule and batch options from the
+ * papers of the course. A recipe is applied before the config file and the
+ * command line, so any of its values can be overridden. Keys that a command
+ * does not have (e.g. --epochs for optimlab schedule) are skipped there. */
+#include <string.h>
+
+#include "common.h"
+
+typedef struct {
+    const char *name;
+    const char *summary;
+    const char *const *kv; /* key, value, ..., NULL */
+} recipe;
+
+/* BLOOM (BigScience 2022): AdamW (0.9, 0.95), eps 1e-8, wd 0.1, warm-up, cosine
+ * to 10% of the peak, global batch ramped 16 -> 2048 in steps of 16 (BLOOM ramped
+ * over 20M samples; scaled here to a few epochs of a small dataset). */
+static const char *const bloom_kv[] = {
+    "optimizer", "adamw", "lr", "6e-4", "beta1", "0.9", "beta2", "0.95", "eps", "1e-8", "weight-decay", "0.1",
+    "clip-grad-norm", "1.0", "schedule", "cosine", "min-lr-ratio", "0.1", "warmup-epochs", "1",
+    "batch-schedule", "ramp", "batch-size", "16", "max-batch-size", "2048", "batch-ramp-increment", "16",
+    "batch-ramp-samples", "300000", NULL};
+
+/* Goyal et al. 2017: SGD momentum 0.9, wd 1e-4, lr 0.1 per 256 samples scaled
+ * linearly with the batch, gradual warm-up over 5 epochs from the unscaled lr,
+ * step decay by 10x (at 50% and 75% of training here). */
+static const char *const goyal_kv[] = {
+    "optimizer", "sgd", "lr", "0.1", "momentum", "0.9", "weight-decay", "1e-4", "lr-scaling", "linear",
+    "base-batch-size", "256", "warmup-epochs", "5", "warmup-start-factor", "auto", "schedule", "multistep",
+    "gamma", "0.1", "no-decay-on", "bias,norm", NULL};
+
+/* Smith & Topin 2018 (super-convergence): one cycle of a large lr with
+ * momentum cycled inversely (0.95 -> 0.85), linear phases and a final
+ * annihilation, small weight decay. Pair with optimlab lr-find for --lr. */
+static const char *const superconvergence_kv[] = {
+    "optimizer", "sgd", "lr", "1.0", "momentum", "0.9", "weight-decay", "1e-4", "schedule", "onecycle",
+    "anneal", "linear", "three-phase", "1", "pct-start", "0.45", "div-factor", "10", "final-div-factor", "100",
+    "base-momentum", "0.85", "max-momentum", "0.95", NULL};
+
+/* You et al. 2020 (LAMB): large batch, square-root lr scaling, linear
+ * warm-up then polynomial (linear) decay, decoupled weight decay 0.01. */
+static const char *const lamb_kv[] = {
+    "optimizer", "lamb", "lr", "2e-3", "weight-decay", "0.01", "batch-size", "4096", "lr-scaling", "sqrt",
+    "base-batch-size", "256", "warmup-epochs", "2", "schedule", "polynomial", "power", "1", NULL};
+
+/* You et al. 2017 (LARS): large batch, linear lr scaling, 5 warm-up epochs,
+ * polynomial decay with power 2, momentum 0.9. */
+static const char *const lars_kv[] = {
+    "optimizer", "lars", "lr", "0.1", "momentum", "0.9", "weight-decay", "5e-4", "batch-size", "4096",
+    "lr-scaling", "linear", "base-batch-size", "256", "warmup-epochs", "5", "schedule", "polynomial",
+    "power", "2", NULL};
+
+static const recipe recipes[] = {
+    {"bloom", "AdamW (0.9, 0.95), wd 0.1, warm-up, cosine to 10%, batch ramp 16 -> 2048 (BLOOM)", bloom_kv},
+    {"goyal", "SGD momentum, linear lr scaling with 5-epoch gradual warm-up (Goyal et al. 2017)", goyal_kv},
+    {"superconvergence", "one-cycle with inverse momentum cycling (Smith & Topin 2018)", superconvergence_kv},
+    {"lamb-large-batch", "LAMB, batch 4096, sqrt lr scaling, warm-up + linear decay (You et al. 2020)", lamb_kv},
+    {"lars-large-batch", "LARS, batch 4096, linear lr scaling, warm-up + poly(2) decay (You et al. 2017)", lars_kv},
+};
+
+#define NRECIPES ((int)(sizeof recipes / sizeof recipes[0]))
+
+int cli_recipe_count(void) { return NRECIPES; }
+const char *cli_recipe_name(int i) { return i >= 0 && i < NRECIPES ? recipes[i].name : NULL; }
+const char *const *cli_recipe_values(int i) { return i >= 0 && i < NRECIPES ? recipes[i].kv : NULL; }
+
+int cli_apply_recipe(cli_values *v, const char *name)
+{
+    for (int r = 0; r < NRECIPES; r++) {
+        if (strcmp(recipes[r].name, name) != 0)
+            continue;
+        for (const char *const *kv = recipes[r].kv; *kv; kv += 2)
+            if (cli_find(v, kv[0]) >= 0 && cli_set(v, kv[0], kv[1], 3) < 0) {
+                snprintf(v->err, sizeof v->err, "out of memory");
+                return -1;
+            }
+        return 0;
+    }
+    char all[256] = "";
+    for (int r = 0; r < NRECIPES; r++)
+        snprintf(all + strlen(all), sizeof all - strlen(all), "%s%s", r ? ", " : "", recipes[r].name);
+    snprintf(v->err, sizeof v->err, "--recipe: unknown recipe '%s' (%s)", name, all);
+    return -1;
+}
+
+int cmd_recipes(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    printf("usage: optimlab <train|schedule|lr-find> --recipe NAME [options that override it]\n\n");
+    for (int r = 0; r < NRECIPES; r++) {
+        printf("%s: %s\n ", recipes[r].name, recipes[r].summary);
+        for (const char *const *kv = recipes[r].kv; *kv; kv += 2)
+            printf(" --%s %s", kv[0], kv[1]);
+        printf("\n\n");
+    }
+    return OL_EXIT_OK;
+}
