@@ -423,23 +423,26 @@ int cmd_train(int argc, char **argv)
         rc = cli_fail(OL_EXIT_USAGE, err);
         goto done;
     }
-    int64_t total = tp.epochs > 0 ? spe * tp.epochs : tp.max_steps;
-    if (tp.max_steps > 0 && tp.max_steps < total)
-        total = tp.max_steps;
     cli_batch_config bc;
-    if (cli_build_batch_sched(&v, tp.batch_size, spe, &bc) || cli_build_sched(&v, op.lr, spe, total, &sp)) {
+    if (cli_build_batch_sched(&v, tp.batch_size, spe, &bc)) {
         rc = cli_fail(OL_EXIT_USAGE, v.err);
         goto done;
     }
-    /* parsed and checked here; the trainer does not apply these yet */
-    const char *pending = bc.sched.type != OL_BATCH_CONSTANT ? "--batch-schedule"
-                          : bc.micro_batch > 0               ? "--micro-batch-size"
-                          : bc.lr_scaling != OL_LR_SCALING_NONE ? "--lr-scaling"
-                          : sp.type == OL_SCHED_PLATEAU       ? "--schedule plateau"
-                                                              : NULL;
-    if (pending) {
-        snprintf(err, sizeof err, "%s is not wired into train yet (optimlab schedule shows its effect)", pending);
+    if (bc.sched.type != OL_BATCH_CONSTANT)
+        tp.batch_sched = &bc.sched;
+    tp.lr_scaling = bc.lr_scaling;
+    tp.base_batch = bc.base_batch;
+    tp.lr_knee = bc.knee;
+    tp.micro_batch_size = (int)bc.micro_batch;
+    const int64_t total = ol_train_count_steps(&tp, data.train.n);
+    if (total <= 0) {
+        snprintf(err, sizeof err, "no training step fits: %lld samples, batch %d%s", (long long)data.train.n,
+                 tp.batch_size, tp.drop_last ? " with --drop-last" : "");
         rc = cli_fail(OL_EXIT_USAGE, err);
+        goto done;
+    }
+    if (cli_build_sched(&v, op.lr, spe, total, &sp)) {
+        rc = cli_fail(OL_EXIT_USAGE, v.err);
         goto done;
     }
     st = ol_optim_create(ctx, &op, ol_model_paramset(m), &opt);

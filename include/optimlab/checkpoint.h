@@ -18,6 +18,7 @@
 #include "optimlab/core.h"
 #include "optimlab/model.h"
 #include "optimlab/optim.h"
+#include "optimlab/sched.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -44,6 +45,7 @@ typedef struct {
     double loss_hist[64]; /* recent losses, for loss-spike detection */
     int loss_hist_n, loss_hist_pos;
     uint64_t seed;
+    ol_plateau plateau; /* reduce-on-plateau state */
 } ol_train_state;
 
 /* config_json may be NULL; it is stored verbatim (the CLI's effective options). */

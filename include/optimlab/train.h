@@ -41,6 +41,12 @@ typedef struct {
     int micro_batch_size;   /* gradient accumulation: forward/backward in pieces of this size (0: whole batch) */
     int freeze_bn;          /* BatchNorm uses and keeps its running statistics while training */
 
+    /* large batches: the global batch of each step and the lr rule that follows it */
+    const ol_batch_sched_params *batch_sched; /* NULL: every step takes batch_size samples */
+    ol_lr_scaling lr_scaling;
+    int64_t base_batch; /* B0 the lr was tuned for (0: batch_size) */
+    double lr_knee;     /* linear-then-sqrt knee in multiples of B0 */
+
     /* checkpoints (written to out_dir as ckpt-<step>.safetensors) */
     int64_t checkpoint_every_steps; /* 0 = off */
     int checkpoint_every_epochs;    /* 0 = off */
@@ -117,6 +123,11 @@ int ol_train_step(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim 
 /* The first half of ol_train_step: forward, backward and clipping, no update. */
 int ol_train_grads(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, const float *x, const int32_t *y, int n,
                    ol_step_result *out);
+
+/* Optimizer steps that ol_train will take for a training set of n samples
+ * (the batch schedule walked through every epoch), for schedules that need
+ * the length of training. */
+int64_t ol_train_count_steps(const ol_train_params *tp, int64_t n);
 
 /* ol_train returns OL_EINTR after a stop request or the time limit (a
  * checkpoint was written, res->checkpoint names it) and OL_ENONFINITE when

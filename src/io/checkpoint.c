@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +78,12 @@ static json_t *state_to_json(const ol_train_state *st)
     snprintf(seed, sizeof seed, "%" PRIu64, st->seed);
     json_object_set_new(o, "seed", json_string(seed));
     json_object_set_new(o, "loss_hist", hist);
+    json_object_set_new(o, "plateau", json_pack("{s:f, s:f, s:i, s:i, s:I, s:i}", "lr", st->plateau.lr, "best",
+                                                isfinite(st->plateau.best) ? st->plateau.best : 0.0, "num_bad",
+                                                st->plateau.num_bad, "cooldown_left", st->plateau.cooldown_left,
+                                                "evals", (json_int_t)st->plateau.evals, "reductions",
+                                                st->plateau.reductions));
+    json_object_set_new(o, "plateau_best_inf", json_integer(isfinite(st->plateau.best) ? 0 : st->plateau.best > 0 ? 1 : -1));
     return o;
 }
 
@@ -131,6 +138,16 @@ static int state_from_json(ol_ctx *ctx, const char *label, json_t *o, ol_train_s
     st->loss_hist_n = (int)json_array_size(hist);
     for (int i = 0; i < st->loss_hist_n; i++)
         st->loss_hist[i] = json_number_value(json_array_get(hist, (size_t)i));
+    json_t *pl = json_object_get(o, "plateau");
+    json_int_t binf = json_integer_value(json_object_get(o, "plateau_best_inf"));
+    if (!json_is_object(pl))
+        return ol__err(ctx, OL_EFORMAT, "%s: train_state.plateau missing", label);
+    st->plateau.lr = json_number_value(json_object_get(pl, "lr"));
+    st->plateau.best = binf ? (binf > 0 ? INFINITY : -INFINITY) : json_number_value(json_object_get(pl, "best"));
+    st->plateau.num_bad = (int)json_integer_value(json_object_get(pl, "num_bad"));
+    st->plateau.cooldown_left = (int)json_integer_value(json_object_get(pl, "cooldown_left"));
+    st->plateau.evals = json_integer_value(json_object_get(pl, "evals"));
+    st->plateau.reductions = (int)json_integer_value(json_object_get(pl, "reductions"));
     if (st->step < 0 || st->epoch < 0 || st->epoch_pos < 0 || st->loss_hist_pos < 0 || st->loss_hist_pos >= 64)
         return ol__err(ctx, OL_EFORMAT, "%s: train_state has negative counters", label);
     return OL_OK;

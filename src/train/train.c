@@ -306,6 +306,55 @@ static void push_loss(ol_train_state *st, double loss)
 
 enum { STOP_NONE = 0, STOP_SIGNAL, STOP_TIME };
 
+static int64_t batch_for(const ol_train_params *tp, int64_t step, int64_t samples_before)
+{
+    if (!tp->batch_sched)
+        return tp->batch_size;
+    int64_t b = ol_batch_sched_batch(tp->batch_sched, step, samples_before);
+    return b > 0 ? b : 1;
+}
+
+static int64_t max_batch_of(const ol_train_params *tp)
+{
+    int64_t b = tp->batch_size;
+    if (tp->batch_sched) {
+        if (tp->batch_sched->batch > b)
+            b = tp->batch_sched->batch;
+        if (tp->batch_sched->max_batch > b)
+            b = tp->batch_sched->max_batch;
+    }
+    return b;
+}
+
+int64_t ol_train_count_steps(const ol_train_params *tp, int64_t n)
+{
+    if (n <= 0 || tp->batch_size <= 0)
+        return 0;
+    if (!tp->batch_sched) {
+        int64_t per = tp->drop_last ? n / tp->batch_size : (n + tp->batch_size - 1) / tp->batch_size;
+        int64_t total = tp->epochs > 0 ? per * tp->epochs : tp->max_steps;
+        return tp->max_steps > 0 && tp->max_steps < total ? tp->max_steps : total;
+    }
+    int64_t step = 0, seen = 0;
+    for (int e = 0; e < tp->epochs || (tp->epochs == 0 && step < tp->max_steps); e++) {
+        int64_t pos = 0;
+        for (;;) {
+            if (tp->max_steps > 0 && step >= tp->max_steps)
+                return step;
+            int64_t b = batch_for(tp, step, seen), left = n - pos;
+            if (left <= 0 || (tp->drop_last && left < b))
+                break;
+            int64_t k = left < b ? left : b;
+            pos += k;
+            seen += k;
+            step++;
+        }
+        if (pos == 0)
+            break; /* a batch larger than the data with drop_last */
+    }
+    return step;
+}
+
 int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt, const ol_sched_params *sched,
              const ol_dataset *train, const ol_dataset *test, const ol_train_hooks *hooks, ol_train_result *res)
 {
@@ -328,16 +377,24 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
         return ol__err(ctx, OL_ESHAPE, "data has %d classes, the model %d", train->num_classes,
                        ol_model_num_classes(m));
     OL__TRY(ol_sched_validate(ctx, sched));
-    OL__TRY(ol_model_reserve(ctx, m, tp->micro_batch_size > 0 && tp->micro_batch_size < tp->batch_size
+    if (tp->batch_sched)
+        OL__TRY(ol_batch_sched_validate(ctx, tp->batch_sched));
+    const int64_t max_batch = max_batch_of(tp);
+    if (max_batch > (1 << 24))
+        return ol__err(ctx, OL_ERANGE, "global batch of %lld is too large", (long long)max_batch);
+    OL__TRY(ol_model_reserve(ctx, m, tp->micro_batch_size > 0 && tp->micro_batch_size < max_batch
                                           ? tp->micro_batch_size
-                                          : tp->batch_size));
+                                          : (int)max_batch));
     ol_train_state st;
+    const int plateau = sched->type == OL_SCHED_PLATEAU;
     if (tp->resume) {
         st = *tp->resume;
     } else {
         memset(&st, 0, sizeof st);
         st.best_test_acc = -1.0;
         st.seed = tp->seed;
+        if (plateau)
+            ol_plateau_init(&st.plateau, sched);
     }
     metrics mt = {0};
     OL__TRY(open_metrics(ctx, tp, &st, &mt));
@@ -348,18 +405,17 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
                            .aug = tp->aug,
                            .seed = tp->seed,
                            .prefetch = tp->prefetch,
-                           .max_batch = tp->batch_size};
+                           .max_batch = (int)max_batch};
     ol_loader *loader = NULL;
     int rc = ol_loader_create(ctx, train, &lp, &loader);
     ol_paramset *ps = ol_model_paramset(m);
+    const int64_t ntrain = train->n;
     float *bn_saved = malloc((ps->bnumel ? ps->bnumel : 1) * sizeof(float));
     if (rc >= 0 && !bn_saved)
         rc = ol__err(ctx, OL_ENOMEM, "out of memory");
-    const int64_t per_epoch = rc >= 0 ? ol_loader_batches_per_epoch(loader, tp->batch_size) : 1;
-    int64_t total = tp->epochs > 0 ? per_epoch * tp->epochs : tp->max_steps;
-    if (tp->max_steps > 0 && tp->max_steps < total)
-        total = tp->max_steps;
-    const int epochs = tp->epochs > 0 ? tp->epochs : (int)((total + per_epoch - 1) / per_epoch);
+    const int64_t total = ol_train_count_steps(tp, ntrain);
+    const int64_t per_epoch = tp->batch_sched ? 0 : (rc >= 0 ? ol_loader_batches_per_epoch(loader, tp->batch_size) : 1);
+    const int epochs = tp->epochs > 0 ? tp->epochs : (int)((total + per_epoch - 1) / (per_epoch > 0 ? per_epoch : 1));
     const int log_every = tp->log_every > 0 ? tp->log_every : 50;
     const double t_begin = ol__now(), t_start = t_begin - st.elapsed;
     double window_time = 0.0, last_step_time = 0.0, last_ckpt_time = 0.0, last_eval_time = 0.0;
@@ -373,9 +429,11 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
                 stop = STOP_SIGNAL;
                 break;
             }
-            int64_t next_eval = (per_epoch * (st.evals_done + 1)) / tp->evals_per_epoch;
+            /* evaluations at even fractions of the epoch's samples; the last at its end */
+            const int64_t b_t = batch_for(tp, st.step, st.samples_seen);
+            const int64_t next_eval = (ntrain * (st.evals_done + 1)) / tp->evals_per_epoch;
             double margin = 2.0 * last_step_time + last_ckpt_time + 2.0 +
-                            (st.batch_in_epoch + 1 >= next_eval ? last_eval_time : 0.0);
+                            (st.epoch_pos + b_t >= next_eval ? last_eval_time : 0.0);
             if (tp->time_limit > 0 && ol__now() - t_begin + margin > tp->time_limit) {
                 stop = STOP_TIME;
                 break;
@@ -383,12 +441,15 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
             double t0 = ol__now();
             const float *x;
             const int32_t *y;
-            int n = ol_loader_next(ctx, loader, tp->batch_size, &x, &y);
+            int n = ol_loader_next(ctx, loader, (int)b_t, &x, &y);
             if (n <= 0) {
                 rc = n;
                 break;
             }
-            double lr = ol_sched_lr(sched, st.step), mom = ol_sched_momentum(sched, st.step);
+            double lr = (plateau ? ol_plateau_lr(&st.plateau, sched, st.step) : ol_sched_lr(sched, st.step)) *
+                        ol_lr_scale(tp->lr_scaling, (double)n, (double)(tp->base_batch > 0 ? tp->base_batch : tp->batch_size),
+                                    tp->lr_knee);
+            double mom = ol_sched_momentum(sched, st.step);
             memcpy(bn_saved, ps->buffers, ps->bnumel * sizeof(float));
             ol_step_result sr;
             rc = ol_train_grads(ctx, tp, m, x, y, n, &sr);
@@ -411,7 +472,7 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
                 ol__jw_begin(&mt.w);
                 ol__jw_str(&mt.w, "type", "skip");
                 ol__jw_int(&mt.w, "step", st.step);
-                ol__jw_num(&mt.w, "epoch", st.epoch + (double)(st.batch_in_epoch + 1) / (double)per_epoch);
+                ol__jw_num(&mt.w, "epoch", st.epoch + (double)(st.epoch_pos + n) / (double)ntrain);
                 ol__jw_str(&mt.w, "reason", bad);
                 ol__jw_int(&mt.w, "consecutive", st.consecutive_bad);
                 ol__jw_end(&mt.w);
@@ -444,7 +505,7 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
             st.train_time += dt;
             window_time += dt;
             window_samples += n;
-            double epoch_f = st.epoch + (double)st.batch_in_epoch / (double)per_epoch;
+            double epoch_f = st.epoch + (double)st.epoch_pos / (double)ntrain;
             if (!bad) {
                 ol_step_info si = {.step = st.step,
                                    .epoch = epoch_f,
@@ -471,6 +532,8 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
                     ol__jw_num(&mt.w, "acc", si.acc);
                     ol__jw_num(&mt.w, "grad_norm", sr.grad_norm);
                     ol__jw_int(&mt.w, "batch", n);
+                    if (tp->batch_sched || tp->lr_scaling != OL_LR_SCALING_NONE)
+                        ol__jw_num(&mt.w, "samples", (double)st.samples_seen);
                     ol__jw_num(&mt.w, "samples_per_s", si.samples_per_s);
                     ol__jw_num(&mt.w, "elapsed", si.elapsed);
                     ol__jw_end(&mt.w);
@@ -479,8 +542,9 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
                     window_samples = 0;
                 }
             }
-            int end_of_epoch = st.batch_in_epoch >= per_epoch;
-            if (rc >= 0 && (st.batch_in_epoch >= next_eval || st.step >= total) && st.ep_seen > 0) {
+            const int64_t left = ntrain - st.epoch_pos, b_next = batch_for(tp, st.step, st.samples_seen);
+            int end_of_epoch = left <= 0 || (tp->drop_last && left < b_next);
+            if (rc >= 0 && (st.epoch_pos >= next_eval || end_of_epoch || st.step >= total) && st.ep_seen > 0) {
                 double te = ol__now(), tl = 0.0, ta = 0.0;
                 rc = run_eval(ctx, tp, m, opt, train, test, &tl, &ta);
                 last_eval_time = ol__now() - te;
@@ -500,6 +564,15 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
                 if (ta > st.best_test_acc) {
                     st.best_test_acc = ta;
                     st.best_epoch = epoch_f;
+                }
+                if (plateau && ol_plateau_update(&st.plateau, sched, sched->plateau_maximize ? ta : tl) == 1 &&
+                    mt.f) {
+                    ol__jw_begin(&mt.w);
+                    ol__jw_str(&mt.w, "type", "plateau");
+                    ol__jw_int(&mt.w, "step", st.step);
+                    ol__jw_num(&mt.w, "lr", st.plateau.lr);
+                    ol__jw_end(&mt.w);
+                    rc = metrics_line(ctx, &mt);
                 }
                 st.final_test_acc = ta;
                 st.final_test_loss = tl;

@@ -43,4 +43,7 @@ PY
 }
 run_case sgd-nesterov --optimizer sgd --lr 0.1 --momentum 0.9 --nesterov --schedule cosine --warmup-epochs 0.5
 run_case sgd-step --optimizer sgd --lr 0.05 --schedule step --step-size 1
+ramp=(--schedule onecycle --batch-schedule ramp --max-batch-size 128 --batch-ramp-samples 640 --batch-ramp-increment 32
+      --lr-scaling linear --base-batch-size 64 --micro-batch-size 32)
+run_case sgd-onecycle-ramp --optimizer sgd --lr 0.05 "${ramp[@]}"
 exit $fail
