@@ -19,6 +19,9 @@ const cli_opt cli_train_opts[] = {
     {"evals-per-epoch", CLI_VALUE, "1", "K", "Training", "evaluate on the test set K times per epoch"},
     {"label-smoothing", CLI_VALUE, "0", "EPS", "Training", "label smoothing of the cross-entropy loss"},
     {"drop-last", CLI_FLAG, "0", NULL, "Training", "skip the final partial batch of each epoch"},
+    {"snapshot-ensemble", CLI_VALUE, "0", "M", "Training",
+     "save the weights at the end of each lr cycle (warm restarts, cyclic) and report the test accuracy of the "
+     "ensemble of the last M snapshots (averaged softmax)"},
     {"bn-recompute-batches", CLI_VALUE, "50", "N", "Training",
      "Schedule-Free: training batches used to recompute BatchNorm statistics at x before evaluation"},
     {"out", CLI_VALUE, "runs/latest", "DIR", "Output",
@@ -72,6 +75,9 @@ int cli_build_train(cli_values *v, ol_train_params *tp)
     if (cli_double(v, "clip-grad-norm", 0.0, 1e12, &tp->clip_grad_norm))
         return -1;
     tp->drop_last = cli_flag(v, "drop-last");
+    if (cli_int(v, "snapshot-ensemble", 0, 1000, &x))
+        return -1;
+    tp->snapshot_ensemble = (int)x;
     if (cli_int(v, "bn-recompute-batches", 1, 1000000, &x))
         return -1;
     tp->bn_recompute_batches = (int)x;
@@ -532,6 +538,9 @@ int cmd_train(int argc, char **argv)
            100.0 * res.final_test_acc, 100.0 * res.best_test_acc, res.best_epoch, "");
     if (data.has_val)
         printf("test accuracy (evaluated once, at the end): %.2f%%\n", 100.0 * final_test);
+    if (res.snapshots > 0)
+        printf("snapshot ensemble of the last %d snapshots: %s accuracy %.2f%% (single model %.2f%%)\n", res.snapshots,
+               data.has_val ? "val" : "test", 100.0 * res.ensemble_test_acc, 100.0 * res.final_test_acc);
     if (tp.out_dir)
         printf("metrics: %s/metrics.jsonl\ncheckpoint: %s\n", tp.out_dir, res.checkpoint);
     if (res.bad_steps)

@@ -47,6 +47,12 @@ typedef struct {
     int64_t base_batch; /* B0 the lr was tuned for (0: batch_size) */
     double lr_knee;     /* linear-then-sqrt knee in multiples of B0 */
 
+    /* snapshot ensembles (Huang et al. 2017): at each end of a learning-rate
+     * cycle (a local minimum of the schedule: warm restarts, cyclic) write
+     * out_dir/snapshot-<step>.safetensors; at the end evaluate the ensemble of
+     * the last M snapshots (averaged softmax). 0 = off. */
+    int snapshot_ensemble;
+
     /* checkpoints (written to out_dir as ckpt-<step>.safetensors) */
     int64_t checkpoint_every_steps; /* 0 = off */
     int checkpoint_every_epochs;    /* 0 = off */
@@ -103,6 +109,8 @@ typedef struct {
     double elapsed, train_time, eval_time;
     double samples_per_s; /* training throughput, evaluation excluded */
     int64_t bad_steps;    /* skipped: non-finite loss or gradient, or loss spike */
+    int snapshots;        /* snapshots in the ensemble (0: none evaluated) */
+    double ensemble_test_acc, ensemble_test_loss;
     char checkpoint[4096]; /* the last checkpoint written ("" when none) */
 } ol_train_result;
 
@@ -138,6 +146,12 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
 
 /* Mean loss and accuracy of m on d (BatchNorm in eval mode). */
 int ol_evaluate(ol_ctx *ctx, ol_model *m, const ol_dataset *d, int batch, double *loss, double *acc);
+
+/* Accuracy and loss of the averaged softmax of the models in the given weight
+ * files (ol_weights_export format), evaluated with m's architecture; m's own
+ * weights are restored afterwards. */
+int ol_evaluate_ensemble(ol_ctx *ctx, ol_model *m, const char *const *weight_files, int n, const ol_dataset *d,
+                         int batch, double *loss, double *acc);
 
 /* Recompute BatchNorm running statistics with `batches` forward passes over
  * training batches (cumulative average, as timm/schedule_free's BN update). */

@@ -1,4 +1,5 @@
 /* The training loop, evaluation and metrics. */
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -66,6 +67,70 @@ int ol_evaluate(ol_ctx *ctx, ol_model *m, const ol_dataset *d, int batch, double
     *loss = total / (double)d->n;
     *acc = (double)correct / (double)d->n;
     return OL_OK;
+}
+
+int ol_evaluate_ensemble(ol_ctx *ctx, ol_model *m, const char *const *files, int nf, const ol_dataset *d, int batch,
+                         double *loss, double *acc)
+{
+    if (nf <= 0 || batch <= 0)
+        return ol__err(ctx, OL_EINVAL, "ensemble of %d models, batch %d", nf, batch);
+    ol_paramset *ps = ol_model_paramset(m);
+    const int K = ol_model_num_classes(m);
+    const size_t per = (size_t)d->c * d->h * d->w;
+    float *keep_p = malloc(ps->numel * sizeof(float)), *keep_b = malloc((ps->bnumel ? ps->bnumel : 1) * sizeof(float));
+    double *prob = calloc((size_t)d->n * (size_t)K, sizeof(double));
+    float *x = ol__alloc((size_t)batch * per * sizeof(float));
+    int32_t *y = ol__alloc((size_t)batch * sizeof(int32_t)), *labels = malloc((size_t)d->n * sizeof(int32_t));
+    int64_t *idx = malloc((size_t)batch * sizeof(int64_t));
+    int rc = keep_p && keep_b && prob && x && y && labels && idx ? OL_OK : ol__err(ctx, OL_ENOMEM, "out of memory");
+    if (rc >= 0) {
+        memcpy(keep_p, ps->params, ps->numel * sizeof(float));
+        memcpy(keep_b, ps->buffers, ps->bnumel * sizeof(float));
+    }
+    for (int f = 0; rc >= 0 && f < nf; f++) {
+        rc = ol_weights_import(ctx, files[f], m);
+        for (int64_t s = 0; rc >= 0 && s < d->n; s += batch) {
+            int n = (int)(d->n - s < batch ? d->n - s : batch);
+            for (int i = 0; i < n; i++)
+                idx[i] = s + i;
+            ol_dataset_fill(d, idx, n, NULL, 0, 0, x, y);
+            rc = ol_model_forward(ctx, m, x, n, 0);
+            if (rc >= 0)
+                rc = ol_model_loss(ctx, m, y, n, 0.0f, 0.0f, NULL, NULL); /* fills the softmax */
+            for (int i = 0; rc >= 0 && i < n; i++) {
+                labels[s + i] = y[i];
+                for (int k = 0; k < K; k++)
+                    prob[(size_t)(s + i) * K + k] += m->probs[(size_t)i * K + k] / nf;
+            }
+        }
+    }
+    if (rc >= 0) {
+        double total = 0.0;
+        int64_t correct = 0;
+        for (int64_t i = 0; i < d->n; i++) {
+            const double *p = prob + (size_t)i * K;
+            int arg = 0;
+            for (int k = 1; k < K; k++)
+                if (p[k] > p[arg])
+                    arg = k;
+            correct += arg == labels[i];
+            total += -log(p[labels[i]] > 1e-300 ? p[labels[i]] : 1e-300);
+        }
+        *loss = total / (double)d->n;
+        *acc = (double)correct / (double)d->n;
+    }
+    if (keep_p && keep_b) {
+        memcpy(ps->params, keep_p, ps->numel * sizeof(float));
+        memcpy(ps->buffers, keep_b, ps->bnumel * sizeof(float));
+    }
+    free(keep_p);
+    free(keep_b);
+    free(prob);
+    ol__free(x);
+    ol__free(y);
+    free(labels);
+    free(idx);
+    return rc;
 }
 
 int ol_recompute_bn_stats(ol_ctx *ctx, ol_model *m, const ol_dataset *d, int batch, int batches, uint64_t seed)
@@ -305,6 +370,65 @@ static void push_loss(ol_train_state *st, double loss)
 }
 
 enum { STOP_NONE = 0, STOP_SIGNAL, STOP_TIME };
+
+static int cmp_str_desc(const void *a, const void *b) { return -strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* The ensemble of the newest M snapshot files in out_dir. */
+static int ensemble_eval(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt, const ol_dataset *test,
+                         metrics *mt, ol_train_result *res)
+{
+    DIR *d = opendir(tp->out_dir);
+    if (!d)
+        return ol__err(ctx, OL_EIO, "%s: %s", tp->out_dir, strerror(errno));
+    char *names[4096];
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) && n < 4096)
+        if (strncmp(de->d_name, "snapshot-", 9) == 0 && strstr(de->d_name, ".safetensors") &&
+            !strstr(de->d_name, ".tmp"))
+            names[n++] = strdup(de->d_name);
+    closedir(d);
+    qsort(names, (size_t)n, sizeof names[0], cmp_str_desc);
+    int use = n < tp->snapshot_ensemble ? n : tp->snapshot_ensemble;
+    char *paths[4096];
+    const char *cpaths[4096];
+    int rc = OL_OK;
+    for (int i = 0; i < use; i++) {
+        size_t len = strlen(tp->out_dir) + strlen(names[i]) + 2;
+        paths[i] = malloc(len);
+        if (!paths[i] || !names[i]) {
+            rc = ol__err(ctx, OL_ENOMEM, "out of memory");
+            use = i;
+            break;
+        }
+        snprintf(paths[i], len, "%s/%s", tp->out_dir, names[i]);
+        cpaths[i] = paths[i];
+    }
+    double l = 0.0, a = 0.0;
+    int eb = tp->eval_batch_size > 0 ? tp->eval_batch_size : tp->batch_size;
+    if (rc >= 0 && use > 0) {
+        /* Schedule-Free keeps y in the model during training; snapshots hold x */
+        rc = ol_evaluate_ensemble(ctx, m, cpaths, use, test, eb, &l, &a);
+        (void)opt;
+    }
+    if (rc >= 0 && use > 0) {
+        res->snapshots = use;
+        res->ensemble_test_acc = a;
+        res->ensemble_test_loss = l;
+        ol__jw_begin(&mt->w);
+        ol__jw_str(&mt->w, "type", "ensemble");
+        ol__jw_int(&mt->w, "snapshots", use);
+        ol__jw_num(&mt->w, "test_acc", a);
+        ol__jw_num(&mt->w, "test_loss", l);
+        ol__jw_end(&mt->w);
+        rc = metrics_line(ctx, mt);
+    }
+    for (int i = 0; i < n; i++)
+        free(names[i]);
+    for (int i = 0; i < use; i++)
+        free(paths[i]);
+    return rc;
+}
 
 static int64_t batch_for(const ol_train_params *tp, int64_t step, int64_t samples_before)
 {
@@ -594,6 +718,18 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
             }
             if (rc < 0)
                 break;
+            /* end of a learning-rate cycle: the schedule has a local minimum here */
+            if (!bad && tp->snapshot_ensemble > 0 && tp->out_dir && !plateau) {
+                double l0 = ol_sched_lr(sched, st.step - 1), lm = st.step >= 2 ? ol_sched_lr(sched, st.step - 2) : l0 + 1,
+                       l1 = ol_sched_lr(sched, st.step);
+                if ((l0 < lm && l1 > l0) || st.step == total) {
+                    char path[4096];
+                    snprintf(path, sizeof path, "%s/snapshot-%08lld.safetensors", tp->out_dir, (long long)st.step);
+                    rc = ol_weights_export(ctx, path, m, opt);
+                    if (rc < 0)
+                        break;
+                }
+            }
             int ckpt = !bad && tp->checkpoint_every_steps > 0 && st.step % tp->checkpoint_every_steps == 0;
             if (end_of_epoch) {
                 st.epochs_done = (int)st.epoch + 1;
@@ -615,6 +751,8 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
                 break;
         }
     }
+    if (rc >= 0 && !stop && tp->snapshot_ensemble > 0 && tp->out_dir)
+        rc = ensemble_eval(ctx, tp, m, opt, test, &mt, res);
     st.elapsed = ol__now() - t_start;
     if (rc >= 0 && (stop || tp->final_checkpoint))
         rc = save_checkpoint(ctx, tp, m, opt, &st, &mt, res);
