@@ -51,18 +51,21 @@ r0 = rows[0]
 print("CPU: %s (AVX-512: %s); batch %d, %d threads, %d timed steps after %s warm-up steps"
       % (cpu, "yes" if avx512 else "no", r0["batch_size"], r0["threads"], r0["steps"], sys.argv[3]))
 print()
-print("%-9s %-26s %11s %9s %10s  %s" % ("model", "run", "samples/s", "vs ours", "peak RSS", "kernels"))
+print("%-9s %-26s %11s %9s %13s %9s %10s  %s" % ("model", "run", "samples/s", "vs ours", "median-step/s",
+                                                "vs ours", "peak RSS", "kernels"))
 for m in dict.fromkeys(r["model"] for r in rows):
     mine = [r for r in rows if r["model"] == m and r["variant"] == "optimlab"]
     ours = mine[0]["samples_per_s"] if mine else float("nan")
+    med = lambda r: r["batch_size"] * 1e3 / r["median_ms_per_step"]
+    ours_med = med(mine[0]) if mine else float("nan")
     for r in (r for r in rows if r["model"] == m):
         if r["variant"] == "optimlab":
             name, kern = "optimlab", r["kernels"]
         else:
             name = "pytorch " + r["torch"] + (" SKYLAKEX" if r["variant"] == "torch-skylakex" else " as-is")
             kern = "%s; OpenBLAS %s" % (r["mkldnn"], r["openblas_core"])
-        print("%-9s %-26s %11.1f %8.2fx %7.1f MB  %s" % (m, name, r["samples_per_s"], ours / r["samples_per_s"],
-                                                         r["peak_rss_mb"], kern))
+        print("%-9s %-26s %11.1f %8.2fx %13.1f %8.2fx %7.1f MB  %s" % (
+            m, name, r["samples_per_s"], ours / r["samples_per_s"], med(r), ours_med / med(r), r["peak_rss_mb"], kern))
         if r["variant"] != "optimlab" and mine and r["params"] != mine[0]["params"]:
             print("  WARNING: %s has %d parameters, optimlab %d: not the same network"
                   % (name, r["params"], mine[0]["params"]))
@@ -73,6 +76,7 @@ for m in dict.fromkeys(r["model"] for r in rows):
               "training)" % ("", ours / best["samples_per_s"], mine[0]["peak_rss_mb"], best["peak_rss_mb"],
                              best["rss_after_setup_mb"]))
 print()
-print("'vs ours': optimlab samples/s divided by that run's. Peak RSS includes the Python interpreter and torch")
-print("for PyTorch; 'before training' is that baseline.")
+print("'vs ours': optimlab samples/s divided by that run's. median-step/s: batch / median step time, which")
+print("resists other processes on a shared machine (mean and median far apart = the run was disturbed).")
+print("Peak RSS includes the Python interpreter and torch for PyTorch; 'before training' is that baseline.")
 EOF
