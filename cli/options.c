@@ -88,6 +88,12 @@ int cli_parse(cli_values *v, int argc, char **argv, int first, int *help)
             return -1;
         }
         int i = c - 1000;
+        /* an empty value on the command line is a mistake (an unset shell
+         * variable, a stray '='), never a request for the default */
+        if (v->opts[i]->kind != CLI_FLAG && optarg && !*optarg) {
+            snprintf(v->err, sizeof v->err, "option --%s needs a value, got ''", v->opts[i]->name);
+            return -1;
+        }
         if (cli_set(v, v->opts[i]->name, v->opts[i]->kind == CLI_FLAG ? "1" : optarg, 1) != 0) {
             snprintf(v->err, sizeof v->err, "out of memory");
             return -1;

@@ -100,31 +100,75 @@ static uint32_t be32(const uint8_t *p)
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | (uint32_t)p[3];
 }
 
-/* Parse an IDX buffer of unsigned bytes with ndims dimensions. */
+/* gzread in chunks that fit its int return value; returns the bytes read
+ * (short at the end of the data) or -1 on a zlib error. */
+static int64_t gz_read_full(gzFile f, uint8_t *buf, size_t n)
+{
+    size_t done = 0;
+    while (done < n) {
+        size_t left = n - done;
+        unsigned want = (unsigned)(left < (1u << 30) ? left : (1u << 30));
+        int got = gzread(f, buf + done, want);
+        if (got < 0)
+            return -1;
+        if (got == 0)
+            break;
+        done += (size_t)got;
+    }
+    return (int64_t)done;
+}
+
+/* The error behind a short or failed gzread: corrupt or truncated compressed
+ * data, or a read error; OL_OK when zlib saw none (a plain short file). */
+static int gz_failure(ol_ctx *ctx, const char *path, gzFile f)
+{
+    int zerr = 0;
+    const char *msg = gzerror(f, &zerr);
+    if (zerr == Z_OK || zerr == Z_STREAM_END)
+        return OL_OK;
+    if (zerr == Z_BUF_ERROR)
+        return ol__err(ctx, OL_EFORMAT, "%s: truncated compressed data", path);
+    if (zerr == Z_ERRNO)
+        return ol__err(ctx, OL_EIO, "%s: read error: %s", path, strerror(errno));
+    if (zerr == Z_MEM_ERROR)
+        return ol__err(ctx, OL_ENOMEM, "%s: out of memory", path);
+    return ol__err(ctx, OL_EFORMAT, "%s: corrupt compressed data (%s)", path, msg);
+}
+
+/* Check an IDX header of which `avail` bytes are at hdr: unsigned bytes,
+ * want_dims dimensions, none 0, product within limits. */
+static int check_idx_header(ol_ctx *ctx, const char *path, const uint8_t *hdr, size_t avail, int want_dims,
+                            uint32_t *dims, size_t *total)
+{
+    if (avail < 4)
+        return ol__err(ctx, OL_EFORMAT, "%s: too short for an IDX header (%zu bytes)", path, avail);
+    if (hdr[0] != 0 || hdr[1] != 0)
+        return ol__err(ctx, OL_EFORMAT, "%s: not an IDX file (bad magic %02x%02x%02x%02x)", path, hdr[0], hdr[1],
+                       hdr[2], hdr[3]);
+    if (hdr[2] != 0x08)
+        return ol__err(ctx, OL_EFORMAT, "%s: IDX element type 0x%02x is not unsigned byte (0x08)", path, hdr[2]);
+    if (hdr[3] != want_dims)
+        return ol__err(ctx, OL_EFORMAT, "%s: IDX has %d dimensions, expected %d", path, hdr[3], want_dims);
+    if (avail < 4 + 4 * (size_t)want_dims)
+        return ol__err(ctx, OL_EFORMAT, "%s: truncated IDX header", path);
+    *total = 1;
+    for (int i = 0; i < want_dims; i++) {
+        dims[i] = be32(hdr + 4 + 4 * i);
+        if (dims[i] == 0)
+            return ol__err(ctx, OL_EFORMAT, "%s: IDX dimension %d is 0", path, i);
+        if (*total > OL__MAX_FILE_BYTES / dims[i])
+            return ol__err(ctx, OL_EFORMAT, "%s: IDX dimensions are implausibly large", path);
+        *total *= dims[i];
+    }
+    return OL_OK;
+}
+
+/* The in-memory variant: the whole file is in buf. */
 static int parse_idx(ol_ctx *ctx, const char *path, const uint8_t *buf, size_t len, int want_dims, uint32_t *dims,
                      const uint8_t **data)
 {
-    if (len < 4)
-        return ol__err(ctx, OL_EFORMAT, "%s: too short for an IDX header (%zu bytes)", path, len);
-    if (buf[0] != 0 || buf[1] != 0)
-        return ol__err(ctx, OL_EFORMAT, "%s: not an IDX file (bad magic %02x%02x%02x%02x)", path, buf[0], buf[1],
-                       buf[2], buf[3]);
-    if (buf[2] != 0x08)
-        return ol__err(ctx, OL_EFORMAT, "%s: IDX element type 0x%02x is not unsigned byte (0x08)", path, buf[2]);
-    if (buf[3] != want_dims)
-        return ol__err(ctx, OL_EFORMAT, "%s: IDX has %d dimensions, expected %d", path, buf[3], want_dims);
-    size_t hdr = 4 + 4 * (size_t)want_dims;
-    if (len < hdr)
-        return ol__err(ctx, OL_EFORMAT, "%s: truncated IDX header", path);
-    size_t total = 1;
-    for (int i = 0; i < want_dims; i++) {
-        dims[i] = be32(buf + 4 + 4 * i);
-        if (dims[i] == 0)
-            return ol__err(ctx, OL_EFORMAT, "%s: IDX dimension %d is 0", path, i);
-        if (total > OL__MAX_FILE_BYTES / dims[i])
-            return ol__err(ctx, OL_EFORMAT, "%s: IDX dimensions are implausibly large", path);
-        total *= dims[i];
-    }
+    size_t total = 0, hdr = 4 + 4 * (size_t)want_dims;
+    OL__TRY(check_idx_header(ctx, path, buf, len < hdr ? len : hdr, want_dims, dims, &total));
     if (len - hdr < total)
         return ol__err(ctx, OL_EFORMAT, "%s: truncated: header promises %zu bytes of data, file has %zu", path, total,
                        len - hdr);
@@ -134,38 +178,109 @@ static int parse_idx(ol_ctx *ctx, const char *path, const uint8_t *buf, size_t l
     return OL_OK;
 }
 
-int ol__idx_from_buffers(ol_ctx *ctx, const char *images_label, const uint8_t *ib, size_t il, const char *labels_label,
-                         const uint8_t *lb, size_t ll, ol_dataset *out)
+/* Read an IDX file of unsigned bytes with want_dims dimensions, gzip or raw.
+ * The header is read and checked first. The data buffer then grows with the
+ * bytes that really arrive, never beyond what the header promises, and
+ * reading stops one byte past that: neither a lying header nor an oversized
+ * file (or a gzip bomb) makes it allocate or read more than it must. */
+static int read_idx(ol_ctx *ctx, const char *path, int want_dims, uint32_t *dims, uint8_t **data)
 {
-    memset(out, 0, sizeof *out);
-    uint32_t idims[3] = {0}, ldims[1] = {0};
-    const uint8_t *idata = NULL, *ldata = NULL;
-    int rc = parse_idx(ctx, images_label, ib, il, 3, idims, &idata);
-    if (rc >= 0)
-        rc = parse_idx(ctx, labels_label, lb, ll, 1, ldims, &ldata);
-    if (rc >= 0 && idims[0] != ldims[0])
-        rc = ol__err(ctx, OL_EFORMAT, "%s has %u images but %s has %u labels", images_label, idims[0], labels_label,
-                     ldims[0]);
-    if (rc >= 0 && (idims[1] > 4096 || idims[2] > 4096))
-        rc = ol__err(ctx, OL_EFORMAT, "%s: image size %ux%u is implausible", images_label, idims[1], idims[2]);
-    int maxl = 0;
-    if (rc >= 0) {
-        for (uint32_t i = 0; i < ldims[0]; i++)
-            if (ldata[i] > maxl)
-                maxl = ldata[i];
-        if (maxl >= 100)
-            rc = ol__err(ctx, OL_EFORMAT, "%s: label %d is out of range (at most 100 classes)", labels_label, maxl);
+    *data = NULL;
+    OL__TRY(file_missing(ctx, path));
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return ol__err(ctx, OL_ENOENT, "%s: %s", path, strerror(errno));
+    gzFile f = gzopen(path, "rb");
+    if (!f)
+        return ol__err(ctx, OL_EIO, "%s: cannot open: %s", path, strerror(errno));
+    uint8_t hdr[4 + 4 * 4];
+    uint8_t *buf = NULL;
+    int rc = OL_OK;
+    const size_t hlen = 4 + 4 * (size_t)want_dims;
+    size_t total = 0;
+    int64_t got = gz_read_full(f, hdr, hlen);
+    if (got < (int64_t)hlen) {
+        rc = gz_failure(ctx, path, f);
+        if (rc < 0)
+            goto out;
     }
+    rc = check_idx_header(ctx, path, hdr, got > 0 ? (size_t)got : 0, want_dims, dims, &total);
     if (rc < 0)
-        return rc;
-    size_t npix = (size_t)idims[0] * idims[1] * idims[2];
-    out->images = malloc(npix ? npix : 1);
-    out->labels = malloc((size_t)ldims[0] * sizeof(int32_t));
-    if (!out->images || !out->labels) {
-        ol_dataset_free(out);
-        return ol__err(ctx, OL_ENOMEM, "out of memory loading %s", images_label);
+        goto out;
+    if (gzdirect(f)) { /* a raw file: its size says it all before any data is read */
+        size_t have = (size_t)st.st_size - hlen;
+        if (have < total) {
+            rc = ol__err(ctx, OL_EFORMAT, "%s: truncated: header promises %zu bytes of data, file has %zu", path,
+                         total, have);
+            goto out;
+        }
+        if (have > total) {
+            rc = ol__err(ctx, OL_EFORMAT, "%s: %zu unexpected bytes after the data", path, have - total);
+            goto out;
+        }
     }
-    memcpy(out->images, idata, npix);
+    size_t cap = total < ((size_t)1 << 20) ? total : ((size_t)1 << 20), n = 0;
+    buf = malloc(cap);
+    if (!buf) {
+        rc = ol__err(ctx, OL_ENOMEM, "%s: out of memory", path);
+        goto out;
+    }
+    for (;;) {
+        got = gz_read_full(f, buf + n, cap - n);
+        if (got < 0)
+            break;
+        n += (size_t)got;
+        if (n < cap || cap == total)
+            break;
+        size_t ncap = cap * 2 < total ? cap * 2 : total;
+        uint8_t *nb = realloc(buf, ncap);
+        if (!nb) {
+            rc = ol__err(ctx, OL_ENOMEM, "%s: out of memory", path);
+            goto out;
+        }
+        buf = nb;
+        cap = ncap;
+    }
+    uint8_t extra;
+    if (got >= 0 && n == total)
+        got = gz_read_full(f, &extra, 1); /* also makes zlib check the gzip trailer */
+    rc = gz_failure(ctx, path, f);
+    if (rc < 0)
+        goto out;
+    if (n < total)
+        rc = ol__err(ctx, OL_EFORMAT, "%s: truncated: header promises %zu bytes of data, file has %zu", path, total, n);
+    else if (got > 0)
+        rc = ol__err(ctx, OL_EFORMAT, "%s: unexpected bytes after the %zu bytes of data the header promises", path,
+                     total);
+out:
+    if (gzclose(f) == Z_BUF_ERROR && rc >= 0)
+        rc = ol__err(ctx, OL_EFORMAT, "%s: truncated compressed data", path);
+    if (rc < 0)
+        free(buf);
+    else
+        *data = buf;
+    return rc;
+}
+
+/* Build the dataset from parsed IDX images (owned, exactly n*h*w bytes) and labels. */
+static int idx_dataset(ol_ctx *ctx, const char *images_label, const uint32_t *idims, uint8_t *idata,
+                       const char *labels_label, const uint32_t *ldims, const uint8_t *ldata, ol_dataset *out)
+{
+    if (idims[0] != ldims[0])
+        return ol__err(ctx, OL_EFORMAT, "%s has %u images but %s has %u labels", images_label, idims[0], labels_label,
+                       ldims[0]);
+    if (idims[1] > 4096 || idims[2] > 4096)
+        return ol__err(ctx, OL_EFORMAT, "%s: image size %ux%u is implausible", images_label, idims[1], idims[2]);
+    int maxl = 0;
+    for (uint32_t i = 0; i < ldims[0]; i++)
+        if (ldata[i] > maxl)
+            maxl = ldata[i];
+    if (maxl >= 100)
+        return ol__err(ctx, OL_EFORMAT, "%s: label %d is out of range (at most 100 classes)", labels_label, maxl);
+    out->labels = malloc((size_t)ldims[0] * sizeof(int32_t));
+    if (!out->labels)
+        return ol__err(ctx, OL_ENOMEM, "out of memory loading %s", labels_label);
+    out->images = idata;
     for (uint32_t i = 0; i < ldims[0]; i++)
         out->labels[i] = ldata[i];
     out->n = idims[0];
@@ -181,15 +296,35 @@ int ol__idx_from_buffers(ol_ctx *ctx, const char *images_label, const uint8_t *i
 int ol_dataset_load_idx(ol_ctx *ctx, const char *images_path, const char *labels_path, ol_dataset *out)
 {
     memset(out, 0, sizeof *out);
-    uint8_t *ib = NULL, *lb = NULL;
-    size_t il = 0, ll = 0;
-    int rc = slurp(ctx, images_path, &ib, &il);
+    uint8_t *idata = NULL, *ldata = NULL;
+    uint32_t idims[3] = {0}, ldims[1] = {0};
+    int rc = read_idx(ctx, images_path, 3, idims, &idata);
     if (rc >= 0)
-        rc = slurp(ctx, labels_path, &lb, &ll);
+        rc = read_idx(ctx, labels_path, 1, ldims, &ldata);
     if (rc >= 0)
-        rc = ol__idx_from_buffers(ctx, images_path, ib, il, labels_path, lb, ll, out);
-    free(ib);
-    free(lb);
+        rc = idx_dataset(ctx, images_path, idims, idata, labels_path, ldims, ldata, out);
+    if (rc < 0)
+        free(idata); /* on success the dataset owns it */
+    free(ldata);
+    return rc;
+}
+
+int ol__idx_from_buffers(ol_ctx *ctx, const char *images_label, const uint8_t *ib, size_t il, const char *labels_label,
+                         const uint8_t *lb, size_t ll, ol_dataset *out)
+{
+    memset(out, 0, sizeof *out);
+    uint32_t idims[3] = {0}, ldims[1] = {0};
+    const uint8_t *ip = NULL, *lp = NULL;
+    OL__TRY(parse_idx(ctx, images_label, ib, il, 3, idims, &ip));
+    OL__TRY(parse_idx(ctx, labels_label, lb, ll, 1, ldims, &lp));
+    size_t npix = (size_t)idims[0] * idims[1] * idims[2];
+    uint8_t *copy = malloc(npix ? npix : 1);
+    if (!copy)
+        return ol__err(ctx, OL_ENOMEM, "out of memory loading %s", images_label);
+    memcpy(copy, ip, npix);
+    int rc = idx_dataset(ctx, images_label, idims, copy, labels_label, ldims, lp, out);
+    if (rc < 0)
+        free(copy);
     return rc;
 }
 

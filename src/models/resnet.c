@@ -1,7 +1,9 @@
 /* ResNets: the CIFAR family of He et al. 2016 (depth 6n+2, three stages of n
  * basic blocks, 16k/32k/64k channels) and torchvision's ResNet-18. Conv layers
  * have no bias; every conv is followed by BatchNorm. Parameter names follow
- * the PyTorch modules (torchvision naming for ResNet-18). */
+ * the PyTorch modules: akamaster/pytorch_resnet_cifar10 for the CIFAR nets
+ * (conv1, bn1, layerS.B.{conv1,bn1,conv2,bn2,shortcut.0,shortcut.1}, linear),
+ * torchvision for ResNet-18 (downsample.0/.1, fc). */
 #include <stdio.h>
 
 #include "models/builders.h"
@@ -65,7 +67,9 @@ int ol__build_resnet_cifar(ol_ctx *ctx, ol_model *m, int x)
     }
     a = ol__graph_gap(ctx, m, a);
     OL__TRY(a);
-    return ol__graph_linear(ctx, m, "fc", a, mp->num_classes, 0);
+    /* "linear", as akamaster/pytorch_resnet_cifar10 (and kuangliu/pytorch-cifar)
+     * name it, so state_dicts carry over; torchvision's ResNet-18 says "fc" */
+    return ol__graph_linear(ctx, m, "linear", a, mp->num_classes, 0);
 }
 
 int ol__build_resnet18(ol_ctx *ctx, ol_model *m, int x)

@@ -27,7 +27,7 @@ meta = hdr["__metadata__"]
 # every tensor of a ResNet-8 (option A) with its PyTorch shape
 want = {"conv1.weight": (16, 1, 3, 3), "bn1.weight": (16,), "bn1.running_var": (16,),
         "layer1.0.conv1.weight": (16, 16, 3, 3), "layer2.0.conv1.weight": (32, 16, 3, 3),
-        "layer3.0.conv2.weight": (64, 64, 3, 3), "layer3.0.bn2.bias": (64,), "fc.weight": (10, 64), "fc.bias": (10,)}
+        "layer3.0.conv2.weight": (64, 64, 3, 3), "layer3.0.bn2.bias": (64,), "linear.weight": (10, 64), "linear.bias": (10,)}
 for k, s in want.items():
     assert k in t, k
     assert t[k].shape == s and t[k].dtype == np.float32, (k, t[k].shape)
@@ -44,7 +44,7 @@ rng = np.random.default_rng(0)
 mine = {k: rng.standard_normal(w[k].shape).astype(np.float64) for k in params}
 mine["bn1.running_var"] = np.abs(mine["bn1.running_var"]) + 0.5
 save_file(mine, tmp + "/py.safetensors")
-np.save(tmp + "/fc.npy", mine["fc.weight"].astype(np.float32))
+np.save(tmp + "/fc.npy", mine["linear.weight"].astype(np.float32))
 print(f"python read {len(t)} tensors of {ck.split('/')[-1]}, checksum ok; wrote {len(mine)} tensors")
 PY
 "$bin" import "$tmp/py.safetensors" --model resnet8 --out "$tmp/imported.safetensors" >/dev/null || exit 1
@@ -57,6 +57,6 @@ tmp = sys.argv[1]
 a = load_file(tmp + "/imported.safetensors")
 b = load_file(sorted(glob.glob(tmp + "/run2/ckpt-*.safetensors"))[-1])
 fc = np.load(tmp + "/fc.npy")
-assert np.array_equal(a["fc.weight"], fc) and np.array_equal(b["fc.weight"], fc), "weights not loaded exactly"
-print("optimlab loaded the Python file: fc.weight identical after import and after --init-from with lr 0")
+assert np.array_equal(a["linear.weight"], fc) and np.array_equal(b["linear.weight"], fc), "weights not loaded exactly"
+print("optimlab loaded the Python file: linear.weight identical after import and after --init-from with lr 0")
 PY

@@ -1,0 +1,163 @@
+#!/usr/bin/python3
+"""PyTorch CPU training throughput of the networks `optimlab bench train` times,
+for a side-by-side comparison (bench/compare.sh runs both).
+
+  /usr/bin/python3 bench/torch_train.py --model resnet20|mlp|resnet18 --batch-size 128 \
+      --steps 20 --threads 2 [--warmup 3] [--input 1x28x28] [--classes 10] [--json]
+
+Same work as optimlab's benchmark: random inputs uniform in [-1, 1), labels
+i % classes, one step = zero grads, forward, cross-entropy (mean), backward,
+SGD step (lr 0.01, momentum 0.9); warm-up steps are not timed. The networks are
+the golden-test definitions (tests/gen/gen_model_golden.py): ResNet-20 with
+option-A shortcuts exactly as optimlab's (akamaster/pytorch_resnet_cifar10, any
+input channels), the MLP 784-1024-1024-10, torchvision's ResNet-18.
+
+Prints samples/s (mean over the timed steps, and from the median step), the
+peak RSS (getrusage ru_maxrss; `rss_after_setup_mb` is the part before
+training: the Python interpreter and torch itself), and the kernels torch
+reports: its oneDNN (MKL-DNN) version, CPU capability, and the OpenBLAS core
+(Debian's torch does its GEMMs in OpenBLAS; OpenBLAS 0.3.21 does not know
+newer Xeons and falls back to the generic Prescott kernel unless
+OPENBLAS_CORETYPE is set - compare.sh runs both ways).
+"""
+import argparse
+import ctypes
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+
+
+def parse_args():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default="resnet20", choices=["resnet20", "mlp", "resnet18"])
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--input", default="1x28x28", help="CxHxW")
+    ap.add_argument("--classes", type=int, default=10)
+    ap.add_argument("--widths", default="1024,1024", help="MLP hidden widths")
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    a = ap.parse_args()
+    try:
+        a.shape = tuple(int(v) for v in a.input.split("x"))
+        assert len(a.shape) == 3 and min(a.shape) > 0
+    except (ValueError, AssertionError):
+        ap.error("--input: expected CxHxW such as 1x28x28, got '%s'" % a.input)
+    if a.batch_size < 1 or a.steps < 1 or a.warmup < 0 or a.threads < 1:
+        ap.error("--batch-size, --steps and --threads must be >= 1, --warmup >= 0")
+    return a
+
+
+def rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def openblas_info():
+    """(core name, library) of the OpenBLAS loaded into this process."""
+    libs = []
+    with open("/proc/self/maps") as f:
+        for line in f:
+            p = line.split()[-1]
+            if "openblas" in p and p.endswith((".so", ".so.0", ".so.3")) or "libopenblas" in p:
+                if p not in libs:
+                    libs.append(p)
+    for p in libs:
+        try:
+            lib = ctypes.CDLL(p)
+            fn = lib.openblas_get_corename
+        except (OSError, AttributeError):
+            continue
+        fn.restype = ctypes.c_char_p
+        return fn().decode(), p
+    return "none found", ""
+
+
+def main():
+    a = parse_args()
+    # thread counts must be set before torch (and OpenBLAS) load
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(a.threads)
+    import torch
+    import torch.nn.functional as F
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "gen"))
+    from gen_model_golden import MLP, CifarResNet, TVResNet18
+
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    c, h, w = a.shape
+    if a.model == "resnet20":
+        model = CifarResNet(20, c, a.classes, "A")
+    elif a.model == "resnet18":
+        model = TVResNet18(c, a.classes)
+    else:
+        model = MLP(c * h * w, [int(v) for v in a.widths.split(",")], a.classes)
+    nparams = sum(p.numel() for p in model.parameters())
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    g = torch.Generator().manual_seed(88172645463325252 % (2 ** 63))
+    x = torch.rand(a.batch_size, c, h, w, generator=g) * 2 - 1
+    y = torch.arange(a.batch_size) % a.classes
+    rss_setup = rss_mb()
+
+    times = []
+    for it in range(-a.warmup, a.steps):
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=False)
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        t1 = time.perf_counter()
+        if it >= 0:
+            times.append(t1 - t0)
+        if not torch.isfinite(loss):
+            sys.exit("torch_train.py: loss is not finite")
+    mean = sum(times) / len(times)
+    med = statistics.median(times)
+    core, blaslib = openblas_info()
+    cfg = torch.__config__.show()
+    dnnl = next((l.strip().lstrip("- ") for l in cfg.splitlines() if "MKL-DNN" in l or "oneDNN" in l), "?")
+    cap = next((l.split(":", 1)[1].strip() for l in cfg.splitlines() if "CPU capability usage" in l), "?")
+    res = {
+        "framework": "pytorch",
+        "torch": torch.__version__,
+        "model": a.model,
+        "params": nparams,
+        "batch_size": a.batch_size,
+        "input": a.input,
+        "threads": torch.get_num_threads(),
+        "steps": a.steps,
+        "warmup": a.warmup,
+        "samples_per_s": round(a.batch_size / mean, 1),
+        "median_samples_per_s": round(a.batch_size / med, 1),
+        "ms_per_step": round(mean * 1e3, 3),
+        "median_ms_per_step": round(med * 1e3, 3),
+        "peak_rss_mb": round(rss_mb(), 1),
+        "rss_after_setup_mb": round(rss_setup, 1),
+        "openblas_core": core,
+        "openblas_lib": blaslib,
+        "openblas_coretype_env": os.environ.get("OPENBLAS_CORETYPE", ""),
+        "mkldnn": dnnl,
+        "mkldnn_enabled": bool(torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled),
+        "cpu_capability": cap,
+    }
+    if a.json:
+        print(json.dumps(res))
+    else:
+        print("torch train: %s (%d parameters), batch %d, input %s, %d threads" % (
+            a.model, nparams, a.batch_size, a.input, res["threads"]))
+        print("kernels: %s; CPU capability %s; OpenBLAS core %s%s" % (
+            dnnl, cap, core, " (OPENBLAS_CORETYPE=%s)" % res["openblas_coretype_env"] if res["openblas_coretype_env"]
+            else ""))
+        print("time per step: %.2f ms mean, %.2f ms median over %d steps" % (mean * 1e3, med * 1e3, a.steps))
+        print("throughput: %.1f samples/s" % res["samples_per_s"])
+        print("peak memory: %.1f MB resident (%.1f MB before training)" % (res["peak_rss_mb"], rss_setup))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
