@@ -62,6 +62,8 @@ double cli_batch_lr_scale(const cli_batch_config *bc, int64_t batch);
 int cli_apply_presets(cli_values *v, int argc, char **argv, int first);
 /* Set options from a YAML file (how = 2); *recipe receives its `recipe:` value. */
 int cli_load_config(cli_values *v, const char *path, char *recipe, size_t cap);
+/* The same from an open stream (label names it in messages); the fuzzing entry point. */
+int cli_load_config_stream(cli_values *v, FILE *f, const char *label, char *recipe, size_t cap);
 /* Set the recipe's options that v has (how = 3); -1 for an unknown name. */
 int cli_apply_recipe(cli_values *v, const char *name);
 int cli_recipe_count(void);

@@ -68,18 +68,12 @@ static const char *scalar_text(const yaml_event_t *e)
     return s;
 }
 
-/* Read the mapping into pairs. */
-static int read_yaml(cli_values *v, const char *path, kv_list *out)
+/* Read the mapping into pairs; path only names the stream in messages. */
+static int read_yaml_stream(cli_values *v, FILE *f, const char *path, kv_list *out)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(v->err, sizeof v->err, "--config: cannot open %s: %s", path, strerror(errno));
-        return -1;
-    }
     yaml_parser_t ps;
     yaml_event_t e;
     if (!yaml_parser_initialize(&ps)) {
-        fclose(f);
         snprintf(v->err, sizeof v->err, "out of memory");
         return -1;
     }
@@ -166,6 +160,17 @@ static int read_yaml(cli_values *v, const char *path, kv_list *out)
     if (rc < 0 && !*v->err)
         snprintf(v->err, sizeof v->err, "out of memory");
     yaml_parser_delete(&ps);
+    return rc;
+}
+
+static int read_yaml(cli_values *v, const char *path, kv_list *out)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(v->err, sizeof v->err, "--config: cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    int rc = read_yaml_stream(v, f, path, out);
     fclose(f);
     return rc;
 }
@@ -188,6 +193,8 @@ static int flag_value(const char *s, const char **out)
     return -1;
 }
 
+static int apply_pairs(cli_values *v, const char *path, kv_list *l, char *recipe, size_t cap);
+
 int cli_load_config(cli_values *v, const char *path, char *recipe, size_t cap)
 {
     kv_list l = {0};
@@ -196,6 +203,23 @@ int cli_load_config(cli_values *v, const char *path, char *recipe, size_t cap)
         kv_free(&l);
         return -1;
     }
+    return apply_pairs(v, path, &l, recipe, cap);
+}
+
+int cli_load_config_stream(cli_values *v, FILE *f, const char *label, char *recipe, size_t cap)
+{
+    kv_list l = {0};
+    *v->err = '\0';
+    if (read_yaml_stream(v, f, label, &l) < 0) {
+        kv_free(&l);
+        return -1;
+    }
+    return apply_pairs(v, label, &l, recipe, cap);
+}
+
+static int apply_pairs(cli_values *v, const char *path, kv_list *lp, char *recipe, size_t cap)
+{
+    kv_list l = *lp; /* freed here */
     /* check every key before changing anything */
     int rc = 0;
     for (int i = 0; i < l.n && rc == 0; i++) {

@@ -2,7 +2,8 @@
 # Install (as root) or name the Debian packages optimlab needs.
 #   scripts/deps.sh build   - compiler, CMake and libraries
 #   scripts/deps.sh run     - the above plus the Fashion-MNIST dataset
-#   scripts/deps.sh test    - the above plus what the tests use (Open MPI, PyTorch for fixture scripts)
+#   scripts/deps.sh test    - the above plus what the tests use
+#   scripts/deps.sh fuzz | valgrind - the tools of those CI targets
 set -euo pipefail
 what=${1:-build}
 pkgs=(build-essential cmake pkg-config libopenblas-dev libdnnl-dev zlib1g-dev libjansson-dev libyaml-dev)
@@ -10,7 +11,9 @@ case "$what" in
   build) ;;
   run) pkgs+=(dataset-fashion-mnist) ;;
   test) pkgs+=(dataset-fashion-mnist python3 python3-numpy) ;;
-  *) echo "usage: $0 build|run|test" >&2; exit 2 ;;
+  fuzz) pkgs+=(clang libclang-rt-dev) ;;
+  valgrind) pkgs+=(valgrind) ;;
+  *) echo "usage: $0 build|run|test|fuzz|valgrind" >&2; exit 2 ;;
 esac
 missing=()
 for p in "${pkgs[@]}"; do

@@ -49,6 +49,9 @@ static double loss_at(problem *p)
 static int check(const char *label, ol_ctx *ctx, ol_model_params mp, ol_backend be, int n, int train_bn,
                  int samples_per_tensor, int strict)
 {
+    /* OPTIMLAB_TEST_QUICK (sanitizer builds): every configuration, one coordinate per tensor */
+    if (getenv("OPTIMLAB_TEST_QUICK"))
+        samples_per_tensor = 1;
     int before = tu_failures;
     if (ol_ctx_set_backend(ctx, be) < 0) {
         printf("  skip %s on %s: %s\n", label, ol_backend_name(be), ol_ctx_errmsg(ctx));
