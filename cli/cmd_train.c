@@ -6,6 +6,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <jansson.h>
+#include <pthread.h>
+#include <time.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -19,6 +21,8 @@ const cli_opt cli_train_opts[] = {
     {"evals-per-epoch", CLI_VALUE, "1", "K", "Training", "evaluate on the test set K times per epoch"},
     {"label-smoothing", CLI_VALUE, "0", "EPS", "Training", "label smoothing of the cross-entropy loss"},
     {"drop-last", CLI_FLAG, "0", NULL, "Training", "skip the final partial batch of each epoch"},
+    {"freeze-bn", CLI_FLAG, "0", NULL, "Training",
+     "BatchNorm uses and keeps its running statistics while training (fine-tuning; exact data-parallel equivalence)"},
     {"snapshot-ensemble", CLI_VALUE, "0", "M", "Training",
      "save the weights at the end of each lr cycle (warm restarts, cyclic) and report the test accuracy of the "
      "ensemble of the last M snapshots (averaged softmax)"},
@@ -75,6 +79,7 @@ int cli_build_train(cli_values *v, ol_train_params *tp)
     if (cli_double(v, "clip-grad-norm", 0.0, 1e12, &tp->clip_grad_norm))
         return -1;
     tp->drop_last = cli_flag(v, "drop-last");
+    tp->freeze_bn = cli_flag(v, "freeze-bn");
     if (cli_int(v, "snapshot-ensemble", 0, 1000, &x))
         return -1;
     tp->snapshot_ensemble = (int)x;
@@ -274,7 +279,7 @@ static int apply_resume(ol_ctx *ctx, cli_values *v, char *ckpt, size_t cap, char
     free(cfg);
     if (!json_is_object(o)) {
         json_decref(o);
-        snprintf(err, ecap, "--resume: %s: unreadable configuration", ckpt);
+        snprintf(err, ecap, "--resume: %.900s: unreadable configuration", ckpt);
         return -1;
     }
     const char *key;
@@ -288,7 +293,7 @@ static int apply_resume(ol_ctx *ctx, cli_values *v, char *ckpt, size_t cap, char
         int i = cli_find(v, key);
         if (i < 0) {
             json_decref(o);
-            snprintf(err, ecap, "--resume: %s: unknown option '%s' in the stored configuration", ckpt, key);
+            snprintf(err, ecap, "--resume: %.700s: unknown option '%.100s' in the stored configuration", ckpt, key);
             return -1;
         }
         if (v->set[i] == 1)
@@ -346,212 +351,273 @@ static const char *const train_usage =
     "example: optimlab train --model resnet20 --dataset fashion-mnist --epochs 10 --batch-size 128 \\\n"
     "           --lr 0.1 --momentum 0.9 --nesterov --weight-decay 5e-4 --out runs/x";
 
-int cmd_train(int argc, char **argv)
-{
-    const cli_opt *const tables[] = {cli_model_opts, cli_data_opts, cli_optim_opts, cli_sched_opts, cli_batch_opts,
-                                     cli_train_opts, cli_run_opts,  cli_config_opts, NULL};
+/* Everything a train command builds, freed in one place. */
+typedef struct {
     cli_values v;
-    cli_init(&v, tables);
-    int help = 0, rc = OL_EXIT_OK;
-    ol_ctx *ctx = NULL;
-    ol_model *m = NULL;
-    ol_optim *opt = NULL;
+    ol_ctx *ctx;
+    ol_comm *comm;
+    ol_model *m;
+    ol_optim *opt;
     cli_data data;
-    memset(&data, 0, sizeof data);
-    char *config = NULL;
-    char err[1024] = "";
-
+    char *config;
     ol_sched_params sp;
-    memset(&sp, 0, sizeof sp);
-    if (cli_apply_presets(&v, argc, argv, 2) != 0 || cli_parse(&v, argc, argv, 2, &help) != 0) {
-        rc = cli_fail(OL_EXIT_USAGE, v.err);
-        goto done;
-    }
-    if (help) {
-        cli_print_help(stdout, &v, train_usage);
-        goto done;
-    }
-    const double t_cmd = ol_now();
-    char ckpt[4096] = "";
-    ctx = ol_ctx_new(0);
-    if (!ctx) {
-        rc = cli_fail(OL_EXIT_FAIL, "out of memory");
-        goto done;
-    }
-    if (*cli_str(&v, "resume") && apply_resume(ctx, &v, ckpt, sizeof ckpt, err, sizeof err) < 0) {
-        rc = cli_fail(OL_EXIT_USAGE, err);
-        goto done;
-    }
-    ol_ctx_free(ctx);
-    ctx = NULL;
+    cli_batch_config bc;
     ol_model_params mp;
     ol_optim_params op;
     ol_train_params tp;
+    ol_train_state resume_state;
+    char ckpt[4096];
+    int64_t total;
+    char err[1024];
+} train_job;
+
+#define JOB_FAIL(status, ...)                                                                                       \
+    do {                                                                                                            \
+        snprintf(j->err, sizeof j->err, __VA_ARGS__);                                                               \
+        return (status);                                                                                            \
+    } while (0)
+
+/* Parse-level checks and data, model, optimizer and checkpoint set-up. Returns
+ * 0 or an exit status with the message in j->err; run on every rank. */
+static int job_setup(train_job *j)
+{
+    cli_values *v = &j->v;
+    ol_ctx *ctx = j->ctx;
+    if (*cli_str(v, "resume") && apply_resume(ctx, v, j->ckpt, sizeof j->ckpt, j->err, sizeof j->err) < 0)
+        return OL_EXIT_USAGE;
     long long threads;
     ol_backend be;
-    if (cli_build_model(&v, &mp) || cli_build_optim(&v, &op) || cli_build_train(&v, &tp) ||
-        cli_int(&v, "threads", 0, 1024, &threads)) {
-        rc = cli_fail(OL_EXIT_USAGE, v.err);
-        goto done;
+    if (cli_build_model(v, &j->mp) || cli_build_optim(v, &j->op) || cli_build_train(v, &j->tp) ||
+        cli_int(v, "threads", 0, 1024, &threads))
+        JOB_FAIL(OL_EXIT_USAGE, "%s", v->err);
+    if (ol_backend_from_name(cli_str(v, "backend"), &be) < 0)
+        JOB_FAIL(OL_EXIT_USAGE, "--backend: unknown backend '%s' (auto, onednn, blas, ref)", cli_str(v, "backend"));
+    if (ol_ctx_set_threads(ctx, (int)threads) < 0 || ol_ctx_set_backend(ctx, be) < 0)
+        JOB_FAIL(OL_EXIT_USAGE, "%s", ol_ctx_errmsg(ctx));
+    if (cli_load_data(ctx, v, &j->data, j->err, sizeof j->err) < 0)
+        return OL_EXIT_USAGE;
+    ol_train_params *tp = &j->tp;
+    j->mp.in_c = j->data.train.c;
+    j->mp.in_h = j->data.train.h;
+    j->mp.in_w = j->data.train.w;
+    j->mp.num_classes = j->data.train.num_classes;
+    j->mp.max_batch = tp->batch_size;
+    int st = ol_model_create(ctx, &j->mp, &j->m);
+    if (st < 0)
+        JOB_FAIL(cli_exit_for(st), "%s", ol_ctx_errmsg(ctx));
+    const int64_t n = j->data.train.n;
+    int64_t spe = tp->drop_last ? n / tp->batch_size : (n + tp->batch_size - 1) / tp->batch_size;
+    if (spe < 1)
+        JOB_FAIL(OL_EXIT_USAGE, "--batch-size %d is larger than the %lld training samples with --drop-last",
+                 tp->batch_size, (long long)n);
+    if (cli_build_batch_sched(v, tp->batch_size, spe, &j->bc))
+        JOB_FAIL(OL_EXIT_USAGE, "%s", v->err);
+    if (j->bc.sched.type != OL_BATCH_CONSTANT)
+        tp->batch_sched = &j->bc.sched;
+    tp->lr_scaling = j->bc.lr_scaling;
+    tp->base_batch = j->bc.base_batch;
+    tp->lr_knee = j->bc.knee;
+    tp->micro_batch_size = (int)j->bc.micro_batch;
+    j->total = ol_train_count_steps(tp, n);
+    if (j->total <= 0)
+        JOB_FAIL(OL_EXIT_USAGE, "no training step fits: %lld samples, batch %d%s", (long long)n, tp->batch_size,
+                 tp->drop_last ? " with --drop-last" : "");
+    if (cli_build_sched(v, j->op.lr, spe, j->total, &j->sp))
+        JOB_FAIL(OL_EXIT_USAGE, "%s", v->err);
+    st = ol_optim_create(ctx, &j->op, ol_model_paramset(j->m), &j->opt);
+    if (st < 0)
+        JOB_FAIL(cli_exit_for(st), "%s", ol_ctx_errmsg(ctx));
+    if (*j->ckpt) {
+        if ((st = ol_checkpoint_load(ctx, j->ckpt, j->m, j->opt, &j->resume_state)) < 0)
+            JOB_FAIL(cli_exit_for(st), "%s", ol_ctx_errmsg(ctx));
+        tp->resume = &j->resume_state;
+    } else if (*cli_str(v, "init-from")) {
+        if ((st = ol_weights_import(ctx, cli_str(v, "init-from"), j->m)) < 0)
+            JOB_FAIL(cli_exit_for(st), "%s", ol_ctx_errmsg(ctx));
     }
-    if (ol_backend_from_name(cli_str(&v, "backend"), &be) < 0) {
-        snprintf(err, sizeof err, "--backend: unknown backend '%s' (auto, onednn, blas, ref)", cli_str(&v, "backend"));
-        rc = cli_fail(OL_EXIT_USAGE, err);
-        goto done;
-    }
-    ctx = ol_ctx_new((int)threads);
-    if (!ctx) {
-        rc = cli_fail(OL_EXIT_FAIL, "out of memory");
-        goto done;
-    }
-    if (ol_ctx_set_backend(ctx, be) < 0) {
-        rc = cli_fail_ctx(ctx, OL_EXIT_USAGE);
-        goto done;
-    }
-    if (cli_load_data(ctx, &v, &data, err, sizeof err) < 0) {
-        rc = cli_fail(OL_EXIT_USAGE, err);
-        goto done;
-    }
-    mp.in_c = data.train.c;
-    mp.in_h = data.train.h;
-    mp.in_w = data.train.w;
-    mp.num_classes = data.train.num_classes;
-    mp.max_batch = tp.batch_size;
-    int st = ol_model_create(ctx, &mp, &m);
-    if (st < 0) {
-        rc = cli_fail_ctx(ctx, cli_exit_for(st));
-        goto done;
-    }
-    int64_t spe = tp.drop_last ? data.train.n / tp.batch_size : (data.train.n + tp.batch_size - 1) / tp.batch_size;
-    if (spe < 1) {
-        snprintf(err, sizeof err, "--batch-size %d is larger than the %lld training samples with --drop-last",
-                 tp.batch_size, (long long)data.train.n);
-        rc = cli_fail(OL_EXIT_USAGE, err);
-        goto done;
-    }
-    cli_batch_config bc;
-    if (cli_build_batch_sched(&v, tp.batch_size, spe, &bc)) {
-        rc = cli_fail(OL_EXIT_USAGE, v.err);
-        goto done;
-    }
-    if (bc.sched.type != OL_BATCH_CONSTANT)
-        tp.batch_sched = &bc.sched;
-    tp.lr_scaling = bc.lr_scaling;
-    tp.base_batch = bc.base_batch;
-    tp.lr_knee = bc.knee;
-    tp.micro_batch_size = (int)bc.micro_batch;
-    const int64_t total = ol_train_count_steps(&tp, data.train.n);
-    if (total <= 0) {
-        snprintf(err, sizeof err, "no training step fits: %lld samples, batch %d%s", (long long)data.train.n,
-                 tp.batch_size, tp.drop_last ? " with --drop-last" : "");
-        rc = cli_fail(OL_EXIT_USAGE, err);
-        goto done;
-    }
-    if (cli_build_sched(&v, op.lr, spe, total, &sp)) {
-        rc = cli_fail(OL_EXIT_USAGE, v.err);
-        goto done;
-    }
-    st = ol_optim_create(ctx, &op, ol_model_paramset(m), &opt);
-    if (st < 0) {
-        rc = cli_fail_ctx(ctx, cli_exit_for(st));
-        goto done;
-    }
-    ol_train_state resume_state;
-    if (*ckpt) {
-        st = ol_checkpoint_load(ctx, ckpt, m, opt, &resume_state);
-        if (st < 0) {
-            rc = cli_fail_ctx(ctx, cli_exit_for(st));
-            goto done;
+    if (cli_build_dist(v, tp))
+        JOB_FAIL(OL_EXIT_USAGE, "%s", v->err);
+    const int W = ol_comm_size(j->comm);
+    if (W > 1 && (tp->batch_size % W != 0))
+        JOB_FAIL(OL_EXIT_USAGE, "the %d ranks do not divide --batch-size %d (the global batch)", W, tp->batch_size);
+    tp->comm = j->comm;
+    j->config = config_string(v);
+    if (!j->config)
+        JOB_FAIL(OL_EXIT_FAIL, "out of memory");
+    tp->config_json = j->config;
+    return 0;
+}
+
+/* Watchdog of a data-parallel run: a rank that sees no progress for the
+ * timeout (another rank died or hangs in a collective) ends the job. */
+typedef struct {
+    ol_comm *comm;
+    volatile double heartbeat;
+    double timeout;
+    volatile int done;
+    pthread_t thread;
+} watchdog;
+
+static void *watchdog_main(void *arg)
+{
+    watchdog *w = arg;
+    while (!w->done) {
+        struct timespec ts = {0, 200 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        if (!w->done && ol_now() - w->heartbeat > w->timeout) {
+            fprintf(stderr,
+                    "optimlab: rank %d: no progress for %.0f s: another rank failed or hangs; ending the job (the "
+                    "newest checkpoint restarts it)\n",
+                    ol_comm_rank(w->comm), w->timeout);
+            ol_comm_abort(w->comm, OL_EXIT_FAIL);
         }
-        tp.resume = &resume_state;
-    } else if (*cli_str(&v, "init-from")) {
-        st = ol_weights_import(ctx, cli_str(&v, "init-from"), m);
-        if (st < 0) {
-            rc = cli_fail_ctx(ctx, cli_exit_for(st));
-            goto done;
-        }
     }
-    /* inputs are valid: only now create the run directory */
-    const char *out = cli_str(&v, "out");
-    tp.out_dir = *out ? out : NULL;
-    config = config_string(&v);
-    if (!config) {
-        rc = cli_fail(OL_EXIT_FAIL, "out of memory");
+    return NULL;
+}
+
+int cmd_train(int argc, char **argv)
+{
+    const cli_opt *const tables[] = {cli_model_opts, cli_data_opts, cli_optim_opts, cli_sched_opts, cli_batch_opts,
+                                     cli_train_opts, cli_dist_opts, cli_run_opts,  cli_config_opts, NULL};
+    train_job job, *j = &job;
+    memset(j, 0, sizeof *j);
+    cli_init(&j->v, tables);
+    int help = 0, rc = OL_EXIT_OK;
+    const double t_cmd = ol_now();
+    j->ctx = ol_ctx_new(0);
+    if (!j->ctx) {
+        cli_free(&j->v);
+        return cli_fail(OL_EXIT_FAIL, "out of memory");
+    }
+    int status = 0;
+    if (cli_apply_presets(&j->v, argc, argv, 2) != 0 || cli_parse(&j->v, argc, argv, 2, &help) != 0) {
+        snprintf(j->err, sizeof j->err, "%.1000s", j->v.err);
+        status = OL_EXIT_USAGE;
+    }
+    if (!status && help) {
+        if (cli_env_rank() == 0)
+            cli_print_help(stdout, &j->v, train_usage);
         goto done;
     }
-    tp.config_json = config;
-    if (tp.out_dir && (make_dirs(tp.out_dir, err, sizeof err) < 0 || write_config(&v, tp.out_dir, err, sizeof err) < 0)) {
-        rc = cli_fail(OL_EXIT_FAIL, err);
+    if (ol_comm_init(j->ctx, &argc, &argv, &j->comm) < 0) {
+        fprintf(stderr, "optimlab: %s\n", ol_ctx_errmsg(j->ctx));
+        rc = OL_EXIT_FAIL;
         goto done;
     }
-    if (tp.time_limit > 0) {
-        tp.time_limit -= ol_now() - t_cmd; /* data loading counted */
-        if (tp.time_limit <= 0)
-            tp.time_limit = 1e-3;
+    const int root = ol_comm_rank(j->comm) == 0;
+    /* the same binary and the same configuration on every rank */
+    char launch[256];
+    snprintf(launch, sizeof launch, "optimlab %s built %s", OL_VERSION_STRING, OL_BUILD_ID);
+    if (!status && ol_comm_check_same(j->ctx, j->comm, launch, "optimlab binary") < 0) {
+        snprintf(j->err, sizeof j->err, "%s", ol_ctx_errmsg(j->ctx));
+        status = OL_EXIT_USAGE;
+    }
+    if (!status)
+        status = job_setup(j);
+    if ((rc = cli_agree(j->ctx, j->comm, status, j->err, sizeof j->err)) != 0) {
+        cli_fail(rc, j->err);
+        goto done;
+    }
+    if (ol_comm_check_same(j->ctx, j->comm, j->config, "configuration") < 0) {
+        rc = cli_fail(OL_EXIT_USAGE, ol_ctx_errmsg(j->ctx));
+        goto done;
+    }
+    ol_train_params *tp = &j->tp;
+    const char *out = cli_str(&j->v, "out");
+    tp->out_dir = *out ? out : NULL;
+    /* inputs are valid on every rank: only now create the run directory */
+    status = 0;
+    if (root && tp->out_dir &&
+        (make_dirs(tp->out_dir, j->err, sizeof j->err) < 0 || write_config(&j->v, tp->out_dir, j->err, sizeof j->err) < 0))
+        status = OL_EXIT_FAIL;
+    if ((rc = cli_agree(j->ctx, j->comm, status, j->err, sizeof j->err)) != 0) {
+        cli_fail(rc, j->err);
+        goto done;
+    }
+    if (tp->time_limit > 0) {
+        tp->time_limit -= ol_now() - t_cmd; /* data loading counted */
+        if (tp->time_limit <= 0)
+            tp->time_limit = 1e-3;
     }
     install_handlers();
-    tp.stop_flag = &stop_requested;
-    progress pr = {.tty = isatty(STDOUT_FILENO), .quiet = cli_flag(&v, "quiet"), .log_every = tp.log_every,
-                   .has_val = data.has_val};
+    tp->stop_flag = &stop_requested;
+    progress pr = {.tty = isatty(STDOUT_FILENO), .quiet = cli_flag(&j->v, "quiet") || !root,
+                   .log_every = tp->log_every, .has_val = j->data.has_val};
     if (!pr.quiet) {
         char arch[64], kinfo[512];
-        ol_model_params_name(&mp, arch, sizeof arch);
-        ol_ctx_kernel_info(ctx, kinfo, sizeof kinfo);
+        ol_model_params_name(&j->mp, arch, sizeof arch);
+        ol_ctx_kernel_info(j->ctx, kinfo, sizeof kinfo);
         printf("optimlab %s: %s (%zu parameters) on %s (%lld train / %lld %s, %dx%dx%d), %s lr %g, batch %d, "
-               "%lld steps, %d threads\n",
-               OL_VERSION_STRING, arch, ol_paramset_count(ol_model_paramset(m)), cli_str(&v, "dataset"),
-               (long long)data.train.n, (long long)data.test.n, data.has_val ? "val" : "test", mp.in_c, mp.in_h,
-               mp.in_w, ol_optim_name(op.type), op.lr, tp.batch_size, (long long)total, ol_ctx_threads(ctx));
-        printf("kernels: %s\n", kinfo);
+               "%lld steps, %d threads",
+               OL_VERSION_STRING, arch, ol_paramset_count(ol_model_paramset(j->m)), cli_str(&j->v, "dataset"),
+               (long long)j->data.train.n, (long long)j->data.test.n, j->data.has_val ? "val" : "test", j->mp.in_c,
+               j->mp.in_h, j->mp.in_w, ol_optim_name(j->op.type), j->op.lr, tp->batch_size, (long long)j->total,
+               ol_ctx_threads(j->ctx));
+        if (ol_comm_size(j->comm) > 1)
+            printf(" x %d ranks", ol_comm_size(j->comm));
+        printf("\nkernels: %s\n", kinfo);
+        if (tp->resume)
+            printf("resuming from %s at step %lld (epoch %lld)\n", j->ckpt, (long long)j->resume_state.step,
+                   (long long)j->resume_state.epoch);
         fflush(stdout);
     }
+    watchdog wd = {.comm = j->comm, .heartbeat = ol_now(), .timeout = 0};
+    double timeout = 0;
+    cli_double(&j->v, "comm-timeout", 0, 1e9, &timeout);
+    wd.timeout = timeout;
+    tp->heartbeat = &wd.heartbeat;
+    int wd_running = ol_comm_size(j->comm) > 1 && timeout > 0 && pthread_create(&wd.thread, NULL, watchdog_main, &wd) == 0;
     ol_train_hooks hooks = {on_step, on_eval, &pr};
     ol_train_result res;
-    if (tp.resume && !pr.quiet)
-        printf("resuming from %s at step %lld (epoch %lld)\n", ckpt, (long long)resume_state.step,
-               (long long)resume_state.epoch);
-    st = ol_train(ctx, &tp, m, opt, &sp, &data.train, &data.test, &hooks, &res);
+    int st = ol_train(j->ctx, tp, j->m, j->opt, &j->sp, &j->data.train, &j->data.test, &hooks, &res);
+    if (wd_running) {
+        wd.done = 1;
+        pthread_join(wd.thread, NULL);
+    }
     if (pr.tty && !pr.quiet)
         printf("\r\033[K");
-    if (st == OL_EINTR) {
-        rc = cli_fail_ctx(ctx, OL_EXIT_STOPPED);
-        goto done;
-    }
     if (st < 0) {
-        rc = cli_fail_ctx(ctx, cli_exit_for(st));
+        rc = cli_fail_ctx(j->ctx, st == OL_EINTR ? OL_EXIT_STOPPED : cli_exit_for(st));
         goto done;
     }
+    if (!root)
+        goto done;
     double final_test = res.final_test_acc;
-    if (data.has_val) { /* the real test set, once, at x for Schedule-Free */
+    if (j->data.has_val) { /* the real test set, once, at x for Schedule-Free */
         double tl, ta;
-        if (ol_optim_eval_mode(ctx, opt, ol_model_paramset(m)) < 0 ||
-            ol_evaluate(ctx, m, &data.real_test, tp.eval_batch_size > 0 ? tp.eval_batch_size : tp.batch_size, &tl,
-                        &ta) < 0) {
-            rc = cli_fail_ctx(ctx, OL_EXIT_FAIL);
+        if (ol_optim_eval_mode(j->ctx, j->opt, ol_model_paramset(j->m)) < 0 ||
+            ol_evaluate(j->ctx, j->m, &j->data.real_test,
+                        tp->eval_batch_size > 0 ? tp->eval_batch_size : tp->batch_size, &tl, &ta) < 0) {
+            rc = cli_fail_ctx(j->ctx, OL_EXIT_FAIL);
             goto done;
         }
         final_test = ta;
     }
     printf("done: %lld steps, %d epochs in %.1f s (%.0f img/s training); %s accuracy: final %.2f%%, best %.2f%% "
-           "(epoch %.2f)%s\n",
-           (long long)res.steps, res.epochs_done, res.elapsed, res.samples_per_s, data.has_val ? "val" : "test",
-           100.0 * res.final_test_acc, 100.0 * res.best_test_acc, res.best_epoch, "");
-    if (data.has_val)
+           "(epoch %.2f)\n",
+           (long long)res.steps, res.epochs_done, res.elapsed, res.samples_per_s, j->data.has_val ? "val" : "test",
+           100.0 * res.final_test_acc, 100.0 * res.best_test_acc, res.best_epoch);
+    if (j->data.has_val)
         printf("test accuracy (evaluated once, at the end): %.2f%%\n", 100.0 * final_test);
     if (res.snapshots > 0)
         printf("snapshot ensemble of the last %d snapshots: %s accuracy %.2f%% (single model %.2f%%)\n", res.snapshots,
-               data.has_val ? "val" : "test", 100.0 * res.ensemble_test_acc, 100.0 * res.final_test_acc);
-    if (tp.out_dir)
-        printf("metrics: %s/metrics.jsonl\ncheckpoint: %s\n", tp.out_dir, res.checkpoint);
+               j->data.has_val ? "val" : "test", 100.0 * res.ensemble_test_acc, 100.0 * res.final_test_acc);
+    if (ol_comm_size(j->comm) > 1)
+        printf("communication (rank 0): %.1f MB sent, %.1f s waiting, %.0f%% of the gradient bytes all-reduced "
+               "during backward\n",
+               res.comm_bytes / 1e6, res.comm_time, 100.0 * res.overlap);
+    if (tp->out_dir)
+        printf("metrics: %s/metrics.jsonl\ncheckpoint: %s\n", tp->out_dir, res.checkpoint);
     if (res.bad_steps)
         printf("skipped steps (non-finite or loss spikes): %lld\n", (long long)res.bad_steps);
 done:
-    free(config);
-    cli_free_sched(&sp);
-    ol_optim_free(opt);
-    ol_model_free(m);
-    cli_free_data(&data);
-    ol_ctx_free(ctx);
-    cli_free(&v);
+    free(j->config);
+    cli_free_sched(&j->sp);
+    ol_optim_free(j->opt);
+    ol_model_free(j->m);
+    cli_free_data(&j->data);
+    ol_comm_finalize(j->comm);
+    ol_ctx_free(j->ctx);
+    cli_free(&j->v);
     return rc;
 }

@@ -1,12 +1,39 @@
 /* Error reporting shared by the commands. */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "common.h"
 
+/* The MPI rank from the launcher's environment: only rank 0 reports errors
+ * (ranks agree on them first, see cli_agree). */
+int cli_env_rank(void)
+{
+    static const char *const vars[] = {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        const char *s = getenv(vars[i]);
+        if (s)
+            return atoi(s);
+    }
+    return 0;
+}
+
 int cli_fail(int status, const char *msg)
 {
-    fprintf(stderr, "optimlab: %s\n", msg && *msg ? msg : "failed");
+    if (cli_env_rank() == 0)
+        fprintf(stderr, "optimlab: %s\n", msg && *msg ? msg : "failed");
     return status;
+}
+
+int cli_agree(ol_ctx *ctx, ol_comm *comm, int status, char *err, size_t cap)
+{
+    if (ol_comm_size(comm) <= 1)
+        return status;
+    ol_ctx_set_error(ctx, status ? -status : 0, err);
+    int rc = ol_comm_agree(ctx, comm, status ? -status : 0);
+    if (rc == 0)
+        return 0;
+    snprintf(err, cap, "%s", ol_ctx_errmsg(ctx));
+    return -rc;
 }
 
 int cli_exit_for(int st)

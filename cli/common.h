@@ -21,6 +21,11 @@ enum {
 
 /* Print "optimlab: msg" on one line and return the exit status for status. */
 int cli_fail(int status, const char *msg);
+int cli_env_rank(void);
+/* Data-parallel runs: every rank passes its exit status (0 = fine) and
+ * message; all return the first failing rank's status with its message in
+ * err ("rank R: ..."). A single process gets its status back unchanged. */
+int cli_agree(ol_ctx *ctx, ol_comm *comm, int status, char *err, size_t cap);
 int cli_fail_ctx(ol_ctx *ctx, int status);
 int cli_exit_for(int status);
 
@@ -32,6 +37,7 @@ extern const cli_opt cli_batch_opts[];  /* batch schedule, micro-batch, lr scali
 extern const cli_opt cli_config_opts[]; /* --config, --recipe */
 extern const cli_opt cli_train_opts[];
 extern const cli_opt cli_run_opts[]; /* threads, backend, seed */
+extern const cli_opt cli_dist_opts[];
 
 int cli_build_model(cli_values *v, ol_model_params *mp);
 int cli_build_optim(cli_values *v, ol_optim_params *op);
@@ -39,6 +45,7 @@ int cli_build_optim(cli_values *v, ol_optim_params *op);
 int cli_build_sched(cli_values *v, double base_lr, int64_t steps_per_epoch, int64_t total_steps,
                     ol_sched_params *sp);
 int cli_build_train(cli_values *v, ol_train_params *tp);
+int cli_build_dist(cli_values *v, ol_train_params *tp);
 /* Frees what cli_build_sched allocated (the parts of a sequential schedule). */
 void cli_free_sched(ol_sched_params *sp);
 

@@ -11,6 +11,7 @@
 #include "optimlab/sched.h"
 #include "optimlab/train.h"
 #include "optimlab/checkpoint.h"
+#include "optimlab/dist.h"
 #include "optimlab/lrfind.h"
 
 #endif

@@ -6,7 +6,8 @@
 #   scripts/deps.sh fuzz | valgrind - the tools of those CI targets
 set -euo pipefail
 what=${1:-build}
-pkgs=(build-essential cmake pkg-config libopenblas-dev libdnnl-dev zlib1g-dev libjansson-dev libyaml-dev)
+pkgs=(build-essential cmake pkg-config libopenblas-dev libdnnl-dev zlib1g-dev libjansson-dev libyaml-dev
+      libopenmpi-dev openmpi-bin)
 case "$what" in
   build) ;;
   run) pkgs+=(dataset-fashion-mnist) ;;

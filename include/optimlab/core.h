@@ -65,6 +65,8 @@ void ol_ctx_free(ol_ctx *ctx); /* NULL-safe */
 /* The message of the most recent error ("" when none). Owned by ctx. */
 const char *ol_ctx_errmsg(const ol_ctx *ctx);
 void ol_ctx_clear_error(ol_ctx *ctx);
+/* Record an error from outside the library (so it can travel with ol_comm_agree). */
+void ol_ctx_set_error(ol_ctx *ctx, int code, const char *msg);
 int ol_ctx_threads(const ol_ctx *ctx);
 int ol_ctx_set_threads(ol_ctx *ctx, int threads);
 int ol_ctx_set_backend(ol_ctx *ctx, ol_backend backend);

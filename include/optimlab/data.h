@@ -79,6 +79,11 @@ int ol_loader_start_epoch(ol_ctx *ctx, ol_loader *l, int64_t epoch, int64_t pos)
  * the epoch is over) and points *x / *y at loader-owned buffers valid until
  * the next call. */
 int ol_loader_next(ol_ctx *ctx, ol_loader *l, int batch, const float **x, const int32_t **y);
+/* The same for data-parallel training: the global batch is split into size
+ * contiguous shards and only shard `rank` ([n*rank/size, n*(rank+1)/size)) is
+ * assembled; returns the global batch's size n, the shard's offset and size. */
+int ol_loader_next_shard(ol_ctx *ctx, ol_loader *l, int batch, int rank, int size, const float **x, const int32_t **y,
+                         int *shard_lo, int *shard_n);
 /* Position in the current epoch (samples consumed). */
 int64_t ol_loader_position(const ol_loader *l);
 /* Number of batches of size `batch` in one epoch. */

@@ -107,6 +107,12 @@ int ol_model_backward(ol_ctx *ctx, ol_model *m);
 int ol_model_enable_input_grad(ol_ctx *ctx, ol_model *m);
 const float *ol_model_input_grad(const ol_model *m);
 
+/* Called during ol_model_backward after each layer with the lowest offset in
+ * the flat gradient buffer from which all gradients are final (0 at the end):
+ * the hook that starts gradient all-reduces while backward goes on. */
+typedef void (*ol_backward_hook)(void *user, size_t final_from);
+void ol_model_set_backward_hook(ol_model *m, ol_backward_hook fn, void *user);
+
 /* Multi-line architecture summary (layers, shapes, parameter counts). */
 int ol_model_summary(const ol_model *m, char *buf, size_t cap);
 

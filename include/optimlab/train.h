@@ -61,6 +61,15 @@ typedef struct {
     const char *config_json;        /* stored in every checkpoint */
     const ol_train_state *resume;   /* continue from this state (model and optimizer already loaded) */
 
+    /* data parallelism: NULL or a 1-rank communicator trains in this process
+     * alone. Each global batch is split into contiguous per-rank shards;
+     * metrics, hooks and checkpoints are rank 0's. */
+    struct ol_comm *comm;
+    size_t bucket_bytes;      /* gradient all-reduce buckets (0: 256 KiB) */
+    int deterministic_reduce; /* gather and sum in rank order: bitwise the single-process accumulation */
+    int check_replicas;       /* verify after every step that all ranks hold identical parameters */
+    volatile double *heartbeat; /* set to ol_now() after every step and evaluation (watchdogs) */
+
     /* stopping early: all end with a checkpoint and OL_EINTR */
     volatile sig_atomic_t *stop_flag; /* set asynchronously (SIGTERM, SIGINT): stop after the current step */
     double time_limit;              /* seconds from the start of ol_train; stop with a margin before it (0 = none) */
@@ -83,6 +92,7 @@ typedef struct {
     double samples_per_s; /* over the last logging window, evaluation excluded */
     double elapsed;
     int batch;
+    double comm_bytes, comm_time; /* this step, this rank */
 } ol_step_info;
 
 typedef struct {
@@ -110,6 +120,10 @@ typedef struct {
     double samples_per_s; /* training throughput, evaluation excluded */
     int64_t bad_steps;    /* skipped: non-finite loss or gradient, or loss spike */
     int snapshots;        /* snapshots in the ensemble (0: none evaluated) */
+    /* communication (data-parallel runs): per rank */
+    double comm_bytes;    /* sent by this rank */
+    double comm_time;     /* waiting for collectives */
+    double overlap;       /* fraction of gradient bytes whose all-reduce started during backward */
     double ensemble_test_acc, ensemble_test_loss;
     char checkpoint[4096]; /* the last checkpoint written ("" when none) */
 } ol_train_result;

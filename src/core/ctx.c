@@ -84,6 +84,8 @@ void ol_ctx_clear_error(ol_ctx *ctx)
     ctx->errmsg[0] = '\0';
 }
 
+void ol_ctx_set_error(ol_ctx *ctx, int code, const char *msg) { ol__err(ctx, code, "%s", msg ? msg : ""); }
+
 int ol_ctx_threads(const ol_ctx *ctx) { return ctx->threads; }
 
 int ol_ctx_set_threads(ol_ctx *ctx, int threads)

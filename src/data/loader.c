@@ -157,7 +157,8 @@ typedef struct {
     float *x;
     int32_t *y;
     int64_t epoch, pos;
-    int n; /* samples in this buffer, -1 when empty */
+    int n;      /* samples in the global batch, -1 when empty */
+    int lo, hi; /* the part of it held here */
 } ol__batchbuf;
 
 struct ol_loader {
@@ -172,16 +173,18 @@ struct ol_loader {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int have_thread, quit, job_pending, job_done;
-    int job_buf, job_n;
+    int job_buf, job_n, job_lo, job_hi;
     int64_t job_epoch, job_pos;
 };
 
-static void fill_buf(struct ol_loader *l, ol__batchbuf *b, int64_t epoch, int64_t pos, int n)
+static void fill_buf(struct ol_loader *l, ol__batchbuf *b, int64_t epoch, int64_t pos, int n, int lo, int hi)
 {
-    ol_dataset_fill(l->d, l->perm + pos, n, &l->p.aug, l->p.seed, epoch, b->x, b->y);
+    ol_dataset_fill(l->d, l->perm + pos + lo, hi - lo, &l->p.aug, l->p.seed, epoch, b->x, b->y);
     b->epoch = epoch;
     b->pos = pos;
     b->n = n;
+    b->lo = lo;
+    b->hi = hi;
 }
 
 static void *worker(void *arg)
@@ -193,10 +196,10 @@ static void *worker(void *arg)
             pthread_cond_wait(&l->cv, &l->mu);
         if (l->quit)
             break;
-        int b = l->job_buf, n = l->job_n;
+        int b = l->job_buf, n = l->job_n, lo = l->job_lo, hi = l->job_hi;
         int64_t e = l->job_epoch, pos = l->job_pos;
         pthread_mutex_unlock(&l->mu);
-        fill_buf(l, &l->buf[b], e, pos, n);
+        fill_buf(l, &l->buf[b], e, pos, n, lo, hi);
         pthread_mutex_lock(&l->mu);
         l->job_pending = 0;
         l->job_done = 1;
@@ -297,32 +300,52 @@ int ol_loader_start_epoch(ol_ctx *ctx, ol_loader *l, int64_t epoch, int64_t pos)
     return OL_OK;
 }
 
-int ol_loader_next(ol_ctx *ctx, ol_loader *l, int batch, const float **x, const int32_t **y)
+/* part [n*rank/size, n*(rank+1)/size) of a global batch of n */
+static void shard(int n, int rank, int size, int *lo, int *hi)
+{
+    *lo = (int)((int64_t)n * rank / size);
+    *hi = (int)((int64_t)n * (rank + 1) / size);
+}
+
+int ol_loader_next_shard(ol_ctx *ctx, ol_loader *l, int batch, int rank, int size, const float **x, const int32_t **y,
+                         int *shard_lo, int *shard_n)
 {
     if (batch <= 0 || batch > l->p.max_batch)
         return ol__err(ctx, OL_ERANGE, "loader: batch of %d outside 1..%d", batch, l->p.max_batch);
+    if (size < 1 || rank < 0 || rank >= size)
+        return ol__err(ctx, OL_EINVAL, "loader: shard %d of %d", rank, size);
     if (l->epoch < 0)
         return ol__err(ctx, OL_ESTATE, "loader: no epoch started");
     int64_t left = l->d->n - l->pos;
     int n = left < batch ? (int)left : batch;
     if (n <= 0 || (l->p.drop_last && n < batch))
         return 0;
+    int lo, hi;
+    shard(n, rank, size, &lo, &hi);
     wait_job(l);
     int nb = 1 - l->cur;
     ol__batchbuf *b = &l->buf[nb];
-    if (!(b->n == n && b->epoch == l->epoch && b->pos == l->pos))
-        fill_buf(l, b, l->epoch, l->pos, n);
+    if (!(b->n == n && b->epoch == l->epoch && b->pos == l->pos && b->lo == lo && b->hi == hi))
+        fill_buf(l, b, l->epoch, l->pos, n, lo, hi);
     l->cur = nb;
     l->pos += n;
     *x = b->x;
     *y = b->y;
+    if (shard_lo)
+        *shard_lo = lo;
+    if (shard_n)
+        *shard_n = hi - lo;
     /* prefetch the next batch of the same size into the other buffer */
     int64_t left2 = l->d->n - l->pos;
     int n2 = left2 < batch ? (int)left2 : batch;
     if (l->have_thread && n2 > 0 && !(l->p.drop_last && n2 < batch)) {
+        int lo2, hi2;
+        shard(n2, rank, size, &lo2, &hi2);
         pthread_mutex_lock(&l->mu);
         l->job_buf = 1 - nb;
         l->job_n = n2;
+        l->job_lo = lo2;
+        l->job_hi = hi2;
         l->job_epoch = l->epoch;
         l->job_pos = l->pos;
         l->job_pending = 1;
@@ -330,6 +353,11 @@ int ol_loader_next(ol_ctx *ctx, ol_loader *l, int batch, const float **x, const 
         pthread_mutex_unlock(&l->mu);
     }
     return n;
+}
+
+int ol_loader_next(ol_ctx *ctx, ol_loader *l, int batch, const float **x, const int32_t **y)
+{
+    return ol_loader_next_shard(ctx, l, batch, 0, 1, x, y, NULL, NULL);
 }
 
 int64_t ol_loader_position(const ol_loader *l) { return l->pos; }

@@ -447,6 +447,15 @@ int ol__graph_finish(ol_ctx *ctx, ol_model *m, int logits)
     m->logits = logits;
     m->num_classes = lv->c;
     OL__TRY(ol_paramset_finalize(ctx, &m->ps));
+    size_t lowest = m->ps.numel;
+    for (int k = m->nnodes - 1; k >= 0; k--) {
+        ol__node *nd = &m->nodes[k];
+        if (nd->p_w >= 0 && m->ps.t[nd->p_w].offset < lowest)
+            lowest = m->ps.t[nd->p_w].offset;
+        if (nd->p_b >= 0 && m->ps.t[nd->p_b].offset < lowest)
+            lowest = m->ps.t[nd->p_b].offset;
+        nd->final_from = lowest;
+    }
     for (int k = 0; k < m->nnodes; k++) {
         ol__node *nd = &m->nodes[k];
         if (nd->op == OL__OP_BATCHNORM2D) {
@@ -627,8 +636,16 @@ int ol_model_backward(ol_ctx *ctx, ol_model *m)
         case OL__OP_LINEAR: ol__linear_backward(ctx, m, nd, n); break;
         default: return ol__err(ctx, OL_ESTATE, "unknown op %d", (int)nd->op);
         }
+        if (m->bwd_hook)
+            m->bwd_hook(m->bwd_hook_user, k == 0 ? 0 : nd->final_from);
     }
     return OL_OK;
+}
+
+void ol_model_set_backward_hook(ol_model *m, ol_backward_hook fn, void *user)
+{
+    m->bwd_hook = fn;
+    m->bwd_hook_user = user;
 }
 
 size_t ol_model_memory_bytes(const ol_model *m)

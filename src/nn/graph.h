@@ -62,6 +62,7 @@ typedef struct {
     int32_t *argmax;                /* max-pool: [max_batch * out numel] */
     double *partials;               /* BN: per-chunk reduction scratch */
     ol__conv_impl *impl;
+    size_t final_from; /* after this node's backward, grads at offsets >= final_from are final */
 } ol__node;
 
 struct ol_model {
@@ -78,6 +79,8 @@ struct ol_model {
     int cur_batch; /* batch of the last forward */
     int train_bn;  /* last forward used batch statistics */
     int input_grad; /* backward also computes d loss / d input */
+    ol_backward_hook bwd_hook;
+    void *bwd_hook_user;
     float *act_arena;
     float *grad_arena;
     int32_t *idx_arena;

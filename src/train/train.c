@@ -11,6 +11,7 @@
 #include "core/internal.h"
 #include "io/jsonw.h"
 #include "nn/graph.h"
+#include "optimlab/dist.h"
 #include "optimlab/train.h"
 
 ol_train_params ol_train_default_params(void)
@@ -225,6 +226,78 @@ int ol_train_grads(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, const fl
     if (!isfinite(out->grad_norm))
         return ol__err(ctx, OL_ENONFINITE, "gradient norm is %g", out->grad_norm);
     return OL_OK;
+}
+
+/* Gradients of a global batch of n samples, of which this rank holds [lo, lo+k),
+ * summed over ranks with the bucketed all-reduce started during the backward
+ * of the last micro-batch. A rank that fails still joins every collective;
+ * then all ranks agree on the first failure. Loss and accuracy are summed
+ * over ranks too; nonfinite is set when the loss is not finite anywhere. */
+static int dist_grads(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_ddp *ddp, const float *x,
+                      const int32_t *y, int k, int n, ol_step_result *out, int *nonfinite)
+{
+    memset(out, 0, sizeof *out);
+    const ol_model_params *mp = ol_model_get_params(m);
+    const size_t per = (size_t)mp->in_c * mp->in_h * mp->in_w;
+    const int mb = tp->micro_batch_size > 0 && tp->micro_batch_size < k ? tp->micro_batch_size : (k > 0 ? k : 1);
+    ol_paramset *ps = ol_model_paramset(m);
+    ol_paramset_zero_grads(ps);
+    int rc = OL_OK, armed = 0, local_bad = 0;
+    for (int lo = 0; lo < k && rc >= 0; lo += mb) {
+        int kk = k - lo < mb ? k - lo : mb;
+        double l = 0.0;
+        int c = 0;
+        rc = ol_model_forward(ctx, m, x + (size_t)lo * per, kk, !tp->freeze_bn);
+        if (rc >= 0)
+            rc = ol_model_loss(ctx, m, y + lo, kk, tp->label_smoothing, 1.0f / (float)n, &l, &c);
+        out->loss_sum += l;
+        out->correct += c;
+        local_bad |= !isfinite(l);
+        if (rc >= 0 && lo + kk >= k && ddp) {
+            ol_ddp_arm(ddp);
+            armed = 1;
+        }
+        if (rc >= 0)
+            rc = ol_model_backward(ctx, m);
+    }
+    if (ddp) {
+        if (!armed) /* no samples here, or a failure: still take part */
+            ol_ddp_arm(ddp);
+        int rc2 = ol_ddp_finish(ctx, ddp);
+        if (rc >= 0)
+            rc = rc2;
+    }
+    OL__TRY(ol_comm_agree(ctx, tp->comm, rc));
+    double s[3] = {out->loss_sum, (double)out->correct, (double)local_bad};
+    OL__TRY(ol_comm_allreduce_f64(ctx, tp->comm, s, 3));
+    out->loss_sum = s[0];
+    out->correct = (int)s[1];
+    out->grad_norm = ol_clip_grad_norm(ps, tp->clip_grad_norm);
+    *nonfinite = s[2] > 0 || !isfinite(out->loss_sum) || !isfinite(out->grad_norm);
+    return OL_OK;
+}
+
+/* Average the BatchNorm running statistics over ranks (before evaluations and
+ * checkpoints), so every rank and every checkpoint holds the same values. */
+static int average_buffers(ol_ctx *ctx, const ol_train_params *tp, ol_paramset *ps)
+{
+    const int W = ol_comm_size(tp->comm);
+    if (W <= 1 || ps->bnumel == 0)
+        return OL_OK;
+    OL__TRY(ol_comm_allreduce(ctx, tp->comm, ps->buffers, ps->bnumel));
+    const float inv = 1.0f / (float)W;
+    for (size_t i = 0; i < ps->bnumel; i++)
+        ps->buffers[i] *= inv;
+    return OL_OK;
+}
+
+static uint64_t hash_floats(const float *p, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;
+    const unsigned char *b = (const unsigned char *)p;
+    for (size_t i = 0; i < n * sizeof(float); i++)
+        h = (h ^ b[i]) * 1099511628211ULL;
+    return h;
 }
 
 int ol_train_step(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt, const float *x,
@@ -506,9 +579,20 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
     const int64_t max_batch = max_batch_of(tp);
     if (max_batch > (1 << 24))
         return ol__err(ctx, OL_ERANGE, "global batch of %lld is too large", (long long)max_batch);
-    OL__TRY(ol_model_reserve(ctx, m, tp->micro_batch_size > 0 && tp->micro_batch_size < max_batch
+    const int W = ol_comm_size(tp->comm), R = ol_comm_rank(tp->comm), root = R == 0;
+    if (W > 1 && (tp->batch_size % W != 0 || max_batch % W != 0))
+        return ol__err(ctx, OL_EINVAL, "the world size %d does not divide the global batch size %lld", W,
+                       (long long)(tp->batch_size % W ? tp->batch_size : max_batch));
+    const int64_t shard_max = (max_batch + W - 1) / W;
+    OL__TRY(ol_model_reserve(ctx, m, tp->micro_batch_size > 0 && tp->micro_batch_size < shard_max
                                           ? tp->micro_batch_size
-                                          : (int)max_batch));
+                                          : (int)shard_max));
+    ol_train_params tlocal = *tp; /* ranks other than 0 write no files */
+    if (!root)
+        tlocal.out_dir = NULL;
+    tp = &tlocal;
+    if (!root)
+        hooks = NULL;
     ol_train_state st;
     const int plateau = sched->type == OL_SCHED_PLATEAU;
     if (tp->resume) {
@@ -537,6 +621,17 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
     float *bn_saved = malloc((ps->bnumel ? ps->bnumel : 1) * sizeof(float));
     if (rc >= 0 && !bn_saved)
         rc = ol__err(ctx, OL_ENOMEM, "out of memory");
+    ol_ddp *ddp = NULL;
+    if (rc >= 0 && W > 1) {
+        rc = ol_ddp_create(ctx, tp->comm, m, tp->bucket_bytes ? tp->bucket_bytes : 256 * 1024,
+                           tp->deterministic_reduce, &ddp);
+        /* every rank starts from rank 0's parameters and statistics */
+        if (rc >= 0)
+            rc = ol_comm_bcast(ctx, tp->comm, ps->params, ps->numel * sizeof(float), 0);
+        if (rc >= 0)
+            rc = ol_comm_bcast(ctx, tp->comm, ps->buffers, ps->bnumel * sizeof(float), 0);
+        ol_comm_reset_stats(tp->comm);
+    }
     const int64_t total = ol_train_count_steps(tp, ntrain);
     const int64_t per_epoch = tp->batch_sched ? 0 : (rc >= 0 ? ol_loader_batches_per_epoch(loader, tp->batch_size) : 1);
     const int epochs = tp->epochs > 0 ? tp->epochs : (int)((total + per_epoch - 1) / (per_epoch > 0 ? per_epoch : 1));
@@ -549,23 +644,28 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
     while (rc >= 0 && st.epoch < epochs && st.step < total && !stop) {
         rc = ol_loader_start_epoch(ctx, loader, st.epoch, st.epoch_pos);
         while (rc >= 0 && st.step < total) {
-            if ((tp->stop_flag && *tp->stop_flag) || (tp->stop_after_steps > 0 && st.step >= tp->stop_after_steps)) {
-                stop = STOP_SIGNAL;
-                break;
-            }
             /* evaluations at even fractions of the epoch's samples; the last at its end */
             const int64_t b_t = batch_for(tp, st.step, st.samples_seen);
             const int64_t next_eval = (ntrain * (st.evals_done + 1)) / tp->evals_per_epoch;
             double margin = 2.0 * last_step_time + last_ckpt_time + 2.0 +
                             (st.epoch_pos + b_t >= next_eval ? last_eval_time : 0.0);
-            if (tp->time_limit > 0 && ol__now() - t_begin + margin > tp->time_limit) {
-                stop = STOP_TIME;
+            double want[2] = {
+                (tp->stop_flag && *tp->stop_flag) || (tp->stop_after_steps > 0 && st.step >= tp->stop_after_steps),
+                tp->time_limit > 0 && ol__now() - t_begin + margin > tp->time_limit};
+            if (W > 1 && (rc = ol_comm_allreduce_max_f64(ctx, tp->comm, want, 2)) < 0)
+                break; /* every rank stops at the same step */
+            if (want[0] > 0 || want[1] > 0) {
+                stop = want[0] > 0 ? STOP_SIGNAL : STOP_TIME;
                 break;
             }
+            ol_comm_stats cs0;
+            if (tp->comm)
+                ol_comm_get_stats(tp->comm, &cs0);
             double t0 = ol__now();
             const float *x;
             const int32_t *y;
-            int n = ol_loader_next(ctx, loader, (int)b_t, &x, &y);
+            int shard_lo = 0, k = 0;
+            int n = ol_loader_next_shard(ctx, loader, (int)b_t, R, W, &x, &y, &shard_lo, &k);
             if (n <= 0) {
                 rc = n;
                 break;
@@ -576,13 +676,14 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
             double mom = ol_sched_momentum(sched, st.step);
             memcpy(bn_saved, ps->buffers, ps->bnumel * sizeof(float));
             ol_step_result sr;
-            rc = ol_train_grads(ctx, tp, m, x, y, n, &sr);
+            int nonfinite = 0;
+            rc = dist_grads(ctx, tp, m, ddp, x, y, k, n, &sr, &nonfinite);
             const char *bad = NULL;
             char why[256] = "";
-            if (rc == OL_ENONFINITE) {
-                snprintf(why, sizeof why, "%s", ol_ctx_errmsg(ctx));
+            if (rc >= 0 && nonfinite) {
+                snprintf(why, sizeof why, "%s is not finite",
+                         isfinite(sr.loss_sum) ? "the gradient norm" : "the loss");
                 bad = why;
-                rc = OL_OK;
             } else if (rc >= 0 && loss_spike(&st, sr.loss_sum / n, tp->spike_zscore)) {
                 snprintf(why, sizeof why, "loss spike (%.4g)", sr.loss_sum / n);
                 bad = why;
@@ -612,6 +713,11 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
             } else {
                 ol_optim_hyper h = {.lr = lr, .momentum = mom};
                 rc = ol_optim_step(ctx, opt, ps, &h);
+                if (rc >= 0 && W > 1 && tp->check_replicas) {
+                    char hs[32];
+                    snprintf(hs, sizeof hs, "%016llx", (unsigned long long)hash_floats(ps->params, ps->numel));
+                    rc = ol_comm_check_same(ctx, tp->comm, hs, "parameters after the step");
+                }
                 if (rc < 0)
                     break;
                 st.consecutive_bad = 0;
@@ -630,6 +736,8 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
             window_time += dt;
             window_samples += n;
             double epoch_f = st.epoch + (double)st.epoch_pos / (double)ntrain;
+            if (tp->heartbeat)
+                *tp->heartbeat = ol__now();
             if (!bad) {
                 ol_step_info si = {.step = st.step,
                                    .epoch = epoch_f,
@@ -642,6 +750,12 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
                                    .samples_per_s = window_time > 0 ? window_samples / window_time : 0.0,
                                    .elapsed = ol__now() - t_start,
                                    .batch = n};
+                if (tp->comm) {
+                    ol_comm_stats cs1;
+                    ol_comm_get_stats(tp->comm, &cs1);
+                    si.comm_bytes = cs1.bytes_sent - cs0.bytes_sent;
+                    si.comm_time = cs1.seconds - cs0.seconds;
+                }
                 if (hooks && hooks->on_step)
                     hooks->on_step(hooks->user, &si);
                 if (st.step % log_every == 0 || st.step == total) {
@@ -658,6 +772,11 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
                     ol__jw_int(&mt.w, "batch", n);
                     if (tp->batch_sched || tp->lr_scaling != OL_LR_SCALING_NONE)
                         ol__jw_num(&mt.w, "samples", (double)st.samples_seen);
+                    if (W > 1) {
+                        ol__jw_num(&mt.w, "comm_bytes", si.comm_bytes);
+                        ol__jw_num(&mt.w, "comm_time", si.comm_time);
+                        ol__jw_num(&mt.w, "step_time", dt);
+                    }
                     ol__jw_num(&mt.w, "samples_per_s", si.samples_per_s);
                     ol__jw_num(&mt.w, "elapsed", si.elapsed);
                     ol__jw_end(&mt.w);
@@ -670,8 +789,23 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
             int end_of_epoch = left <= 0 || (tp->drop_last && left < b_next);
             if (rc >= 0 && (st.epoch_pos >= next_eval || end_of_epoch || st.step >= total) && st.ep_seen > 0) {
                 double te = ol__now(), tl = 0.0, ta = 0.0;
-                rc = run_eval(ctx, tp, m, opt, train, test, &tl, &ta);
+                rc = average_buffers(ctx, tp, ps);
+                if (rc >= 0 && root)
+                    rc = run_eval(ctx, tp, m, opt, train, test, &tl, &ta);
+                if (W > 1) { /* rank 0 evaluated: share the result (plateau decisions) */
+                    double ev[3] = {tl, ta, (double)rc};
+                    int rc2 = ol_comm_bcast(ctx, tp->comm, ev, sizeof ev, 0);
+                    if (rc2 < 0)
+                        rc = rc2;
+                    else if (!root) {
+                        tl = ev[0];
+                        ta = ev[1];
+                        rc = (int)ev[2] < 0 ? ol__err(ctx, (int)ev[2], "evaluation failed on rank 0") : rc;
+                    }
+                }
                 last_eval_time = ol__now() - te;
+                if (tp->heartbeat)
+                    *tp->heartbeat = ol__now();
                 st.eval_time += last_eval_time;
                 st.evals_done++;
                 if (rc < 0)
@@ -744,7 +878,9 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
             st.elapsed = ol__now() - t_start;
             if (ckpt && st.step < total) { /* the final one is written below */
                 double tc = ol__now();
-                rc = save_checkpoint(ctx, tp, m, opt, &st, &mt, res);
+                rc = average_buffers(ctx, tp, ps);
+                if (rc >= 0)
+                    rc = save_checkpoint(ctx, tp, m, opt, &st, &mt, res);
                 last_ckpt_time = ol__now() - tc;
             }
             if (end_of_epoch)
@@ -754,8 +890,11 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
     if (rc >= 0 && !stop && tp->snapshot_ensemble > 0 && tp->out_dir)
         rc = ensemble_eval(ctx, tp, m, opt, test, &mt, res);
     st.elapsed = ol__now() - t_start;
-    if (rc >= 0 && (stop || tp->final_checkpoint))
-        rc = save_checkpoint(ctx, tp, m, opt, &st, &mt, res);
+    if (rc >= 0 && (stop || tp->final_checkpoint)) {
+        rc = average_buffers(ctx, tp, ps);
+        if (rc >= 0)
+            rc = save_checkpoint(ctx, tp, m, opt, &st, &mt, res);
+    }
     if (rc >= 0 && !stop)
         write_summary(ctx, &mt, &st);
     if (rc >= 0 && stop)
@@ -775,6 +914,15 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
     res->eval_time = st.eval_time;
     res->bad_steps = st.bad_steps;
     res->samples_per_s = st.train_time > 0 ? (double)st.samples_seen / st.train_time : 0.0;
+    if (tp->comm) {
+        ol_comm_stats cs;
+        ol_comm_get_stats(tp->comm, &cs);
+        res->comm_bytes = cs.bytes_sent;
+        res->comm_time = cs.seconds;
+    }
+    if (ddp)
+        res->overlap = ol_ddp_overlap(ddp);
+    ol_ddp_free(ddp);
     free(bn_saved);
     ol_loader_free(loader);
     if (mt.f && fclose(mt.f) != 0 && rc >= 0)

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Data-parallel equivalence: mpirun -np 2 and -np 4 (oversubscribed) with
+# global batch B give the parameters of one process with batch B after 20
+# steps, within float-summation tolerance; with --deterministic-reduce they are
+# bitwise those of one process accumulating the same shards (--micro-batch-size
+# B/N). Every run checks that all ranks hold identical parameters after every
+# step (--check-replicas). Bad launches fail with one message and no hang.
+# Usage: test_mpi.sh path/to/optimlab
+set -uo pipefail
+bin=$1
+command -v mpirun >/dev/null || { echo "skip: no mpirun"; exit 77; }
+"$bin" version >/dev/null || exit 1
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+mpi=(mpirun --oversubscribe)
+tmp=$(mktemp -d /tmp/optimlab-mpi-XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+py=/usr/bin/python3; [ -x $py ] || py=python3
+fail=0
+compare() { # compare A B exact|tolerance label
+  "$py" - "$@" <<'PY' || fail=1
+import sys, glob, json, struct
+import numpy as np
+def load(d):
+    p = sorted(glob.glob(d + "/ckpt-*.safetensors"))[-1]
+    b = open(p, "rb").read(); n = struct.unpack("<Q", b[:8])[0]; h = json.loads(b[8:8 + n])
+    out = {}
+    for k, v in h.items():
+        if k == "__metadata__" or k.startswith("optim.") or "running" in k:
+            continue
+        s, e = v["data_offsets"]
+        out[k] = np.frombuffer(b[8 + n + s:8 + n + e], dtype=np.float32)
+    return p.split("/")[-1], out
+(na, a), (nb, b) = load(sys.argv[1]), load(sys.argv[2])
+mode, label = sys.argv[3], sys.argv[4]
+if mode == "exact":
+    ok = na == nb and all(np.array_equal(a[k], b[k]) for k in a)
+    print(("ok  " if ok else "FAIL") + f" {label}: {na} vs {nb}, parameters {'bitwise identical' if ok else 'DIFFER'}")
+else:
+    rel = max(float(np.max(np.abs(a[k] - b[k]))) / max(float(np.max(np.abs(a[k]))), 1e-30) for k in a)
+    ok = na == nb and rel < 1e-4
+    print(("ok  " if ok else "FAIL") + f" {label}: {na} vs {nb}, max relative difference {rel:.2e} (tolerance 1e-4)")
+sys.exit(0 if ok else 1)
+PY
+}
+common=(--dataset synthetic --synthetic-size 2048 --batch-size 64 --steps 20 --epochs 1 --quiet --threads 1 --lr 0.05
+        --momentum 0.9 --schedule cosine --augment crop,flip --crop-pad 2 --evals-per-epoch 1 --checkpoint-every 0)
+for model in "--model mlp --widths 128,64" "--model resnet8 --freeze-bn"; do
+  name=${model#--model }; name=${name%% *}
+  "$bin" train $model "${common[@]}" --out "$tmp/$name-1" || { echo "FAIL: single process"; fail=1; }
+  for np in 2 4; do
+    "${mpi[@]}" -np $np "$bin" train $model "${common[@]}" --check-replicas --out "$tmp/$name-$np" \
+      || { echo "FAIL: $name -np $np"; fail=1; }
+    compare "$tmp/$name-1" "$tmp/$name-$np" tol "$name: 1 process vs mpirun -np $np, batch 64"
+    "$bin" train $model "${common[@]}" --micro-batch-size $((64 / np)) --out "$tmp/$name-1m$np" \
+      || { echo "FAIL: single process micro-batches"; fail=1; }
+    "${mpi[@]}" -np $np "$bin" train $model "${common[@]}" --check-replicas --deterministic-reduce \
+      --out "$tmp/$name-${np}d" || { echo "FAIL: $name -np $np deterministic"; fail=1; }
+    compare "$tmp/$name-1m$np" "$tmp/$name-${np}d" exact \
+      "$name: 1 process with micro-batches of $((64 / np)) vs mpirun -np $np --deterministic-reduce"
+  done
+done
+
+# bad launches: one clear error on rank 0, a non-zero exit, no hang
+expect_fail() { # label, then the command
+  local label=$1; shift
+  timeout 60 "$@" >"$tmp/out" 2>"$tmp/err"
+  local st=$?
+  local lines=$(grep -c "^optimlab:" "$tmp/err")
+  if [ $st -eq 0 ] || [ $st -eq 124 ] || [ "$lines" -ne 1 ]; then
+    echo "FAIL $label: exit $st, $lines error lines: $(head -3 "$tmp/err")"; fail=1
+  else
+    echo "ok   $label: exit $st, '$(grep "^optimlab:" "$tmp/err")'"
+  fi
+}
+expect_fail "world size not dividing the batch" "${mpi[@]}" -np 3 "$bin" train --model mlp "${common[@]}" --out "$tmp/x1"
+expect_fail "a rank that cannot read the data" "${mpi[@]}" -np 2 bash -c \
+  'if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then d=/nonexistent; else d=/usr/share/datasets/fashion-mnist; fi;
+   exec "$0" train --model mlp --dataset fashion-mnist --data-dir $d --steps 2 --quiet --threads 1 --out '"$tmp/x2" "$bin"
+expect_fail "mismatched configurations" "${mpi[@]}" -np 2 bash -c \
+  'exec "$0" train --model mlp --dataset synthetic --steps 2 --quiet --threads 1 --lr 0.0${OMPI_COMM_WORLD_RANK}1 --out '"$tmp/x3" "$bin"
+[ -e "$tmp/x1" ] || [ -e "$tmp/x2" ] || [ -e "$tmp/x3" ] && { echo "FAIL: a failed launch created its run directory"; fail=1; }
+
+# a rank that dies or freezes mid-run: the others stop within a bounded time
+long=(--model mlp --dataset synthetic --synthetic-size 4096 --epochs 1000 --batch-size 64 --quiet --threads 1
+      --checkpoint-every 20)
+for how in KILL STOP; do
+  start=$(date +%s)
+  timeout 120 "${mpi[@]}" -np 2 bash -c 'if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then (sleep 3; kill -'$how' $$) & fi;
+    exec "$0" train "$@"' "$bin" "${long[@]}" --comm-timeout 5 --out "$tmp/die-$how" >/dev/null 2>"$tmp/err"
+  st=$?
+  took=$(( $(date +%s) - start ))
+  if [ $st -eq 0 ] || [ $st -eq 124 ]; then
+    echo "FAIL rank 1 SIG$how: exit $st after $took s"; fail=1
+  else
+    ok=$("$bin" verify "$tmp/die-$how" 2>&1 | head -1)
+    echo "ok   rank 1 SIG$how: job ended with exit $st after $took s; newest checkpoint: $ok"
+  fi
+done
+exit $fail
