@@ -40,37 +40,22 @@ static char *model_json(const ol_model *m)
     return s;
 }
 
+/* Every scalar of ol_train_state, once: I integers, R reals. */
+#define TRAIN_STATE_FIELDS(I, R) \
+    I(step) I(epoch) I(epoch_pos) I(batch_in_epoch) I(samples_seen) I(evals_done) R(ep_loss) \
+    I(ep_correct) I(ep_seen) I(epochs_done) R(best_test_acc) R(best_epoch) R(final_test_acc) \
+    R(final_test_loss) R(final_train_loss) R(final_train_acc) R(train_time) R(eval_time) R(elapsed) \
+    I(metrics_bytes) I(bad_steps) I(consecutive_bad) I(loss_hist_pos)
+
 static json_t *state_to_json(const ol_train_state *st)
 {
     json_t *o = json_object();
     json_t *hist = json_array();
     for (int i = 0; i < st->loss_hist_n && i < 64; i++)
         json_array_append_new(hist, json_real(st->loss_hist[i]));
-#define I(f) json_object_set_new(o, #f, json_integer((json_int_t)st->f))
-#define R(f) json_object_set_new(o, #f, json_real(st->f))
-    I(step);
-    I(epoch);
-    I(epoch_pos);
-    I(batch_in_epoch);
-    I(samples_seen);
-    I(evals_done);
-    R(ep_loss);
-    I(ep_correct);
-    I(ep_seen);
-    I(epochs_done);
-    R(best_test_acc);
-    R(best_epoch);
-    R(final_test_acc);
-    R(final_test_loss);
-    R(final_train_loss);
-    R(final_train_acc);
-    R(train_time);
-    R(eval_time);
-    R(elapsed);
-    I(metrics_bytes);
-    I(bad_steps);
-    I(consecutive_bad);
-    I(loss_hist_pos);
+#define I(f) json_object_set_new(o, #f, json_integer((json_int_t)st->f));
+#define R(f) json_object_set_new(o, #f, json_real(st->f));
+    TRAIN_STATE_FIELDS(I, R)
 #undef I
 #undef R
     json_object_set_new(o, "seed", json_string("")); /* replaced below: u64 as text */
@@ -98,37 +83,15 @@ static int state_from_json(ol_ctx *ctx, const char *label, json_t *o, ol_train_s
         if (!json_is_integer(v_))                                                                                   \
             return ol__err(ctx, OL_EFORMAT, "%s: train_state.%s missing", label, #f);                               \
         st->f = json_integer_value(v_);                                                                             \
-    } while (0)
+    } while (0);
 #define R(f)                                                                                                        \
     do {                                                                                                            \
         json_t *v_ = json_object_get(o, #f);                                                                        \
         if (!json_is_number(v_))                                                                                    \
             return ol__err(ctx, OL_EFORMAT, "%s: train_state.%s missing", label, #f);                               \
         st->f = json_number_value(v_);                                                                              \
-    } while (0)
-    I(step);
-    I(epoch);
-    I(epoch_pos);
-    I(batch_in_epoch);
-    I(samples_seen);
-    I(evals_done);
-    R(ep_loss);
-    I(ep_correct);
-    I(ep_seen);
-    I(epochs_done);
-    R(best_test_acc);
-    R(best_epoch);
-    R(final_test_acc);
-    R(final_test_loss);
-    R(final_train_loss);
-    R(final_train_acc);
-    R(train_time);
-    R(eval_time);
-    R(elapsed);
-    I(metrics_bytes);
-    I(bad_steps);
-    I(consecutive_bad);
-    I(loss_hist_pos);
+    } while (0);
+    TRAIN_STATE_FIELDS(I, R)
 #undef I
 #undef R
     json_t *seed = json_object_get(o, "seed"), *hist = json_object_get(o, "loss_hist");
