@@ -238,9 +238,10 @@ static int load_state(ol_ctx *ctx, ol__dsync *ds, ol_optim *opt, const char *pat
     }
     int world = (int)json_integer_value(json_object_get(meta, "world"));
     if (world != ds->W) {
+        rc = ol__err(ctx, OL_EINVAL, "%s holds the %s state of %d ranks; resume it with %d ranks", path,
+                     ds->dl ? "DiLoCo" : "PowerSGD", world, world);
         json_decref(meta);
-        return ol__err(ctx, OL_EINVAL, "%s holds the %s state of %d ranks; resume it with %d ranks", path, mode, world,
-                       world);
+        return rc;
     }
     ds->nx = 0;
     char name[XNAME];

@@ -696,6 +696,10 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
             /* evaluations at even fractions of the epoch's samples; the last at its end */
             const int64_t b_t = batch_for(tp, st.step, st.samples_seen);
             const int64_t next_eval = (ntrain * (st.evals_done + 1)) / tp->evals_per_epoch;
+            ol_comm_stats cs0; /* the step's traffic: the stop agreement below included */
+            if (tp->comm)
+                ol_comm_get_stats(tp->comm, &cs0);
+            double t0 = ol__now();
             /* DiLoCo stops only after a sync, so the margin covers the next round */
             const int64_t to_sync = ol__dsync_steps_to_boundary(ds, st.step, total);
             double margin = (1.0 + (double)to_sync) * last_step_time + last_ckpt_time + 2.0 +
@@ -711,10 +715,6 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
                 stop = want[0] > 0 ? STOP_SIGNAL : STOP_TIME;
                 break;
             }
-            ol_comm_stats cs0;
-            if (tp->comm)
-                ol_comm_get_stats(tp->comm, &cs0);
-            double t0 = ol__now();
             const float *x;
             const int32_t *y;
             int shard_lo = 0, k = 0;
