@@ -104,8 +104,8 @@ void cli_print_comm(const ol_train_params *tp, const ol_train_result *res)
     if (tp->powersgd.rank > 0)
         printf("; PowerSGD rank %d: %.1fx less than the exact all-reduce", tp->powersgd.rank, ratio);
     else if (tp->diloco.h > 0)
-        printf("; DiLoCo H=%d: %lld syncs, %.1fx less than an all-reduce every step", tp->diloco.h,
-               (long long)res->syncs, ratio);
+        printf("; DiLoCo H=%d: %lld sync%s, %.1fx less than an all-reduce every step", tp->diloco.h,
+               (long long)res->syncs, res->syncs == 1 ? "" : "s", ratio);
     else
         printf("; %.0f%% of the gradient bytes all-reduced during backward", 100.0 * res->overlap);
     printf("\n");
