@@ -10,6 +10,7 @@ static const struct {
     const char *help;
 } benches[] = {
     {"train", bench_train, "time full training steps (forward, backward, update)"},
+    {"allreduce", bench_allreduce, "MPI all-reduce bandwidth between ranks (run under mpirun)"},
 };
 
 int cmd_bench(int argc, char **argv)

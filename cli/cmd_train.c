@@ -431,6 +431,7 @@ static int job_setup(train_job *j)
         if ((st = ol_checkpoint_load(ctx, j->ckpt, j->m, j->opt, &j->resume_state)) < 0)
             JOB_FAIL(cli_exit_for(st), "%s", ol_ctx_errmsg(ctx));
         tp->resume = &j->resume_state;
+        tp->resume_path = j->ckpt;
     } else if (*cli_str(v, "init-from")) {
         if ((st = ol_weights_import(ctx, cli_str(v, "init-from"), j->m)) < 0)
             JOB_FAIL(cli_exit_for(st), "%s", ol_ctx_errmsg(ctx));
@@ -603,9 +604,7 @@ int cmd_train(int argc, char **argv)
         printf("snapshot ensemble of the last %d snapshots: %s accuracy %.2f%% (single model %.2f%%)\n", res.snapshots,
                j->data.has_val ? "val" : "test", 100.0 * res.ensemble_test_acc, 100.0 * res.final_test_acc);
     if (ol_comm_size(j->comm) > 1)
-        printf("communication (rank 0): %.1f MB sent, %.1f s waiting, %.0f%% of the gradient bytes all-reduced "
-               "during backward\n",
-               res.comm_bytes / 1e6, res.comm_time, 100.0 * res.overlap);
+        cli_print_comm(tp, &res);
     if (tp->out_dir)
         printf("metrics: %s/metrics.jsonl\ncheckpoint: %s\n", tp->out_dir, res.checkpoint);
     if (res.bad_steps)

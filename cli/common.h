@@ -46,6 +46,8 @@ int cli_build_sched(cli_values *v, double base_lr, int64_t steps_per_epoch, int6
                     ol_sched_params *sp);
 int cli_build_train(cli_values *v, ol_train_params *tp);
 int cli_build_dist(cli_values *v, ol_train_params *tp);
+/* The end-of-run line about communication of a data-parallel run. */
+void cli_print_comm(const ol_train_params *tp, const ol_train_result *res);
 /* Frees what cli_build_sched allocated (the parts of a sequential schedule). */
 void cli_free_sched(ol_sched_params *sp);
 
@@ -93,6 +95,7 @@ int cmd_export(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int bench_train(int argc, char **argv);
+int bench_allreduce(int argc, char **argv);
 int cmd_schedule(int argc, char **argv);
 int cmd_lrfind(int argc, char **argv);
 int cmd_recipes(int argc, char **argv);

@@ -51,6 +51,27 @@ typedef struct {
 /* config_json may be NULL; it is stored verbatim (the CLI's effective options). */
 int ol_checkpoint_save(ol_ctx *ctx, const char *path, ol_model *m, ol_optim *opt, const ol_train_state *st,
                        const char *config_json);
+/* Extra state stored beside the model: named 1-D float tensors and one
+ * metadata entry (the data-parallel modes keep their per-rank state here,
+ * see docs/distributed.md). Loading ignores tensors it is not asked for. */
+typedef struct {
+    const char *name;
+    size_t numel;
+    float *data; /* saved from / loaded into */
+} ol_checkpoint_tensor;
+typedef struct {
+    ol_checkpoint_tensor *t;
+    int n;
+    const char *meta_key; /* NULL: no metadata entry */
+    const char *meta;     /* its value, when saving */
+} ol_checkpoint_extra;
+int ol_checkpoint_save_extra(ol_ctx *ctx, const char *path, ol_model *m, ol_optim *opt, const ol_train_state *st,
+                             const char *config_json, const ol_checkpoint_extra *extra);
+/* Fill extra's tensors from a checkpoint (OL_ENOENT when one is missing,
+ * OL_ESHAPE when its size differs) and return a malloc'd copy of the metadata
+ * value in *meta (NULL when absent). Nothing is written unless all succeed. */
+int ol_checkpoint_load_extra(ol_ctx *ctx, const char *path, const ol_checkpoint_extra *extra, char **meta);
+
 /* Load into an existing model (and optimizer, and state; each may be NULL).
  * Fails with OL_EFORMAT for corrupt, truncated or wrong-version files and
  * OL_ESHAPE for a checkpoint of a different model or optimizer. Nothing is

@@ -15,6 +15,7 @@
 #include "optimlab/checkpoint.h"
 #include "optimlab/core.h"
 #include "optimlab/data.h"
+#include "optimlab/dist.h"
 #include "optimlab/model.h"
 #include "optimlab/optim.h"
 #include "optimlab/sched.h"
@@ -69,6 +70,10 @@ typedef struct {
     int deterministic_reduce; /* gather and sum in rank order: bitwise the single-process accumulation */
     int check_replicas;       /* verify after every step that all ranks hold identical parameters */
     volatile double *heartbeat; /* set to ol_now() after every step and evaluation (watchdogs) */
+    /* instead of the exact all-reduce (docs/distributed.md); both also run in one process */
+    ol_powersgd_params powersgd; /* rank > 0: PowerSGD compression (seeded with seed) */
+    ol_diloco_params diloco;     /* h > 0: DiLoCo; checkpoints and stops wait for the next sync */
+    const char *resume_path;     /* the checkpoint resume came from: PowerSGD's or DiLoCo's state */
 
     /* stopping early: all end with a checkpoint and OL_EINTR */
     volatile sig_atomic_t *stop_flag; /* set asynchronously (SIGTERM, SIGINT): stop after the current step */
@@ -124,6 +129,10 @@ typedef struct {
     double comm_bytes;    /* sent by this rank */
     double comm_time;     /* waiting for collectives */
     double overlap;       /* fraction of gradient bytes whose all-reduce started during backward */
+    double comm_dense_bytes; /* what an exact all-reduce of every step's gradients would have sent */
+    double step_comm_bytes;  /* sent inside training steps (comm_bytes less evaluations, checkpoints) */
+    double step_comm_time;   /* communication inside training steps (exposed: not hidden behind compute) */
+    int64_t syncs;           /* DiLoCo outer steps */
     double ensemble_test_acc, ensemble_test_loss;
     char checkpoint[4096]; /* the last checkpoint written ("" when none) */
 } ol_train_result;

@@ -180,6 +180,30 @@ int ol_comm_bcast(ol_ctx *ctx, ol_comm *c, void *buf, size_t bytes, int root)
     return OL_OK;
 }
 
+int ol_comm_gather(ol_ctx *ctx, ol_comm *c, const float *send, size_t n, float *recv, int root)
+{
+    if (!c || !c->mpi || c->size == 1) {
+        if (recv != send && n)
+            memcpy(recv, send, n * sizeof(float));
+        return OL_OK;
+    }
+#ifdef OL_HAVE_MPI
+    if (n > (size_t)1 << 30)
+        return ol__err(ctx, OL_ERANGE, "gather of %zu floats is too large", n);
+    double t0 = ol__now();
+    CK(MPI_Gather(send, (int)n, MPI_FLOAT, recv, (int)n, MPI_FLOAT, root, c->comm), "gather");
+    c->stats.seconds += ol__now() - t0;
+    c->stats.collectives++;
+    if (c->rank != root)
+        c->stats.bytes_sent += (double)n * sizeof(float);
+#else
+    (void)ctx;
+    (void)recv;
+    (void)root;
+#endif
+    return OL_OK;
+}
+
 int ol_comm_barrier(ol_ctx *ctx, ol_comm *c)
 {
     if (!c || !c->mpi || c->size == 1)

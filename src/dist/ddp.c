@@ -182,6 +182,12 @@ int ol_ddp_finish(ol_ctx *ctx, ol_ddp *d)
 
 double ol_ddp_overlap(const ol_ddp *d) { return d->total_bytes > 0 ? d->early_bytes / d->total_bytes : 0.0; }
 
+void ol_ddp_overlap_bytes(const ol_ddp *d, double *early, double *total)
+{
+    *early = d->early_bytes;
+    *total = d->total_bytes;
+}
+
 void ol_ddp_reset_stats(ol_ddp *d)
 {
     d->early_bytes = 0.0;

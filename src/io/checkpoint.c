@@ -248,6 +248,12 @@ static uint32_t crc_tensors(const ol__st_tensor *t, int n)
 int ol_checkpoint_save(ol_ctx *ctx, const char *path, ol_model *m, ol_optim *opt, const ol_train_state *st,
                        const char *config_json)
 {
+    return ol_checkpoint_save_extra(ctx, path, m, opt, st, config_json, NULL);
+}
+
+int ol_checkpoint_save_extra(ol_ctx *ctx, const char *path, ol_model *m, ol_optim *opt, const ol_train_state *st,
+                             const char *config_json, const ol_checkpoint_extra *extra)
+{
     ol_paramset *ps = ol_model_paramset(m);
     float *x = NULL;
     OL__TRY(eval_weights(ctx, ps, opt, &x));
@@ -265,6 +271,17 @@ int ol_checkpoint_save(ol_ctx *ctx, const char *path, ol_model *m, ol_optim *opt
         snprintf(prefix, sizeof prefix, "optim.%s.", ol_optim_slot_name(opt, s));
         for (int i = 0; rc >= 0 && i < ps->n; i++)
             rc = tl_add(ctx, &l, prefix, &ps->t[i], ol_optim_slot(opt, s));
+    }
+    /* extra 1-D tensors: descriptors live until the write (tl_add keeps their shape) */
+    const int nx = extra ? extra->n : 0;
+    ol_tensor_desc *xd = nx ? calloc((size_t)nx, sizeof *xd) : NULL;
+    if (nx && !xd)
+        rc = ol__err(ctx, OL_ENOMEM, "out of memory");
+    for (int i = 0; rc >= 0 && i < nx; i++) {
+        snprintf(xd[i].name, sizeof xd[i].name, "%s", extra->t[i].name);
+        xd[i].ndim = 1;
+        xd[i].shape[0] = (int64_t)extra->t[i].numel;
+        rc = tl_add(ctx, &l, "", &xd[i], extra->t[i].data);
     }
     char *mj = model_json(m), *oj = NULL, *sj = NULL;
     if (opt) {
@@ -288,7 +305,7 @@ int ol_checkpoint_save(ol_ctx *ctx, const char *path, ol_model *m, ol_optim *opt
     if (rc >= 0) {
         char crc[16];
         snprintf(crc, sizeof crc, "%08x", crc_tensors(l.t, l.n));
-        const char *keys[7] = {"format", "format_version", "model", "crc32"}, *vals[7] = {FORMAT_NAME, "1", mj, crc};
+        const char *keys[8] = {"format", "format_version", "model", "crc32"}, *vals[8] = {FORMAT_NAME, "1", mj, crc};
         int nm = 4;
         if (oj) {
             keys[nm] = "optimizer";
@@ -302,12 +319,17 @@ int ol_checkpoint_save(ol_ctx *ctx, const char *path, ol_model *m, ol_optim *opt
             keys[nm] = "config";
             vals[nm++] = config_json;
         }
+        if (extra && extra->meta_key) {
+            keys[nm] = extra->meta_key;
+            vals[nm++] = extra->meta ? extra->meta : "";
+        }
         rc = ol__st_write(ctx, path, l.t, l.n, keys, vals, nm);
     }
     free(mj);
     free(oj);
     free(sj);
     free(x);
+    free(xd);
     tl_free(&l);
     return rc;
 }
@@ -370,6 +392,30 @@ int ol_checkpoint_verify(ol_ctx *ctx, const char *path)
     OL__TRY(open_checked(ctx, path, &f));
     ol__st_free(&f);
     return OL_OK;
+}
+
+int ol_checkpoint_load_extra(ol_ctx *ctx, const char *path, const ol_checkpoint_extra *extra, char **meta)
+{
+    if (meta)
+        *meta = NULL;
+    ol__st_file f;
+    OL__TRY(open_checked(ctx, path, &f));
+    int rc = OL_OK;
+    for (int i = 0; rc >= 0 && i < extra->n; i++) {
+        const ol__st_entry *e = ol__st_find(&f, extra->t[i].name);
+        if (!e)
+            rc = ol__err(ctx, OL_ENOENT, "%s: tensor %s is missing", path, extra->t[i].name);
+        else if (e->dtype != OL__ST_F32 || e->ndim != 1 || (size_t)e->shape[0] != extra->t[i].numel)
+            rc = ol__err(ctx, OL_ESHAPE, "%s: tensor %s has the wrong size for this run", path, extra->t[i].name);
+    }
+    const char *mv = extra->meta_key ? ol__st_meta(&f, extra->meta_key) : NULL;
+    if (rc >= 0 && meta && mv && !(*meta = strdup(mv)))
+        rc = ol__err(ctx, OL_ENOMEM, "out of memory");
+    for (int i = 0; rc >= 0 && i < extra->n; i++)
+        memcpy(extra->t[i].data, ol__st_data(&f, ol__st_find(&f, extra->t[i].name)),
+               extra->t[i].numel * sizeof(float));
+    ol__st_free(&f);
+    return rc;
 }
 
 int ol_checkpoint_read_config(ol_ctx *ctx, const char *path, char **config_json)

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/internal.h"
+#include "dist/sync.h"
 #include "io/jsonw.h"
 #include "nn/graph.h"
 #include "optimlab/dist.h"
@@ -25,6 +26,9 @@ ol_train_params ol_train_default_params(void)
     tp.prefetch = 1;
     tp.bn_recompute_batches = 50;
     tp.final_checkpoint = 1;
+    tp.powersgd = ol_powersgd_default_params();
+    tp.powersgd.rank = 0;
+    tp.diloco = ol_diloco_default_params();
     return tp;
 }
 
@@ -230,12 +234,15 @@ int ol_train_grads(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, const fl
 
 /* Gradients of a global batch of n samples, of which this rank holds [lo, lo+k),
  * summed over ranks with the bucketed all-reduce started during the backward
- * of the last micro-batch. A rank that fails still joins every collective;
- * then all ranks agree on the first failure. Loss and accuracy are summed
- * over ranks too; nonfinite is set when the loss is not finite anywhere. */
-static int dist_grads(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_ddp *ddp, const float *x,
-                      const int32_t *y, int k, int n, ol_step_result *out, int *nonfinite)
+ * of the last micro-batch (or PowerSGD after backward; DiLoCo: the mean over
+ * the rank's own k samples, not summed). A rank that fails still joins every
+ * collective; then all ranks agree on the first failure. Loss and accuracy are
+ * summed over ranks too; nonfinite is set when the loss is not finite anywhere. */
+static int dist_grads(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol__dsync *ds, int64_t step,
+                      const float *x, const int32_t *y, int k, int n, ol_step_result *out, int *nonfinite)
 {
+    ol_ddp *ddp = ol__dsync_ddp(ds, step);
+    const int local = ol__dsync_local(ds);
     memset(out, 0, sizeof *out);
     const ol_model_params *mp = ol_model_get_params(m);
     const size_t per = (size_t)mp->in_c * mp->in_h * mp->in_w;
@@ -249,7 +256,7 @@ static int dist_grads(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_dd
         int c = 0;
         rc = ol_model_forward(ctx, m, x + (size_t)lo * per, kk, !tp->freeze_bn);
         if (rc >= 0)
-            rc = ol_model_loss(ctx, m, y + lo, kk, tp->label_smoothing, 1.0f / (float)n, &l, &c);
+            rc = ol_model_loss(ctx, m, y + lo, kk, tp->label_smoothing, 1.0f / (float)(local ? k : n), &l, &c);
         out->loss_sum += l;
         out->correct += c;
         local_bad |= !isfinite(l);
@@ -267,12 +274,17 @@ static int dist_grads(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_dd
         if (rc >= 0)
             rc = rc2;
     }
+    int rc2 = ol__dsync_reduce(ctx, ds, ps, step);
+    if (rc >= 0)
+        rc = rc2;
     OL__TRY(ol_comm_agree(ctx, tp->comm, rc));
-    double s[3] = {out->loss_sum, (double)out->correct, (double)local_bad};
-    OL__TRY(ol_comm_allreduce_f64(ctx, tp->comm, s, 3));
+    /* DiLoCo clips each rank's own gradient; every rank must learn of a bad one */
+    const double norm = local ? ol_clip_grad_norm(ps, tp->clip_grad_norm) : 0.0;
+    double s[4] = {out->loss_sum, (double)out->correct, (double)(local_bad || !isfinite(norm)), norm * norm};
+    OL__TRY(ol_comm_allreduce_f64(ctx, tp->comm, s, local ? 4 : 3));
     out->loss_sum = s[0];
     out->correct = (int)s[1];
-    out->grad_norm = ol_clip_grad_norm(ps, tp->clip_grad_norm);
+    out->grad_norm = local ? sqrt(s[3] / ol_comm_size(tp->comm)) : ol_clip_grad_norm(ps, tp->clip_grad_norm);
     *nonfinite = s[2] > 0 || !isfinite(out->loss_sum) || !isfinite(out->grad_norm);
     return OL_OK;
 }
@@ -380,9 +392,12 @@ static int open_metrics(ol_ctx *ctx, const ol_train_params *tp, const ol_train_s
     return OL_OK;
 }
 
-static int save_checkpoint(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt, ol_train_state *st,
-                           metrics *mt, ol_train_result *res)
+/* Collective (the data-parallel mode's per-rank state goes to rank 0); rank 0 writes. */
+static int save_checkpoint(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt, ol__dsync *ds,
+                           ol_train_state *st, metrics *mt, ol_train_result *res)
 {
+    const ol_checkpoint_extra *extra = NULL;
+    OL__TRY(ol__dsync_checkpoint(ctx, ds, opt, &extra));
     if (!tp->out_dir)
         return OL_OK;
     if (mt->f) {
@@ -392,12 +407,30 @@ static int save_checkpoint(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, 
     }
     char path[4096];
     ol_checkpoint_path(tp->out_dir, st->step, path, sizeof path);
-    OL__TRY(ol_checkpoint_save(ctx, path, m, opt, st, tp->config_json));
+    OL__TRY(ol_checkpoint_save_extra(ctx, path, m, opt, st, tp->config_json, extra));
     snprintf(res->checkpoint, sizeof res->checkpoint, "%s", path);
     return ol_checkpoint_prune(ctx, tp->out_dir, tp->keep_last);
 }
 
-static void write_summary(ol_ctx *ctx, metrics *mt, const ol_train_state *st)
+/* Traffic of the epoch's training steps on rank 0, in its epoch record. */
+static void epoch_comm(metrics *mt, const ol__dsync *ds, double bytes, double ctime, double time, double dense,
+                       double early0, double total0)
+{
+    ol__dsync_stats s;
+    ol__dsync_get_stats(ds, &s);
+    ol__jw_num(&mt->w, "comm_bytes", bytes);
+    ol__jw_num(&mt->w, "comm_time", ctime);
+    ol__jw_num(&mt->w, "compute_time", time - ctime);
+    ol__jw_num(&mt->w, "comm_dense_bytes", dense);
+    if (bytes > 0)
+        ol__jw_num(&mt->w, "compression", dense / bytes);
+    if (s.total_bytes > total0)
+        ol__jw_num(&mt->w, "overlap", (s.early_bytes - early0) / (s.total_bytes - total0));
+    if (s.syncs)
+        ol__jw_int(&mt->w, "syncs", s.syncs);
+}
+
+static void write_summary(ol_ctx *ctx, metrics *mt, const ol_train_state *st, const ol_train_result *comm)
 {
     if (!mt->f)
         return;
@@ -415,6 +448,13 @@ static void write_summary(ol_ctx *ctx, metrics *mt, const ol_train_state *st)
     ol__jw_num(&mt->w, "train_time", st->train_time);
     ol__jw_num(&mt->w, "eval_time", st->eval_time);
     ol__jw_num(&mt->w, "elapsed", st->elapsed);
+    if (comm) { /* data-parallel runs: this run's traffic of rank 0 */
+        ol__jw_num(&mt->w, "comm_bytes", comm->comm_bytes);
+        ol__jw_num(&mt->w, "comm_dense_bytes", comm->comm_dense_bytes);
+        ol__jw_num(&mt->w, "step_comm_bytes", comm->step_comm_bytes);
+        ol__jw_num(&mt->w, "step_comm_time", comm->step_comm_time);
+        ol__jw_num(&mt->w, "overlap", comm->overlap);
+    }
     ol__jw_end(&mt->w);
     metrics_line(ctx, mt);
 }
@@ -621,17 +661,26 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
     float *bn_saved = malloc((ps->bnumel ? ps->bnumel : 1) * sizeof(float));
     if (rc >= 0 && !bn_saved)
         rc = ol__err(ctx, OL_ENOMEM, "out of memory");
-    ol_ddp *ddp = NULL;
-    if (rc >= 0 && W > 1) {
-        rc = ol_ddp_create(ctx, tp->comm, m, tp->bucket_bytes ? tp->bucket_bytes : 256 * 1024,
-                           tp->deterministic_reduce, &ddp);
-        /* every rank starts from rank 0's parameters and statistics */
-        if (rc >= 0)
-            rc = ol_comm_bcast(ctx, tp->comm, ps->params, ps->numel * sizeof(float), 0);
+    ol__dsync *ds = NULL;
+    if (rc >= 0 && W > 1) { /* every rank starts from rank 0's parameters and statistics */
+        rc = ol_comm_bcast(ctx, tp->comm, ps->params, ps->numel * sizeof(float), 0);
         if (rc >= 0)
             rc = ol_comm_bcast(ctx, tp->comm, ps->buffers, ps->bnumel * sizeof(float), 0);
+    }
+    if (rc >= 0)
+        rc = ol__dsync_create(ctx, tp, m, opt, &ds);
+    if (W > 1) {
+        rc = ol_comm_agree(ctx, tp->comm, rc);
         ol_comm_reset_stats(tp->comm);
     }
+    const int local = rc >= 0 && ol__dsync_local(ds); /* DiLoCo */
+    ol__dsync_stats dst = {0};
+    if (rc >= 0)
+        ol__dsync_get_stats(ds, &dst);
+    /* communication of the training steps, this epoch and in all */
+    double ep_bytes = 0.0, ep_ctime = 0.0, ep_time = 0.0, ep_dense = 0.0, ep_early0 = 0.0, ep_total0 = 0.0;
+    double run_bytes = 0.0, run_ctime = 0.0, run_dense = 0.0;
+    int ckpt_pending = 0;
     const int64_t total = ol_train_count_steps(tp, ntrain);
     const int64_t per_epoch = tp->batch_sched ? 0 : (rc >= 0 ? ol_loader_batches_per_epoch(loader, tp->batch_size) : 1);
     const int epochs = tp->epochs > 0 ? tp->epochs : (int)((total + per_epoch - 1) / (per_epoch > 0 ? per_epoch : 1));
@@ -647,21 +696,25 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
             /* evaluations at even fractions of the epoch's samples; the last at its end */
             const int64_t b_t = batch_for(tp, st.step, st.samples_seen);
             const int64_t next_eval = (ntrain * (st.evals_done + 1)) / tp->evals_per_epoch;
-            double margin = 2.0 * last_step_time + last_ckpt_time + 2.0 +
-                            (st.epoch_pos + b_t >= next_eval ? last_eval_time : 0.0);
+            ol_comm_stats cs0; /* the step's traffic: the stop agreement below included */
+            if (tp->comm)
+                ol_comm_get_stats(tp->comm, &cs0);
+            double t0 = ol__now();
+            /* DiLoCo stops only after a sync, so the margin covers the next round */
+            const int64_t to_sync = ol__dsync_steps_to_boundary(ds, st.step, total);
+            double margin = (1.0 + (double)to_sync) * last_step_time + last_ckpt_time + 2.0 +
+                            (to_sync > 1 || st.epoch_pos + b_t >= next_eval ? last_eval_time : 0.0);
             double want[2] = {
                 (tp->stop_flag && *tp->stop_flag) || (tp->stop_after_steps > 0 && st.step >= tp->stop_after_steps),
                 tp->time_limit > 0 && ol__now() - t_begin + margin > tp->time_limit};
-            if (W > 1 && (rc = ol_comm_allreduce_max_f64(ctx, tp->comm, want, 2)) < 0)
+            if (!ol__dsync_boundary(ds, st.step))
+                want[0] = want[1] = 0.0; /* a request waits for the sync */
+            else if (W > 1 && (rc = ol_comm_allreduce_max_f64(ctx, tp->comm, want, 2)) < 0)
                 break; /* every rank stops at the same step */
             if (want[0] > 0 || want[1] > 0) {
                 stop = want[0] > 0 ? STOP_SIGNAL : STOP_TIME;
                 break;
             }
-            ol_comm_stats cs0;
-            if (tp->comm)
-                ol_comm_get_stats(tp->comm, &cs0);
-            double t0 = ol__now();
             const float *x;
             const int32_t *y;
             int shard_lo = 0, k = 0;
@@ -677,7 +730,7 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
             memcpy(bn_saved, ps->buffers, ps->bnumel * sizeof(float));
             ol_step_result sr;
             int nonfinite = 0;
-            rc = dist_grads(ctx, tp, m, ddp, x, y, k, n, &sr, &nonfinite);
+            rc = dist_grads(ctx, tp, m, ds, st.step, x, y, k, n, &sr, &nonfinite);
             const char *bad = NULL;
             char why[256] = "";
             if (rc >= 0 && nonfinite) {
@@ -713,7 +766,10 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
             } else {
                 ol_optim_hyper h = {.lr = lr, .momentum = mom};
                 rc = ol_optim_step(ctx, opt, ps, &h);
-                if (rc >= 0 && W > 1 && tp->check_replicas) {
+                int synced = 1; /* DiLoCo: the ranks differ inside a round */
+                if (rc >= 0)
+                    rc = ol__dsync_update(ctx, ds, ps, st.step + 1, total, &synced);
+                if (rc >= 0 && W > 1 && tp->check_replicas && synced) {
                     char hs[32];
                     snprintf(hs, sizeof hs, "%016llx", (unsigned long long)hash_floats(ps->params, ps->numel));
                     rc = ol_comm_check_same(ctx, tp->comm, hs, "parameters after the step");
@@ -730,7 +786,20 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
             st.epoch_pos += n;
             st.batch_in_epoch++;
             st.samples_seen += n;
-            double dt = ol__now() - t0;
+            double dt = ol__now() - t0, step_bytes = 0.0, step_ctime = 0.0;
+            if (tp->comm) {
+                ol_comm_stats cs1;
+                ol_comm_get_stats(tp->comm, &cs1);
+                step_bytes = cs1.bytes_sent - cs0.bytes_sent;
+                step_ctime = cs1.seconds - cs0.seconds;
+            }
+            ep_bytes += step_bytes;
+            ep_ctime += step_ctime;
+            ep_time += dt;
+            ep_dense += dst.dense_step_bytes;
+            run_bytes += step_bytes;
+            run_ctime += step_ctime;
+            run_dense += dst.dense_step_bytes;
             last_step_time = dt;
             st.train_time += dt;
             window_time += dt;
@@ -749,13 +818,9 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
                                    .grad_norm = sr.grad_norm,
                                    .samples_per_s = window_time > 0 ? window_samples / window_time : 0.0,
                                    .elapsed = ol__now() - t_start,
-                                   .batch = n};
-                if (tp->comm) {
-                    ol_comm_stats cs1;
-                    ol_comm_get_stats(tp->comm, &cs1);
-                    si.comm_bytes = cs1.bytes_sent - cs0.bytes_sent;
-                    si.comm_time = cs1.seconds - cs0.seconds;
-                }
+                                   .batch = n,
+                                   .comm_bytes = step_bytes,
+                                   .comm_time = step_ctime};
                 if (hooks && hooks->on_step)
                     hooks->on_step(hooks->user, &si);
                 if (st.step % log_every == 0 || st.step == total) {
@@ -776,6 +841,7 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
                         ol__jw_num(&mt.w, "comm_bytes", si.comm_bytes);
                         ol__jw_num(&mt.w, "comm_time", si.comm_time);
                         ol__jw_num(&mt.w, "step_time", dt);
+                        ol__jw_num(&mt.w, "compute_time", dt - si.comm_time);
                     }
                     ol__jw_num(&mt.w, "samples_per_s", si.samples_per_s);
                     ol__jw_num(&mt.w, "elapsed", si.elapsed);
@@ -789,9 +855,13 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
             int end_of_epoch = left <= 0 || (tp->drop_last && left < b_next);
             if (rc >= 0 && (st.epoch_pos >= next_eval || end_of_epoch || st.step >= total) && st.ep_seen > 0) {
                 double te = ol__now(), tl = 0.0, ta = 0.0;
-                rc = average_buffers(ctx, tp, ps);
-                if (rc >= 0 && root)
+                /* DiLoCo evaluates the global model of the last sync (BN averaged there) */
+                rc = local ? OL_OK : average_buffers(ctx, tp, ps);
+                if (rc >= 0 && root) {
+                    ol__dsync_swap_global(ds, ps);
                     rc = run_eval(ctx, tp, m, opt, train, test, &tl, &ta);
+                    ol__dsync_swap_global(ds, ps);
+                }
                 if (W > 1) { /* rank 0 evaluated: share the result (plateau decisions) */
                     double ev[3] = {tl, ta, (double)rc};
                     int rc2 = ol_comm_bcast(ctx, tp->comm, ev, sizeof ev, 0);
@@ -845,6 +915,8 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
                 ol__jw_num(&mt.w, "test_loss", tl);
                 ol__jw_num(&mt.w, "test_acc", ta);
                 ol__jw_num(&mt.w, "elapsed", ei.elapsed);
+                if (eoe && W > 1)
+                    epoch_comm(&mt, ds, ep_bytes, ep_ctime, ep_time, ep_dense, ep_early0, ep_total0);
                 ol__jw_end(&mt.w);
                 rc = metrics_line(ctx, &mt);
                 if (hooks && hooks->on_eval)
@@ -874,13 +946,19 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
                 st.evals_done = 0;
                 st.ep_loss = 0.0;
                 st.ep_correct = st.ep_seen = 0;
+                ep_bytes = ep_ctime = ep_time = ep_dense = 0.0;
+                ol__dsync_get_stats(ds, &dst);
+                ep_early0 = dst.early_bytes;
+                ep_total0 = dst.total_bytes;
             }
             st.elapsed = ol__now() - t_start;
-            if (ckpt && st.step < total) { /* the final one is written below */
+            ckpt_pending |= ckpt; /* DiLoCo: written at the next sync */
+            if (ckpt_pending && st.step < total && ol__dsync_boundary(ds, st.step)) { /* the final one below */
                 double tc = ol__now();
-                rc = average_buffers(ctx, tp, ps);
+                ckpt_pending = 0;
+                rc = local ? OL_OK : average_buffers(ctx, tp, ps);
                 if (rc >= 0)
-                    rc = save_checkpoint(ctx, tp, m, opt, &st, &mt, res);
+                    rc = save_checkpoint(ctx, tp, m, opt, ds, &st, &mt, res);
                 last_ckpt_time = ol__now() - tc;
             }
             if (end_of_epoch)
@@ -890,13 +968,27 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
     if (rc >= 0 && !stop && tp->snapshot_ensemble > 0 && tp->out_dir)
         rc = ensemble_eval(ctx, tp, m, opt, test, &mt, res);
     st.elapsed = ol__now() - t_start;
-    if (rc >= 0 && (stop || tp->final_checkpoint)) {
-        rc = average_buffers(ctx, tp, ps);
+    if (rc >= 0 && (stop || tp->final_checkpoint)) { /* DiLoCo: the last step or the stop follows a sync */
+        rc = local ? OL_OK : average_buffers(ctx, tp, ps);
         if (rc >= 0)
-            rc = save_checkpoint(ctx, tp, m, opt, &st, &mt, res);
+            rc = save_checkpoint(ctx, tp, m, opt, ds, &st, &mt, res);
     }
+    if (tp->comm) {
+        ol_comm_stats cs;
+        ol_comm_get_stats(tp->comm, &cs);
+        res->comm_bytes = cs.bytes_sent;
+        res->comm_time = cs.seconds;
+    }
+    if (ds) {
+        ol__dsync_get_stats(ds, &dst);
+        res->overlap = dst.total_bytes > 0 ? dst.early_bytes / dst.total_bytes : 0.0;
+        res->syncs = dst.syncs;
+    }
+    res->comm_dense_bytes = run_dense;
+    res->step_comm_bytes = run_bytes;
+    res->step_comm_time = run_ctime;
     if (rc >= 0 && !stop)
-        write_summary(ctx, &mt, &st);
+        write_summary(ctx, &mt, &st, W > 1 ? res : NULL);
     if (rc >= 0 && stop)
         rc = ol__err(ctx, OL_EINTR, "%s after step %lld; resume with --resume %s (checkpoint %s)",
                      stop == STOP_SIGNAL ? "stopped on request" : "stopped before the time limit",
@@ -914,15 +1006,7 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
     res->eval_time = st.eval_time;
     res->bad_steps = st.bad_steps;
     res->samples_per_s = st.train_time > 0 ? (double)st.samples_seen / st.train_time : 0.0;
-    if (tp->comm) {
-        ol_comm_stats cs;
-        ol_comm_get_stats(tp->comm, &cs);
-        res->comm_bytes = cs.bytes_sent;
-        res->comm_time = cs.seconds;
-    }
-    if (ddp)
-        res->overlap = ol_ddp_overlap(ddp);
-    ol_ddp_free(ddp);
+    ol__dsync_free(ds);
     free(bn_saved);
     ol_loader_free(loader);
     if (mt.f && fclose(mt.f) != 0 && rc >= 0)
