@@ -119,19 +119,34 @@ int cli_build_train(cli_values *v, ol_train_params *tp)
     if (cli_double(v, "skip-loss-spikes", 0.0, 1e6, &tp->spike_zscore))
         return -1;
     const char *tl = cli_str(v, "time-limit");
-    if (*tl) {
-        int h = 0, mi = 0, se = 0, k;
-        char tail;
-        k = sscanf(tl, "%d:%d:%d%c", &h, &mi, &se, &tail);
-        if (k != 3) {
-            h = 0;
-            k = sscanf(tl, "%d:%d%c", &mi, &se, &tail) == 2 ? 3 : (sscanf(tl, "%d%c", &se, &tail) == 1 ? 3 : 0);
+    if (*tl) { /* HH:MM:SS, MM:SS or seconds */
+        int part[3] = {0, 0, 0}, n = 0;
+        const char *p = tl;
+        for (;;) {
+            char *stop;
+            long val = strtol(p, &stop, 10);
+            if (stop == p || val < 0 || val > 1000000 || n == 3) {
+                n = -1;
+                break;
+            }
+            part[n++] = (int)val;
+            if (*stop == '\0')
+                break;
+            if (*stop != ':') {
+                n = -1;
+                break;
+            }
+            p = stop + 1;
         }
-        if (k != 3 || h < 0 || mi < 0 || se < 0 || (mi >= 60 && h > 0) || (h + mi + se) == 0) {
+        double secs = n == 3 ? 3600.0 * part[0] + 60.0 * part[1] + part[2]
+                      : n == 2 ? 60.0 * part[0] + part[1]
+                      : n == 1 ? (double)part[0]
+                               : -1.0;
+        if (!(secs > 0) || (n >= 2 && part[n - 1] >= 60) || (n == 3 && part[1] >= 60)) {
             snprintf(v->err, sizeof v->err, "--time-limit: expected HH:MM:SS, MM:SS or seconds, got '%s'", tl);
             return -1;
         }
-        tp->time_limit = 3600.0 * h + 60.0 * mi + se;
+        tp->time_limit = secs;
     }
     const char *aug = cli_str(v, "augment");
     const char *ds = cli_str(v, "dataset");
