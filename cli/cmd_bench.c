@@ -10,6 +10,7 @@ static const struct {
     const char *help;
 } benches[] = {
     {"train", bench_train, "time full training steps (forward, backward, update)"},
+    {"optimizer", bench_optim, "time one optimizer step against a memory-bandwidth probe"},
 };
 
 int cmd_bench(int argc, char **argv)

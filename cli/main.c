@@ -52,7 +52,8 @@ static const struct {
     const char *help;
 } commands[] = {
     {"train", cmd_train, "train a model (optimlab train --help)"},
-    {"bench", cmd_bench, "benchmarks: train (optimlab bench --help)"},
+    {"bench", cmd_bench, "benchmarks: train, optimizer (optimlab bench --help)"},
+    {"trajectory", cmd_trajectory, "optimizer paths on 2-D test functions, with contour plots"},
     {"version", cmd_version, "print the version and the compute kernels in use"},
 };
 
