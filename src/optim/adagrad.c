@@ -33,7 +33,7 @@ static int adagrad_step(ol_ctx *ctx, ol_optim *o, ol_paramset *ps, const ol_opti
     const float eps = (float)o->p.eps;
     const int inside = o->p.eps_inside_sqrt;
     float *sb = o->slot[0];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (o->par)
     for (int c = 0; c < o->nchunks; c++) {
         const ol__chunk ch = o->chunks[c];
         const ol__tcoef *tc = &o->tc[ch.tensor];
@@ -116,7 +116,7 @@ static int rmsprop_step(ol_ctx *ctx, ol_optim *o, ol_paramset *ps, const ol_opti
     const float alpha = (float)o->p.alpha, ca = (float)(1.0 - o->p.alpha), mom = (float)o->mom;
     const float eps = (float)o->p.eps;
     float *sq = o->slot[SQ], *buf = o->slot[BUF], *gavg = o->slot[GAVG];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (o->par)
     for (int c = 0; c < o->nchunks; c++) {
         const ol__chunk ch = o->chunks[c];
         const ol__tcoef *tc = &o->tc[ch.tensor];
@@ -177,7 +177,7 @@ static int adadelta_step(ol_ctx *ctx, ol_optim *o, ol_paramset *ps, const ol_opt
     (void)h;
     const float rho = (float)o->p.rho, crho = (float)(1.0 - o->p.rho), eps = (float)o->p.eps;
     float *sb = o->slot[0], *ub = o->slot[1];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (o->par)
     for (int c = 0; c < o->nchunks; c++) {
         const ol__chunk ch = o->chunks[c];
         const ol__tcoef *tc = &o->tc[ch.tensor];

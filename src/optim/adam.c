@@ -62,7 +62,7 @@ static int adam_step(ol_ctx *ctx, ol_optim *o, ol_paramset *ps, const ol_optim_h
     const double bc1 = 1.0 - pow(o->mom, t);
     const int ams = o->p.amsgrad, inside = o->p.eps_inside_sqrt;
     float *mb = o->slot[M], *vb = o->slot[V], *xb = o->slot[VMAX];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (o->par)
     for (int c = 0; c < o->nchunks; c++) {
         const ol__chunk ch = o->chunks[c];
         const ol__tcoef *tc = &o->tc[ch.tensor];
@@ -129,7 +129,7 @@ static int nadam_step(ol_ctx *ctx, ol_optim *o, ol_paramset *ps, const ol_optim_
     const double mp = (float)((float)o->scalar[MU_PRODUCT] * (float)mu);
     o->scalar[MU_PRODUCT] = mp;
     float *mb = o->slot[M], *vb = o->slot[V];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (o->par)
     for (int c = 0; c < o->nchunks; c++) {
         const ol__chunk ch = o->chunks[c];
         const ol__tcoef *tc = &o->tc[ch.tensor];
@@ -185,7 +185,7 @@ static int radam_step(ol_ctx *ctx, ol_optim *o, ol_paramset *ps, const ol_optim_
         rectified ? sqrt((rho_t - 4.0) * (rho_t - 2.0) * rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t)) : 0.0;
     const float fbc1 = (float)bc1, fsq = (float)sqrt(bc2), frect = (float)rect;
     float *mb = o->slot[M], *vb = o->slot[V];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (o->par)
     for (int c = 0; c < o->nchunks; c++) {
         const ol__chunk ch = o->chunks[c];
         const ol__tcoef *tc = &o->tc[ch.tensor];

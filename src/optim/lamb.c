@@ -71,7 +71,7 @@ static int lamb_step(ol_ctx *ctx, ol_optim *o, ol_paramset *ps, const ol_optim_h
     float *mb = o->slot[M], *vb = o->slot[V];
     double *part = o->cpart;
     const int decoupled = op->decoupled_wd;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (o->par)
     for (int c = 0; c < o->nchunks; c++) {
         const ol__chunk ch = o->chunks[c];
         const ol__tcoef *tc = &o->tc[ch.tensor];
@@ -140,7 +140,7 @@ static int lamb_step(ol_ctx *ctx, ol_optim *o, ol_paramset *ps, const ol_optim_h
     if (!any)
         return OL_OK;
 
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (o->par)
     for (int c = 0; c < o->nchunks; c++) {
         const ol__chunk ch = o->chunks[c];
         const ol__tcoef *tc = &o->tc[ch.tensor];

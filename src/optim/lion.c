@@ -12,7 +12,7 @@ static int lion_step(ol_ctx *ctx, ol_optim *o, ol_paramset *ps, const ol_optim_h
     const float b1 = (float)o->mom, c1 = (float)(1.0 - o->mom);
     const float b2 = (float)o->p.beta2, c2 = (float)(1.0 - o->p.beta2);
     float *mb = o->slot[0];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (o->par)
     for (int c = 0; c < o->nchunks; c++) {
         const ol__chunk ch = o->chunks[c];
         const ol__tcoef *tc = &o->tc[ch.tensor];

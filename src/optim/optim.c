@@ -205,6 +205,7 @@ int ol_optim_create(ol_ctx *ctx, const ol_optim_params *op, const ol_paramset *p
     o->p = *op;
     o->numel = ps->numel;
     o->ntensors = ps->n;
+    o->par = ps->numel >= OL__OPT_PAR_MIN;
     size_t nch = 0;
     for (int i = 0; i < ps->n; i++)
         nch += (ps->t[i].numel + OL__OPT_CHUNK - 1) / OL__OPT_CHUNK;
@@ -254,7 +255,7 @@ void ol__optim_tensor_sumsq(ol_optim *o, const float *a, const float *b, double 
 {
     double *part = o->cpart;
     const ol__chunk *ch = o->chunks;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (o->par)
     for (int c = 0; c < o->nchunks; c++) {
         part[2 * c] = ol__sumsq_lanes(a, ch[c].begin, ch[c].end);
         part[2 * c + 1] = b ? ol__sumsq_lanes(b, ch[c].begin, ch[c].end) : 0.0;
@@ -494,7 +495,7 @@ double ol_clip_grad_norm(ol_paramset *ps, double max_norm)
         const float coef = (float)(max_norm / (norm + 1e-6));
         float *g = ps->grads;
         const size_t n = ps->numel;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= OL__OPT_PAR_MIN)
         for (size_t i = 0; i < n; i++)
             g[i] *= coef;
     }

@@ -19,6 +19,9 @@
 /* Independent partial sums per chunk in the norm loops: enough lanes to
  * vectorise, a fixed pattern so the result does not depend on threads. */
 #define OL__OPT_LANES 16
+/* Below this many parameters a step runs on one thread: waking the team
+ * costs more than the work (and stalls when cores are shared). */
+#define OL__OPT_PAR_MIN 65536
 
 typedef struct {
     int tensor;        /* index into ps->t */
@@ -76,6 +79,7 @@ struct ol_optim {
     ol__chunk *chunks;
     int nchunks;
     int ntensors;
+    int par; /* run the chunk loops in parallel (numel >= OL__OPT_PAR_MIN) */
     ol__tcoef *tc; /* per tensor, filled before each step */
     double mom;    /* momentum / beta1 in effect this step */
     double *tnorm; /* per-tensor scratch for trust ratios: [ntensors * 4] */

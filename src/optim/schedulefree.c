@@ -44,7 +44,7 @@ static int sf_step(ol_ctx *ctx, ol_optim *o, ol_paramset *ps, const ol_optim_hyp
     const float fck = (float)ck, b2 = (float)op->beta2, c2 = (float)(1.0 - op->beta2), eps = (float)op->eps;
     const float bc2 = (float)(1.0 - pow(op->beta2, k + 1.0));
     float *zb = o->slot[Z], *vb = o->slot[V];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (o->par)
     for (int c = 0; c < o->nchunks; c++) {
         const ol__chunk ch = o->chunks[c];
         const ol__tcoef *tc = &o->tc[ch.tensor];
@@ -84,7 +84,7 @@ static void sf_lerp_all(ol_optim *o, ol_paramset *ps, double w)
         return;
     const float fw = (float)w;
     const float *zb = o->slot[Z];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (o->par)
     for (int c = 0; c < o->nchunks; c++) {
         float *restrict p = ps->params;
         const float *restrict z = zb;

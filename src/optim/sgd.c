@@ -13,7 +13,7 @@ int ol__sgd_update(ol_ctx *ctx, ol_optim *o, ol_paramset *ps)
     if (use_mom && !buf)
         return ol__err(ctx, OL_ESTATE, "momentum %g scheduled, but the optimizer was created without momentum",
                        o->mom);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (o->par)
     for (int c = 0; c < o->nchunks; c++) {
         const ol__chunk ch = o->chunks[c];
         const ol__tcoef *tc = &o->tc[ch.tensor];
