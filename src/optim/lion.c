@@ -27,8 +27,8 @@ static int lion_step(ol_ctx *ctx, ol_optim *o, ol_paramset *ps, const ol_optim_h
             float mi = m[i];
             float u = mi * b1 + c1 * g;
             float sign = (float)((u > 0.0f) - (u < 0.0f));
-            p[i] = pi * shrink - lr * sign;
             m[i] = mi * b2 + c2 * g;
+            p[i] = pi * shrink - lr * sign;
         }
     }
     return OL_OK;
