@@ -96,16 +96,19 @@ static int lamb_step(ol_ctx *ctx, ol_optim *o, ol_paramset *ps, const ol_optim_h
                     ap[j] += (double)pi * (double)pi;
                 }
             }
-            for (int j = 0; b < ch.end; b++, j++) {
+            double tu = 0.0, tp = 0.0; /* the tail apart keeps the lanes in registers */
+            for (; b < ch.end; b++) {
                 float pi = p[b], u;
                 LAMB_ELEM(b, pi, u);
-                au[j] += (double)u * (double)u;
-                ap[j] += (double)pi * (double)pi;
+                tu += (double)u * (double)u;
+                tp += (double)pi * (double)pi;
             }
             for (int j = 0; j < OL__OPT_LANES; j++) {
                 su += au[j];
                 sp += ap[j];
             }
+            su += tu;
+            sp += tp;
         } else {
 #pragma omp simd
             for (size_t i = ch.begin; i < ch.end; i++) {

@@ -103,7 +103,9 @@ int ol__sgd_update(ol_ctx *ctx, ol_optim *o, ol_paramset *ps);
  * result is the same for any thread count. */
 void ol__optim_tensor_sumsq(ol_optim *o, const float *a, const float *b, double *out);
 
-/* Sum of x[i]^2 over [lo, hi) in the fixed lane pattern. */
+/* Sum of x[i]^2 over [lo, hi) in a fixed pattern: OL__OPT_LANES partial
+ * sums, then the tail. (The tail has its own accumulator so the lanes stay in
+ * registers.) */
 static inline double ol__sumsq_lanes(const float *restrict x, size_t lo, size_t hi)
 {
     double ax[OL__OPT_LANES] = {0};
@@ -113,12 +115,13 @@ static inline double ol__sumsq_lanes(const float *restrict x, size_t lo, size_t 
         for (int j = 0; j < OL__OPT_LANES; j++)
             ax[j] += (double)x[i + j] * (double)x[i + j];
     }
-    for (int j = 0; i < hi; i++, j++)
-        ax[j] += (double)x[i] * (double)x[i];
+    double tail = 0.0;
+    for (; i < hi; i++)
+        tail += (double)x[i] * (double)x[i];
     double s = 0.0;
     for (int j = 0; j < OL__OPT_LANES; j++)
         s += ax[j];
-    return s;
+    return s + tail;
 }
 
 /* torch.lerp for float: exact at both ends for any weight. */
