@@ -93,7 +93,6 @@ int bench_optim(int argc, char **argv)
         rc = cli_fail(OL_EXIT_USAGE, msg);
         goto done;
     }
-    op.wd_mult[OL_KIND_WEIGHT] = 1.0; /* all tensors are weights: decay and adapt them */
     ctx = ol_ctx_new((int)threads);
     if (!ctx) {
         rc = cli_fail(OL_EXIT_FAIL, "out of memory");

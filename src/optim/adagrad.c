@@ -123,27 +123,18 @@ static int rmsprop_step(ol_ctx *ctx, ol_optim *o, ol_paramset *ps, const ol_opti
         float *p = ps->params;
         const float *gr = ps->grads;
         /* eight specialised loops keep the inner loop branch-free */
-        if (use_mom) {
-            if (centered) {
-                if (inside)
-                    rmsprop_chunk(tc, alpha, ca, mom, eps, p, gr, sq, buf, gavg, ch.begin, ch.end, 1, 1, 1);
-                else
-                    rmsprop_chunk(tc, alpha, ca, mom, eps, p, gr, sq, buf, gavg, ch.begin, ch.end, 1, 1, 0);
-            } else if (inside) {
-                rmsprop_chunk(tc, alpha, ca, mom, eps, p, gr, sq, buf, gavg, ch.begin, ch.end, 1, 0, 1);
-            } else {
-                rmsprop_chunk(tc, alpha, ca, mom, eps, p, gr, sq, buf, gavg, ch.begin, ch.end, 1, 0, 0);
-            }
-        } else if (centered) {
-            if (inside)
-                rmsprop_chunk(tc, alpha, ca, mom, eps, p, gr, sq, buf, gavg, ch.begin, ch.end, 0, 1, 1);
-            else
-                rmsprop_chunk(tc, alpha, ca, mom, eps, p, gr, sq, buf, gavg, ch.begin, ch.end, 0, 1, 0);
-        } else if (inside) {
-            rmsprop_chunk(tc, alpha, ca, mom, eps, p, gr, sq, buf, gavg, ch.begin, ch.end, 0, 0, 1);
-        } else {
-            rmsprop_chunk(tc, alpha, ca, mom, eps, p, gr, sq, buf, gavg, ch.begin, ch.end, 0, 0, 0);
+#define RMS(m, ce, in) rmsprop_chunk(tc, alpha, ca, mom, eps, p, gr, sq, buf, gavg, ch.begin, ch.end, m, ce, in)
+        switch (use_mom * 4 + centered * 2 + inside) {
+        case 0: RMS(0, 0, 0); break;
+        case 1: RMS(0, 0, 1); break;
+        case 2: RMS(0, 1, 0); break;
+        case 3: RMS(0, 1, 1); break;
+        case 4: RMS(1, 0, 0); break;
+        case 5: RMS(1, 0, 1); break;
+        case 6: RMS(1, 1, 0); break;
+        default: RMS(1, 1, 1); break;
         }
+#undef RMS
     }
     return OL_OK;
 }
