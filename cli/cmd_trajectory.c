@@ -212,8 +212,8 @@ int cmd_trajectory(int argc, char **argv)
             goto done;
         }
         if (runs[r].tr.diverged)
-            fprintf(stderr, "optimlab: note: %s diverged at step %lld (lower the learning rate)\n", runs[r].label,
-                    (long long)(runs[r].tr.n - 1));
+            fprintf(stderr, "optimlab: note: %s stopped at step %lld: a value is non-finite or beyond 1e8\n",
+                    runs[r].label, (long long)(runs[r].tr.n - 1));
     }
     const char *plot = cli_str(&v, "plot");
     if (*plot) {
