@@ -167,8 +167,10 @@ static int lamb_step(ol_ctx *ctx, ol_optim *o, ol_paramset *ps, const ol_optim_h
 
 static double lamb_bytes(const ol_optim_params *op)
 {
-    /* [clip: read g] + pass A: read g, m, v, p, write m, v + pass B: read m, v, p, write p */
-    return (op->max_grad_norm > 0.0 ? 4.0 : 0.0) + 24.0 + 16.0;
+    /* [clip: read g] + pass A: read g, m, v, p, write m, v + pass B: read m, v, p, write p;
+     * without adaptation pass A writes p and there is no pass B */
+    const int adapt = op->weight_decay > 0.0 || op->always_adapt;
+    return (op->max_grad_norm > 0.0 ? 4.0 : 0.0) + (adapt ? 40.0 : 28.0);
 }
 
 const ol__optim_vt ol__optim_lamb = {

@@ -42,7 +42,11 @@ static int lars_step(ol_ctx *ctx, ol_optim *o, ol_paramset *ps, const ol_optim_h
 }
 
 static int lars_slots(const ol_optim_params *op) { return op->momentum > 0.0 ? 1 : 0; }
-static double lars_bytes(const ol_optim_params *op) { return 8.0 + (op->momentum > 0.0 ? 20.0 : 12.0); }
+/* the norm pass (read p, g) runs when some tensor can be adapted */
+static double lars_bytes(const ol_optim_params *op)
+{
+    return (op->weight_decay > 0.0 || op->always_adapt ? 8.0 : 0.0) + (op->momentum > 0.0 ? 20.0 : 12.0);
+}
 
 const ol__optim_vt ol__optim_lars = {
     .type = OL_OPT_LARS,
