@@ -20,7 +20,7 @@
 enum { M = 0, V = 1 };
 
 typedef struct {
-    float b1, b3, b2, c2, eps, bc1, bc2s;
+    float b1, b3, b2, c2, eps, rbc1, rbc2s; /* reciprocals of the bias corrections */
     int averaging;
 } lamb_consts;
 
@@ -33,7 +33,7 @@ typedef struct {
         float v_ = v[i] * b2 + c2 * g_ * g_;                                                                        \
         m[i] = m_;                                                                                                  \
         v[i] = v_;                                                                                                  \
-        u = (m_ / bc1) / (sqrtf(v_) / bc2s + eps) + wd * (pi);                                                      \
+        u = (m_ * rbc1) / (sqrtf(v_) * rbc2s + eps) + wd * (pi);                                                    \
     } while (0)
 
 static int lamb_step(ol_ctx *ctx, ol_optim *o, ol_paramset *ps, const ol_optim_hyper *h)
@@ -49,8 +49,10 @@ static int lamb_step(ol_ctx *ctx, ol_optim *o, ol_paramset *ps, const ol_optim_h
     k.b2 = (float)beta2;
     k.c2 = (float)(1.0 - beta2);
     k.eps = (float)op->eps;
-    k.bc1 = op->bias_correction ? (float)(1.0 - pow(beta1, t)) : 1.0f;
-    k.bc2s = op->bias_correction ? (float)sqrt(1.0 - pow(beta2, t)) : 1.0f;
+    /* multiplying by the reciprocals (timm divides) leaves one division and one
+     * root per element and pass, which keeps LAMB's two passes memory-bound */
+    k.rbc1 = op->bias_correction ? (float)(1.0 / (1.0 - pow(beta1, t))) : 1.0f;
+    k.rbc2s = op->bias_correction ? (float)(1.0 / sqrt(1.0 - pow(beta2, t))) : 1.0f;
     double *nrm = o->tnorm;
 
     double clip = 1.0;
@@ -79,7 +81,7 @@ static int lamb_step(ol_ctx *ctx, ol_optim *o, ol_paramset *ps, const ol_optim_h
         const float wd = decoupled ? 0.0f : (float)tc->wd;
         const int adapt = tc->adapt;
         const float avg = k.averaging ? 1.0f : 0.0f; /* a float test keeps the loop vectorisable */
-        const float b1 = k.b1, b3 = k.b3, b2 = k.b2, c2 = k.c2, bc1 = k.bc1, bc2s = k.bc2s, eps = k.eps;
+        const float b1 = k.b1, b3 = k.b3, b2 = k.b2, c2 = k.c2, rbc1 = k.rbc1, rbc2s = k.rbc2s, eps = k.eps;
         float *restrict p = ps->params, *restrict m = mb, *restrict v = vb;
         const float *restrict gr = ps->grads;
         double su = 0.0, sp = 0.0;
@@ -151,14 +153,14 @@ static int lamb_step(ol_ctx *ctx, ol_optim *o, ol_paramset *ps, const ol_optim_h
             continue;
         const float lr = (float)tc->lr, shrink = (float)tc->shrink, tr = (float)tc->ratio;
         const float wd = decoupled ? 0.0f : (float)tc->wd;
-        const float bc1 = k.bc1, bc2s = k.bc2s, eps = k.eps;
+        const float rbc1 = k.rbc1, rbc2s = k.rbc2s, eps = k.eps;
         float *restrict p = ps->params;
         const float *restrict m = mb, *restrict v = vb;
         /* the same expression as LAMB_ELEM, so u is bitwise the one normed in pass A */
 #pragma omp simd
         for (size_t i = ch.begin; i < ch.end; i++) {
             float pi = p[i];
-            float u = (m[i] / bc1) / (sqrtf(v[i]) / bc2s + eps) + wd * pi;
+            float u = (m[i] * rbc1) / (sqrtf(v[i]) * rbc2s + eps) + wd * pi;
             p[i] = pi * shrink - lr * (u * tr);
         }
     }
