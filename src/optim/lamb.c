@@ -86,7 +86,7 @@ static int lamb_step(ol_ctx *ctx, ol_optim *o, ol_paramset *ps, const ol_optim_h
         const float *restrict gr = ps->grads;
         double su = 0.0, sp = 0.0;
         if (adapt) {
-            double au[OL__OPT_LANES] = {0}, ap[OL__OPT_LANES] = {0};
+            float au[OL__OPT_LANES] = {0}, ap[OL__OPT_LANES] = {0}; /* float lanes, as ol__sumsq_lanes */
             size_t b = ch.begin;
             for (; b + OL__OPT_LANES <= ch.end; b += OL__OPT_LANES) {
 #pragma omp simd
@@ -94,8 +94,8 @@ static int lamb_step(ol_ctx *ctx, ol_optim *o, ol_paramset *ps, const ol_optim_h
                     const size_t i = b + (size_t)j;
                     float pi = p[i], u;
                     LAMB_ELEM(i, pi, u);
-                    au[j] += (double)u * (double)u;
-                    ap[j] += (double)pi * (double)pi;
+                    au[j] += u * u;
+                    ap[j] += pi * pi;
                 }
             }
             double tu = 0.0, tp = 0.0; /* the tail apart keeps the lanes in registers */

@@ -103,25 +103,27 @@ int ol__sgd_update(ol_ctx *ctx, ol_optim *o, ol_paramset *ps);
  * result is the same for any thread count. */
 void ol__optim_tensor_sumsq(ol_optim *o, const float *a, const float *b, double *out);
 
-/* Sum of x[i]^2 over [lo, hi) in a fixed pattern: OL__OPT_LANES partial
- * sums, then the tail. (The tail has its own accumulator so the lanes stay in
- * registers.) */
+/* Sum of x[i]^2 over [lo, hi) in a fixed pattern: OL__OPT_NORM_LANES float
+ * partial sums (as PyTorch, which takes norms in float32; each lane adds at
+ * most 256 squares of a chunk), then the tail, combined in double. Double
+ * lanes would make the pass compute-bound: the conversions alone cost more
+ * than the memory traffic. */
+#define OL__OPT_NORM_LANES 64
 static inline double ol__sumsq_lanes(const float *restrict x, size_t lo, size_t hi)
 {
-    double ax[OL__OPT_LANES] = {0};
+    float ax[OL__OPT_NORM_LANES] = {0};
     size_t i = lo;
-    for (; i + OL__OPT_LANES <= hi; i += OL__OPT_LANES) {
+    for (; i + OL__OPT_NORM_LANES <= hi; i += OL__OPT_NORM_LANES) {
 #pragma omp simd
-        for (int j = 0; j < OL__OPT_LANES; j++)
-            ax[j] += (double)x[i + j] * (double)x[i + j];
+        for (int j = 0; j < OL__OPT_NORM_LANES; j++)
+            ax[j] += x[i + j] * x[i + j];
     }
-    double tail = 0.0;
-    for (; i < hi; i++)
-        tail += (double)x[i] * (double)x[i];
     double s = 0.0;
-    for (int j = 0; j < OL__OPT_LANES; j++)
+    for (; i < hi; i++) /* the tail apart keeps the lanes in registers */
+        s += (double)x[i] * (double)x[i];
+    for (int j = 0; j < OL__OPT_NORM_LANES; j++)
         s += ax[j];
-    return s + tail;
+    return s;
 }
 
 /* torch.lerp for float: exact at both ends for any weight. */
