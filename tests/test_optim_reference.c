@@ -236,10 +236,14 @@ static int map_optimizer(json_t *root, ol_optim_params *op, char *err, size_t ca
         }
         return 0;
     }
-    /* torch 1.13's single-tensor NAdam counts mu_t twice (fixed in later releases) */
-    if (strcmp(cls, "NAdam") == 0 && strstr(impl, "torch 1.13") && !strstr(impl, "foreach=True"))
-        return fail(err, cap, "NAdam: torch 1.13's single-tensor path is not reproduced (use foreach=True)%s%s", "",
-                    "");
+    /* torch 1.13's single-tensor NAdam counts mu_t twice (fixed in later releases): only its
+     * foreach path, named in the implementation or in hyper, is reproduced */
+    if (strcmp(cls, "NAdam") == 0 && strstr(impl, "torch 1.13")) {
+        json_t *fe = json_object_get(hyper, "foreach");
+        if (json_is_false(fe) || (!json_is_true(fe) && !strstr(impl, "foreach=True")))
+            return fail(err, cap, "NAdam: torch 1.13's single-tensor path is not reproduced (use foreach=True)%s%s",
+                        "", "");
+    }
     return map_keys(cls, hyper, op, err, cap);
 }
 
