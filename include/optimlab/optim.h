@@ -117,13 +117,18 @@ typedef struct ol_optim ol_optim;
 
 int ol_optim_create(ol_ctx *ctx, const ol_optim_params *op, const ol_paramset *ps, ol_optim **out);
 void ol_optim_free(ol_optim *o);
+/* One update from ps->grads (which it does not modify). OL_ERANGE for a
+ * negative lr or a scheduled beta1 >= 1, OL_ESTATE in eval mode or when a
+ * schedule asks for momentum from an optimizer created without it. */
 int ol_optim_step(ol_ctx *ctx, ol_optim *o, ol_paramset *ps, const ol_optim_hyper *h);
 const ol_optim_params *ol_optim_get_params(const ol_optim *o);
 int64_t ol_optim_steps(const ol_optim *o);
 
 /* State slots for checkpoints: names ("momentum_buffer", "exp_avg", ...),
- * buffers of ps->numel floats, plus a few scalars (step count, Schedule-Free
- * weight sum). */
+ * buffers of ps->numel floats laid out like ps->params. Only slots in use are
+ * listed (no momentum buffer without momentum, no max_exp_avg_sq without
+ * AMSGrad). Scalars: NAdam's mu_product, Schedule-Free's weight_sum and
+ * lr_max; the step count is ol_optim_steps. */
 int ol_optim_num_slots(const ol_optim *o);
 const char *ol_optim_slot_name(const ol_optim *o, int i);
 float *ol_optim_slot(ol_optim *o, int i);
