@@ -34,7 +34,6 @@ static int lars_step(ol_ctx *ctx, ol_optim *o, ol_paramset *ps, const ol_optim_h
                 tr = op->trust_coefficient * pn / (gn + pn * tc->wd + op->eps);
             if (op->trust_clip)
                 tr = fmin(tr / tc->lr, 1.0);
-            tc->ratio = tr;
             tc->ga = tr;
         }
     }
