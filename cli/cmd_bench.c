@@ -11,6 +11,7 @@ static const struct {
 } benches[] = {
     {"train", bench_train, "time full training steps (forward, backward, update)"},
     {"allreduce", bench_allreduce, "MPI all-reduce bandwidth between ranks (run under mpirun)"},
+    {"optimizer", bench_optim, "time one optimizer step against a memory-bandwidth probe"},
 };
 
 int cmd_bench(int argc, char **argv)

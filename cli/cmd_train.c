@@ -314,6 +314,9 @@ static int apply_resume(ol_ctx *ctx, cli_values *v, char *ckpt, size_t cap, char
         if (v->set[i] == 1)
             continue; /* the command line wins */
         const char *sv = json_is_string(val) ? json_string_value(val) : json_is_true(val) ? "1" : "0";
+        const char *def = v->opts[i]->def ? v->opts[i]->def : "";
+        if (strcmp(sv, def) == 0)
+            continue; /* a default stays a default (options that do not apply must stay unset) */
         cli_set(v, key, sv, 2);
     }
     json_decref(o);

@@ -41,6 +41,11 @@ extern const cli_opt cli_dist_opts[];
 
 int cli_build_model(cli_values *v, ol_model_params *mp);
 int cli_build_optim(cli_values *v, ol_optim_params *op);
+/* The optimizer called name (or alias) with the option values applied. recipe:
+ * SGD gets momentum 0.9 and weight decay 5e-4 by default (training); strict:
+ * an option the optimizer does not have is an error (otherwise it is left out,
+ * for --compare lists). */
+int cli_optim_from(cli_values *v, const char *name, int recipe, int strict, ol_optim_params *op);
 /* steps_per_epoch and total_steps come from the data and the training length. */
 int cli_build_sched(cli_values *v, double base_lr, int64_t steps_per_epoch, int64_t total_steps,
                     ol_sched_params *sp);
@@ -99,5 +104,7 @@ int bench_allreduce(int argc, char **argv);
 int cmd_schedule(int argc, char **argv);
 int cmd_lrfind(int argc, char **argv);
 int cmd_recipes(int argc, char **argv);
+int bench_optim(int argc, char **argv);
+int cmd_trajectory(int argc, char **argv);
 
 #endif

@@ -29,13 +29,14 @@ static const struct {
     const char *help;
 } commands[] = {
     {"train", cmd_train, "train a model (optimlab train --help)"},
-    {"bench", cmd_bench, "benchmarks: train (optimlab bench --help)"},
+    {"bench", cmd_bench, "benchmarks: train, optimizer, allreduce (optimlab bench --help)"},
     {"export", cmd_export, "write a run's weights as a plain safetensors file (PyTorch names)"},
     {"import", cmd_import, "check and convert a safetensors state_dict for train --init-from"},
     {"verify", cmd_verify, "check a run's newest checkpoint (or a checkpoint file) and print its step"},
     {"schedule", cmd_schedule, "print or plot a learning-rate/momentum/batch schedule (optimlab schedule --help)"},
     {"lr-find", cmd_lrfind, "learning-rate range test (optimlab lr-find --help)"},
     {"recipes", cmd_recipes, "list the recipes (--recipe NAME presets)"},
+    {"trajectory", cmd_trajectory, "optimizer paths on 2-D test functions, with contour plots"},
     {"version", cmd_version, "print the version and the compute kernels in use"},
 };
 

@@ -1,26 +1,108 @@
-/* Optimizer options. An empty default means "the optimizer's own default"
- * (PyTorch's, or the reference implementation's); plain SGD gets the CIFAR
- * ResNet recipe's momentum 0.9 and weight decay 5e-4 unless told otherwise. */
+/* Optimizer options, named after PyTorch's arguments where PyTorch has the
+ * optimizer. An empty default means "the optimizer's own default" (PyTorch's,
+ * or the reference implementation's); plain SGD gets the CIFAR ResNet
+ * recipe's momentum 0.9 and weight decay 5e-4 unless told otherwise. An option
+ * given for an optimizer that has no such setting is an error, not ignored. */
+#include <math.h>
 #include <string.h>
 
 #include "common.h"
 
+#define OPT_NAMES                                                                                                   \
+    "sgd, momentum, nesterov, adam, adamw, adagrad, rmsprop, adadelta, nadam, radam, lars, larc, lamb, "            \
+    "fusedlamb, lion, sfsgd, sfadamw"
+
 const cli_opt cli_optim_opts[] = {
-    {"optimizer", CLI_VALUE, "sgd", "NAME", "Optimizer",
-     "sgd, momentum, nesterov, adam, adamw, adagrad, rmsprop, adadelta, nadam, radam, lars, larc, lamb, "
-     "fusedlamb, lion, sfsgd, sfadamw"},
-    {"lr", CLI_VALUE, "", "LR", "Optimizer", "peak learning rate [sgd 0.1, adam/adamw 1e-3, ...]"},
-    {"momentum", CLI_VALUE, "", "M", "Optimizer", "momentum (SGD, LARS, RMSprop, Schedule-Free SGD) [sgd 0.9]"},
-    {"dampening", CLI_VALUE, "", "D", "Optimizer", "SGD dampening; = momentum gives the EMA form m = b m + (1-b) g"},
-    {"nesterov", CLI_FLAG, "0", NULL, "Optimizer", "Nesterov momentum"},
+    {"optimizer", CLI_VALUE, "sgd", "NAME", "Optimizer", OPT_NAMES},
+    {"lr", CLI_VALUE, "", "LR", "Optimizer", "peak learning rate [sgd 0.1, adam/adamw 1e-3, lion 1e-4, ...]"},
+    {"momentum", CLI_VALUE, "", "M", "Optimizer", "momentum (sgd, rmsprop, lars, sfsgd) [sgd, lars, sfsgd 0.9]"},
+    {"dampening", CLI_VALUE, "", "D", "Optimizer",
+     "SGD/LARS dampening; = momentum gives the EMA form m = b m + (1-b) g"},
+    {"nesterov", CLI_FLAG, "0", NULL, "Optimizer", "Nesterov momentum (sgd, lars)"},
     {"maximize", CLI_FLAG, "0", NULL, "Optimizer", "maximise the objective instead"},
-    {"weight-decay", CLI_VALUE, "", "WD", "Optimizer", "weight decay [sgd 5e-4, adamw 0.01, ...]"},
+    {"weight-decay", CLI_VALUE, "", "WD", "Optimizer",
+     "weight decay [sgd 5e-4, adamw/lamb 0.01, others 0]; L2 for sgd, adam, adagrad, rmsprop, adadelta, nadam, "
+     "radam; decoupled for adamw, lion; LAMB adds it to the update"},
     {"decoupled-wd", CLI_FLAG, "0", NULL, "Optimizer",
-     "decoupled weight decay p -= lr*wd*p (AdamW-style) for optimizers that couple it by default"},
+     "decoupled weight decay p *= 1 - lr*wd for optimizers that couple it (lamb: timm's decoupled_decay)"},
+    {"betas", CLI_VALUE, "", "B1,B2", "Optimizer",
+     "moment coefficients (adam, adamw, nadam, radam, lamb, lion, sfadamw) [0.9,0.999; lion 0.9,0.99]"},
+    {"eps", CLI_VALUE, "", "EPS", "Optimizer", "denominator epsilon [1e-8; adagrad 1e-10, adadelta/lamb 1e-6]"},
+    {"amsgrad", CLI_FLAG, "0", NULL, "Optimizer", "AMSGrad: divide by the running maximum of v (adam, adamw)"},
+    {"eps-inside-sqrt", CLI_FLAG, "0", NULL, "Optimizer",
+     "course-slide form sqrt(v_hat + eps) instead of sqrt(v_hat) + eps (adam, adamw, adagrad, rmsprop)"},
+    {"alpha", CLI_VALUE, "", "A", "Optimizer", "RMSprop smoothing constant [0.99]"},
+    {"centered", CLI_FLAG, "0", NULL, "Optimizer", "centered RMSprop (divide by the estimated variance)"},
+    {"rho", CLI_VALUE, "", "RHO", "Optimizer", "AdaDelta decay [0.9]"},
+    {"lr-decay", CLI_VALUE, "", "D", "Optimizer", "AdaGrad: lr / (1 + (t-1) D) [0]"},
+    {"initial-accumulator-value", CLI_VALUE, "", "V", "Optimizer", "AdaGrad: start of the squared-gradient sum [0]"},
+    {"momentum-decay", CLI_VALUE, "", "PSI", "Optimizer", "NAdam momentum decay [0.004]"},
+    {"trust-coefficient", CLI_VALUE, "", "C", "Optimizer", "LARS trust coefficient [0.001]"},
+    {"trust-clip", CLI_FLAG, "0", NULL, "Optimizer",
+     "clip the trust ratio: LARS min(ratio/lr, 1), LAMB min(ratio, 1)"},
+    {"always-adapt", CLI_FLAG, "0", NULL, "Optimizer",
+     "LARS/LAMB: adapt also tensors without weight decay (and kinds in --no-decay-on)"},
+    {"no-bias-correction", CLI_FLAG, "0", NULL, "Optimizer", "LAMB without Adam's bias correction"},
+    {"no-grad-averaging", CLI_FLAG, "0", NULL, "Optimizer", "LAMB: m = b1 m + g instead of b1 m + (1-b1) g"},
+    {"max-grad-norm", CLI_VALUE, "", "N", "Optimizer",
+     "LAMB's own global gradient-norm clipping, 0 = off [1.0]"},
+    {"larc", CLI_FLAG, "0", NULL, "Optimizer", "wrap the optimizer in LARC (apex; not lars/lamb)"},
+    {"larc-mode", CLI_VALUE, "clip", "MODE", "Optimizer", "LARC: clip (lr_local = min(alr, lr)) or scale (alr * lr)"},
+    {"larc-trust-coefficient", CLI_VALUE, "", "C", "Optimizer", "LARC trust coefficient [0.02]"},
+    {"larc-eps", CLI_VALUE, "", "EPS", "Optimizer", "LARC epsilon [1e-8]"},
+    {"sf-warmup-steps", CLI_VALUE, "", "N", "Optimizer", "Schedule-Free linear warm-up steps [0]"},
+    {"sf-r", CLI_VALUE, "", "R", "Optimizer", "Schedule-Free polynomial averaging power r [0]"},
+    {"weight-lr-power", CLI_VALUE, "", "P", "Optimizer", "Schedule-Free: averaging weight lr_max^P [2]"},
     {"no-decay-on", CLI_VALUE, "bias,norm", "KINDS", "Optimizer",
-     "tensor kinds without weight decay (and without LARS/LAMB adaptation): any of weight,bias,norm, or none"},
-    {"clip-grad-norm", CLI_VALUE, "0", "N", "Optimizer", "clip the global gradient norm to N (0 = off)"},
+     "tensor kinds without weight decay (and without LARS/LAMB/LARC adaptation): any of weight,bias,norm, or none"},
+    {"clip-grad-norm", CLI_VALUE, "0", "N", "Optimizer", "clip the global gradient norm to N before the step (0 = off)"},
     {NULL, 0, NULL, NULL, NULL, NULL}};
+
+#define BIT(t) (1u << (t))
+#define ALL ((1u << OL_OPT_COUNT) - 1u)
+#define ADAMS (BIT(OL_OPT_ADAM) | BIT(OL_OPT_ADAMW))
+#define LARC_ONLY 0u /* applies when LARC is on */
+
+/* Which optimizers each specific option applies to. */
+static const struct {
+    const char *name;
+    unsigned mask;
+    const char *which;
+} applies[] = {
+    {"momentum", BIT(OL_OPT_SGD) | BIT(OL_OPT_RMSPROP) | BIT(OL_OPT_LARS) | BIT(OL_OPT_SFSGD),
+     "sgd, rmsprop, lars, sfsgd"},
+    {"dampening", BIT(OL_OPT_SGD) | BIT(OL_OPT_LARS), "sgd, lars"},
+    {"nesterov", BIT(OL_OPT_SGD) | BIT(OL_OPT_LARS), "sgd, lars"},
+    {"decoupled-wd",
+     BIT(OL_OPT_SGD) | BIT(OL_OPT_ADAM) | BIT(OL_OPT_ADAGRAD) | BIT(OL_OPT_RMSPROP) | BIT(OL_OPT_ADADELTA) |
+         BIT(OL_OPT_NADAM) | BIT(OL_OPT_RADAM) | BIT(OL_OPT_LAMB),
+     "sgd, adam, adagrad, rmsprop, adadelta, nadam, radam, lamb (adamw and lion decouple already)"},
+    {"betas",
+     ADAMS | BIT(OL_OPT_NADAM) | BIT(OL_OPT_RADAM) | BIT(OL_OPT_LAMB) | BIT(OL_OPT_LION) | BIT(OL_OPT_SFADAMW),
+     "adam, adamw, nadam, radam, lamb, lion, sfadamw"},
+    {"eps", ALL & ~(BIT(OL_OPT_SGD) | BIT(OL_OPT_LION) | BIT(OL_OPT_SFSGD)),
+     "adam, adamw, adagrad, rmsprop, adadelta, nadam, radam, lars, lamb, sfadamw"},
+    {"amsgrad", ADAMS, "adam, adamw"},
+    {"eps-inside-sqrt", ADAMS | BIT(OL_OPT_ADAGRAD) | BIT(OL_OPT_RMSPROP), "adam, adamw, adagrad, rmsprop"},
+    {"alpha", BIT(OL_OPT_RMSPROP), "rmsprop"},
+    {"centered", BIT(OL_OPT_RMSPROP), "rmsprop"},
+    {"rho", BIT(OL_OPT_ADADELTA), "adadelta"},
+    {"lr-decay", BIT(OL_OPT_ADAGRAD), "adagrad"},
+    {"initial-accumulator-value", BIT(OL_OPT_ADAGRAD), "adagrad"},
+    {"momentum-decay", BIT(OL_OPT_NADAM), "nadam"},
+    {"trust-coefficient", BIT(OL_OPT_LARS), "lars (LARC: --larc-trust-coefficient)"},
+    {"trust-clip", BIT(OL_OPT_LARS) | BIT(OL_OPT_LAMB), "lars, lamb"},
+    {"always-adapt", BIT(OL_OPT_LARS) | BIT(OL_OPT_LAMB), "lars, lamb"},
+    {"no-bias-correction", BIT(OL_OPT_LAMB), "lamb"},
+    {"no-grad-averaging", BIT(OL_OPT_LAMB), "lamb"},
+    {"max-grad-norm", BIT(OL_OPT_LAMB), "lamb (all optimizers: --clip-grad-norm)"},
+    {"larc-mode", LARC_ONLY, "--larc"},
+    {"larc-trust-coefficient", LARC_ONLY, "--larc"},
+    {"larc-eps", LARC_ONLY, "--larc"},
+    {"sf-warmup-steps", BIT(OL_OPT_SFSGD) | BIT(OL_OPT_SFADAMW), "sfsgd, sfadamw"},
+    {"sf-r", BIT(OL_OPT_SFSGD) | BIT(OL_OPT_SFADAMW), "sfsgd, sfadamw"},
+    {"weight-lr-power", BIT(OL_OPT_SFSGD) | BIT(OL_OPT_SFADAMW), "sfsgd, sfadamw"},
+};
 
 static int opt_double(cli_values *v, const char *name, double lo, double hi, double *out)
 {
@@ -48,36 +130,105 @@ static int parse_kinds(cli_values *v, const char *name, int *mask)
     return 0;
 }
 
-int cli_build_optim(cli_values *v, ol_optim_params *op)
+static int check_applies(cli_values *v, const ol_optim_params *op, const char *name)
 {
-    const char *name = cli_str(v, "optimizer");
-    ol_optim_type t;
-    if (ol_optim_from_name(name, &t) < 0) {
-        snprintf(v->err, sizeof v->err,
-                 "--optimizer: unknown optimizer '%s' (sgd, momentum, nesterov, adam, adamw, adagrad, rmsprop, "
-                 "adadelta, nadam, radam, lars, larc, lamb, fusedlamb, lion, sfsgd, sfadamw)",
-                 name);
+    for (size_t i = 0; i < sizeof applies / sizeof applies[0]; i++) {
+        if (!cli_is_set(v, applies[i].name))
+            continue;
+        int ok = applies[i].mask == LARC_ONLY ? op->larc : (applies[i].mask & BIT(op->type)) != 0;
+        if (!ok) {
+            snprintf(v->err, sizeof v->err, "--%s does not apply to %s (only %s)", applies[i].name, name,
+                     applies[i].which);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int cli_optim_from(cli_values *v, const char *name, int recipe, int strict, ol_optim_params *op)
+{
+    if (ol_optim_params_from_name(name, op) < 0) {
+        snprintf(v->err, sizeof v->err, "--optimizer: unknown optimizer '%s' (" OPT_NAMES ")", name);
         return -1;
     }
-    *op = ol_optim_default_params(t);
-    if (t == OL_OPT_SGD) { /* the CIFAR ResNet recipe */
+    if (recipe && op->type == OL_OPT_SGD) { /* the CIFAR ResNet recipe */
         op->momentum = 0.9;
         op->weight_decay = 5e-4;
     }
-    if (strcmp(name, "nesterov") == 0)
-        op->nesterov = 1;
-    if (strcmp(name, "larc") == 0)
+    if (cli_flag(v, "larc"))
         op->larc = 1;
+    if (strict && check_applies(v, op, name))
+        return -1;
+    double betas[2];
+    int nb = 0;
+    long long ws = 0;
     if (opt_double(v, "lr", 0.0, 1e6, &op->lr) || opt_double(v, "momentum", 0.0, 1.0, &op->momentum) ||
         opt_double(v, "dampening", 0.0, 1.0, &op->dampening) ||
-        opt_double(v, "weight-decay", 0.0, 1e6, &op->weight_decay))
+        opt_double(v, "weight-decay", 0.0, 1e6, &op->weight_decay) || opt_double(v, "eps", 0.0, 1.0, &op->eps) ||
+        opt_double(v, "alpha", 0.0, 1.0, &op->alpha) || opt_double(v, "rho", 0.0, 1.0, &op->rho) ||
+        opt_double(v, "lr-decay", 0.0, 1e6, &op->lr_decay) ||
+        opt_double(v, "initial-accumulator-value", 0.0, 1e6, &op->initial_accumulator_value) ||
+        opt_double(v, "momentum-decay", 0.0, 1e6, &op->momentum_decay) ||
+        opt_double(v, "trust-coefficient", 1e-12, 1e6, &op->trust_coefficient) ||
+        opt_double(v, "max-grad-norm", 0.0, 1e12, &op->max_grad_norm) ||
+        opt_double(v, "larc-trust-coefficient", 1e-12, 1e6, &op->larc_trust_coefficient) ||
+        opt_double(v, "larc-eps", 0.0, 1.0, &op->larc_eps) || opt_double(v, "sf-r", 0.0, 1e3, &op->r) ||
+        opt_double(v, "weight-lr-power", 0.0, 1e3, &op->weight_lr_power) ||
+        cli_double_list(v, "betas", -1e300, 1e300, betas, 2, &nb) ||
+        (*cli_str(v, "sf-warmup-steps") && cli_int(v, "sf-warmup-steps", 0, 1000000000, &ws)))
         return -1;
-    if (cli_flag(v, "nesterov"))
-        op->nesterov = 1;
-    if (cli_flag(v, "maximize"))
-        op->maximize = 1;
-    if (cli_flag(v, "decoupled-wd"))
-        op->decoupled_wd = 1;
+    if (nb == 1) {
+        snprintf(v->err, sizeof v->err, "--betas: expected two values B1,B2, got '%s'", cli_str(v, "betas"));
+        return -1;
+    }
+    if (nb == 2) {
+        for (int i = 0; i < 2; i++)
+            if (!(betas[i] >= 0.0 && betas[i] < 1.0)) {
+                snprintf(v->err, sizeof v->err, "--betas: beta%d must be in [0, 1), got %g", i + 1, betas[i]);
+                return -1;
+            }
+        op->beta1 = betas[0];
+        op->beta2 = betas[1];
+    }
+    if (*cli_str(v, "sf-warmup-steps"))
+        op->warmup_steps = ws;
+    const char *mode = cli_str(v, "larc-mode");
+    if (strcmp(mode, "clip") != 0 && strcmp(mode, "scale") != 0) {
+        snprintf(v->err, sizeof v->err, "--larc-mode: expected clip or scale, got '%s'", mode);
+        return -1;
+    }
+    op->larc_clip = strcmp(mode, "clip") == 0;
+    op->nesterov |= cli_flag(v, "nesterov");
+    op->maximize |= cli_flag(v, "maximize");
+    op->decoupled_wd |= cli_flag(v, "decoupled-wd");
+    op->amsgrad |= cli_flag(v, "amsgrad");
+    op->eps_inside_sqrt |= cli_flag(v, "eps-inside-sqrt");
+    op->centered |= cli_flag(v, "centered");
+    op->trust_clip |= cli_flag(v, "trust-clip");
+    op->always_adapt |= cli_flag(v, "always-adapt");
+    if (cli_flag(v, "no-bias-correction"))
+        op->bias_correction = 0;
+    if (cli_flag(v, "no-grad-averaging"))
+        op->grad_averaging = 0;
+    if (!strict) { /* --compare: flags only where the optimizer has them */
+        ol_optim_params def = *op;
+        ol_optim_params_from_name(name, &def);
+        unsigned t = BIT(op->type);
+        if (!(t & (ADAMS)))
+            op->amsgrad = 0;
+        if (!(t & (ADAMS | BIT(OL_OPT_ADAGRAD) | BIT(OL_OPT_RMSPROP))))
+            op->eps_inside_sqrt = 0;
+        if (!(t & BIT(OL_OPT_RMSPROP)))
+            op->centered = 0;
+        if (!(t & (BIT(OL_OPT_SGD) | BIT(OL_OPT_LARS))))
+            op->nesterov = def.nesterov;
+        if (!(t & (BIT(OL_OPT_LARS) | BIT(OL_OPT_LAMB))))
+            op->trust_clip = op->always_adapt = 0;
+        if (t & (BIT(OL_OPT_LARS) | BIT(OL_OPT_LAMB)))
+            op->larc = 0;
+        if (t & BIT(OL_OPT_SFSGD))
+            op->decoupled_wd = 0;
+    }
     int mask;
     if (parse_kinds(v, "no-decay-on", &mask))
         return -1;
@@ -97,4 +248,9 @@ int cli_build_optim(cli_values *v, ol_optim_params *op)
         snprintf(v->err, sizeof v->err, "%s", tmp ? ol_ctx_errmsg(tmp) : "out of memory");
     ol_ctx_free(tmp);
     return rc < 0 ? -1 : 0;
+}
+
+int cli_build_optim(cli_values *v, ol_optim_params *op)
+{
+    return cli_optim_from(v, cli_str(v, "optimizer"), 1, 1, op);
 }

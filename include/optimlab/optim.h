@@ -55,14 +55,17 @@ typedef struct {
     double dampening;
     int nesterov;
     int maximize;
-    /* weight decay: coupled (L2 added to the gradient) unless decoupled is set;
-     * AdamW, Lion and LAMB are decoupled by definition */
+    /* weight decay: coupled (L2 added to the gradient) unless decoupled_wd is
+     * set (then p *= 1 - lr*wd before the update). AdamW, Lion and
+     * Schedule-Free AdamW are decoupled by definition. LAMB adds wd*p to the
+     * update before the trust ratio (timm default, apex adam_w_mode=True);
+     * decoupled_wd there selects timm's decoupled_decay=True. */
     double weight_decay;
     int decoupled_wd;
     /* Adam family, LAMB, Lion (beta1, beta2) */
     double beta1, beta2, eps;
     int amsgrad;
-    int eps_inside_sqrt; /* course-slide variant: sqrt(v_hat + eps) */
+    int eps_inside_sqrt; /* course-slide variant: sqrt(v_hat + eps) (Adam, AdamW, AdaGrad, RMSprop) */
     /* AdaGrad */
     double lr_decay, initial_accumulator_value;
     /* RMSprop */
@@ -97,6 +100,11 @@ typedef struct {
 
 /* PyTorch's (or the reference implementation's) defaults for the type. */
 ol_optim_params ol_optim_default_params(ol_optim_type t);
+/* Defaults for a name or alias, with the alias's adjustments: "momentum"
+ * (momentum 0.9), "nesterov" (0.9, Nesterov), "larc" (SGD 0.9 wrapped in
+ * LARC), "fusedlamb" (apex FusedLAMB: eps 1e-6, wd 0.01, global grad-norm
+ * clipping at 1.0, decay added to the update). OL_ENAME for unknown names. */
+int ol_optim_params_from_name(const char *name, ol_optim_params *out);
 /* Check ranges; returns OL_ERANGE / OL_EINVAL with a one-line message. */
 int ol_optim_validate(ol_ctx *ctx, const ol_optim_params *op);
 
@@ -109,21 +117,40 @@ typedef struct ol_optim ol_optim;
 
 int ol_optim_create(ol_ctx *ctx, const ol_optim_params *op, const ol_paramset *ps, ol_optim **out);
 void ol_optim_free(ol_optim *o);
+/* One update from ps->grads (which it does not modify). OL_ERANGE for a
+ * negative lr or a scheduled beta1 >= 1, OL_ESTATE in eval mode or when a
+ * schedule asks for momentum from an optimizer created without it. */
 int ol_optim_step(ol_ctx *ctx, ol_optim *o, ol_paramset *ps, const ol_optim_hyper *h);
 const ol_optim_params *ol_optim_get_params(const ol_optim *o);
 int64_t ol_optim_steps(const ol_optim *o);
-/* Restore the step count (checkpoint loading). */
-void ol_optim_set_steps(ol_optim *o, int64_t steps);
 
 /* State slots for checkpoints: names ("momentum_buffer", "exp_avg", ...),
- * buffers of ps->numel floats, plus a few scalars (step count, Schedule-Free
- * weight sum). */
+ * buffers of ps->numel floats laid out like ps->params. Only slots in use are
+ * listed (no momentum buffer without momentum, no max_exp_avg_sq without
+ * AMSGrad). Scalars: NAdam's mu_product, Schedule-Free's weight_sum and
+ * lr_max; the step count is ol_optim_steps. */
 int ol_optim_num_slots(const ol_optim *o);
 const char *ol_optim_slot_name(const ol_optim *o, int i);
 float *ol_optim_slot(ol_optim *o, int i);
 int ol_optim_num_scalars(const ol_optim *o);
 const char *ol_optim_scalar_name(const ol_optim *o, int i);
 double *ol_optim_scalar(ol_optim *o, int i);
+
+/* Restore the step count (bias corrections, Schedule-Free averaging). */
+int ol_optim_set_steps(ol_ctx *ctx, ol_optim *o, int64_t t);
+
+/* The whole state (slots, scalars, step count, eval flag) as one byte blob of
+ * ol_optim_state_size() bytes in host byte order, for checkpoints. Loading
+ * checks that the blob belongs to the same algorithm and parameter count
+ * (OL_EFORMAT / OL_ESHAPE otherwise). A Schedule-Free state saved in eval mode
+ * loads in eval mode: save and restore ps->params alongside. */
+size_t ol_optim_state_size(const ol_optim *o);
+int ol_optim_state_save(ol_ctx *ctx, const ol_optim *o, void *buf, size_t cap);
+int ol_optim_state_load(ol_ctx *ctx, ol_optim *o, const void *buf, size_t len);
+
+/* Bytes one step reads and writes per parameter (float32 buffers, all passes),
+ * for bandwidth accounting in benchmarks. */
+double ol_optim_bytes_per_param(const ol_optim *o);
 
 /* Schedule-Free optimizers keep two sequences: training runs at y, evaluation
  * and checkpoints use x. These switch ps->params between them (no-ops for

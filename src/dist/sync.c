@@ -267,7 +267,7 @@ static int load_state(ol_ctx *ctx, ol__dsync *ds, ol_optim *opt, const char *pat
     rc = ol_checkpoint_load_extra(ctx, path, &ex, NULL);
     if (rc >= 0 && ds->dl) {
         ol_optim *outer = ol_diloco_outer(ds->dl);
-        ol_optim_set_steps(outer, (int64_t)json_integer_value(json_object_get(meta, "outer_steps")));
+        rc = ol_optim_set_steps(ctx, outer, (int64_t)json_integer_value(json_object_get(meta, "outer_steps")));
         json_t *sc = json_object_get(meta, "outer_scalars");
         for (int i = 0; i < ol_optim_num_scalars(outer); i++) {
             json_t *v = json_object_get(sc, ol_optim_scalar_name(outer, i));

@@ -519,7 +519,7 @@ int ol_checkpoint_load(ol_ctx *ctx, const char *path, ol_model *m, ol_optim *opt
         memcpy(ps->buffers + ps->b[i].offset, ol__st_data(&f, e), ps->b[i].numel * sizeof(float));
     }
     if (rc >= 0 && opt) {
-        ol_optim_set_steps(opt, (int64_t)json_integer_value(json_object_get(oj, "steps")));
+        rc = ol_optim_set_steps(ctx, opt, (int64_t)json_integer_value(json_object_get(oj, "steps")));
         json_t *sc = json_object_get(oj, "scalars");
         for (int i = 0; i < ol_optim_num_scalars(opt); i++) {
             json_t *v = json_object_get(sc, ol_optim_scalar_name(opt, i));

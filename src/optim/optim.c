@@ -1,5 +1,6 @@
 /* Optimizer API common to all algorithms: names, defaults, validation, state
- * slots, the chunk table, gradient clipping. */
+ * slots, the per-step prologue (kind multipliers, maximize, weight decay, the
+ * LARC wrapper), the chunk table, state save/restore, gradient clipping. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,15 +14,16 @@ static const char *const opt_names[OL_OPT_COUNT] = {"sgd",   "adam",     "adamw"
 
 const char *ol_optim_name(ol_optim_type t) { return (t >= 0 && t < OL_OPT_COUNT) ? opt_names[t] : "?"; }
 
+static const struct {
+    const char *alias;
+    ol_optim_type t;
+} aliases[] = {{"momentum", OL_OPT_SGD},          {"nesterov", OL_OPT_SGD},
+               {"sgd-schedulefree", OL_OPT_SFSGD}, {"schedulefree-sgd", OL_OPT_SFSGD},
+               {"adamw-schedulefree", OL_OPT_SFADAMW}, {"schedulefree-adamw", OL_OPT_SFADAMW},
+               {"fusedlamb", OL_OPT_LAMB},         {"larc", OL_OPT_SGD}};
+
 int ol_optim_from_name(const char *name, ol_optim_type *out)
 {
-    static const struct {
-        const char *alias;
-        ol_optim_type t;
-    } aliases[] = {{"momentum", OL_OPT_SGD},          {"nesterov", OL_OPT_SGD},
-                   {"sgd-schedulefree", OL_OPT_SFSGD}, {"schedulefree-sgd", OL_OPT_SFSGD},
-                   {"adamw-schedulefree", OL_OPT_SFADAMW}, {"schedulefree-adamw", OL_OPT_SFADAMW},
-                   {"fusedlamb", OL_OPT_LAMB},         {"larc", OL_OPT_SGD}};
     for (int i = 0; i < OL_OPT_COUNT; i++)
         if (strcmp(name, opt_names[i]) == 0) {
             *out = (ol_optim_type)i;
@@ -67,7 +69,8 @@ ol_optim_params ol_optim_default_params(ol_optim_type t)
     case OL_OPT_ADADELTA: p.lr = 1.0; p.eps = 1e-6; break;
     case OL_OPT_NADAM: p.lr = 2e-3; break;
     case OL_OPT_LARS: p.lr = 1.0; p.momentum = 0.9; break;
-    case OL_OPT_LAMB: p.eps = 1e-6; p.weight_decay = 1e-2; p.decoupled_wd = 1; p.max_grad_norm = 1.0; break;
+    /* timm Lamb: decay added to the update (decoupled_wd selects timm's decoupled_decay) */
+    case OL_OPT_LAMB: p.eps = 1e-6; p.weight_decay = 1e-2; p.max_grad_norm = 1.0; break;
     case OL_OPT_LION: p.lr = 1e-4; p.beta2 = 0.99; p.decoupled_wd = 1; break;
     case OL_OPT_SFSGD: p.lr = 1.0; p.momentum = 0.9; break;
     case OL_OPT_SFADAMW: p.lr = 2.5e-3; p.decoupled_wd = 1; break;
@@ -76,14 +79,51 @@ ol_optim_params ol_optim_default_params(ol_optim_type t)
     return p;
 }
 
+int ol_optim_params_from_name(const char *name, ol_optim_params *out)
+{
+    ol_optim_type t;
+    OL__TRY(ol_optim_from_name(name, &t));
+    *out = ol_optim_default_params(t);
+    if (strcmp(name, "momentum") == 0 || strcmp(name, "nesterov") == 0 || strcmp(name, "larc") == 0)
+        out->momentum = 0.9;
+    if (strcmp(name, "nesterov") == 0)
+        out->nesterov = 1;
+    if (strcmp(name, "larc") == 0)
+        out->larc = 1;
+    /* apex FusedLAMB defaults (adam_w_mode=True: the decay goes into the update) */
+    if (strcmp(name, "fusedlamb") == 0) {
+        out->eps = 1e-6;
+        out->weight_decay = 0.01;
+        out->max_grad_norm = 1.0;
+        out->decoupled_wd = 0;
+        out->trust_clip = 0;
+    }
+    return OL_OK;
+}
+
 const ol__optim_vt *ol__optim_lookup(ol_optim_type t)
 {
-    static const ol__optim_vt *const table[] = {&ol__optim_sgd};
+    static const ol__optim_vt *const table[] = {
+        &ol__optim_sgd,  &ol__optim_adam,  &ol__optim_adamw, &ol__optim_adagrad, &ol__optim_rmsprop,
+        &ol__optim_adadelta, &ol__optim_nadam, &ol__optim_radam, &ol__optim_lars, &ol__optim_lamb,
+        &ol__optim_lion, &ol__optim_sfsgd, &ol__optim_sfadamw};
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
         if (table[i]->type == t)
             return table[i];
     return NULL;
 }
+
+/* Flags that only some algorithms understand: setting one elsewhere is a
+ * mistake, not something to ignore. */
+static int check_flag(ol_ctx *ctx, const ol_optim_params *op, int set, const char *what, unsigned mask,
+                      const char *which)
+{
+    if (set && !(mask & (1u << op->type)))
+        return ol__err(ctx, OL_EINVAL, "%s applies to %s, not to %s", what, which, ol_optim_name(op->type));
+    return OL_OK;
+}
+
+#define BIT(t) (1u << (t))
 
 int ol_optim_validate(ol_ctx *ctx, const ol_optim_params *op)
 {
@@ -98,26 +138,60 @@ int ol_optim_validate(ol_ctx *ctx, const ol_optim_params *op)
 #define UNIT(f, name)                                                                                               \
     if (!(op->f >= 0.0 && op->f < 1.0))                                                                             \
         return ol__err(ctx, OL_ERANGE, "%s must be in [0, 1), got %g", name, op->f);
+#define CLOSED(f, name)                                                                                             \
+    if (!(op->f >= 0.0 && op->f <= 1.0))                                                                            \
+        return ol__err(ctx, OL_ERANGE, "%s must be in [0, 1], got %g", name, op->f);
     NONNEG(lr, "learning rate");
     NONNEG(weight_decay, "weight decay");
     NONNEG(eps, "eps");
-    NONNEG(momentum, "momentum");
-    NONNEG(dampening, "dampening");
+    NONNEG(lr_decay, "lr_decay");
+    NONNEG(initial_accumulator_value, "initial_accumulator_value");
+    NONNEG(momentum_decay, "momentum_decay");
+    NONNEG(max_grad_norm, "max_grad_norm");
+    NONNEG(larc_eps, "LARC eps");
+    NONNEG(r, "Schedule-Free r");
+    NONNEG(weight_lr_power, "weight_lr_power");
+    CLOSED(momentum, "momentum");
+    CLOSED(dampening, "dampening");
+    CLOSED(alpha, "alpha");
+    CLOSED(rho, "rho");
     UNIT(beta1, "beta1");
     UNIT(beta2, "beta2");
-    if (op->momentum > 1.0)
-        return ol__err(ctx, OL_ERANGE, "momentum must be in [0, 1], got %g", op->momentum);
-    if (op->dampening > 1.0)
-        return ol__err(ctx, OL_ERANGE, "dampening must be in [0, 1], got %g", op->dampening);
+    if (!(op->trust_coefficient > 0.0 && isfinite(op->trust_coefficient)))
+        return ol__err(ctx, OL_ERANGE, "trust coefficient must be > 0, got %g", op->trust_coefficient);
+    if (op->larc && !(op->larc_trust_coefficient > 0.0 && isfinite(op->larc_trust_coefficient)))
+        return ol__err(ctx, OL_ERANGE, "LARC trust coefficient must be > 0, got %g", op->larc_trust_coefficient);
+    if (op->warmup_steps < 0)
+        return ol__err(ctx, OL_ERANGE, "Schedule-Free warmup steps must be >= 0, got %lld",
+                       (long long)op->warmup_steps);
     if (op->nesterov && (op->momentum <= 0.0 || op->dampening != 0.0) &&
         (op->type == OL_OPT_SGD || op->type == OL_OPT_LARS))
-        return ol__err(ctx, OL_EINVAL, "Nesterov momentum requires a momentum > 0 and zero dampening");
+        return ol__err(ctx, OL_EINVAL, "Nesterov momentum requires a momentum > 0 and zero dampening (momentum %g, "
+                                       "dampening %g)", op->momentum, op->dampening);
     for (int k = 0; k < OL_KIND_COUNT; k++)
-        if (!(op->lr_mult[k] >= 0.0) || !(op->wd_mult[k] >= 0.0))
+        if (!(op->lr_mult[k] >= 0.0 && isfinite(op->lr_mult[k])) ||
+            !(op->wd_mult[k] >= 0.0 && isfinite(op->wd_mult[k])))
             return ol__err(ctx, OL_ERANGE, "per-kind multipliers must be >= 0");
+    const unsigned adamw = BIT(OL_OPT_ADAM) | BIT(OL_OPT_ADAMW);
+    OL__TRY(check_flag(ctx, op, op->amsgrad, "amsgrad", adamw, "adam and adamw"));
+    OL__TRY(check_flag(ctx, op, op->eps_inside_sqrt, "eps inside the square root",
+                       adamw | BIT(OL_OPT_ADAGRAD) | BIT(OL_OPT_RMSPROP), "adam, adamw, adagrad and rmsprop"));
+    OL__TRY(check_flag(ctx, op, op->centered, "centered", BIT(OL_OPT_RMSPROP), "rmsprop"));
+    OL__TRY(check_flag(ctx, op, op->nesterov, "nesterov", BIT(OL_OPT_SGD) | BIT(OL_OPT_LARS), "sgd and lars"));
+    OL__TRY(check_flag(ctx, op, op->trust_clip || op->always_adapt, "trust clipping / always_adapt",
+                       BIT(OL_OPT_LARS) | BIT(OL_OPT_LAMB), "lars and lamb"));
+    if (op->larc && (op->type == OL_OPT_LARS || op->type == OL_OPT_LAMB))
+        return ol__err(ctx, OL_EINVAL, "LARC cannot wrap %s, which has its own trust ratio",
+                       ol_optim_name(op->type));
 #undef NONNEG
 #undef UNIT
+#undef CLOSED
     return vt->validate ? vt->validate(ctx, op) : OL_OK;
+}
+
+static unsigned slot_mask(const ol__optim_vt *vt, const ol_optim_params *op)
+{
+    return vt->slots_used ? (unsigned)vt->slots_used(op) : (1u << vt->n_slots) - 1u;
 }
 
 int ol_optim_create(ol_ctx *ctx, const ol_optim_params *op, const ol_paramset *ps, ol_optim **out)
@@ -131,6 +205,7 @@ int ol_optim_create(ol_ctx *ctx, const ol_optim_params *op, const ol_paramset *p
     o->p = *op;
     o->numel = ps->numel;
     o->ntensors = ps->n;
+    o->par = ps->numel >= OL__OPT_PAR_MIN;
     size_t nch = 0;
     for (int i = 0; i < ps->n; i++)
         nch += (ps->t[i].numel + OL__OPT_CHUNK - 1) / OL__OPT_CHUNK;
@@ -138,13 +213,16 @@ int ol_optim_create(ol_ctx *ctx, const ol_optim_params *op, const ol_paramset *p
     if (nch == 0)
         nch = 1;
     o->chunks = malloc(nch * sizeof(ol__chunk));
+    o->tc = calloc(nt, sizeof(ol__tcoef));
     o->tnorm = calloc(nt * 4, sizeof(double));
     o->cpart = calloc(nch * 4, sizeof(double));
-    int ok = o->chunks && o->tnorm && o->cpart;
-    for (int s = 0; ok && s < o->vt->n_slots; s++) {
-        o->slot[s] = ol__alloc(ps->numel * sizeof(float));
-        ok = o->slot[s] != NULL;
-    }
+    int ok = o->chunks && o->tc && o->tnorm && o->cpart;
+    unsigned mask = slot_mask(o->vt, op);
+    for (int s = 0; ok && s < o->vt->n_slots; s++)
+        if (mask & (1u << s)) {
+            o->slot[s] = ol__alloc((ps->numel ? ps->numel : 1) * sizeof(float));
+            ok = o->slot[s] != NULL;
+        }
     if (!ok) {
         ol_optim_free(o);
         return ol__err(ctx, OL_ENOMEM, "out of memory for optimizer state (%zu parameters)", ps->numel);
@@ -154,6 +232,8 @@ int ol_optim_create(ol_ctx *ctx, const ol_optim_params *op, const ol_paramset *p
             size_t e = b + OL__OPT_CHUNK < ps->t[i].numel ? b + OL__OPT_CHUNK : ps->t[i].numel;
             o->chunks[o->nchunks++] = (ol__chunk){i, ps->t[i].offset + b, ps->t[i].offset + e};
         }
+    if (o->vt->init)
+        o->vt->init(o);
     *out = o;
     return OL_OK;
 }
@@ -165,19 +245,96 @@ void ol_optim_free(ol_optim *o)
     for (int s = 0; s < OL_OPTIM_MAX_SLOTS; s++)
         ol__free(o->slot[s]);
     free(o->chunks);
+    free(o->tc);
     free(o->tnorm);
     free(o->cpart);
     free(o);
 }
 
+void ol__optim_tensor_sumsq(ol_optim *o, const float *a, const float *b, double *out)
+{
+    double *part = o->cpart;
+    const ol__chunk *ch = o->chunks;
+#pragma omp parallel for schedule(static) if (o->par)
+    for (int c = 0; c < o->nchunks; c++) {
+        part[2 * c] = ol__sumsq_lanes(a, ch[c].begin, ch[c].end);
+        part[2 * c + 1] = b ? ol__sumsq_lanes(b, ch[c].begin, ch[c].end) : 0.0;
+    }
+    for (int t = 0; t < 2 * o->ntensors; t++)
+        out[t] = 0.0;
+    for (int c = 0; c < o->nchunks; c++) {
+        out[2 * ch[c].tensor] += part[2 * c];
+        out[2 * ch[c].tensor + 1] += part[2 * c + 1];
+    }
+}
+
+/* apex LARC: per tensor, alr = tc*||p|| / (||g|| + wd*||p|| + eps), clipped to
+ * min(alr/lr, 1) in clip mode; g <- (g + wd*p) * alr, and the wrapped
+ * optimizer runs without weight decay. Tensors with a zero norm keep g. */
+static void larc_prologue(ol_optim *o, const ol_paramset *ps)
+{
+    double *nrm = o->tnorm;
+    ol__optim_tensor_sumsq(o, ps->params, ps->grads, nrm);
+    for (int i = 0; i < ps->n; i++) {
+        ol__tcoef *tc = &o->tc[i];
+        if (!o->p.adapt[ps->t[i].kind])
+            continue; /* not wrapped: the optimizer keeps its own weight decay */
+        double pn = sqrt(nrm[2 * i]), gn = sqrt(nrm[2 * i + 1]);
+        double sign = tc->gs;
+        tc->gp = 0.0;
+        tc->shrink = 1.0;
+        if (pn != 0.0 && gn != 0.0) {
+            double alr = o->p.larc_trust_coefficient * pn / (gn + pn * tc->wd + o->p.larc_eps);
+            if (o->p.larc_clip)
+                alr = fmin(alr / tc->lr, 1.0);
+            tc->gp = sign * tc->wd;
+            tc->ga = alr;
+        }
+        tc->wd = 0.0;
+    }
+}
+
+static void prologue(ol_optim *o, const ol_paramset *ps, const ol_optim_hyper *h)
+{
+    const ol_optim_params *op = &o->p;
+    if (o->vt->mom_kind == OL__MOM_NONE || h->momentum < 0.0)
+        o->mom = o->vt->mom_kind == OL__MOM_BETA1 ? op->beta1 : op->momentum;
+    else
+        o->mom = h->momentum;
+    for (int i = 0; i < ps->n; i++) {
+        ol_kind k = ps->t[i].kind;
+        ol__tcoef *tc = &o->tc[i];
+        tc->lr = h->lr * op->lr_mult[k];
+        tc->wd = op->weight_decay * op->wd_mult[k];
+        tc->gs = op->maximize ? -1.0 : 1.0;
+        tc->gp = 0.0;
+        tc->ga = 1.0;
+        tc->shrink = 1.0;
+        tc->ratio = 1.0;
+        tc->adapt = 0;
+        if (o->vt->wd_style == OL__WD_DECOUPLED || (o->vt->wd_style == OL__WD_COUPLED && op->decoupled_wd))
+            tc->shrink = 1.0 - tc->lr * tc->wd;
+        else if (o->vt->wd_style == OL__WD_COUPLED)
+            tc->gp = tc->wd;
+    }
+    if (op->larc)
+        larc_prologue(o, ps);
+}
+
 int ol_optim_step(ol_ctx *ctx, ol_optim *o, ol_paramset *ps, const ol_optim_hyper *h)
 {
-    if (ps->numel != o->numel)
-        return ol__err(ctx, OL_ESHAPE, "optimizer was created for %zu parameters, got %zu", o->numel, ps->numel);
+    if (ps->numel != o->numel || ps->n != o->ntensors)
+        return ol__err(ctx, OL_ESHAPE, "optimizer was created for %zu parameters in %d tensors, got %zu in %d",
+                       o->numel, o->ntensors, ps->numel, ps->n);
     if (!(h->lr >= 0.0 && isfinite(h->lr)))
         return ol__err(ctx, OL_ERANGE, "learning rate must be >= 0, got %g", h->lr);
+    if (o->vt->mom_kind == OL__MOM_BETA1 && h->momentum >= 1.0)
+        return ol__err(ctx, OL_ERANGE, "scheduled beta1 must be in [0, 1), got %g", h->momentum);
+    if (o->vt->mom_kind == OL__MOM_MOMENTUM && h->momentum > 1.0)
+        return ol__err(ctx, OL_ERANGE, "scheduled momentum must be in [0, 1], got %g", h->momentum);
     if (o->eval_mode)
         return ol__err(ctx, OL_ESTATE, "optimizer step while parameters are in eval mode (call train mode first)");
+    prologue(o, ps, h);
     OL__TRY(o->vt->step(ctx, o, ps, h));
     o->t++;
     return OL_OK;
@@ -185,19 +342,130 @@ int ol_optim_step(ol_ctx *ctx, ol_optim *o, ol_paramset *ps, const ol_optim_hype
 
 const ol_optim_params *ol_optim_get_params(const ol_optim *o) { return &o->p; }
 int64_t ol_optim_steps(const ol_optim *o) { return o->t; }
-void ol_optim_set_steps(ol_optim *o, int64_t steps) { o->t = steps; }
-int ol_optim_num_slots(const ol_optim *o) { return o->vt->n_slots; }
+
+/* Public slot index i -> internal slot number (only allocated slots count). */
+static int slot_index(const ol_optim *o, int i)
+{
+    for (int s = 0, n = 0; s < o->vt->n_slots; s++)
+        if (o->slot[s] && n++ == i)
+            return s;
+    return -1;
+}
+
+int ol_optim_num_slots(const ol_optim *o)
+{
+    int n = 0;
+    for (int s = 0; s < o->vt->n_slots; s++)
+        n += o->slot[s] != NULL;
+    return n;
+}
 const char *ol_optim_slot_name(const ol_optim *o, int i)
 {
-    return (i >= 0 && i < o->vt->n_slots) ? o->vt->slot_names[i] : NULL;
+    int s = slot_index(o, i);
+    return s >= 0 ? o->vt->slot_names[s] : NULL;
 }
-float *ol_optim_slot(ol_optim *o, int i) { return (i >= 0 && i < o->vt->n_slots) ? o->slot[i] : NULL; }
+float *ol_optim_slot(ol_optim *o, int i)
+{
+    int s = slot_index(o, i);
+    return s >= 0 ? o->slot[s] : NULL;
+}
 int ol_optim_num_scalars(const ol_optim *o) { return o->vt->n_scalars; }
 const char *ol_optim_scalar_name(const ol_optim *o, int i)
 {
     return (i >= 0 && i < o->vt->n_scalars) ? o->vt->scalar_names[i] : NULL;
 }
 double *ol_optim_scalar(ol_optim *o, int i) { return (i >= 0 && i < o->vt->n_scalars) ? &o->scalar[i] : NULL; }
+
+int ol_optim_set_steps(ol_ctx *ctx, ol_optim *o, int64_t t)
+{
+    if (t < 0)
+        return ol__err(ctx, OL_ERANGE, "step count must be >= 0, got %lld", (long long)t);
+    o->t = t;
+    return OL_OK;
+}
+
+double ol_optim_bytes_per_param(const ol_optim *o)
+{
+    double b = o->vt->bytes_per_param ? o->vt->bytes_per_param(&o->p) : 0.0;
+    if (o->p.larc) /* the extra read of p and g for the norms */
+        b += 8.0;
+    return b;
+}
+
+/* ---- state blob --------------------------------------------------------- */
+
+#define STATE_MAGIC "OLOPTST1"
+
+typedef struct {
+    char magic[8];
+    int32_t type, n_slots, n_scalars, eval_mode;
+    int64_t t;
+    uint64_t numel;
+} state_header;
+
+size_t ol_optim_state_size(const ol_optim *o)
+{
+    return sizeof(state_header) + (size_t)ol_optim_num_slots(o) * o->numel * sizeof(float) +
+           (size_t)o->vt->n_scalars * sizeof(double);
+}
+
+int ol_optim_state_save(ol_ctx *ctx, const ol_optim *o, void *buf, size_t cap)
+{
+    size_t need = ol_optim_state_size(o);
+    if (cap < need)
+        return ol__err(ctx, OL_ERANGE, "optimizer state needs %zu bytes, buffer has %zu", need, cap);
+    state_header hd;
+    memset(&hd, 0, sizeof hd);
+    memcpy(hd.magic, STATE_MAGIC, 8);
+    hd.type = (int32_t)o->p.type;
+    hd.n_slots = ol_optim_num_slots(o);
+    hd.n_scalars = o->vt->n_scalars;
+    hd.eval_mode = o->eval_mode;
+    hd.t = o->t;
+    hd.numel = o->numel;
+    char *p = buf;
+    memcpy(p, &hd, sizeof hd);
+    p += sizeof hd;
+    for (int s = 0; s < o->vt->n_slots; s++)
+        if (o->slot[s]) {
+            memcpy(p, o->slot[s], o->numel * sizeof(float));
+            p += o->numel * sizeof(float);
+        }
+    memcpy(p, o->scalar, (size_t)o->vt->n_scalars * sizeof(double));
+    return OL_OK;
+}
+
+int ol_optim_state_load(ol_ctx *ctx, ol_optim *o, const void *buf, size_t len)
+{
+    state_header hd;
+    if (len < sizeof hd)
+        return ol__err(ctx, OL_EFORMAT, "optimizer state: %zu bytes is too short", len);
+    memcpy(&hd, buf, sizeof hd);
+    if (memcmp(hd.magic, STATE_MAGIC, 8) != 0)
+        return ol__err(ctx, OL_EFORMAT, "optimizer state: bad magic");
+    if (hd.type != (int32_t)o->p.type || hd.n_slots != ol_optim_num_slots(o) || hd.n_scalars != o->vt->n_scalars ||
+        hd.numel != o->numel)
+        return ol__err(ctx, OL_ESHAPE,
+                       "optimizer state is for %s with %d slots of %llu floats, this optimizer is %s with %d of %zu",
+                       ol_optim_name((ol_optim_type)hd.type), (int)hd.n_slots, (unsigned long long)hd.numel,
+                       ol_optim_name(o->p.type), ol_optim_num_slots(o), o->numel);
+    if (len != ol_optim_state_size(o))
+        return ol__err(ctx, OL_EFORMAT, "optimizer state: %zu bytes, expected %zu", len, ol_optim_state_size(o));
+    if (hd.t < 0)
+        return ol__err(ctx, OL_EFORMAT, "optimizer state: negative step count");
+    const char *p = (const char *)buf + sizeof hd;
+    for (int s = 0; s < o->vt->n_slots; s++)
+        if (o->slot[s]) {
+            memcpy(o->slot[s], p, o->numel * sizeof(float));
+            p += o->numel * sizeof(float);
+        }
+    memcpy(o->scalar, p, (size_t)o->vt->n_scalars * sizeof(double));
+    o->t = hd.t;
+    o->eval_mode = hd.eval_mode != 0 && o->vt->to_eval != NULL;
+    return OL_OK;
+}
+
+/* ---- Schedule-Free modes ------------------------------------------------ */
 
 int ol_optim_eval_mode(ol_ctx *ctx, ol_optim *o, ol_paramset *ps)
 {
@@ -227,7 +495,7 @@ double ol_clip_grad_norm(ol_paramset *ps, double max_norm)
         const float coef = (float)(max_norm / (norm + 1e-6));
         float *g = ps->grads;
         const size_t n = ps->numel;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= OL__OPT_PAR_MIN)
         for (size_t i = 0; i < n; i++)
             g[i] *= coef;
     }

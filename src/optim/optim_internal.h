@@ -1,18 +1,51 @@
 /* Optimizer internals: a small vtable per algorithm and a chunk table that
- * splits the flat buffers into pieces for one OpenMP loop per step. */
+ * splits the flat buffers into pieces for one OpenMP loop per step.
+ *
+ * Before an algorithm's step runs, ol_optim_step fills one ol__tcoef per
+ * tensor (learning rate and weight decay after the kind multipliers, and the
+ * affine map from the stored gradient to the one the algorithm sees), so every
+ * kernel handles maximize, coupled L2 and the LARC wrapper the same way:
+ *     g' = (gs * grad + gp * p) * ga                                          */
 #ifndef OL_OPTIM_INTERNAL_H
 #define OL_OPTIM_INTERNAL_H
+
+#include <math.h>
 
 #include "core/internal.h"
 #include "optimlab/optim.h"
 
 #define OL__OPT_CHUNK 16384
 #define OL__OPT_MAX_SCALARS 4
+/* Independent partial sums per chunk in the norm loops: enough lanes to
+ * vectorise, a fixed pattern so the result does not depend on threads. */
+#define OL__OPT_LANES 16
+/* Below this many parameters a step runs on one thread: waking the team
+ * costs more than the work (and stalls when cores are shared). */
+#define OL__OPT_PAR_MIN 65536
 
 typedef struct {
     int tensor;        /* index into ps->t */
     size_t begin, end; /* absolute float offsets */
 } ol__chunk;
+
+/* How an algorithm takes its weight decay (the prologue sets ol__tcoef). */
+typedef enum {
+    OL__WD_COUPLED = 0, /* L2 through gp; decoupled (p *= 1 - lr*wd) when op.decoupled_wd */
+    OL__WD_DECOUPLED,   /* always p *= 1 - lr*wd (AdamW, Lion) */
+    OL__WD_SELF         /* the algorithm applies tc.wd itself (LARS, LAMB, Schedule-Free) */
+} ol__wd_style;
+
+/* Which schedule value ol_optim_hyper.momentum replaces. */
+typedef enum { OL__MOM_NONE = 0, OL__MOM_MOMENTUM, OL__MOM_BETA1 } ol__mom_kind;
+
+typedef struct {
+    double lr;         /* lr * lr_mult of the tensor's kind, this step */
+    double wd;         /* weight_decay * wd_mult (0 when LARC took it over) */
+    double gs, gp, ga; /* effective gradient (gs*g + gp*p) * ga */
+    double shrink;     /* decoupled decay factor 1 - lr*wd, 1 otherwise */
+    double ratio;      /* trust ratio of LARS/LAMB, 1 otherwise */
+    int adapt;         /* LARS/LAMB: this tensor gets a trust ratio */
+} ol__tcoef;
 
 typedef struct ol__optim_vt {
     ol_optim_type type;
@@ -21,7 +54,15 @@ typedef struct ol__optim_vt {
     const char *slot_names[OL_OPTIM_MAX_SLOTS];
     int n_scalars;
     const char *scalar_names[OL__OPT_MAX_SCALARS];
+    ol__wd_style wd_style;
+    ol__mom_kind mom_kind;
     int (*validate)(ol_ctx *ctx, const ol_optim_params *op); /* optional, after the common checks */
+    /* optional: set state at creation (initial accumulator, scalars) */
+    void (*init)(ol_optim *o);
+    /* slots actually used (some are optional: momentum, amsgrad, centered) */
+    int (*slots_used)(const ol_optim_params *op);
+    /* bytes read + written per parameter in one step (benchmark accounting) */
+    double (*bytes_per_param)(const ol_optim_params *op);
     int (*step)(ol_ctx *ctx, ol_optim *o, ol_paramset *ps, const ol_optim_hyper *h);
     int (*to_eval)(ol_ctx *ctx, ol_optim *o, ol_paramset *ps);  /* optional */
     int (*to_train)(ol_ctx *ctx, ol_optim *o, ol_paramset *ps); /* optional */
@@ -38,22 +79,57 @@ struct ol_optim {
     ol__chunk *chunks;
     int nchunks;
     int ntensors;
+    int par; /* run the chunk loops in parallel (numel >= OL__OPT_PAR_MIN) */
+    ol__tcoef *tc; /* per tensor, filled before each step */
+    double mom;    /* momentum / beta1 in effect this step */
     double *tnorm; /* per-tensor scratch for trust ratios: [ntensors * 4] */
     double *cpart; /* per-chunk scratch: [nchunks * 4] */
 };
 
-/* Registered algorithms (one per source file). */
+/* Registered algorithms (one family per source file). */
 extern const ol__optim_vt ol__optim_sgd;
+extern const ol__optim_vt ol__optim_adam, ol__optim_adamw, ol__optim_nadam, ol__optim_radam;
+extern const ol__optim_vt ol__optim_adagrad, ol__optim_rmsprop, ol__optim_adadelta;
+extern const ol__optim_vt ol__optim_lars, ol__optim_lamb, ol__optim_lion;
+extern const ol__optim_vt ol__optim_sfsgd, ol__optim_sfadamw;
 const ol__optim_vt *ol__optim_lookup(ol_optim_type t);
 
-/* Per-tensor hyperparameters after the kind multipliers. */
-static inline double ol__opt_lr(const ol_optim *o, const ol_paramset *ps, int ti, double lr)
+/* The SGD momentum update with the per-tensor coefficients in o->tc, on
+ * slot 0 as the momentum buffer (SGD and LARS). */
+int ol__sgd_update(ol_ctx *ctx, ol_optim *o, ol_paramset *ps);
+
+/* Per-tensor sums of squares of a and b (b may be NULL): out[2*t] and
+ * out[2*t+1]. Per-chunk partials, combined per tensor in chunk order, so the
+ * result is the same for any thread count. */
+void ol__optim_tensor_sumsq(ol_optim *o, const float *a, const float *b, double *out);
+
+/* Sum of x[i]^2 over [lo, hi) in a fixed pattern: OL__OPT_NORM_LANES float
+ * partial sums (as PyTorch, which takes norms in float32; each lane adds at
+ * most 256 squares of a chunk), then the tail, combined in double. Double
+ * lanes would make the pass compute-bound: the conversions alone cost more
+ * than the memory traffic. */
+#define OL__OPT_NORM_LANES 64
+static inline double ol__sumsq_lanes(const float *restrict x, size_t lo, size_t hi)
 {
-    return lr * o->p.lr_mult[ps->t[ti].kind];
+    float ax[OL__OPT_NORM_LANES] = {0};
+    size_t i = lo;
+    for (; i + OL__OPT_NORM_LANES <= hi; i += OL__OPT_NORM_LANES) {
+#pragma omp simd
+        for (int j = 0; j < OL__OPT_NORM_LANES; j++)
+            ax[j] += x[i + j] * x[i + j];
+    }
+    double s = 0.0;
+    for (; i < hi; i++) /* the tail apart keeps the lanes in registers */
+        s += (double)x[i] * (double)x[i];
+    for (int j = 0; j < OL__OPT_NORM_LANES; j++)
+        s += ax[j];
+    return s;
 }
-static inline double ol__opt_wd(const ol_optim *o, const ol_paramset *ps, int ti)
+
+/* torch.lerp for float: exact at both ends for any weight. */
+static inline float ol__lerp(float a, float b, float w)
 {
-    return o->p.weight_decay * o->p.wd_mult[ps->t[ti].kind];
+    return fabsf(w) < 0.5f ? a + w * (b - a) : b - (b - a) * (1.0f - w);
 }
 
 #endif

@@ -1,45 +1,63 @@
 /* SGD with momentum, dampening and Nesterov, as torch.optim.SGD:
  *   g = grad (+ wd*p when coupled);  decoupled: p *= 1 - lr*wd
  *   buf = g at the first step, then buf = m*buf + (1-dampening)*g
- *   step = nesterov ? g + m*buf : buf;  p -= lr*step */
+ *   step = nesterov ? g + m*buf : buf;  p -= lr*step
+ * dampening = momentum gives the EMA form buf = m*buf + (1-m)*g (after step 1). */
 #include "optim/optim_internal.h"
 
-static int sgd_step(ol_ctx *ctx, ol_optim *o, ol_paramset *ps, const ol_optim_hyper *h)
+int ol__sgd_update(ol_ctx *ctx, ol_optim *o, ol_paramset *ps)
 {
-    (void)ctx;
-    const double mom = h->momentum >= 0.0 ? h->momentum : o->p.momentum;
-    const float m = (float)mom, damp = (float)(1.0 - o->p.dampening);
-    const int nesterov = o->p.nesterov, first = o->t == 0, use_mom = mom != 0.0;
-    const int decoupled = o->p.decoupled_wd, maximize = o->p.maximize;
+    const float m = (float)o->mom, damp = (float)(1.0 - o->p.dampening);
+    const int nesterov = o->p.nesterov, first = o->t == 0, use_mom = o->mom != 0.0;
     float *buf = o->slot[0];
-#pragma omp parallel for schedule(static)
+    if (use_mom && !buf)
+        return ol__err(ctx, OL_ESTATE, "momentum %g scheduled, but the optimizer was created without momentum",
+                       o->mom);
+#pragma omp parallel for schedule(static) if (o->par)
     for (int c = 0; c < o->nchunks; c++) {
         const ol__chunk ch = o->chunks[c];
-        const float lr = (float)ol__opt_lr(o, ps, ch.tensor, h->lr);
-        const float wd = (float)ol__opt_wd(o, ps, ch.tensor);
+        const ol__tcoef *tc = &o->tc[ch.tensor];
+        const float lr = (float)tc->lr, shrink = (float)tc->shrink;
+        const float gs = (float)tc->gs, gp = (float)tc->gp, ga = (float)tc->ga;
         float *restrict p = ps->params, *restrict b = buf;
         const float *restrict gr = ps->grads;
-        const float shrink = decoupled ? 1.0f - lr * wd : 1.0f, cwd = decoupled ? 0.0f : wd;
+        if (use_mom) {
 #pragma omp simd
-        for (size_t i = ch.begin; i < ch.end; i++) {
-            float g = maximize ? -gr[i] : gr[i];
-            g += cwd * p[i];
-            float step = g;
-            if (use_mom) {
+            for (size_t i = ch.begin; i < ch.end; i++) {
+                float g = (gs * gr[i] + gp * p[i]) * ga;
                 float v = first ? g : m * b[i] + damp * g;
                 b[i] = v;
-                step = nesterov ? g + m * v : v;
+                float step = nesterov ? g + m * v : v;
+                p[i] = p[i] * shrink - lr * step;
             }
-            p[i] = p[i] * shrink - lr * step;
+        } else {
+#pragma omp simd
+            for (size_t i = ch.begin; i < ch.end; i++) {
+                float g = (gs * gr[i] + gp * p[i]) * ga;
+                p[i] = p[i] * shrink - lr * g;
+            }
         }
     }
     return OL_OK;
 }
+
+static int sgd_step(ol_ctx *ctx, ol_optim *o, ol_paramset *ps, const ol_optim_hyper *h)
+{
+    (void)h;
+    return ol__sgd_update(ctx, o, ps);
+}
+
+static int sgd_slots(const ol_optim_params *op) { return op->momentum > 0.0 ? 1 : 0; }
+static double sgd_bytes(const ol_optim_params *op) { return op->momentum > 0.0 ? 20.0 : 12.0; }
 
 const ol__optim_vt ol__optim_sgd = {
     .type = OL_OPT_SGD,
     .name = "sgd",
     .n_slots = 1,
     .slot_names = {"momentum_buffer"},
+    .wd_style = OL__WD_COUPLED,
+    .mom_kind = OL__MOM_MOMENTUM,
+    .slots_used = sgd_slots,
+    .bytes_per_param = sgd_bytes,
     .step = sgd_step,
 };

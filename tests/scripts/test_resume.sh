@@ -46,4 +46,7 @@ run_case sgd-step --optimizer sgd --lr 0.05 --schedule step --step-size 1
 ramp=(--schedule onecycle --batch-schedule ramp --max-batch-size 128 --batch-ramp-samples 640 --batch-ramp-increment 32
       --lr-scaling linear --base-batch-size 64 --micro-batch-size 32)
 run_case sgd-onecycle-ramp --optimizer sgd --lr 0.05 "${ramp[@]}"
+run_case adamw-onecycle-ramp --optimizer adamw --lr 3e-3 --weight-decay 0.05 "${ramp[@]}"
+run_case lamb-onecycle-ramp --optimizer lamb --lr 1e-2 "${ramp[@]}"
+run_case sfadamw-onecycle-ramp --optimizer sfadamw --lr 3e-3 --sf-warmup-steps 4 "${ramp[@]}"
 exit $fail
