@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 epochs=${1:-10}
 threads=${2:-2}
-bin=build/optimlab
+bin=${OPTIMLAB_BIN:-build/optimlab}
 runs=runs/large-batch
 mkdir -p "$runs"
 common=(--model resnet20 --dataset fashion-mnist --epochs "$epochs" --threads "$threads" --schedule cosine
@@ -27,9 +27,9 @@ run b128        --batch-size 128 --optimizer sgd --lr 0.1 --nesterov --weight-de
 run b4096       "${big[@]}" --optimizer sgd --lr 0.1 --nesterov --weight-decay 5e-4
 run b4096-goyal "${big[@]}" --optimizer sgd --lr 0.1 --nesterov --weight-decay 5e-4 \
                 --lr-scaling linear --base-batch-size 128 --warmup-epochs 2
-run b4096-lars  "${big[@]}" --optimizer lars --lr 4.0 --momentum 0.9 --weight-decay 5e-4 \
+run b4096-lars  "${big[@]}" --optimizer lars --lr 10 --momentum 0.9 --weight-decay 5e-4 --always-adapt \
                 --trust-coefficient 0.001 --warmup-epochs 2
-run b4096-lamb  "${big[@]}" --optimizer lamb --lr 0.02 --weight-decay 0.01 --warmup-epochs 2
+run b4096-lamb  "${big[@]}" --optimizer lamb --lr 0.05 --weight-decay 0.01 --warmup-epochs 2
 
 /usr/bin/python3 - "$runs" "$epochs" <<'PY'
 import json, sys
@@ -37,8 +37,8 @@ runs, epochs = sys.argv[1], sys.argv[2]
 rows = [("b128", "128", "SGD + Nesterov, lr 0.1"),
         ("b4096", "4096", "SGD + Nesterov, lr 0.1 (no scaling)"),
         ("b4096-goyal", "4096", "SGD + Nesterov, linear scaling to lr 3.2, 2-epoch warm-up"),
-        ("b4096-lars", "4096", "LARS, lr 4.0, trust 0.001, 2-epoch warm-up"),
-        ("b4096-lamb", "4096", "LAMB, lr 0.02, 2-epoch warm-up")]
+        ("b4096-lars", "4096", "LARS, lr 10, trust 0.001, all tensors adapted, 2-epoch warm-up"),
+        ("b4096-lamb", "4096", "LAMB, lr 0.05 (sqrt scaling of 0.01), 2-epoch warm-up")]
 def summary(d):
     s = None
     for l in open(f"{runs}/{d}/metrics.jsonl"):

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 epochs=${1:-10}
 threads=${2:-2}
-bin=build/optimlab
+bin=${OPTIMLAB_BIN:-build/optimlab}
 runs=runs/lrf
 mkdir -p "$runs" docs/img
 common=(--model resnet20 --dataset fashion-mnist --batch-size 128 --momentum 0.9 --nesterov --weight-decay 5e-4

@@ -641,15 +641,18 @@ int ol_checkpoint_latest(ol_ctx *ctx, const char *dir, char *path, size_t cap)
     int n;
     OL__TRY(list_ckpts(ctx, dir, &l, &n));
     int rc = ol__err(ctx, OL_ENOENT, "%s: no checkpoint", dir);
+    char newest[512] = "";
     for (int i = 0; i < n; i++) {
         snprintf(path, cap, "%s/%s", dir, l[i].name);
         if (ol_checkpoint_verify(ctx, path) >= 0) {
             rc = OL_OK;
             break;
         }
+        if (i == 0) /* why the newest one failed */
+            snprintf(newest, sizeof newest, "%s", ol_ctx_errmsg(ctx));
     }
     if (rc < 0 && n > 0)
-        rc = ol__err(ctx, OL_EFORMAT, "%s: none of the %d checkpoints verifies", dir, n);
+        rc = ol__err(ctx, OL_EFORMAT, "%s: none of the %d checkpoints verifies (newest: %s)", dir, n, newest);
     free(l);
     return rc;
 }
