@@ -7,6 +7,7 @@
 # Options after -- go to every `optimlab train` (they override the defaults below), e.g. a quick
 # check:  scripts/optimizer_table.sh --root /tmp/opt-check --no-doc -- --epochs 1 --train-subset 5000 --threads 1
 # Full table (about 6 x 5 min on 2 cores):  scripts/optimizer_table.sh
+# Finished runs under --root are reused; delete the folder to retrain.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -47,9 +48,13 @@ for row in "${rows[@]}"; do
     name=${row%%|*}
     flags=${row#*|}
     dir="$root/$(echo "$name" | tr 'A-Z +' 'a-z-' | tr -s '-')"
-    echo "== $name: optimlab train $flags ${extra[*]:-}" >&2
-    # shellcheck disable=SC2086 # the flags are words
-    "$bin" train "${common[@]}" $flags --out "$dir" "${extra[@]}"
+    # a finished run (its metrics end with a summary) is kept, so an interrupted table resumes
+    if ! { [ -f "$dir/metrics.jsonl" ] && grep -q '"summary"' "$dir/metrics.jsonl"; }; then
+        echo "== $name: optimlab train $flags ${extra[*]:-}" >&2
+        rm -rf "$dir"
+        # shellcheck disable=SC2086 # the flags are words
+        "$bin" train "${common[@]}" $flags --out "$dir" "${extra[@]}"
+    fi
     printf '%s\t%s\t%s\n' "$name" "$dir" "$flags" >>"$list"
 done
 
