@@ -243,9 +243,12 @@ int cmd_lrfind(int argc, char **argv)
         }
         printf("lr sweep: %d candidates x %d steps (batch %d, %s)\n", ncand, sweep_steps, lp.batch_size,
                ol_optim_name(op.type));
-        for (int i = 0; i < ncand; i++)
-            printf("  lr %-10.3g final loss %s%.4f\n", lrs[i], isfinite(final[i]) ? "" : "(diverged) ",
-                   isfinite(final[i]) ? final[i] : 0.0);
+        for (int i = 0; i < ncand; i++) {
+            if (isfinite(final[i]))
+                printf("  lr %-10.3g final loss %.4f\n", lrs[i], final[i]);
+            else
+                printf("  lr %-10.3g diverged\n", lrs[i]);
+        }
         int b = ol_lrfind_sweep_best(final, ncand);
         if (b >= 0)
             printf("best lr: %.3g (final loss %.4f)\n", lrs[b], final[b]);

@@ -30,6 +30,10 @@ static void test_suggest(void)
     ASSERT_NEAR(r.lr_min10, r.lr_at_min / 10.0, 1e-18);
     ASSERT_NEAR(r.cyclic_base_lr, r.cyclic_max_lr / 4.0, 1e-18);
     ASSERT_NEAR(r.onecycle_max_lr, r.lr_min10, 1e-18);
+    /* a start-up wobble of the bias-corrected EMA, steeper than the real descent, is skipped */
+    sm[2] -= 0.3;
+    ol_lrfind_suggest(&r);
+    ASSERT_NEAR(log10(r.lr_steepest), -3.0, 0.051);
 }
 
 static int same_floats(const float *a, const float *b, size_t n) { return memcmp(a, b, n * sizeof(float)) == 0; }
@@ -117,7 +121,7 @@ int main(void)
     ASSERT_TRUE(same_floats(ps->params, p0, ps->numel));
     ASSERT_TRUE(same_floats(ol_optim_slot(o, 0), s0, ps->numel));
     ASSERT_TRUE(isfinite(fin[0]) && isfinite(fin[1]) && fin[1] < fin[0]);
-    ASSERT_TRUE(!isfinite(fin[2]) || fin[2] > fin[1]);
+    ASSERT_TRUE(!isfinite(fin[2])); /* lr 1e4 diverges: non-finite or past 4x its first loss */
     ASSERT_EQ_INT(ol_lrfind_sweep_best(fin, 3), 1);
     ASSERT_OK(ol_lrfind_sweep(ctx, &lp, 20, lrs, 2, m, o, &d, fin2), ctx); /* deterministic */
     ASSERT_TRUE(fin2[0] == fin[0] && fin2[1] == fin[1]);

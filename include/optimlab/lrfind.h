@@ -78,7 +78,8 @@ int ol_lrfind_plot(ol_ctx *ctx, const ol_lrfind_result *r, const char *path, con
 /* Sweep: for each of the n candidate lrs, `steps` optimizer steps from the
  * weights m has now with a fresh optimizer built from o's parameters; the
  * data order is the same for every candidate. final_loss[i] is the mean batch
- * loss of the last max(1, steps/10) steps (+inf when it diverged). m and o are
+ * loss of the last max(1, steps/10) steps (+inf when it diverged: a non-finite loss, or
+ * more than diverge_factor x the candidate's first loss). m and o are
  * restored afterwards. */
 int ol_lrfind_sweep(ol_ctx *ctx, const ol_lrfind_params *p, int steps, const double *lrs, int n, ol_model *m,
                     ol_optim *o, const ol_dataset *train, double *final_loss);

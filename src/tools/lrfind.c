@@ -174,10 +174,15 @@ void ol_lrfind_suggest(ol_lrfind_result *r)
     r->best_loss = n > 0 ? r->smooth[r->i_min] : NAN;
     r->lr_at_min = n > 0 ? r->lr[r->i_min] : NAN;
     r->lr_min10 = r->lr_at_min / 10.0;
-    /* steepest descent per log(lr) before the minimum (central differences) */
+    /* steepest descent per log(lr) before the minimum (central differences). The first points
+     * are skipped (fast.ai's skip_start = 10): the bias-corrected EMA of a few noisy losses
+     * moves more per step there than the real descent does. */
     r->i_steep = -1;
     double best_g = 0.0;
-    for (int i = 1; i <= r->i_min && i < n; i++) {
+    int skip = n / 20 > 10 ? n / 20 : 10;
+    if (skip > r->i_min / 2)
+        skip = r->i_min / 2;
+    for (int i = skip > 1 ? skip : 1; i <= r->i_min && i < n; i++) {
         int a = i - 1, b = i + 1 < n ? i + 1 : i;
         double dx = log(r->lr[b]) - log(r->lr[a]);
         if (!(dx > 0.0))
@@ -276,7 +281,7 @@ int ol_lrfind_sweep(ol_ctx *ctx, const ol_lrfind_params *p, int steps, const dou
         if (rc >= 0)
             rc = make_loader(ctx, p, train, &l);
         int64_t epoch = 0;
-        double sum = 0.0;
+        double sum = 0.0, first = NAN;
         for (int s = 0; rc >= 0 && s < steps; s++) {
             double loss = NAN;
             rc = train_step(ctx, p, m, fresh, l, &epoch, lrs[c], &loss);
@@ -284,10 +289,14 @@ int ol_lrfind_sweep(ol_ctx *ctx, const ol_lrfind_params *p, int steps, const dou
                 sum = INFINITY;
                 break;
             }
+            if (s == 0)
+                first = loss;
             if (s >= steps - tail)
                 sum += loss;
         }
-        final_loss[c] = isfinite(sum) ? sum / tail : INFINITY;
+        /* the range test's rule: a loss grown past diverge_factor x where it started has diverged,
+         * even while it is still a finite float */
+        final_loss[c] = isfinite(sum) && !(sum / tail > p->diverge_factor * first) ? sum / tail : INFINITY;
         ol_loader_free(l);
         ol_optim_free(fresh);
     }
@@ -330,8 +339,12 @@ int ol_lrfind_plot(ol_ctx *ctx, const ol_lrfind_result *r, const char *path, con
     if (r->n < 2)
         return ol__err(ctx, OL_EINVAL, "lr range test plot: fewer than 2 points");
     double lo, hi;
-    /* raw losses can explode at the end: scale the axis to the smoothed curve, capped */
-    loss_range(r->smooth, r->n, NULL, 0, &lo, &hi);
+    /* raw losses can explode at the end: the top of the axis follows the smoothed curve; the
+     * bottom also shows the batch losses, which run ahead of their lagging average */
+    loss_range(r->smooth, r->n, r->loss, r->i_min + 1, &lo, &hi);
+    double slo, shi;
+    loss_range(r->smooth, r->n, NULL, 0, &slo, &shi);
+    hi = shi;
     ol__svg s;
     OL__TRY(ol__svg_begin(ctx, &s, 900, 520, r->lr[0], r->lr[r->n - 1], lo, hi, r->lr[r->n - 1] > r->lr[0] * 20, 0));
     ol__svg_axes(&s, title ? title : "learning-rate range test", "learning rate", "training loss");
@@ -368,7 +381,7 @@ int ol_lrfind_sweep_plot(ol_ctx *ctx, const double *lrs, const double *final_los
     double xlo, xhi, lo, hi;
     if (!ol__range(lrs, n, 1, &xlo, &xhi))
         return ol__err(ctx, OL_EINVAL, "lr sweep plot: no positive learning rates");
-    loss_range(final_loss, n, NULL, 0, &lo, &hi);
+    loss_range(final_loss, n, NULL, 0, &lo, &hi); /* diverged candidates are +inf: off the axis */
     ol__svg s;
     OL__TRY(ol__svg_begin(ctx, &s, 900, 520, xlo / 2, xhi * 2, lo, hi, 1, 0));
     ol__svg_axes(&s, title ? title : "lr sweep: final training loss per learning rate", "learning rate",
