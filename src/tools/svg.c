@@ -241,8 +241,10 @@ void ol__svg_vline(ol__svg *s, double x, const char *color, const char *label)
     double px = ol__svg_px(s, x);
     put(s, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-dasharray=\"4,3\"/>\n", px,
         s->mt, px, s->H - s->mb, color);
-    if (label)
-        ol__svg_text(s, px + 4, s->mt + 14, "start", 12, color, label);
+    if (label) { /* near the right edge the label goes left of the line, inside the panel */
+        const int left = px > s->ml + 0.85 * (s->W - s->ml - s->mr);
+        ol__svg_text(s, left ? px - 4 : px + 4, s->mt + 14, left ? "end" : "start", 12, color, label);
+    }
 }
 
 void ol__svg_text(ol__svg *s, double px, double py, const char *anchor, int size, const char *color,
