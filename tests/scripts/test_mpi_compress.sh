@@ -10,17 +10,7 @@
 set -uo pipefail
 bin=$1
 build=${2:-$(dirname "$bin")}
-command -v mpirun >/dev/null || { echo "skip: no mpirun"; exit 77; }
-"$bin" version >/dev/null || exit 1
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-# Open MPI leaks in MPI_Init/MPI_Finalize: under make check-sanitize, LeakSanitizer would turn every
-# MPI process's exit status into 1 (the single-process tests keep the leak checks)
-export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0
-mpi=(mpirun --oversubscribe)
-tmp=$(mktemp -d /tmp/optimlab-mpic-XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
-py=/usr/bin/python3; [ -x $py ] || py=python3
-fail=0
+. "$(dirname "$0")/mpi_env.sh" mpic
 ok() { echo "ok   $*"; }
 bad() { echo "FAIL $*"; fail=1; }
 
