@@ -468,7 +468,11 @@ static int job_setup(train_job *j)
 }
 
 /* Watchdog of a data-parallel run: a rank that sees no progress for the
- * timeout (another rank died or hangs in a collective) ends the job. */
+ * timeout (another rank died, hangs or was stopped in a collective) ends the
+ * job. timeout < 0 is "auto": 300 s until the first progress (start-up, first
+ * step), then max(60 s, 10 x the longest gap between progress marks seen so
+ * far), so a job gives up tens of seconds after a rank stops, yet a run whose
+ * evaluations or checkpoints take long is not cut short. */
 typedef struct {
     ol_comm *comm;
     volatile double heartbeat;
@@ -477,17 +481,40 @@ typedef struct {
     pthread_t thread;
 } watchdog;
 
+#define WD_AUTO_FIRST 300.0
+#define WD_AUTO_MIN 60.0
+#define WD_AUTO_GAPS 10.0
+
+/* The limit in force: fixed, or auto from the longest gap seen. */
+static double watchdog_limit(const watchdog *w, int seen, double longest)
+{
+    if (w->timeout >= 0.0)
+        return w->timeout;
+    if (!seen)
+        return WD_AUTO_FIRST;
+    return fmax(WD_AUTO_MIN, WD_AUTO_GAPS * longest);
+}
+
 static void *watchdog_main(void *arg)
 {
     watchdog *w = arg;
+    double last = w->heartbeat, longest = 0.0;
+    int seen = 0;
     while (!w->done) {
         struct timespec ts = {0, 200 * 1000 * 1000};
         nanosleep(&ts, NULL);
-        if (!w->done && ol_now() - w->heartbeat > w->timeout) {
+        double hb = w->heartbeat;
+        if (hb != last) {
+            longest = fmax(longest, hb - last);
+            last = hb;
+            seen = 1;
+        }
+        double limit = watchdog_limit(w, seen, longest);
+        if (!w->done && ol_now() - hb > limit) {
             fprintf(stderr,
-                    "optimlab: rank %d: no progress for %.0f s: another rank failed or hangs; ending the job (the "
-                    "newest checkpoint restarts it)\n",
-                    ol_comm_rank(w->comm), w->timeout);
+                    "optimlab: rank %d: no progress for %.0f s: another rank failed, hangs or was stopped; ending "
+                    "the job (the newest checkpoint restarts it)\n",
+                    ol_comm_rank(w->comm), limit);
             ol_comm_abort(w->comm, OL_EXIT_FAIL);
         }
     }
@@ -581,11 +608,12 @@ int cmd_train(int argc, char **argv)
         fflush(stdout);
     }
     watchdog wd = {.comm = j->comm, .heartbeat = ol_now(), .timeout = 0};
-    double timeout = 0;
-    cli_double(&j->v, "comm-timeout", 0, 1e9, &timeout);
+    double timeout = -1.0; /* auto */
+    if (strcmp(cli_str(&j->v, "comm-timeout"), "auto") != 0)
+        cli_double(&j->v, "comm-timeout", 0, 1e9, &timeout);
     wd.timeout = timeout;
     tp->heartbeat = &wd.heartbeat;
-    int wd_running = ol_comm_size(j->comm) > 1 && timeout > 0 && pthread_create(&wd.thread, NULL, watchdog_main, &wd) == 0;
+    int wd_running = ol_comm_size(j->comm) > 1 && timeout != 0 && pthread_create(&wd.thread, NULL, watchdog_main, &wd) == 0;
     ol_train_hooks hooks = {on_step, on_eval, &pr};
     ol_train_result res;
     int st = ol_train(j->ctx, tp, j->m, j->opt, &j->sp, &j->data.train, &j->data.test, &hooks, &res);

@@ -11,8 +11,9 @@ const cli_opt cli_dist_opts[] = {
      "gradient all-reduce bucket size; buckets start during backward as soon as their gradients are final"},
     {"check-replicas", CLI_FLAG, "0", NULL, "Distributed",
      "verify after every step (DiLoCo: every sync) that all ranks hold bitwise identical parameters"},
-    {"comm-timeout", CLI_VALUE, "600", "S", "Distributed",
-     "end the job when a rank sees no progress for S seconds (a rank died or hangs; 0 = never)"},
+    {"comm-timeout", CLI_VALUE, "auto", "S", "Distributed",
+     "end the job when a rank sees no progress for S seconds (a rank died, hangs or was stopped; 0 = never; auto: "
+     "300 s before the first step, then max(60 s, 10 x the longest gap between steps or evaluations so far))"},
     {"powersgd-rank", CLI_VALUE, "0", "R", "Distributed",
      "PowerSGD: send rank-R factors of each weight gradient instead of the gradient (0 = exact all-reduce)"},
     {"powersgd-start-step", CLI_VALUE, "0", "S", "Distributed",
@@ -70,7 +71,7 @@ int cli_build_dist(cli_values *v, ol_train_params *tp)
 {
     long long kb, rank, start, h;
     double t;
-    if (cli_int(v, "bucket-size", 4, 1 << 20, &kb) || cli_double(v, "comm-timeout", 0.0, 1e9, &t) ||
+    if (cli_int(v, "bucket-size", 4, 1 << 20, &kb) || (strcmp(cli_str(v, "comm-timeout"), "auto") != 0 && cli_double(v, "comm-timeout", 0.0, 1e9, &t)) ||
         cli_int(v, "powersgd-rank", 0, 1 << 20, &rank) || cli_int(v, "powersgd-start-step", 0, INT64_MAX / 2, &start) ||
         cli_double(v, "powersgd-min-compression", 0.0, 1e9, &tp->powersgd.min_compression) ||
         cli_int(v, "diloco-h", 0, 1 << 30, &h))

@@ -89,4 +89,18 @@ for how in KILL STOP; do
     echo "ok   rank 1 SIG$how: job ended with exit $st after $took s; newest checkpoint: $ok"
   fi
 done
+# the default timeout (auto): a stopped rank ends the job about a minute after the last progress,
+# not after the 600 s of old
+if [ -z "${OPTIMLAB_TEST_QUICK:-}" ]; then
+  start=$(date +%s)
+  timeout 200 "${mpi[@]}" -np 2 bash -c 'if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then (sleep 3; kill -STOP $$) & fi;
+    exec "$0" train "$@"' "$bin" "${long[@]}" --out "$tmp/die-auto" >/dev/null 2>"$tmp/err"
+  st=$?
+  took=$(( $(date +%s) - start ))
+  if [ $st -eq 0 ] || [ $st -eq 124 ] || [ $took -gt 120 ] || ! grep -q "no progress for 60 s" "$tmp/err"; then
+    echo "FAIL rank 1 SIGSTOP, default --comm-timeout: exit $st after $took s: $(grep optimlab: "$tmp/err" | head -2)"; fail=1
+  else
+    echo "ok   rank 1 SIGSTOP, default --comm-timeout: job ended with exit $st after $took s"
+  fi
+fi
 exit $fail
