@@ -25,6 +25,35 @@ const cli_opt cli_run_opts[] = {
     {"seed", CLI_VALUE, "0", "S", "Run", "seed for initialisation, data order and augmentation"},
     {NULL, 0, NULL, NULL, NULL, NULL}};
 
+/* Model options that only some architectures have: given for another, they
+ * would be ignored, so they are an error. */
+static int check_model_applies(cli_values *v, const ol_model_params *mp)
+{
+    static const struct {
+        const char *name;
+        unsigned archs;
+        const char *which;
+    } applies[] = {
+        {"width", 1u << OL_ARCH_RESNET_CIFAR | 1u << OL_ARCH_RESNET18, "ResNets"},
+        {"no-skip", 1u << OL_ARCH_RESNET_CIFAR | 1u << OL_ARCH_RESNET18, "ResNets"},
+        {"zero-init-residual", 1u << OL_ARCH_RESNET_CIFAR | 1u << OL_ARCH_RESNET18, "ResNets"},
+        {"layout", 1u << OL_ARCH_RESNET_CIFAR | 1u << OL_ARCH_RESNET18, "convolutional models"},
+        {"shortcut", 1u << OL_ARCH_RESNET_CIFAR, "CIFAR ResNets (resnet18 always uses 1x1 conv + BN)"},
+        {"widths", 1u << OL_ARCH_MLP, "the MLP"},
+    };
+    for (size_t i = 0; i < sizeof applies / sizeof applies[0]; i++)
+        if (cli_is_set(v, applies[i].name) && !(applies[i].archs & (1u << mp->arch))) {
+            snprintf(v->err, sizeof v->err, "--%s does not apply to --model %s (only %s)", applies[i].name,
+                     cli_str(v, "model"), applies[i].which);
+            return -1;
+        }
+    if (cli_is_set(v, "init-mode") && mp->init != OL_INIT_KAIMING_UNIFORM && mp->init != OL_INIT_KAIMING_NORMAL) {
+        snprintf(v->err, sizeof v->err, "--init-mode applies to --init kaiming-uniform and kaiming-normal only");
+        return -1;
+    }
+    return 0;
+}
+
 int cli_build_model(cli_values *v, ol_model_params *mp)
 {
     *mp = ol_model_default_params();
@@ -91,5 +120,5 @@ int cli_build_model(cli_values *v, ol_model_params *mp)
     if (cli_int(v, "seed", 0, INT64_MAX, &x))
         return -1;
     mp->seed = (uint64_t)x;
-    return 0;
+    return check_model_applies(v, mp);
 }

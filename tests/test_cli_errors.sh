@@ -232,6 +232,20 @@ expect_bad "unknown augmentation" train "${SYN[@]}" --augment rotate "${O[@]}"
 expect_bad "unknown init" train "${SYN[@]}" --init he "${O[@]}"
 expect_bad "unknown layout" train "${SYN[@]}" --layout nhwc "${O[@]}"
 expect_bad "width multiplier 0" train "${SYN[@]}" --model resnet20 --width 0 "${O[@]}"
+# model options that the chosen architecture does not have are errors, not ignored
+SYNR=(--dataset synthetic --synthetic-size 16 --model resnet8 "${TINY[@]}")
+expect_bad "--width for the MLP" train "${SYN[@]}" --width 2 "${O[@]}"
+expect_bad "--no-skip for the MLP" train "${SYN[@]}" --no-skip "${O[@]}"
+expect_bad "--zero-init-residual for the MLP" train "${SYN[@]}" --zero-init-residual "${O[@]}"
+expect_bad "--layout for the MLP" train "${SYN[@]}" --layout plain "${O[@]}"
+expect_bad "--shortcut for the MLP" train "${SYN[@]}" --shortcut B "${O[@]}"
+expect_bad "--widths for a ResNet" train "${SYNR[@]}" --widths 16 "${O[@]}"
+expect_bad "--shortcut for resnet18" train "${SYNR[@]}" --model resnet18 --shortcut B "${O[@]}"
+expect_bad "--init-mode without kaiming" train "${SYN[@]}" --init-mode fan_out "${O[@]}"
+expect_ok "--init-mode with kaiming" train "${SYN[@]}" --init kaiming-normal --init-mode fan_out "${O[@]}"
+rm -rf "$T/out"
+expect_ok "--width and --no-skip for a CIFAR ResNet" train "${SYNR[@]}" --width 2 --no-skip --shortcut B "${O[@]}"
+rm -rf "$T/out"
 
 # ---- commands and bench --------------------------------------------------------------------------------
 expect_bad "unknown command" frobnicate
