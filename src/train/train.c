@@ -543,6 +543,20 @@ static int ensemble_eval(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol
     return rc;
 }
 
+/* Step t ends a learning-rate cycle: the lr is about to rise after having
+ * fallen into t (flat stretches skipped). A schedule that rises from step 0
+ * (warm-up, cyclic) has not fallen there, so its first steps are no snapshot. */
+static int cycle_ends(const ol_sched_params *sched, int64_t t)
+{
+    const double lt = ol_sched_lr(sched, t);
+    if (!(ol_sched_lr(sched, t + 1) > lt))
+        return 0;
+    int64_t k = t - 1;
+    while (k >= 0 && ol_sched_lr(sched, k) == lt)
+        k--;
+    return k >= 0 && ol_sched_lr(sched, k) > lt;
+}
+
 static int64_t batch_for(const ol_train_params *tp, int64_t step, int64_t samples_before)
 {
     if (!tp->batch_sched)
@@ -926,9 +940,7 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
                 break;
             /* end of a learning-rate cycle: the schedule has a local minimum here */
             if (!bad && tp->snapshot_ensemble > 0 && tp->out_dir && !plateau) {
-                double l0 = ol_sched_lr(sched, st.step - 1), lm = st.step >= 2 ? ol_sched_lr(sched, st.step - 2) : l0 + 1,
-                       l1 = ol_sched_lr(sched, st.step);
-                if ((l0 < lm && l1 > l0) || st.step == total) {
+                if (cycle_ends(sched, st.step - 1) || st.step == total) {
                     char path[4096];
                     snprintf(path, sizeof path, "%s/snapshot-%08lld.safetensors", tp->out_dir, (long long)st.step);
                     rc = ol_weights_export(ctx, path, m, opt);
