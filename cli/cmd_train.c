@@ -428,7 +428,7 @@ static int job_setup(train_job *j)
     if (spe < 1)
         JOB_FAIL(OL_EXIT_USAGE, "--batch-size %d is larger than the %lld training samples with --drop-last",
                  tp->batch_size, (long long)n);
-    if (cli_build_batch_sched(v, tp->batch_size, spe, &j->bc))
+    if (cli_build_batch_sched(v, tp, n, &j->bc))
         JOB_FAIL(OL_EXIT_USAGE, "%s", v->err);
     if (j->bc.sched.type != OL_BATCH_CONSTANT)
         tp->batch_sched = &j->bc.sched;
@@ -440,7 +440,7 @@ static int job_setup(train_job *j)
     if (j->total <= 0)
         JOB_FAIL(OL_EXIT_USAGE, "no training step fits: %lld samples, batch %d%s", (long long)n, tp->batch_size,
                  tp->drop_last ? " with --drop-last" : "");
-    if (cli_build_sched(v, j->op.lr, spe, j->total, &j->sp))
+    if (cli_build_sched_run(v, j->op.lr, tp, n, j->total, &j->sp))
         JOB_FAIL(OL_EXIT_USAGE, "%s", v->err);
     st = ol_optim_create(ctx, &j->op, ol_model_paramset(j->m), &j->opt);
     if (st < 0)

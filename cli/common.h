@@ -53,6 +53,16 @@ int cli_build_train(cli_values *v, ol_train_params *tp);
 int cli_build_dist(cli_values *v, ol_train_params *tp);
 /* The end-of-run line about communication of a data-parallel run. */
 void cli_print_comm(const ol_train_params *tp, const ol_train_result *res);
+/* The same for a training run: lengths in epochs become the steps that many
+ * epochs of tp's n training samples take (ol_train_epoch_steps), which under
+ * a batch schedule (tp->batch_sched) differs from epochs x steps per epoch. */
+int cli_build_sched_run(cli_values *v, double base_lr, const ol_train_params *tp, int64_t n, int64_t total,
+                        ol_sched_params *sp);
+typedef struct {
+    int64_t steps_per_epoch;
+    const ol_train_params *tp; /* NULL: steps_per_epoch converts */
+    int64_t n;
+} cli_epochs;
 /* Frees what cli_build_sched allocated (the parts of a sequential schedule). */
 void cli_free_sched(ol_sched_params *sp);
 
@@ -64,9 +74,11 @@ typedef struct {
     double knee;         /* linear-then-sqrt knee, in multiples of B0 */
     int64_t micro_batch; /* 0: no accumulation; else micro-batches of this many samples */
 } cli_batch_config;
-/* batch: the starting global batch (--batch-size); milestones in epochs are
- * converted with steps_per_epoch. */
-int cli_build_batch_sched(cli_values *v, int64_t batch, int64_t steps_per_epoch, cli_batch_config *bc);
+/* tp: the starting global batch (batch_size), drop_last and the length in
+ * epochs of a run over n training samples. Milestones are data epochs: each
+ * becomes the step where that many epochs of data have been consumed at the
+ * batches before it; --batch-ramp-ratio is a fraction of epochs x n samples. */
+int cli_build_batch_sched(cli_values *v, const ol_train_params *tp, int64_t n, cli_batch_config *bc);
 /* lr multiplier for a step with global batch `batch`. */
 double cli_batch_lr_scale(const cli_batch_config *bc, int64_t batch);
 
@@ -80,6 +92,9 @@ int cli_load_config(cli_values *v, const char *path, char *recipe, size_t cap);
 int cli_load_config_stream(cli_values *v, FILE *f, const char *label, char *recipe, size_t cap);
 /* Set the recipe's options that v has (how = 3); -1 for an unknown name. */
 int cli_apply_recipe(cli_values *v, const char *name);
+/* 0 when every key of recipe i is an option of some command (flags set to
+ * "1"); else -1 with "recipe 'NAME': ..." in err. */
+int cli_recipe_check(int i, char *err, size_t cap);
 int cli_recipe_count(void);
 const char *cli_recipe_name(int i);
 const char *const *cli_recipe_values(int i); /* key, value, ..., NULL */
