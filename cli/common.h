@@ -46,6 +46,9 @@ int cli_build_optim(cli_values *v, ol_optim_params *op);
  * an option the optimizer does not have is an error (otherwise it is left out,
  * for --compare lists). */
 int cli_optim_from(cli_values *v, const char *name, int recipe, int strict, ol_optim_params *op);
+/* 1 when option `name` of the optimizer table has an effect on op's optimizer
+ * (an option set for one that lacks it is an error). */
+int cli_optim_option_applies(const ol_optim_params *op, const char *name);
 /* steps_per_epoch and total_steps come from the data and the training length. */
 int cli_build_sched(cli_values *v, double base_lr, int64_t steps_per_epoch, int64_t total_steps,
                     ol_sched_params *sp);
@@ -98,6 +101,14 @@ int cli_recipe_check(int i, char *err, size_t cap);
 int cli_recipe_count(void);
 const char *cli_recipe_name(int i);
 const char *const *cli_recipe_values(int i); /* key, value, ..., NULL */
+
+/* out: a copy of v where every option left unset that applies to this run
+ * holds its effective value (the optimizer's and schedule's defaults
+ * resolved), marked CLI_RESOLVED; options that do not apply stay "". tp: the
+ * run (its batch schedule); lengths in epochs are filled only where they
+ * convert back to the same steps. Returns 0, or -1 when out of memory. */
+int cli_effective_values(cli_values *out, const cli_values *v, const ol_optim_params *op, const ol_sched_params *sp,
+                         const cli_batch_config *bc, const ol_train_params *tp);
 
 typedef struct {
     ol_dataset train, test;

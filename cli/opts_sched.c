@@ -176,13 +176,6 @@ static int part_key_ok(const char *key)
     return 0;
 }
 
-static void copy_values(cli_values *dst, const cli_values *src)
-{
-    *dst = *src;
-    for (int i = 0; i < src->n; i++)
-        dst->val[i] = strdup(src->val[i]);
-}
-
 /* --schedule sequential --sequence 'NAME k=v ...; NAME ...' --sequence-milestones E1,... */
 static int build_sequence(cli_values *v, double base_lr, const cli_epochs *ep, ol_sched_params *sp)
 {
@@ -219,7 +212,8 @@ static int build_sequence(cli_values *v, double base_lr, const cli_epochs *ep, o
     sp->nmilestones = nm;
     for (int i = 0; i < n; i++) {
         cli_values c;
-        copy_values(&c, v);
+        if (cli_copy(&c, v) < 0)
+            return fail(v, "out of memory");
         cli_set(&c, "warmup-epochs", "0", 1);
         cli_set(&c, "warmup-steps", "0", 1);
         cli_set(&c, "warmup-ratio", "0", 1);
