@@ -131,6 +131,11 @@ int cmd_lrfind(int argc, char **argv)
     lp.num_iter = (int)x;
     lp.linear = cli_flag(&v, "linear");
     lp.batch_size = tp.batch_size;
+    if (cli_int(&v, "micro-batch-size", 0, tp.batch_size, &x)) {
+        rc = cli_fail(OL_EXIT_USAGE, v.err);
+        goto done;
+    }
+    lp.micro_batch_size = (int)x;
     lp.label_smoothing = tp.label_smoothing;
     lp.clip_grad_norm = tp.clip_grad_norm;
     lp.aug = tp.aug;
@@ -264,8 +269,11 @@ int cmd_lrfind(int argc, char **argv)
             rc = cli_fail_ctx(ctx, OL_EXIT_FAIL);
             goto done;
         }
-        printf("lr range test: %d iterations from %.3g to %.3g (%s, batch %d, %s)%s\n", res.n, lp.start_lr,
-               res.lr[res.n - 1], lp.linear ? "linear" : "exponential", lp.batch_size, ol_optim_name(op.type),
+        char micro[48] = "";
+        if (lp.micro_batch_size > 0 && lp.micro_batch_size < lp.batch_size)
+            snprintf(micro, sizeof micro, " in micro-batches of %d", lp.micro_batch_size);
+        printf("lr range test: %d iterations from %.3g to %.3g (%s, batch %d%s, %s)%s\n", res.n, lp.start_lr,
+               res.lr[res.n - 1], lp.linear ? "linear" : "exponential", lp.batch_size, micro, ol_optim_name(op.type),
                res.diverged ? ", stopped: the loss diverged" : "");
         printf("smallest smoothed loss %.4f at lr %.3g\n", res.best_loss, res.lr_at_min);
         printf("suggested lr: %.3g (steepest descent), %.3g (minimum / 10)\n", res.lr_steepest, res.lr_min10);

@@ -114,8 +114,23 @@ int cmd_schedule(int argc, char **argv)
     ol_optim_params op;
     cli_batch_config bc;
     if (cli_int(&v, "steps", 1, 100000000, &steps) || cli_int(&v, "steps-per-epoch", 1, 1LL << 40, &spe) ||
-        cli_int(&v, "batch-size", 1, 1LL << 40, &batch) || cli_build_optim(&v, &op) ||
-        cli_build_batch_sched(&v, batch, spe, &bc) || cli_build_sched(&v, op.lr, spe, steps, &sp)) {
+        cli_int(&v, "batch-size", 1, 1 << 30, &batch) || cli_build_optim(&v, &op)) {
+        rc = cli_fail(OL_EXIT_USAGE, v.err);
+        goto done;
+    }
+    /* a run of --steps steps over epochs of steps-per-epoch x batch samples */
+    ol_train_params tp = ol_train_default_params();
+    tp.batch_size = (int)batch;
+    tp.max_steps = steps;
+    tp.epochs = (int)((steps + spe - 1) / spe);
+    const int64_t n = spe * batch;
+    if (cli_build_batch_sched(&v, &tp, n, &bc)) {
+        rc = cli_fail(OL_EXIT_USAGE, v.err);
+        goto done;
+    }
+    if (bc.sched.type != OL_BATCH_CONSTANT)
+        tp.batch_sched = &bc.sched;
+    if (cli_build_sched_run(&v, op.lr, &tp, n, steps, &sp)) {
         rc = cli_fail(OL_EXIT_USAGE, v.err);
         goto done;
     }

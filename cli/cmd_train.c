@@ -235,7 +235,7 @@ static void on_eval(void *user, const ol_eval_info *e)
     fflush(stdout);
 }
 
-static int write_config(const cli_values *v, const char *dir, char *err, size_t cap)
+static int write_config(const char *json, const char *dir, char *err, size_t cap)
 {
     char path[4096], tmp[4200];
     snprintf(path, sizeof path, "%s/config.json", dir);
@@ -245,7 +245,7 @@ static int write_config(const cli_values *v, const char *dir, char *err, size_t 
         snprintf(err, cap, "cannot write %.900s: %s", tmp, strerror(errno));
         return -1;
     }
-    int bad = cli_write_json(v, f) != 0;
+    int bad = fputs(json, f) == EOF;
     bad |= fclose(f) != 0;
     if (bad || rename(tmp, path) != 0) {
         snprintf(err, cap, "cannot write %.900s: %s", path, strerror(errno));
@@ -277,6 +277,17 @@ static void install_handlers(void)
 
 /* --resume DIR: the newest valid checkpoint, and its configuration for every
  * option not given on the command line. */
+/* 1 when the JSON array a holds the string key. */
+static int listed(const json_t *a, const char *key)
+{
+    for (size_t i = 0; i < json_array_size(a); i++) {
+        const char *s = json_string_value(json_array_get(a, i));
+        if (s && strcmp(s, key) == 0)
+            return 1;
+    }
+    return 0;
+}
+
 static int apply_resume(ol_ctx *ctx, cli_values *v, char *ckpt, size_t cap, char *err, size_t ecap)
 {
     const char *dir = cli_str(v, "resume");
@@ -299,9 +310,11 @@ static int apply_resume(ol_ctx *ctx, cli_values *v, char *ckpt, size_t cap, char
     }
     const char *key;
     json_t *val;
+    /* values config.json resolved from defaults stay defaults */
+    json_t *resolved = json_object_get(o, "resolved");
     json_object_foreach(o, key, val)
     {
-        if (strcmp(key, "resume") == 0 || strcmp(key, "out") == 0 || strcmp(key, "config") == 0 ||
+        if (listed(resolved, key) || strcmp(key, "resolved") == 0 || strcmp(key, "resume") == 0 || strcmp(key, "out") == 0 || strcmp(key, "config") == 0 ||
             strcmp(key, "recipe") == 0 || strcmp(key, "init-from") == 0 || strcmp(key, "stop-after") == 0 ||
             strcmp(key, "time-limit") == 0)
             continue;
@@ -428,7 +441,7 @@ static int job_setup(train_job *j)
     if (spe < 1)
         JOB_FAIL(OL_EXIT_USAGE, "--batch-size %d is larger than the %lld training samples with --drop-last",
                  tp->batch_size, (long long)n);
-    if (cli_build_batch_sched(v, tp->batch_size, spe, &j->bc))
+    if (cli_build_batch_sched(v, tp, n, &j->bc))
         JOB_FAIL(OL_EXIT_USAGE, "%s", v->err);
     if (j->bc.sched.type != OL_BATCH_CONSTANT)
         tp->batch_sched = &j->bc.sched;
@@ -440,7 +453,7 @@ static int job_setup(train_job *j)
     if (j->total <= 0)
         JOB_FAIL(OL_EXIT_USAGE, "no training step fits: %lld samples, batch %d%s", (long long)n, tp->batch_size,
                  tp->drop_last ? " with --drop-last" : "");
-    if (cli_build_sched(v, j->op.lr, spe, j->total, &j->sp))
+    if (cli_build_sched_run(v, j->op.lr, tp, n, j->total, &j->sp))
         JOB_FAIL(OL_EXIT_USAGE, "%s", v->err);
     st = ol_optim_create(ctx, &j->op, ol_model_paramset(j->m), &j->opt);
     if (st < 0)
@@ -460,7 +473,11 @@ static int job_setup(train_job *j)
     if (W > 1 && (tp->batch_size % W != 0))
         JOB_FAIL(OL_EXIT_USAGE, "the %d ranks do not divide --batch-size %d (the global batch)", W, tp->batch_size);
     tp->comm = j->comm;
-    j->config = config_string(v);
+    cli_values eff; /* config.json: every option's effective value */
+    if (cli_effective_values(&eff, v, &j->op, &j->sp, &j->bc, tp) < 0)
+        JOB_FAIL(OL_EXIT_FAIL, "out of memory");
+    j->config = config_string(&eff);
+    cli_free(&eff);
     if (!j->config)
         JOB_FAIL(OL_EXIT_FAIL, "out of memory");
     tp->config_json = j->config;
@@ -574,7 +591,7 @@ int cmd_train(int argc, char **argv)
     /* inputs are valid on every rank: only now create the run directory */
     status = 0;
     if (root && tp->out_dir &&
-        (make_dirs(tp->out_dir, j->err, sizeof j->err) < 0 || write_config(&j->v, tp->out_dir, j->err, sizeof j->err) < 0))
+        (make_dirs(tp->out_dir, j->err, sizeof j->err) < 0 || write_config(j->config, tp->out_dir, j->err, sizeof j->err) < 0))
         status = OL_EXIT_FAIL;
     if ((rc = cli_agree(j->ctx, j->comm, status, j->err, sizeof j->err)) != 0) {
         cli_fail(rc, j->err);

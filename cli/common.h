@@ -46,6 +46,9 @@ int cli_build_optim(cli_values *v, ol_optim_params *op);
  * an option the optimizer does not have is an error (otherwise it is left out,
  * for --compare lists). */
 int cli_optim_from(cli_values *v, const char *name, int recipe, int strict, ol_optim_params *op);
+/* 1 when option `name` of the optimizer table has an effect on op's optimizer
+ * (an option set for one that lacks it is an error). */
+int cli_optim_option_applies(const ol_optim_params *op, const char *name);
 /* steps_per_epoch and total_steps come from the data and the training length. */
 int cli_build_sched(cli_values *v, double base_lr, int64_t steps_per_epoch, int64_t total_steps,
                     ol_sched_params *sp);
@@ -53,6 +56,16 @@ int cli_build_train(cli_values *v, ol_train_params *tp);
 int cli_build_dist(cli_values *v, ol_train_params *tp);
 /* The end-of-run line about communication of a data-parallel run. */
 void cli_print_comm(const ol_train_params *tp, const ol_train_result *res);
+/* The same for a training run: lengths in epochs become the steps that many
+ * epochs of tp's n training samples take (ol_train_epoch_steps), which under
+ * a batch schedule (tp->batch_sched) differs from epochs x steps per epoch. */
+int cli_build_sched_run(cli_values *v, double base_lr, const ol_train_params *tp, int64_t n, int64_t total,
+                        ol_sched_params *sp);
+typedef struct {
+    int64_t steps_per_epoch;
+    const ol_train_params *tp; /* NULL: steps_per_epoch converts */
+    int64_t n;
+} cli_epochs;
 /* Frees what cli_build_sched allocated (the parts of a sequential schedule). */
 void cli_free_sched(ol_sched_params *sp);
 
@@ -64,9 +77,11 @@ typedef struct {
     double knee;         /* linear-then-sqrt knee, in multiples of B0 */
     int64_t micro_batch; /* 0: no accumulation; else micro-batches of this many samples */
 } cli_batch_config;
-/* batch: the starting global batch (--batch-size); milestones in epochs are
- * converted with steps_per_epoch. */
-int cli_build_batch_sched(cli_values *v, int64_t batch, int64_t steps_per_epoch, cli_batch_config *bc);
+/* tp: the starting global batch (batch_size), drop_last and the length in
+ * epochs of a run over n training samples. Milestones are data epochs: each
+ * becomes the step where that many epochs of data have been consumed at the
+ * batches before it; --batch-ramp-ratio is a fraction of epochs x n samples. */
+int cli_build_batch_sched(cli_values *v, const ol_train_params *tp, int64_t n, cli_batch_config *bc);
 /* lr multiplier for a step with global batch `batch`. */
 double cli_batch_lr_scale(const cli_batch_config *bc, int64_t batch);
 
@@ -80,9 +95,20 @@ int cli_load_config(cli_values *v, const char *path, char *recipe, size_t cap);
 int cli_load_config_stream(cli_values *v, FILE *f, const char *label, char *recipe, size_t cap);
 /* Set the recipe's options that v has (how = 3); -1 for an unknown name. */
 int cli_apply_recipe(cli_values *v, const char *name);
+/* 0 when every key of recipe i is an option of some command (flags set to
+ * "1"); else -1 with "recipe 'NAME': ..." in err. */
+int cli_recipe_check(int i, char *err, size_t cap);
 int cli_recipe_count(void);
 const char *cli_recipe_name(int i);
 const char *const *cli_recipe_values(int i); /* key, value, ..., NULL */
+
+/* out: a copy of v where every option left unset that applies to this run
+ * holds its effective value (the optimizer's and schedule's defaults
+ * resolved), marked CLI_RESOLVED; options that do not apply stay "". tp: the
+ * run (its batch schedule); lengths in epochs are filled only where they
+ * convert back to the same steps. Returns 0, or -1 when out of memory. */
+int cli_effective_values(cli_values *out, const cli_values *v, const ol_optim_params *op, const ol_sched_params *sp,
+                         const cli_batch_config *bc, const ol_train_params *tp);
 
 typedef struct {
     ol_dataset train, test;

@@ -24,6 +24,19 @@ void cli_free(cli_values *v)
     memset(v, 0, sizeof *v);
 }
 
+int cli_copy(cli_values *dst, const cli_values *src)
+{
+    *dst = *src;
+    int bad = 0;
+    for (int i = 0; i < src->n; i++)
+        bad |= !(dst->val[i] = strdup(src->val[i]));
+    if (bad) {
+        cli_free(dst);
+        return -1;
+    }
+    return 0;
+}
+
 int cli_find(const cli_values *v, const char *name)
 {
     for (int i = 0; i < v->n; i++)
@@ -261,6 +274,9 @@ static void json_string(FILE *f, const char *s)
 
 int cli_write_json(const cli_values *v, FILE *f)
 {
+    int resolved = 0;
+    for (int i = 0; i < v->n; i++)
+        resolved += v->set[i] == CLI_RESOLVED;
     fprintf(f, "{\n");
     for (int i = 0; i < v->n; i++) {
         fprintf(f, "  ");
@@ -270,7 +286,16 @@ int cli_write_json(const cli_values *v, FILE *f)
             fprintf(f, "%s", cli_flag(v, v->opts[i]->name) ? "true" : "false");
         else
             json_string(f, v->val[i]);
-        fprintf(f, "%s\n", i + 1 < v->n ? "," : "");
+        fprintf(f, "%s\n", i + 1 < v->n || resolved ? "," : "");
+    }
+    if (resolved) {
+        fprintf(f, "  \"resolved\": [");
+        for (int i = 0, k = 0; i < v->n; i++)
+            if (v->set[i] == CLI_RESOLVED) {
+                fprintf(f, "%s", k++ ? ", " : "");
+                json_string(f, v->opts[i]->name);
+            }
+        fprintf(f, "]\n");
     }
     fprintf(f, "}\n");
     return ferror(f) ? -1 : 0;

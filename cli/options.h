@@ -20,18 +20,22 @@ typedef struct {
 } cli_opt;
 
 #define CLI_MAX_OPTS 192
+#define CLI_RESOLVED 4
 
 typedef struct {
     const cli_opt *opts[CLI_MAX_OPTS];
     int n;
     char *val[CLI_MAX_OPTS]; /* current values (owned) */
-    int set[CLI_MAX_OPTS];   /* 1: from the command line, 2: from a config file, 3: from a recipe */
+    int set[CLI_MAX_OPTS];   /* 1: from the command line, 2: from a config file, 3: from a recipe,
+                                CLI_RESOLVED: an unset option's effective value (config.json) */
     char err[512];
 } cli_values;
 
 /* Collect tables (NULL-terminated list of arrays, each ending with {NULL}). */
 void cli_init(cli_values *v, const cli_opt *const *tables);
 void cli_free(cli_values *v);
+/* A deep copy of src (free it with cli_free); -1 when out of memory. */
+int cli_copy(cli_values *dst, const cli_values *src);
 /* Parse argv[first..]; returns 0, or -1 with v->err set; *help set by --help. */
 int cli_parse(cli_values *v, int argc, char **argv, int first, int *help);
 void cli_print_help(FILE *f, const cli_values *v, const char *usage);
@@ -49,7 +53,9 @@ int cli_flag(const cli_values *v, const char *name);
 int cli_int_list(cli_values *v, const char *name, long long lo, long long hi, long long *out, int max, int *n);
 int cli_double_list(cli_values *v, const char *name, double lo, double hi, double *out, int max, int *n);
 
-/* Write all values as a JSON object (the effective configuration). */
+/* Write all values as a JSON object (the effective configuration); the
+ * options whose value was resolved from a default (CLI_RESOLVED) are also
+ * listed under "resolved", so that --resume keeps them defaults. */
 int cli_write_json(const cli_values *v, FILE *f);
 
 #endif

@@ -254,3 +254,11 @@ int cli_build_optim(cli_values *v, ol_optim_params *op)
 {
     return cli_optim_from(v, cli_str(v, "optimizer"), 1, 1, op);
 }
+
+int cli_optim_option_applies(const ol_optim_params *op, const char *name)
+{
+    for (size_t i = 0; i < sizeof applies / sizeof applies[0]; i++)
+        if (strcmp(applies[i].name, name) == 0)
+            return applies[i].mask == LARC_ONLY ? op->larc : (applies[i].mask & BIT(op->type)) != 0;
+    return 1; /* lr, weight decay, clipping, ...: every optimizer */
+}

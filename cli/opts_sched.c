@@ -18,6 +18,8 @@ const cli_opt cli_sched_opts[] = {
      "change the lr only at epoch boundaries (lengths below count whole epochs; warm-up stays per step)"},
     {"warmup-epochs", CLI_VALUE, "0", "E", "Schedule", "warm-up length in epochs (fractions allowed)"},
     {"warmup-steps", CLI_VALUE, "0", "N", "Schedule", "warm-up length in steps (overrides --warmup-epochs)"},
+    {"warmup-ratio", CLI_VALUE, "0", "R", "Schedule",
+     "warm-up length as a fraction of the training steps, when --warmup-steps and --warmup-epochs are 0"},
     {"warmup", CLI_VALUE, "linear", "SHAPE", "Schedule", "warm-up shape: linear or exponential"},
     {"warmup-start-factor", CLI_VALUE, "", "F", "Schedule",
      "warm-up starts at F * lr [linear 0, exponential 0.01]; auto: 1/(lr scaling factor), Goyal et al."},
@@ -73,6 +75,8 @@ const cli_opt cli_batch_opts[] = {
     {"batch-milestones", CLI_VALUE, "", "E1,E2,...", "Batch size", "milestones: epochs where the batch grows"},
     {"batch-factor", CLI_VALUE, "2", "F", "Batch size", "milestones: batch multiplier at each milestone"},
     {"batch-ramp-samples", CLI_VALUE, "", "N", "Batch size", "ramp: samples over which the batch reaches --max-batch-size"},
+    {"batch-ramp-ratio", CLI_VALUE, "", "R", "Batch size",
+     "ramp: the same as a fraction of the run's samples (epochs x training samples), without --batch-ramp-samples"},
     {"batch-ramp-increment", CLI_VALUE, "", "N", "Batch size", "ramp: the batch grows N samples at a time [--batch-size]"},
     {"max-batch-size", CLI_VALUE, "0", "B", "Batch size", "milestones: cap (0 = none); ramp: final global batch"},
     {"micro-batch-size", CLI_VALUE, "0", "M", "Batch size",
@@ -90,7 +94,17 @@ const cli_opt cli_config_opts[] = {
      "preset of optimizer, schedule and batch options (optimlab recipes); config files and flags win"},
     {NULL, 0, NULL, NULL, NULL, NULL}};
 
-static int64_t epochs_to_steps(double e, int64_t spe) { return (int64_t)llround(e * (double)spe); }
+/* A length of e epochs in optimizer steps: whole epochs for a per-epoch
+ * schedule; else the steps the first e epochs of data take (under a batch
+ * schedule they are not e x steps_per_epoch). */
+static int64_t epochs_to_steps(const cli_epochs *ep, int per_epoch, double e)
+{
+    if (per_epoch)
+        return (int64_t)llround(e);
+    if (ep->tp)
+        return ol_train_epoch_steps(ep->tp, ep->n, e);
+    return (int64_t)llround(e * (double)ep->steps_per_epoch);
+}
 
 static int fail(cli_values *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int fail(cli_values *v, const char *fmt, ...)
@@ -144,13 +158,15 @@ static int auto_start_factor(cli_values *v, double *out)
     return 0;
 }
 
-static int build_sched(cli_values *v, double base_lr, int64_t spe, int64_t total, ol_sched_params *sp, int nested);
+static int build_sched(cli_values *v, double base_lr, const cli_epochs *ep, int64_t total, ol_sched_params *sp,
+                       int nested);
 
 /* Names of the options a --sequence part may set. */
 static int part_key_ok(const char *key)
 {
-    static const char *const banned[] = {"schedule", "sequence", "sequence-milestones", "per-epoch", "warmup-epochs",
-                                         "warmup-steps", "warmup", "warmup-start-factor"};
+    static const char *const banned[] = {"schedule",      "sequence",     "sequence-milestones", "per-epoch",
+                                         "warmup-epochs", "warmup-steps", "warmup-ratio",        "warmup",
+                                         "warmup-start-factor"};
     for (size_t i = 0; i < sizeof banned / sizeof banned[0]; i++)
         if (strcmp(key, banned[i]) == 0)
             return 0;
@@ -160,15 +176,8 @@ static int part_key_ok(const char *key)
     return 0;
 }
 
-static void copy_values(cli_values *dst, const cli_values *src)
-{
-    *dst = *src;
-    for (int i = 0; i < src->n; i++)
-        dst->val[i] = strdup(src->val[i]);
-}
-
 /* --schedule sequential --sequence 'NAME k=v ...; NAME ...' --sequence-milestones E1,... */
-static int build_sequence(cli_values *v, double base_lr, int64_t spe, int64_t unit, ol_sched_params *sp)
+static int build_sequence(cli_values *v, double base_lr, const cli_epochs *ep, ol_sched_params *sp)
 {
     char buf[2048];
     const char *spec = cli_str(v, "sequence");
@@ -191,7 +200,7 @@ static int build_sequence(cli_values *v, double base_lr, int64_t spe, int64_t un
     if (n < 1 || nm != n - 1)
         return fail(v, "--sequence has %d parts: --sequence-milestones needs %d epochs, got %d", n, n > 0 ? n - 1 : 0,
                     nm);
-    const int64_t to_steps = sp->per_epoch ? spe : 1;
+    const int64_t to_steps = sp->per_epoch ? ep->steps_per_epoch : 1;
     const int64_t main_len = sp->total_steps > 0 ? sp->total_steps - sp->warmup_steps : 0;
     ol_sched_params *parts = calloc((size_t)n, sizeof *parts);
     if (!parts)
@@ -199,13 +208,15 @@ static int build_sequence(cli_values *v, double base_lr, int64_t spe, int64_t un
     sp->parts = parts;
     sp->nparts = n;
     for (int i = 0; i < nm; i++)
-        sp->milestones[i] = epochs_to_steps(ms[i], unit);
+        sp->milestones[i] = epochs_to_steps(ep, sp->per_epoch, ms[i]);
     sp->nmilestones = nm;
     for (int i = 0; i < n; i++) {
         cli_values c;
-        copy_values(&c, v);
+        if (cli_copy(&c, v) < 0)
+            return fail(v, "out of memory");
         cli_set(&c, "warmup-epochs", "0", 1);
         cli_set(&c, "warmup-steps", "0", 1);
+        cli_set(&c, "warmup-ratio", "0", 1);
         cli_set(&c, "warmup-start-factor", "", 1);
         cli_set(&c, "sequence", "", 1);
         int rc = 0, k = 0;
@@ -233,7 +244,7 @@ static int build_sequence(cli_values *v, double base_lr, int64_t spe, int64_t un
         int64_t end = i < nm ? sp->milestones[i] * to_steps : main_len;
         if (rc == 0 && main_len > 0 && end <= start)
             rc = fail(v, "--sequence-milestones must increase and lie inside training");
-        if (rc == 0 && build_sched(&c, base_lr, spe, end - start, &parts[i], 1) < 0)
+        if (rc == 0 && build_sched(&c, base_lr, ep, end - start, &parts[i], 1) < 0)
             rc = fail(v, "--sequence part %d: %s", i + 1, c.err);
         cli_free(&c);
         if (rc < 0)
@@ -250,8 +261,10 @@ void cli_free_sched(ol_sched_params *sp)
     sp->nparts = 0;
 }
 
-static int build_sched(cli_values *v, double base_lr, int64_t spe, int64_t total, ol_sched_params *sp, int nested)
+static int build_sched(cli_values *v, double base_lr, const cli_epochs *ep, int64_t total, ol_sched_params *sp,
+                       int nested)
 {
+    const int64_t spe = ep->steps_per_epoch;
     ol_sched_type t;
     const char *name = cli_str(v, "schedule");
     if (ol_sched_from_name(name, &t) < 0)
@@ -265,16 +278,16 @@ static int build_sched(cli_values *v, double base_lr, int64_t spe, int64_t total
     sp->steps_per_epoch = spe;
     sp->total_steps = total;
     sp->per_epoch = cli_flag(v, "per-epoch");
-    /* per-epoch schedules count in epochs, per-iteration ones in steps */
-    const int64_t unit = sp->per_epoch ? 1 : spe;
-    double we, x;
+    const int pe = sp->per_epoch; /* per-epoch schedules count in epochs, per-iteration ones in steps */
+    double we, wr, x;
     long long ws, n;
     int k;
     static const char *const warm_shapes[] = {"linear", "exponential"};
     if (cli_double(v, "warmup-epochs", 0.0, 1e6, &we) || cli_int(v, "warmup-steps", 0, INT64_MAX / 2, &ws) ||
-        pick(v, "warmup", warm_shapes, 2, &sp->warmup_exponential))
+        cli_double(v, "warmup-ratio", 0.0, 1.0, &wr) || pick(v, "warmup", warm_shapes, 2, &sp->warmup_exponential))
         return -1;
-    sp->warmup_steps = ws > 0 ? ws : epochs_to_steps(we, spe);
+    /* the warm-up is per step also in per-epoch schedules */
+    sp->warmup_steps = ws > 0 ? ws : we > 0.0 ? epochs_to_steps(ep, 0, we) : (int64_t)llround(wr * (double)total);
     sp->warmup_start_factor = sp->warmup_exponential ? 0.01 : 0.0;
     if (strcmp(cli_str(v, "warmup-start-factor"), "auto") == 0) {
         if (auto_start_factor(v, &sp->warmup_start_factor))
@@ -288,7 +301,7 @@ static int build_sched(cli_values *v, double base_lr, int64_t spe, int64_t total
     if (*cli_str(v, "step-size")) {
         if (cli_double(v, "step-size", 1e-9, 1e9, &x))
             return -1;
-        sp->step_size = epochs_to_steps(x, unit) > 0 ? epochs_to_steps(x, unit) : 1;
+        sp->step_size = epochs_to_steps(ep, pe, x) > 0 ? epochs_to_steps(ep, pe, x) : 1;
     } else if (t == OL_SCHED_STEP) {
         return fail(v, "--schedule step needs --step-size (epochs)");
     }
@@ -303,7 +316,7 @@ static int build_sched(cli_values *v, double base_lr, int64_t spe, int64_t total
             sp->nmilestones = 2;
         } else {
             for (int i = 0; i < nm; i++)
-                sp->milestones[i] = epochs_to_steps(ms[i], unit);
+                sp->milestones[i] = epochs_to_steps(ep, pe, ms[i]);
             sp->nmilestones = nm;
         }
     }
@@ -315,7 +328,7 @@ static int build_sched(cli_values *v, double base_lr, int64_t spe, int64_t total
     if (*cli_str(v, "decay-epochs")) {
         if (cli_double(v, "decay-epochs", 1e-9, 1e9, &x))
             return -1;
-        int64_t len = epochs_to_steps(x, unit) > 0 ? epochs_to_steps(x, unit) : 1;
+        int64_t len = epochs_to_steps(ep, pe, x) > 0 ? epochs_to_steps(ep, pe, x) : 1;
         sp->t_max = len;
         sp->total_iters = t == OL_SCHED_ONECYCLE ? 0 : len;
     }
@@ -323,7 +336,7 @@ static int build_sched(cli_values *v, double base_lr, int64_t spe, int64_t total
         if (*cli_str(v, "t0")) {
             if (cli_double(v, "t0", 1e-9, 1e9, &x))
                 return -1;
-            sp->t_0 = epochs_to_steps(x, unit);
+            sp->t_0 = epochs_to_steps(ep, pe, x);
         } else {
             sp->t_0 = length / 5;
         }
@@ -353,7 +366,7 @@ static int build_sched(cli_values *v, double base_lr, int64_t spe, int64_t total
             double ce = 4.0;
             if (*cli_str(v, "cycle-epochs") && cli_double(v, "cycle-epochs", 2.0, 10.0, &ce))
                 return -1;
-            sp->step_size_up = epochs_to_steps(ce, unit);
+            sp->step_size_up = epochs_to_steps(ep, pe, ce);
         }
         if (*cli_str(v, "step-size-down")) {
             if (cli_int(v, "step-size-down", 1, INT64_MAX / 4, &n))
@@ -393,7 +406,7 @@ static int build_sched(cli_values *v, double base_lr, int64_t spe, int64_t total
         sp->plateau_patience = (int)pat;
         sp->plateau_cooldown = (int)cd;
     }
-    if (t == OL_SCHED_SEQUENTIAL && build_sequence(v, base_lr, spe, unit, sp) < 0) {
+    if (t == OL_SCHED_SEQUENTIAL && build_sequence(v, base_lr, ep, sp) < 0) {
         cli_free_sched(sp);
         return -1;
     }
@@ -411,11 +424,36 @@ int cli_build_sched(cli_values *v, double base_lr, int64_t spe, int64_t total, o
 {
     if (total < 0)
         return fail(v, "the training length must be >= 0 steps, got %lld", (long long)total);
-    return build_sched(v, base_lr, spe, total, sp, 0);
+    cli_epochs ep = {spe, NULL, 0};
+    return build_sched(v, base_lr, &ep, total, sp, 0);
 }
 
-int cli_build_batch_sched(cli_values *v, int64_t batch, int64_t spe, cli_batch_config *bc)
+int cli_build_sched_run(cli_values *v, double base_lr, const ol_train_params *tp, int64_t n, int64_t total,
+                        ol_sched_params *sp)
 {
+    if (total < 0)
+        return fail(v, "the training length must be >= 0 steps, got %lld", (long long)total);
+    int64_t spe = tp->drop_last ? n / tp->batch_size : (n + tp->batch_size - 1) / tp->batch_size;
+    cli_epochs ep = {spe > 0 ? spe : 1, tp, n};
+    return build_sched(v, base_lr, &ep, total, sp, 0);
+}
+
+/* Batch milestone k in steps: the steps the first ms[k] data epochs take with
+ * the batch grown at the milestones before it. */
+static void batch_milestones(const ol_train_params *tp, int64_t n, const double *ms, int nm, ol_batch_sched_params *b)
+{
+    ol_train_params walk = *tp;
+    walk.batch_sched = b;
+    for (int k = 0; k < nm; k++) {
+        b->nmilestones = k;
+        b->milestones[k] = ol_train_epoch_steps(&walk, n, ms[k]);
+    }
+    b->nmilestones = nm;
+}
+
+int cli_build_batch_sched(cli_values *v, const ol_train_params *tp, int64_t n, cli_batch_config *bc)
+{
+    const int64_t batch = tp->batch_size;
     static const char *const rules[] = {"none", "linear", "sqrt", "linear-then-sqrt"};
     ol_batch_sched_type t;
     const char *name = cli_str(v, "batch-schedule");
@@ -439,16 +477,26 @@ int cli_build_batch_sched(cli_values *v, int64_t batch, int64_t spe, cli_batch_c
             return -1;
         if (nm == 0)
             return fail(v, "--batch-schedule milestones needs --batch-milestones (epochs)");
-        for (int i = 0; i < nm; i++)
-            b->milestones[i] = epochs_to_steps(ms[i], spe);
-        b->nmilestones = nm;
+        batch_milestones(tp, n, ms, nm, b);
     }
     if (t == OL_BATCH_RAMP) {
-        if (!*cli_str(v, "batch-ramp-samples") || b->max_batch == 0)
-            return fail(v, "--batch-schedule ramp needs --batch-ramp-samples and --max-batch-size (the final batch)");
-        if (cli_int(v, "batch-ramp-samples", 1, INT64_MAX / 4, &x))
-            return -1;
-        b->ramp_samples = x;
+        const int by_ratio = !*cli_str(v, "batch-ramp-samples") && *cli_str(v, "batch-ramp-ratio");
+        if ((!*cli_str(v, "batch-ramp-samples") && !by_ratio) || b->max_batch == 0)
+            return fail(v, "--batch-schedule ramp needs --batch-ramp-samples (or --batch-ramp-ratio) and "
+                           "--max-batch-size (the final batch)");
+        if (by_ratio) { /* a fraction of the run's samples */
+            double ratio;
+            if (cli_double(v, "batch-ramp-ratio", 1e-9, 1e6, &ratio))
+                return -1;
+            if (tp->epochs <= 0)
+                return fail(v, "--batch-ramp-ratio needs the run's length in epochs");
+            x = llround(ratio * (double)tp->epochs * (double)n);
+            b->ramp_samples = x > 0 ? x : 1;
+        } else {
+            if (cli_int(v, "batch-ramp-samples", 1, INT64_MAX / 4, &x))
+                return -1;
+            b->ramp_samples = x;
+        }
         if (*cli_str(v, "batch-ramp-increment")) {
             if (cli_int(v, "batch-ramp-increment", 1, 1LL << 40, &x))
                 return -1;

@@ -1,7 +1,10 @@
 /* Recipes: named presets of optimizer, schedule and batch options from the
  * papers of the course. A recipe is applied before the config file and the
- * command line, so any of its values can be overridden. Keys that a command
- * does not have (e.g. --epochs for optimlab schedule) are skipped there. */
+ * command line, so any of its values can be overridden. Every key is an
+ * option of some command (an unknown key is an error, found by the tests);
+ * a key the current command does not have (e.g. --epochs for optimlab
+ * schedule) is skipped there. Lengths are fractions of the run, so a recipe
+ * fits any number of epochs or steps. */
 #include <string.h>
 
 #include "common.h"
@@ -9,24 +12,26 @@
 typedef struct {
     const char *name;
     const char *summary;
-    const char *const *kv; /* key, value, ..., NULL */
+    const char *const *kv; /* key, value, ..., NULL; a flag's value is "1" */
 } recipe;
 
-/* BLOOM (BigScience 2022): AdamW (0.9, 0.95), eps 1e-8, wd 0.1, warm-up, cosine
- * to 10% of the peak, global batch ramped 16 -> 2048 in steps of 16 (BLOOM ramped
- * over 20M samples; scaled here to a few epochs of a small dataset). */
+/* BLOOM (BigScience 2022): AdamW (0.9, 0.95), eps 1e-8, wd 0.1, peak lr 6e-5,
+ * warm-up, cosine to 10% of the peak, global batch ramped 16 -> 2048 in steps
+ * of 16. BLOOM ramped over 20M samples; scaled here to a small dataset: the
+ * warm-up is a fifth of the steps and the ramp spans the run's samples (the
+ * proportions the recipe had at the default 5-epoch run). */
 static const char *const bloom_kv[] = {
-    "optimizer", "adamw", "lr", "6e-4", "beta1", "0.9", "beta2", "0.95", "eps", "1e-8", "weight-decay", "0.1",
-    "clip-grad-norm", "1.0", "schedule", "cosine", "min-lr-ratio", "0.1", "warmup-epochs", "1",
+    "optimizer", "adamw", "lr", "6e-5", "betas", "0.9,0.95", "eps", "1e-8", "weight-decay", "0.1",
+    "clip-grad-norm", "1.0", "schedule", "cosine", "min-lr-ratio", "0.1", "warmup-ratio", "0.2",
     "batch-schedule", "ramp", "batch-size", "16", "max-batch-size", "2048", "batch-ramp-increment", "16",
-    "batch-ramp-samples", "300000", NULL};
+    "batch-ramp-ratio", "1", NULL};
 
 /* Goyal et al. 2017: SGD momentum 0.9, wd 1e-4, lr 0.1 per 256 samples scaled
- * linearly with the batch, gradual warm-up over 5 epochs from the unscaled lr,
- * step decay by 10x (at 50% and 75% of training here). */
+ * linearly with the batch, gradual warm-up from the unscaled lr over 5 of 90
+ * epochs, step decay by 10x (at 50% and 75% of training here). */
 static const char *const goyal_kv[] = {
     "optimizer", "sgd", "lr", "0.1", "momentum", "0.9", "weight-decay", "1e-4", "lr-scaling", "linear",
-    "base-batch-size", "256", "warmup-epochs", "5", "warmup-start-factor", "auto", "schedule", "multistep",
+    "base-batch-size", "256", "warmup-ratio", "0.0556", "warmup-start-factor", "auto", "schedule", "multistep",
     "gamma", "0.1", "no-decay-on", "bias,norm", NULL};
 
 /* Smith & Topin 2018 (super-convergence): one cycle of a large lr with
@@ -38,21 +43,22 @@ static const char *const superconvergence_kv[] = {
     "base-momentum", "0.85", "max-momentum", "0.95", NULL};
 
 /* You et al. 2020 (LAMB): large batch, square-root lr scaling, linear
- * warm-up then polynomial (linear) decay, decoupled weight decay 0.01. */
+ * warm-up then polynomial (linear) decay, decoupled weight decay 0.01. The
+ * warm-up is 0.4 of the run: the 2 of the default 5 epochs the recipe had. */
 static const char *const lamb_kv[] = {
     "optimizer", "lamb", "lr", "2e-3", "weight-decay", "0.01", "batch-size", "4096", "lr-scaling", "sqrt",
-    "base-batch-size", "256", "warmup-epochs", "2", "schedule", "polynomial", "power", "1", NULL};
+    "base-batch-size", "256", "warmup-ratio", "0.4", "schedule", "polynomial", "power", "1", NULL};
 
-/* You et al. 2017 (LARS): large batch, linear lr scaling, 5 warm-up epochs,
- * polynomial decay with power 2, momentum 0.9. */
+/* You et al. 2017 (LARS): large batch, linear lr scaling, warm-up over 5 of
+ * 90 epochs, polynomial decay with power 2, momentum 0.9. */
 static const char *const lars_kv[] = {
     "optimizer", "lars", "lr", "0.1", "momentum", "0.9", "weight-decay", "5e-4", "batch-size", "4096",
-    "lr-scaling", "linear", "base-batch-size", "256", "warmup-epochs", "5", "schedule", "polynomial",
+    "lr-scaling", "linear", "base-batch-size", "256", "warmup-ratio", "0.0556", "schedule", "polynomial",
     "power", "2", NULL};
 
 static const recipe recipes[] = {
     {"bloom", "AdamW (0.9, 0.95), wd 0.1, warm-up, cosine to 10%, batch ramp 16 -> 2048 (BLOOM)", bloom_kv},
-    {"goyal", "SGD momentum, linear lr scaling with 5-epoch gradual warm-up (Goyal et al. 2017)", goyal_kv},
+    {"goyal", "SGD momentum, linear lr scaling, gradual warm-up over 5 of 90 epochs (Goyal et al. 2017)", goyal_kv},
     {"superconvergence", "one-cycle with inverse momentum cycling (Smith & Topin 2018)", superconvergence_kv},
     {"lamb-large-batch", "LAMB, batch 4096, sqrt lr scaling, warm-up + linear decay (You et al. 2020)", lamb_kv},
     {"lars-large-batch", "LARS, batch 4096, linear lr scaling, warm-up + poly(2) decay (You et al. 2017)", lars_kv},
@@ -64,11 +70,47 @@ int cli_recipe_count(void) { return NRECIPES; }
 const char *cli_recipe_name(int i) { return i >= 0 && i < NRECIPES ? recipes[i].name : NULL; }
 const char *const *cli_recipe_values(int i) { return i >= 0 && i < NRECIPES ? recipes[i].kv : NULL; }
 
+/* The options a recipe may set: those every training command shares (the
+ * command-specific ones, like lr-find's or schedule's, are no recipe's). */
+static const cli_opt *recipe_option(const char *key)
+{
+    const cli_opt *const tables[] = {cli_model_opts, cli_data_opts, cli_optim_opts, cli_sched_opts, cli_batch_opts,
+                                     cli_train_opts, cli_run_opts,  cli_dist_opts,  NULL};
+    for (int t = 0; tables[t]; t++)
+        for (const cli_opt *o = tables[t]; o->name; o++)
+            if (strcmp(o->name, key) == 0)
+                return o;
+    return NULL;
+}
+
+int cli_recipe_check(int i, char *err, size_t cap)
+{
+    if (i < 0 || i >= NRECIPES) {
+        snprintf(err, cap, "no recipe %d", i);
+        return -1;
+    }
+    for (const char *const *kv = recipes[i].kv; *kv; kv += 2) {
+        const cli_opt *o = recipe_option(kv[0]);
+        if (!o) {
+            snprintf(err, cap, "recipe '%s': unknown option '%s'", recipes[i].name, kv[0]);
+            return -1;
+        }
+        if (o->kind == CLI_FLAG && strcmp(kv[1], "1") != 0) {
+            snprintf(err, cap, "recipe '%s': flag --%s can only be set (\"1\"), got '%s'", recipes[i].name, kv[0],
+                     kv[1]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int cli_apply_recipe(cli_values *v, const char *name)
 {
     for (int r = 0; r < NRECIPES; r++) {
         if (strcmp(recipes[r].name, name) != 0)
             continue;
+        if (cli_recipe_check(r, v->err, sizeof v->err) < 0)
+            return -1;
         for (const char *const *kv = recipes[r].kv; *kv; kv += 2)
             if (cli_find(v, kv[0]) >= 0 && cli_set(v, kv[0], kv[1], 3) < 0) {
                 snprintf(v->err, sizeof v->err, "out of memory");
@@ -83,15 +125,23 @@ int cli_apply_recipe(cli_values *v, const char *name)
     return -1;
 }
 
+/* The recipe as flags `optimlab train` takes: a flag without a value. */
 int cmd_recipes(int argc, char **argv)
 {
     (void)argc;
     (void)argv;
     printf("usage: optimlab <train|schedule|lr-find> --recipe NAME [options that override it]\n\n");
     for (int r = 0; r < NRECIPES; r++) {
+        char err[256];
+        if (cli_recipe_check(r, err, sizeof err) < 0)
+            return cli_fail(OL_EXIT_FAIL, err);
         printf("%s: %s\n ", recipes[r].name, recipes[r].summary);
-        for (const char *const *kv = recipes[r].kv; *kv; kv += 2)
-            printf(" --%s %s", kv[0], kv[1]);
+        for (const char *const *kv = recipes[r].kv; *kv; kv += 2) {
+            if (recipe_option(kv[0])->kind == CLI_FLAG)
+                printf(" --%s", kv[0]);
+            else
+                printf(" --%s %s", kv[0], kv[1]);
+        }
         printf("\n\n");
     }
     return OL_EXIT_OK;

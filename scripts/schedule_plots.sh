@@ -39,8 +39,6 @@ plot sequential "sequential: constant, step, cosine" --schedule sequential --lr 
     --sequence 'constant; step step-size=2 gamma=0.5; cosine eta-min=0.001' --sequence-milestones 5,15
 plot batch_milestones "increase the batch instead of decaying the lr" --schedule constant --lr 0.1 \
     --batch-size 128 --batch-schedule milestones --batch-milestones 10,20 --batch-factor 5
-# --optimizer sgd until this branch has AdamW: the lr and batch panels do not
-# depend on it, and SGD's momentum 0.9 equals the recipe's beta1
 plot bloom "recipe bloom: warm-up, cosine to 10%, batch ramp 16 -> 2048" --recipe bloom \
-    --batch-ramp-samples 150000 --optimizer sgd --weight-decay 0.1
+    --batch-ramp-samples 150000
 plot goyal "recipe goyal: linear scaling to batch 1024 with gradual warm-up" --recipe goyal --batch-size 1024

@@ -11,9 +11,14 @@ static const cli_opt *const train_tables[] = {cli_model_opts, cli_data_opts, cli
                                               cli_batch_opts, cli_train_opts, cli_run_opts,  cli_config_opts,
                                               NULL};
 
-/* Optimizer options the recipes set that come with the optimizer work
- * (AdamW/LAMB betas and eps); they apply once train has them. */
-static int pending_key(const char *k) { return !strcmp(k, "beta1") || !strcmp(k, "beta2") || !strcmp(k, "eps"); }
+/* A run of `epochs` epochs of 100 batches of `batch` samples (n = 100 x batch). */
+static ol_train_params run_of(long long batch, int epochs)
+{
+    ol_train_params tp = ol_train_default_params();
+    tp.batch_size = (int)batch;
+    tp.epochs = epochs;
+    return tp;
+}
 
 static char *write_tmp(const char *text)
 {
@@ -177,9 +182,13 @@ static void test_recipes_valid(void)
     cli_init(&v, train_tables);
     for (int r = 0; r < cli_recipe_count(); r++)
         for (const char *const *kv = cli_recipe_values(r); *kv; kv += 2)
-            if (cli_find(&v, kv[0]) < 0 && !pending_key(kv[0]))
+            if (cli_find(&v, kv[0]) < 0)
                 TU_FAIL("recipe %s sets --%s, which train does not have", cli_recipe_name(r), kv[0]);
     cli_free(&v);
+    char err[256];
+    for (int r = 0; r < cli_recipe_count(); r++)
+        if (cli_recipe_check(r, err, sizeof err) != 0)
+            TU_FAIL("%s", err);
     /* each recipe gives a valid schedule and batch configuration */
     for (int r = 0; r < cli_recipe_count(); r++) {
         cli_init(&v, train_tables);
@@ -188,7 +197,11 @@ static void test_recipes_valid(void)
         ASSERT_EQ_INT(cli_int(&v, "batch-size", 1, 1 << 20, &b), 0);
         cli_batch_config bc;
         ol_sched_params sp;
-        int ok = cli_build_batch_sched(&v, b, 100, &bc) == 0 && cli_build_sched(&v, 0.1, 100, 3000, &sp) == 0;
+        ol_train_params tp = run_of(b, 30);
+        int ok = cli_build_batch_sched(&v, &tp, 100 * b, &bc) == 0;
+        if (ok && bc.sched.type != OL_BATCH_CONSTANT)
+            tp.batch_sched = &bc.sched;
+        ok = ok && cli_build_sched_run(&v, 0.1, &tp, 100 * b, ol_train_count_steps(&tp, 100 * b), &sp) == 0;
         if (!ok)
             TU_FAIL("recipe %s: %s", cli_recipe_name(r), v.err);
         else
@@ -202,16 +215,23 @@ static void test_recipes_valid(void)
     ol_sched_params sp;
     ASSERT_EQ_INT(cli_build_sched(&v, 0.1, 100, 3000, &sp), 0);
     ASSERT_NEAR(sp.warmup_start_factor, 0.25, 1e-15);
-    ASSERT_EQ_INT(sp.warmup_steps, 500);
+    ASSERT_EQ_INT(sp.warmup_steps, 167); /* 5 of 90 epochs (0.0556) of 3000 steps */
     cli_free(&v);
     /* bloom: the ramp 16 -> 2048 */
     cli_init(&v, train_tables);
     cli_apply_recipe(&v, "bloom");
     cli_batch_config bc;
-    ASSERT_EQ_INT(cli_build_batch_sched(&v, 16, 100, &bc), 0);
+    ol_train_params tp = run_of(16, 5);
+    ASSERT_EQ_INT(cli_build_batch_sched(&v, &tp, 1600, &bc), 0);
     ASSERT_EQ_INT(bc.sched.type, OL_BATCH_RAMP);
+    ASSERT_EQ_INT(bc.sched.ramp_samples, 8000); /* the run's 5 x 1600 samples */
     ASSERT_EQ_INT(ol_batch_sched_batch(&bc.sched, 0, 0), 16);
-    ASSERT_EQ_INT(ol_batch_sched_batch(&bc.sched, 0, 300000), 2048);
+    ASSERT_EQ_INT(ol_batch_sched_batch(&bc.sched, 0, 8000), 2048);
+    /* betas 0.9, 0.95 and the deck's peak lr reach the optimizer */
+    ol_optim_params op;
+    ASSERT_EQ_INT(cli_build_optim(&v, &op), 0);
+    ASSERT_NEAR(op.lr, 6e-5, 1e-18);
+    ASSERT_NEAR(op.beta2, 0.95, 1e-15);
     cli_free(&v);
 }
 
@@ -246,19 +266,23 @@ static void test_cli_builders(void)
     /* batch options */
     cli_batch_config bc;
     cli_set(&v, "batch-schedule", "milestones", 1);
-    ASSERT_EQ_INT(cli_build_batch_sched(&v, 128, 10, &bc), -1); /* needs milestones */
+    ol_train_params tp = run_of(128, 10);
+    tp.batch_size = 128;
+    ASSERT_EQ_INT(cli_build_batch_sched(&v, &tp, 1280, &bc), -1); /* needs milestones */
     cli_set(&v, "batch-milestones", "3,6", 1);
     cli_set(&v, "batch-factor", "5", 1);
     cli_set(&v, "micro-batch-size", "32", 1);
     cli_set(&v, "lr-scaling", "sqrt", 1);
     cli_set(&v, "base-batch-size", "32", 1);
-    ASSERT_EQ_INT(cli_build_batch_sched(&v, 128, 10, &bc), 0);
-    ASSERT_EQ_INT(bc.sched.milestones[1], 60);
+    ASSERT_EQ_INT(cli_build_batch_sched(&v, &tp, 1280, &bc), 0);
+    /* epochs of 10 steps at 128, then 2 steps at 640: epoch 6 starts at step 30 + 3 x 2 */
+    ASSERT_EQ_INT(bc.sched.milestones[0], 30);
+    ASSERT_EQ_INT(bc.sched.milestones[1], 36);
     ASSERT_EQ_INT(bc.micro_batch, 32);
     ASSERT_NEAR(cli_batch_lr_scale(&bc, 128), 2.0, 1e-15);
     ASSERT_EQ_INT(ol_batch_sched_batch(&bc.sched, 30, 0), 640);
     cli_set(&v, "lr-scaling", "cube", 1);
-    ASSERT_EQ_INT(cli_build_batch_sched(&v, 128, 10, &bc), -1);
+    ASSERT_EQ_INT(cli_build_batch_sched(&v, &tp, 1280, &bc), -1);
     cli_free(&v);
 }
 

@@ -42,6 +42,7 @@ typedef struct {
     double smooth_beta;      /* EMA factor of the loss, bias-corrected: 0.98 */
     double diverge_factor;   /* stop when the smoothed loss exceeds this times the best: 4 */
     int batch_size;          /* 128 */
+    int micro_batch_size;    /* 0: the whole batch at once; else accumulate gradients over micro-batches (as ol_train_step) */
     float label_smoothing;
     double clip_grad_norm;   /* 0 = off */
     ol_augment aug;

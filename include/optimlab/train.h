@@ -159,6 +159,12 @@ int ol_train_grads(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, const fl
  * (the batch schedule walked through every epoch), for schedules that need
  * the length of training. */
 int64_t ol_train_count_steps(const ol_train_params *tp, int64_t n);
+/* Optimizer steps taken before data epoch `epochs` (fractions allowed)
+ * begins, for a training set of n samples: round(epochs * steps per epoch)
+ * with a constant batch; under a batch schedule the steps walked until that
+ * many epochs of data are consumed (past the training length, continued at
+ * the last batch). Converts lengths in epochs (warm-up, milestones) to steps. */
+int64_t ol_train_epoch_steps(const ol_train_params *tp, int64_t n, double epochs);
 
 /* ol_train returns OL_EINTR after a stop request or the time limit (a
  * checkpoint was written, res->checkpoint names it) and OL_ENONFINITE when

@@ -555,17 +555,27 @@ static int model_params_from(ol_ctx *ctx, const char *path, const ol__st_file *f
     if (!arch || !sc || !json_is_array(in) || json_array_size(in) != 3 || !json_is_array(w) ||
         json_array_size(w) > OL_MLP_MAX_LAYERS)
         rc = ol__err(ctx, OL_EFORMAT, "%s: no model description", path);
+    const ol_model_params d = *mp;
     if (rc >= 0) {
-        const ol_model_params d = *mp;
-        if (strcmp(arch, "mlp") == 0)
-            mp->arch = OL_ARCH_MLP;
-        else if (strstr(arch, "18"))
-            mp->arch = OL_ARCH_RESNET18;
-        else
-            mp->arch = OL_ARCH_RESNET_CIFAR;
         mp->depth = (int)json_integer_value(json_object_get(o, "depth"));
         mp->width = (int)json_integer_value(json_object_get(o, "width"));
         mp->no_skip = json_is_true(json_object_get(o, "no_skip"));
+        /* the architecture whose name, with the stored depth and width, is
+         * exactly the stored name (a substring read resnet182 as resnet18);
+         * resnet18 before the CIFAR nets, whose name it would also match */
+        static const ol_arch order[] = {OL_ARCH_MLP, OL_ARCH_RESNET18, OL_ARCH_RESNET_CIFAR};
+        int found = 0;
+        for (size_t a = 0; a < sizeof order / sizeof order[0] && !found; a++) {
+            char name[64];
+            mp->arch = order[a];
+            ol_model_params_name(mp, name, sizeof name);
+            found = strcmp(name, arch) == 0;
+        }
+        if (!found)
+            rc = ol__err(ctx, OL_EFORMAT, "%s: unknown model architecture '%s' (depth %d, width %d)", path, arch,
+                         mp->depth, mp->width);
+    }
+    if (rc >= 0) {
         mp->shortcut = sc[0];
         mp->nwidths = (int)json_array_size(w);
         for (int i = 0; i < mp->nwidths; i++)

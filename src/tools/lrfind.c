@@ -5,19 +5,17 @@
 #include <string.h>
 
 #include "core/internal.h"
-#include "optim/optim_internal.h"
 #include "optimlab/lrfind.h"
+#include "optimlab/train.h"
 #include "tools/svg.h"
 
+/* The optimizer's part is its public state blob (ol_optim_state_save), the
+ * same one checkpoints hold: optional slots, scalars, step and mode included. */
 struct ol_snapshot {
     float *params, *buffers;
     size_t numel, bnumel;
-    int has_optim;
-    int nslots;
-    float *slot[OL_OPTIM_MAX_SLOTS];
-    double scalar[OL__OPT_MAX_SCALARS];
-    int64_t t;
-    int eval_mode;
+    void *optim;
+    size_t optim_bytes;
 };
 
 void ol_snapshot_free(ol_snapshot *s)
@@ -26,8 +24,7 @@ void ol_snapshot_free(ol_snapshot *s)
         return;
     ol__free(s->params);
     ol__free(s->buffers);
-    for (int i = 0; i < OL_OPTIM_MAX_SLOTS; i++)
-        ol__free(s->slot[i]);
+    free(s->optim);
     free(s);
 }
 
@@ -50,23 +47,16 @@ int ol_snapshot_take(ol_ctx *ctx, ol_model *m, ol_optim *o, ol_snapshot **out)
     s->bnumel = ps->bnumel;
     s->params = dup_floats(ps->params, ps->numel);
     s->buffers = dup_floats(ps->buffers, ps->bnumel);
-    int bad = !s->params || !s->buffers;
-    if (o && !bad) {
-        if (o->numel != ps->numel) {
-            ol_snapshot_free(s);
-            return ol__err(ctx, OL_ESHAPE, "snapshot: optimizer has %zu parameters, model %zu", o->numel, ps->numel);
-        }
-        s->has_optim = 1;
-        s->nslots = o->vt->n_slots;
-        for (int i = 0; i < s->nslots && !bad; i++)
-            bad = !(s->slot[i] = dup_floats(o->slot[i], o->numel));
-        memcpy(s->scalar, o->scalar, sizeof s->scalar);
-        s->t = o->t;
-        s->eval_mode = o->eval_mode;
+    int rc = !s->params || !s->buffers ? ol__err(ctx, OL_ENOMEM, "out of memory for a snapshot") : OL_OK;
+    if (o && rc >= 0) {
+        s->optim_bytes = ol_optim_state_size(o);
+        s->optim = malloc(s->optim_bytes);
+        rc = s->optim ? ol_optim_state_save(ctx, o, s->optim, s->optim_bytes)
+                      : ol__err(ctx, OL_ENOMEM, "out of memory for a snapshot");
     }
-    if (bad) {
+    if (rc < 0) {
         ol_snapshot_free(s);
-        return ol__err(ctx, OL_ENOMEM, "out of memory for a snapshot");
+        return rc;
     }
     *out = s;
     return OL_OK;
@@ -77,18 +67,13 @@ int ol_snapshot_restore(ol_ctx *ctx, const ol_snapshot *s, ol_model *m, ol_optim
     ol_paramset *ps = ol_model_paramset(m);
     if (ps->numel != s->numel || ps->bnumel != s->bnumel)
         return ol__err(ctx, OL_ESHAPE, "snapshot of %zu parameters does not fit a model of %zu", s->numel, ps->numel);
-    if (o && (!s->has_optim || o->numel != s->numel || o->vt->n_slots != s->nslots))
+    if (o && !s->optim)
         return ol__err(ctx, OL_ESHAPE, "snapshot holds no state for this optimizer");
+    if (o) /* checks the algorithm and sizes before it changes anything */
+        OL__TRY(ol_optim_state_load(ctx, o, s->optim, s->optim_bytes));
     memcpy(ps->params, s->params, s->numel * sizeof(float));
     if (s->bnumel)
         memcpy(ps->buffers, s->buffers, s->bnumel * sizeof(float));
-    if (o) {
-        for (int i = 0; i < s->nslots; i++)
-            memcpy(o->slot[i], s->slot[i], s->numel * sizeof(float));
-        memcpy(o->scalar, s->scalar, sizeof s->scalar);
-        o->t = s->t;
-        o->eval_mode = s->eval_mode;
-    }
     return OL_OK;
 }
 
@@ -118,10 +103,15 @@ static int check_params(ol_ctx *ctx, const ol_lrfind_params *p)
         return ol__err(ctx, OL_ERANGE, "divergence factor must be > 1, got %g", p->diverge_factor);
     if (p->batch_size < 1)
         return ol__err(ctx, OL_ERANGE, "batch size must be >= 1, got %d", p->batch_size);
+    if (p->micro_batch_size < 0 || p->micro_batch_size > p->batch_size)
+        return ol__err(ctx, OL_ERANGE, "micro-batch size must be in [0, %d], got %d", p->batch_size,
+                       p->micro_batch_size);
     return OL_OK;
 }
 
-/* One training step at lr on the next batch (a new epoch when one ends). */
+/* One training step at lr on the next batch (a new epoch when one ends), the
+ * library's step: micro-batches, clipping, update. A non-finite loss or
+ * gradient leaves *loss NaN and the parameters untouched; the caller stops. */
 static int train_step(ol_ctx *ctx, const ol_lrfind_params *p, ol_model *m, ol_optim *o, ol_loader *l, int64_t *epoch,
                       double lr, double *loss)
 {
@@ -134,20 +124,15 @@ static int train_step(ol_ctx *ctx, const ol_lrfind_params *p, ol_model *m, ol_op
     }
     if (n <= 0)
         return n < 0 ? n : ol__err(ctx, OL_EINVAL, "lr range test: the training set is empty");
-    ol_paramset *ps = ol_model_paramset(m);
-    double sum = 0.0;
-    int correct = 0;
-    ol_paramset_zero_grads(ps);
-    OL__TRY(ol_model_forward(ctx, m, x, n, 1));
-    OL__TRY(ol_model_loss(ctx, m, y, n, p->label_smoothing, 1.0f / (float)n, &sum, &correct));
-    *loss = sum / n;
-    if (!isfinite(*loss))
-        return OL_OK; /* the caller stops; no step on a non-finite gradient */
-    OL__TRY(ol_model_backward(ctx, m));
-    if (p->clip_grad_norm > 0.0)
-        ol_clip_grad_norm(ps, p->clip_grad_norm);
+    ol_train_params tp = ol_train_default_params();
+    tp.label_smoothing = p->label_smoothing;
+    tp.clip_grad_norm = p->clip_grad_norm;
+    tp.micro_batch_size = p->micro_batch_size;
     ol_optim_hyper h = {.lr = lr, .momentum = -1.0};
-    return ol_optim_step(ctx, o, ps, &h);
+    ol_step_result sr;
+    int rc = ol_train_step(ctx, &tp, m, o, x, y, n, &h, &sr);
+    *loss = rc == OL_ENONFINITE ? NAN : sr.loss_sum / n;
+    return rc == OL_ENONFINITE ? OL_OK : rc;
 }
 
 static int make_loader(ol_ctx *ctx, const ol_lrfind_params *p, const ol_dataset *d, ol_loader **l)

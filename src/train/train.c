@@ -543,6 +543,20 @@ static int ensemble_eval(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol
     return rc;
 }
 
+/* Step t ends a learning-rate cycle: the lr is about to rise after having
+ * fallen into t (flat stretches skipped). A schedule that rises from step 0
+ * (warm-up, cyclic) has not fallen there, so its first steps are no snapshot. */
+static int cycle_ends(const ol_sched_params *sched, int64_t t)
+{
+    const double lt = ol_sched_lr(sched, t);
+    if (!(ol_sched_lr(sched, t + 1) > lt))
+        return 0;
+    int64_t k = t - 1;
+    while (k >= 0 && ol_sched_lr(sched, k) == lt)
+        k--;
+    return k >= 0 && ol_sched_lr(sched, k) > lt;
+}
+
 static int64_t batch_for(const ol_train_params *tp, int64_t step, int64_t samples_before)
 {
     if (!tp->batch_sched)
@@ -551,16 +565,37 @@ static int64_t batch_for(const ol_train_params *tp, int64_t step, int64_t sample
     return b > 0 ? b : 1;
 }
 
-static int64_t max_batch_of(const ol_train_params *tp)
+/* The steps ol_train takes over epochs of n samples (batch schedule,
+ * drop_last), up to the training length or, with stop >= 0, up to the first
+ * step that starts at data epoch `stop` or later (a step starting at sample
+ * pos of epoch e starts at epoch e + pos/n). *reached: the data epoch where
+ * the walk ended; *last: the batch of its last step. */
+static int64_t walk_steps(const ol_train_params *tp, int64_t n, double stop, double *reached, int64_t *last)
 {
-    int64_t b = tp->batch_size;
-    if (tp->batch_sched) {
-        if (tp->batch_sched->batch > b)
-            b = tp->batch_sched->batch;
-        if (tp->batch_sched->max_batch > b)
-            b = tp->batch_sched->max_batch;
+    int64_t step = 0, seen = 0;
+    *reached = 0.0;
+    *last = batch_for(tp, 0, 0);
+    for (int e = 0; tp->epochs == 0 || e < tp->epochs; e++) {
+        int64_t pos = 0;
+        for (;;) {
+            *reached = (double)e + (double)pos / (double)n;
+            if ((tp->max_steps > 0 && step >= tp->max_steps) || (stop >= 0.0 && *reached >= stop) ||
+                (tp->epochs == 0 && tp->max_steps == 0))
+                return step;
+            int64_t b = batch_for(tp, step, seen), left = n - pos;
+            if (left <= 0 || (tp->drop_last && left < b))
+                break;
+            int64_t k = left < b ? left : b;
+            pos += k;
+            seen += k;
+            *last = b;
+            step++;
+        }
+        if (pos == 0)
+            return step; /* a batch larger than the data with drop_last */
+        *reached = (double)(e + 1);
     }
-    return b;
+    return step;
 }
 
 int64_t ol_train_count_steps(const ol_train_params *tp, int64_t n)
@@ -572,24 +607,36 @@ int64_t ol_train_count_steps(const ol_train_params *tp, int64_t n)
         int64_t total = tp->epochs > 0 ? per * tp->epochs : tp->max_steps;
         return tp->max_steps > 0 && tp->max_steps < total ? tp->max_steps : total;
     }
-    int64_t step = 0, seen = 0;
-    for (int e = 0; e < tp->epochs || (tp->epochs == 0 && step < tp->max_steps); e++) {
-        int64_t pos = 0;
-        for (;;) {
-            if (tp->max_steps > 0 && step >= tp->max_steps)
-                return step;
-            int64_t b = batch_for(tp, step, seen), left = n - pos;
-            if (left <= 0 || (tp->drop_last && left < b))
-                break;
-            int64_t k = left < b ? left : b;
-            pos += k;
-            seen += k;
-            step++;
-        }
-        if (pos == 0)
-            break; /* a batch larger than the data with drop_last */
+    double reached;
+    int64_t last;
+    return walk_steps(tp, n, -1.0, &reached, &last);
+}
+
+int64_t ol_train_epoch_steps(const ol_train_params *tp, int64_t n, double epochs)
+{
+    if (n <= 0 || tp->batch_size <= 0 || !(epochs > 0.0))
+        return 0;
+    int64_t b = tp->batch_size, steps = 0;
+    double reached = 0.0;
+    if (tp->batch_sched)
+        steps = walk_steps(tp, n, epochs, &reached, &b);
+    if (reached < epochs) { /* past the training length: on at the last batch */
+        int64_t per = tp->drop_last ? n / b : (n + b - 1) / b;
+        steps += llround((epochs - reached) * (double)(per > 0 ? per : 1));
     }
-    return step;
+    return steps;
+}
+
+/* The largest global batch of the run: batch schedules never shrink the batch,
+ * so it is the last step's (milestones without a cap grow past --batch-size,
+ * and the loader and activations must hold it). */
+static int64_t max_batch_of(const ol_train_params *tp, int64_t n)
+{
+    int64_t b = tp->batch_size, last = b;
+    double reached;
+    if (tp->batch_sched)
+        walk_steps(tp, n, -1.0, &reached, &last);
+    return last > b ? last : b;
 }
 
 int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt, const ol_sched_params *sched,
@@ -616,7 +663,7 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
     OL__TRY(ol_sched_validate(ctx, sched));
     if (tp->batch_sched)
         OL__TRY(ol_batch_sched_validate(ctx, tp->batch_sched));
-    const int64_t max_batch = max_batch_of(tp);
+    const int64_t max_batch = max_batch_of(tp, train->n);
     if (max_batch > (1 << 24))
         return ol__err(ctx, OL_ERANGE, "global batch of %lld is too large", (long long)max_batch);
     const int W = ol_comm_size(tp->comm), R = ol_comm_rank(tp->comm), root = R == 0;
@@ -926,9 +973,7 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
                 break;
             /* end of a learning-rate cycle: the schedule has a local minimum here */
             if (!bad && tp->snapshot_ensemble > 0 && tp->out_dir && !plateau) {
-                double l0 = ol_sched_lr(sched, st.step - 1), lm = st.step >= 2 ? ol_sched_lr(sched, st.step - 2) : l0 + 1,
-                       l1 = ol_sched_lr(sched, st.step);
-                if ((l0 < lm && l1 > l0) || st.step == total) {
+                if (cycle_ends(sched, st.step - 1) || st.step == total) {
                     char path[4096];
                     snprintf(path, sizeof path, "%s/snapshot-%08lld.safetensors", tp->out_dir, (long long)st.step);
                     rc = ol_weights_export(ctx, path, m, opt);
