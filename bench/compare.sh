@@ -117,7 +117,7 @@ if train:
     r0 = train[0]
     print("\nTraining step: batch %d, %d timed steps after %s warm-up steps per run"
           % (r0["batch_size"], r0["steps"], warmup))
-    print("%-9s %-30s %12s %19s %9s %10s" % ("model", "run", "samples/s", "median step (range)", "optimlab",
+    print("%-9s %-30s %12s %24s %9s %10s" % ("model", "run", "samples/s", "median step (range)", "optimlab",
                                             "peak RSS"))
     for m in dict.fromkeys(r["model"] for r in train):
         runs = {}
@@ -131,8 +131,8 @@ if train:
             name = v if v == "optimlab" else "pytorch " + v[6:]
             if v != "optimlab" and (best is None or med < best[1]):
                 best = (name, med, rs)
-            print("%-9s %-30s %12.1f %7.2f ms (%.1f-%.1f) %8.2fx %7.1f MB" % (
-                m, name, rs[0]["batch_size"] * 1e3 / med, med, lo, hi, med / ours,
+            print("%-9s %-30s %12.1f %24s %8.2fx %7.1f MB" % (
+                m, name, rs[0]["batch_size"] * 1e3 / med, "%.2f ms (%.2f-%.2f)" % (med, lo, hi), med / ours,
                 max(r["peak_rss_mb"] for r in rs)))
             if v != "optimlab" and "optimlab" in runs and rs[0]["params"] != runs["optimlab"][0]["params"]:
                 print("  WARNING: %s has %d parameters, optimlab %d: not the same network"
@@ -145,7 +145,7 @@ if opt:
     r0 = opt[0]
     print("\nOptimizer step: %d parameters in %d tensors, median of %d steps per run"
           % (r0["params"], r0["tensors"], r0["steps"]))
-    print("%-9s %-30s %19s %9s %9s" % ("optimizer", "run", "median step (range)", "GB/s", "optimlab"))
+    print("%-9s %-30s %24s %9s %9s" % ("optimizer", "run", "median step (range)", "GB/s", "optimlab"))
     for o in dict.fromkeys(r["optimizer"] for r in opt):
         runs = {}
         for r in opt:
@@ -161,8 +161,9 @@ if opt:
             extra = ""
             if v == "optimlab":
                 extra = "  (bandwidth probe %.1f GB/s)" % statistics.median(r["stream_gbytes_per_s"] for r in rs)
-            print("%-9s %-30s %7.2f ms (%.1f-%.1f) %9.1f %8.2fx%s" % (
-                o, name, med, lo, hi, rs[0]["bytes_per_param"] * rs[0]["params"] / med / 1e6, med / ours, extra))
+            print("%-9s %-30s %24s %9.1f %8.2fx%s" % (
+                o, name, "%.2f ms (%.2f-%.2f)" % (med, lo, hi), rs[0]["bytes_per_param"] * rs[0]["params"] / med / 1e6,
+                med / ours, extra))
         if best and "optimlab" in runs:
             print("%-9s optimlab = %.2fx the best PyTorch (%s)" % ("", best[1] / ours, best[0]))
 print()
