@@ -1,17 +1,29 @@
 #!/bin/bash
-# Training throughput and peak memory, optimlab vs PyTorch (CPU), same networks,
-# same batch, same threads:
-#   optimlab bench train --model M --batch-size B --steps N --threads T --json
-#   bench/torch_train.py  --model M --batch-size B --steps N --threads T --json
-# for M in resnet20 and mlp (1x28x28 input, 10 classes). PyTorch runs as-is and,
-# when the CPU has AVX-512, again with OPENBLAS_CORETYPE=SKYLAKEX: Debian's
-# OpenBLAS 0.3.21 does not recognise newer Xeons and falls back to its generic
-# "Prescott" kernel, so a fair comparison uses PyTorch at its best. (optimlab
-# sets OPENBLAS_CORETYPE for itself when it sees the fallback.)
+# optimlab vs PyTorch (CPU) at its best, same work, same threads:
+# 1. Training throughput and peak memory, same networks, same batch:
+#      optimlab bench train --model M --batch-size B --steps N --threads T --json
+#      bench/torch_train.py  --model M ... --mode eager|channels_last|compile --json
+#    for M in resnet20 and mlp (1x28x28 input, 10 classes). PyTorch runs eager,
+#    channels_last (convnets only) and torch.compile (PyTorch 2.x), with its fused
+#    SGD where it has one; the best mode is the one compared against. A PyTorch that
+#    does its GEMMs in OpenBLAS (Debian's 1.13) runs again with
+#    OPENBLAS_CORETYPE=SKYLAKEX when the CPU has AVX-512: OpenBLAS 0.3.21 does not
+#    recognise newer CPUs and falls back to a generic kernel.
+# 2. One optimizer step on P parameters in T equal tensors (SGD momentum 0.9,
+#    weight decay 5e-4; AdamW weight decay 0.01):
+#      optimlab bench optimizer --optimizer O --params P --tensors T --json
+#      bench/torch_optim.py --optimizer O --params P --tensors T --impl foreach|fused --json
+# Every run is repeated REPS times, the variants interleaved (A B C A B C ...) so that
+# a busy spell of a shared machine hits them alike; the table shows the median over
+# repetitions of each run's median step time, and the spread (min-max).
 #
-# usage: bench/compare.sh [path/to/optimlab]    environment: BATCH=128 STEPS=20 WARMUP=3 THREADS=2
-#        MODELS="resnet20 mlp" PYTHON=/usr/bin/python3
-# Keep it short on a shared machine: each run is WARMUP+STEPS training steps.
+# usage: bench/compare.sh [path/to/optimlab]
+# environment: TORCH_PYTHON (the python with torch; default: $VIRTUAL_ENV/bin/python,
+#   then ~/venv-torch/bin/python, then /usr/bin/python3, the first that imports torch;
+#   PYTHON is accepted as an older name), BATCH=128 STEPS=20 WARMUP=3 THREADS=2 REPS=3
+#   MODELS="resnet20 mlp" MODES="eager channels_last compile" OPTIMIZERS="sgd adamw"
+#   OPT_PARAMS=10000000 OPT_TENSORS=10 OPT_STEPS=20
+# A PyTorch 2.x from PyPI: python3 -m venv ~/venv-torch && ~/venv-torch/bin/pip install torch numpy
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 OL=${1:-$here/../build/optimlab}
@@ -19,64 +31,143 @@ BATCH=${BATCH:-128}
 STEPS=${STEPS:-20}
 WARMUP=${WARMUP:-3}
 THREADS=${THREADS:-2}
-MODELS=${MODELS:-resnet20 mlp}
-PYTHON=${PYTHON:-/usr/bin/python3}
+REPS=${REPS:-3}
+MODELS=${MODELS-resnet20 mlp}
+MODES=${MODES:-eager channels_last compile}
+OPTIMIZERS=${OPTIMIZERS-sgd adamw}
+OPT_PARAMS=${OPT_PARAMS:-10000000}
+OPT_TENSORS=${OPT_TENSORS:-10}
+OPT_STEPS=${OPT_STEPS:-20}
 [ -x "$OL" ] || { echo "compare.sh: no optimlab binary at $OL (build first)" >&2; exit 2; }
-"$PYTHON" -c 'import torch' 2>/dev/null || { echo "compare.sh: $PYTHON has no torch" >&2; exit 2; }
+PY=
+for c in "${TORCH_PYTHON:-}" "${PYTHON:-}" "${VIRTUAL_ENV:+$VIRTUAL_ENV/bin/python}" "$HOME/venv-torch/bin/python" \
+    /usr/bin/python3; do
+    if [ -n "$c" ] && "$c" -c 'import torch' 2>/dev/null; then
+        PY=$c
+        break
+    fi
+    if [ -n "$c" ] && [ "$c" = "${TORCH_PYTHON:-}" ]; then
+        echo "compare.sh: TORCH_PYTHON=$c cannot import torch" >&2
+        exit 2
+    fi
+done
+[ -n "$PY" ] || { echo "compare.sh: no python with torch found (set TORCH_PYTHON)" >&2; exit 2; }
+torch_major=$("$PY" -c 'import torch; print(torch.__version__.split(".")[0])')
+echo "PyTorch: $("$PY" -c 'import torch; print(torch.__version__)') from $PY" >&2
 avx512=0
 grep -qw avx512f /proc/cpuinfo && avx512=1
 common=(--batch-size "$BATCH" --steps "$STEPS" --warmup "$WARMUP" --threads "$THREADS" --input 1x28x28)
 
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT
+tag() { jq -c --arg v "$1" --argjson r "$2" '. + {variant: $v, rep: $r}' >>"$results"; }
 for m in $MODELS; do
-    echo "running $m: optimlab ..." >&2
-    "$OL" bench train --model "$m" "${common[@]}" --json | jq -c --arg v optimlab '. + {variant: $v}' >>"$results"
-    echo "running $m: torch (OpenBLAS as detected) ..." >&2
-    env -u OPENBLAS_CORETYPE "$PYTHON" "$here/torch_train.py" --model "$m" "${common[@]}" --json |
-        jq -c --arg v torch '. + {variant: $v}' >>"$results"
-    if [ $avx512 -eq 1 ]; then
-        echo "running $m: torch (OPENBLAS_CORETYPE=SKYLAKEX) ..." >&2
-        OPENBLAS_CORETYPE=SKYLAKEX "$PYTHON" "$here/torch_train.py" --model "$m" "${common[@]}" --json |
-            jq -c --arg v torch-skylakex '. + {variant: $v}' >>"$results"
-    fi
+    modes=()
+    for mode in $MODES; do
+        [ "$mode" = channels_last ] && [ "$m" = mlp ] && continue # no convolutions: same as eager
+        [ "$mode" = compile ] && [ "$torch_major" -lt 2 ] && continue
+        modes+=("$mode")
+    done
+    blas=$("$PY" -c 'import torch; print(int(torch.__config__.show().find("BLAS_INFO=open") >= 0))')
+    for ((r = 1; r <= REPS; r++)); do
+        echo "$m, repetition $r/$REPS: optimlab ..." >&2
+        "$OL" bench train --model "$m" "${common[@]}" --json | tag optimlab "$r"
+        for mode in "${modes[@]}"; do
+            echo "$m, repetition $r/$REPS: pytorch $mode ..." >&2
+            env -u OPENBLAS_CORETYPE "$PY" "$here/torch_train.py" --model "$m" "${common[@]}" --mode "$mode" --json |
+                tag "torch $mode" "$r"
+            if [ "$avx512" -eq 1 ] && [ "$blas" = 1 ]; then
+                OPENBLAS_CORETYPE=SKYLAKEX "$PY" "$here/torch_train.py" --model "$m" "${common[@]}" --mode "$mode" \
+                    --json | tag "torch $mode SKYLAKEX" "$r"
+            fi
+        done
+    done
+done
+for o in $OPTIMIZERS; do
+    ocommon=(--params "$OPT_PARAMS" --tensors "$OPT_TENSORS" --threads "$THREADS" --steps "$OPT_STEPS" --warmup "$WARMUP")
+    impls="foreach"
+    [ "$torch_major" -ge 2 ] && impls="foreach fused"
+    for ((r = 1; r <= REPS; r++)); do
+        echo "$o step, repetition $r/$REPS ..." >&2
+        "$OL" bench optimizer --optimizer "$o" "${ocommon[@]}" --json | tag optimlab "$r"
+        for impl in $impls; do
+            "$PY" "$here/torch_optim.py" --optimizer "$o" "${ocommon[@]}" --impl "$impl" --json | tag "torch $impl" "$r"
+        done
+    done
 done
 
-"$PYTHON" - "$results" "$avx512" "$WARMUP" <<'EOF'
-import json, sys
+"$PY" - "$results" "$avx512" "$WARMUP" "$REPS" <<'EOF'
+import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-avx512 = sys.argv[2] == "1"
+avx512, warmup, reps = sys.argv[2] == "1", sys.argv[3], int(sys.argv[4])
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-r0 = rows[0]
-print("CPU: %s (AVX-512: %s); batch %d, %d threads, %d timed steps after %s warm-up steps"
-      % (cpu, "yes" if avx512 else "no", r0["batch_size"], r0["threads"], r0["steps"], sys.argv[3]))
+load = open("/proc/loadavg").read().split()[:3]
+torch_v = next((r["torch"] for r in rows if "torch" in r), "?")
+print("CPU: %s (AVX-512: %s), %s threads; PyTorch %s; %d repetitions, interleaved; load average at the end: %s"
+      % (cpu, "yes" if avx512 else "no", rows[0]["threads"] if rows else "?", torch_v, reps, " ".join(load)))
+
+
+def summary(runs, key):
+    v = sorted(r[key] for r in runs)
+    return statistics.median(v), v[0], v[-1]
+
+
+train = [r for r in rows if r.get("benchmark") == "train" or r.get("framework") == "pytorch" and "model" in r]
+if train:
+    r0 = train[0]
+    print("\nTraining step: batch %d, %d timed steps after %s warm-up steps per run"
+          % (r0["batch_size"], r0["steps"], warmup))
+    print("%-9s %-30s %12s %24s %9s %10s" % ("model", "run", "samples/s", "median step (range)", "optimlab",
+                                            "peak RSS"))
+    for m in dict.fromkeys(r["model"] for r in train):
+        runs = {}
+        for r in train:
+            if r["model"] == m:
+                runs.setdefault(r["variant"], []).append(r)
+        ours = summary(runs["optimlab"], "median_ms_per_step")[0] if "optimlab" in runs else float("nan")
+        best = None
+        for v, rs in runs.items():
+            med, lo, hi = summary(rs, "median_ms_per_step")
+            name = v if v == "optimlab" else "pytorch " + v[6:]
+            if v != "optimlab" and (best is None or med < best[1]):
+                best = (name, med, rs)
+            print("%-9s %-30s %12.1f %24s %8.2fx %7.1f MB" % (
+                m, name, rs[0]["batch_size"] * 1e3 / med, "%.2f ms (%.2f-%.2f)" % (med, lo, hi), med / ours,
+                max(r["peak_rss_mb"] for r in rs)))
+            if v != "optimlab" and "optimlab" in runs and rs[0]["params"] != runs["optimlab"][0]["params"]:
+                print("  WARNING: %s has %d parameters, optimlab %d: not the same network"
+                      % (name, rs[0]["params"], runs["optimlab"][0]["params"]))
+        if best and "optimlab" in runs:
+            print("%-9s optimlab = %.2fx the best PyTorch (%s); kernels: %s" % (
+                "", best[1] / ours, best[0], runs["optimlab"][0]["kernels"]))
+opt = [r for r in rows if r.get("benchmark") == "optimizer" or "impl" in r]
+if opt:
+    r0 = opt[0]
+    print("\nOptimizer step: %d parameters in %d tensors, median of %d steps per run"
+          % (r0["params"], r0["tensors"], r0["steps"]))
+    print("%-9s %-30s %24s %9s %9s" % ("optimizer", "run", "median step (range)", "GB/s", "optimlab"))
+    for o in dict.fromkeys(r["optimizer"] for r in opt):
+        runs = {}
+        for r in opt:
+            if r["optimizer"] == o:
+                runs.setdefault(r["variant"], []).append(r)
+        ours = summary(runs["optimlab"], "ms_per_step")[0] if "optimlab" in runs else float("nan")
+        best = None
+        for v, rs in runs.items():
+            med, lo, hi = summary(rs, "ms_per_step")
+            name = v if v == "optimlab" else "pytorch " + v[6:]
+            if v != "optimlab" and (best is None or med < best[1]):
+                best = (name, med)
+            extra = ""
+            if v == "optimlab":
+                extra = "  (bandwidth probe %.1f GB/s)" % statistics.median(r["stream_gbytes_per_s"] for r in rs)
+            print("%-9s %-30s %24s %9.1f %8.2fx%s" % (
+                o, name, "%.2f ms (%.2f-%.2f)" % (med, lo, hi), rs[0]["bytes_per_param"] * rs[0]["params"] / med / 1e6,
+                med / ours, extra))
+        if best and "optimlab" in runs:
+            print("%-9s optimlab = %.2fx the best PyTorch (%s)" % ("", best[1] / ours, best[0]))
 print()
-print("%-9s %-26s %11s %9s %13s %9s %10s  %s" % ("model", "run", "samples/s", "vs ours", "median-step/s",
-                                                "vs ours", "peak RSS", "kernels"))
-for m in dict.fromkeys(r["model"] for r in rows):
-    mine = [r for r in rows if r["model"] == m and r["variant"] == "optimlab"]
-    ours = mine[0]["samples_per_s"] if mine else float("nan")
-    med = lambda r: r["batch_size"] * 1e3 / r["median_ms_per_step"]
-    ours_med = med(mine[0]) if mine else float("nan")
-    for r in (r for r in rows if r["model"] == m):
-        if r["variant"] == "optimlab":
-            name, kern = "optimlab", r["kernels"]
-        else:
-            name = "pytorch " + r["torch"] + (" SKYLAKEX" if r["variant"] == "torch-skylakex" else " as-is")
-            kern = "%s; OpenBLAS %s" % (r["mkldnn"], r["openblas_core"])
-        print("%-9s %-26s %11.1f %8.2fx %13.1f %8.2fx %7.1f MB  %s" % (
-            m, name, r["samples_per_s"], ours / r["samples_per_s"], med(r), ours_med / med(r), r["peak_rss_mb"], kern))
-        if r["variant"] != "optimlab" and mine and r["params"] != mine[0]["params"]:
-            print("  WARNING: %s has %d parameters, optimlab %d: not the same network"
-                  % (name, r["params"], mine[0]["params"]))
-    torch_runs = [r for r in rows if r["model"] == m and r["variant"] != "optimlab"]
-    if mine and torch_runs:
-        best = max(torch_runs, key=lambda r: r["samples_per_s"])
-        print("%-9s optimlab / best pytorch = %.2fx speed, peak memory %.1f MB vs %.1f MB (torch: %.1f MB before "
-              "training)" % ("", ours / best["samples_per_s"], mine[0]["peak_rss_mb"], best["peak_rss_mb"],
-                             best["rss_after_setup_mb"]))
-print()
-print("'vs ours': optimlab samples/s divided by that run's. median-step/s: batch / median step time, which")
-print("resists other processes on a shared machine (mean and median far apart = the run was disturbed).")
-print("Peak RSS includes the Python interpreter and torch for PyTorch; 'before training' is that baseline.")
+print("'optimlab': that run's median step time divided by optimlab's (above 1: optimlab is faster). The median")
+print("step resists other processes on a shared machine; a wide range means the runs were disturbed.")
+print("Peak RSS includes the Python interpreter and torch for PyTorch.")
 EOF

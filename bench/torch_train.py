@@ -1,9 +1,16 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """PyTorch CPU training throughput of the networks `optimlab bench train` times,
 for a side-by-side comparison (bench/compare.sh runs both).
 
-  /usr/bin/python3 bench/torch_train.py --model resnet20|mlp|resnet18 --batch-size 128 \
-      --steps 20 --threads 2 [--warmup 3] [--input 1x28x28] [--classes 10] [--json]
+  python3 bench/torch_train.py --model resnet20|mlp|resnet18 --batch-size 128 \
+      --steps 20 --threads 2 [--warmup 3] [--input 1x28x28] [--classes 10] \
+      [--mode eager|channels_last|compile] [--json]
+
+--mode: eager (as written), channels_last (model and input in NHWC memory
+format, which oneDNN convolutions prefer), compile (torch.compile of the model,
+PyTorch 2.x; compilation happens in the warm-up steps, at least 3).
+The optimizer is torch.optim.SGD with fused=True where this torch has it
+(2.x), else its default (foreach) implementation.
 
 Same work as optimlab's benchmark: random inputs uniform in [-1, 1), labels
 i % classes, one step = zero grads, forward, cross-entropy (mean), backward,
@@ -40,6 +47,7 @@ def parse_args():
     ap.add_argument("--input", default="1x28x28", help="CxHxW")
     ap.add_argument("--classes", type=int, default=10)
     ap.add_argument("--widths", default="1024,1024", help="MLP hidden widths")
+    ap.add_argument("--mode", default="eager", choices=["eager", "channels_last", "compile"])
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     a = ap.parse_args()
     try:
@@ -98,17 +106,32 @@ def main():
         model = MLP(c * h * w, [int(v) for v in a.widths.split(",")], a.classes)
     nparams = sum(p.numel() for p in model.parameters())
     model.train()
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    try:
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, fused=True)
+        opt_impl = "fused"
+    except (TypeError, RuntimeError):  # torch 1.x: no fused SGD (on CPU)
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        opt_impl = "default"
     g = torch.Generator().manual_seed(88172645463325252 % (2 ** 63))
     x = torch.rand(a.batch_size, c, h, w, generator=g) * 2 - 1
     y = torch.arange(a.batch_size) % a.classes
+    fwd = model
+    if a.mode == "channels_last":
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+        fwd = model
+    elif a.mode == "compile":
+        if not hasattr(torch, "compile"):
+            sys.exit("torch_train.py: --mode compile needs PyTorch 2.x (this is %s)" % torch.__version__)
+        fwd = torch.compile(model)
+        a.warmup = max(a.warmup, 3)
     rss_setup = rss_mb()
 
     times = []
     for it in range(-a.warmup, a.steps):
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=False)
-        loss = F.cross_entropy(model(x), y)
+        loss = F.cross_entropy(fwd(x), y)
         loss.backward()
         opt.step()
         t1 = time.perf_counter()
@@ -125,6 +148,8 @@ def main():
     res = {
         "framework": "pytorch",
         "torch": torch.__version__,
+        "mode": a.mode,
+        "optimizer_impl": opt_impl,
         "model": a.model,
         "params": nparams,
         "batch_size": a.batch_size,
@@ -148,8 +173,8 @@ def main():
     if a.json:
         print(json.dumps(res))
     else:
-        print("torch train: %s (%d parameters), batch %d, input %s, %d threads" % (
-            a.model, nparams, a.batch_size, a.input, res["threads"]))
+        print("torch %s train: %s (%d parameters), batch %d, input %s, %d threads, mode %s, %s SGD" % (
+            torch.__version__, a.model, nparams, a.batch_size, a.input, res["threads"], a.mode, opt_impl))
         print("kernels: %s; CPU capability %s; OpenBLAS core %s%s" % (
             dnnl, cap, core, " (OPENBLAS_CORETYPE=%s)" % res["openblas_coretype_env"] if res["openblas_coretype_env"]
             else ""))

@@ -9,7 +9,7 @@ void ol__linear_forward(ol_ctx *ctx, ol_model *m, ol__node *nd, int N)
     const int I = xv->c, O = yv->c, relu = nd->relu;
     const float *W = ol__P(m, nd->p_w), *b = ol__P(m, nd->p_b);
     ol__sgemm(ctx, 0, 1, N, O, I, 1.0f, xv->data, I, W, I, 0.0f, yv->data, O);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * (size_t)O >= 65536)
     for (int n = 0; n < N; n++) {
         float *y = yv->data + (size_t)n * O;
         for (int o = 0; o < O; o++) {
@@ -19,28 +19,45 @@ void ol__linear_forward(ol_ctx *ctx, ol_model *m, ol__node *nd, int N)
     }
 }
 
+/* With y (a fused ReLU's output): dz[n][o] = 0 where !(y > 0), in place.
+ * Then db[o] += sum_n dz[n][o], summed in double in order n = 0..N-1 for each
+ * o. One pass over dz, row by row over a block of columns (contiguous loads
+ * that vectorise) instead of a masking pass and a walk down each column with
+ * stride O; the per-column order, and so the result, is the same. Small layers
+ * (the logits) run on one thread: a parallel region costs more than the work. */
+#define OL__BIAS_BLOCK 64
+static void mask_and_bias_grad(float *dz, const float *y, int N, int O, float *db)
+{
+    const int nblk = (O + OL__BIAS_BLOCK - 1) / OL__BIAS_BLOCK;
+#pragma omp parallel for schedule(static) if ((size_t)N * (size_t)O >= 65536)
+    for (int blk = 0; blk < nblk; blk++) {
+        const int o0 = blk * OL__BIAS_BLOCK, w = O - o0 < OL__BIAS_BLOCK ? O - o0 : OL__BIAS_BLOCK;
+        double s[OL__BIAS_BLOCK] = {0.0};
+        for (int n = 0; n < N; n++) {
+            float *row = dz + (size_t)n * O + o0;
+            if (y) {
+                const float *yr = y + (size_t)n * O + o0;
+                for (int j = 0; j < w; j++) /* a masked store: vectorises, a select into the sum does not */
+                    if (!(yr[j] > 0.0f))
+                        row[j] = 0.0f;
+            }
+#pragma omp simd
+            for (int j = 0; j < w; j++)
+                s[j] += row[j];
+        }
+        for (int j = 0; j < w; j++)
+            db[o0 + j] += (float)s[j];
+    }
+}
+
 void ol__linear_backward(ol_ctx *ctx, ol_model *m, ol__node *nd, int N)
 {
     const ol__value *xv = &m->vals[nd->in[0]], *yv = &m->vals[nd->out];
     const int I = xv->c, O = yv->c;
     float *dz = yv->grad; /* this slot dies here, so the ReLU mask is applied in place */
-    if (nd->relu) {
-        const float *y = yv->data;
-        size_t n = (size_t)N * O;
-#pragma omp parallel for schedule(static)
-        for (size_t i = 0; i < n; i++)
-            if (!(y[i] > 0.0f))
-                dz[i] = 0.0f;
-    }
     float *dW = ol__G(m, nd->p_w), *db = ol__G(m, nd->p_b);
+    mask_and_bias_grad(dz, nd->relu ? yv->data : NULL, N, O, db);
     ol__sgemm(ctx, 1, 0, O, I, N, 1.0f, dz, O, xv->data, I, 1.0f, dW, I);
-#pragma omp parallel for schedule(static)
-    for (int o = 0; o < O; o++) {
-        double s = 0.0;
-        for (int n = 0; n < N; n++)
-            s += dz[(size_t)n * O + o];
-        db[o] += (float)s;
-    }
     if (nd->need_dx[0])
         ol__sgemm(ctx, 0, 0, N, I, O, 1.0f, dz, O, ol__P(m, nd->p_w), I, nd->acc_dx[0] ? 1.0f : 0.0f, xv->grad, I);
 }
