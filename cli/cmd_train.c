@@ -50,6 +50,9 @@ const cli_opt cli_train_opts[] = {
      "skip steps with a non-finite loss or gradient; stop after more than K in a row"},
     {"skip-loss-spikes", CLI_VALUE, "0", "Z", "Checkpoints",
      "also skip steps whose loss is Z standard deviations above the recent mean (0 = off)"},
+    {"divergence-factor", CLI_VALUE, "10", "K", "Checkpoints",
+     "stop (exit status 3) when the mean loss of the last 16 steps exceeds K times the larger of the lowest loss so far "
+     "and ln(classes) (0 = off)"},
     {"log-every", CLI_VALUE, "50", "N", "Output", "steps between step records in metrics.jsonl and plain output"},
     {"quiet", CLI_FLAG, "0", NULL, "Output", "print only the final summary"},
     {NULL, 0, NULL, NULL, NULL, NULL}};
@@ -126,6 +129,8 @@ int cli_build_train(cli_values *v, ol_train_params *tp)
         return -1;
     tp->max_bad_steps = (int)x;
     if (cli_double(v, "skip-loss-spikes", 0.0, 1e6, &tp->spike_zscore))
+        return -1;
+    if (cli_double(v, "divergence-factor", 0.0, 1e12, &tp->divergence_factor))
         return -1;
     const char *tl = cli_str(v, "time-limit");
     if (*tl) { /* HH:MM:SS, MM:SS or seconds */
@@ -370,12 +375,13 @@ static int make_dirs(const char *dir, char *err, size_t cap)
 
 /* ---- the run directory: one writer at a time -------------------------- */
 
-/* Anything in dir besides the lock file (a missing dir is empty). */
+/* Anything in dir besides the lock file (a missing dir is empty; one that
+ * cannot be read fails later, when it is created). */
 static int run_dir_nonempty(const char *dir)
 {
     DIR *d = opendir(dir);
     if (!d)
-        return errno != ENOENT;
+        return 0;
     struct dirent *de;
     int any = 0;
     while (!any && (de = readdir(d)))

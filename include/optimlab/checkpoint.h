@@ -40,6 +40,8 @@ typedef struct {
     double best_test_acc, best_epoch, final_test_acc, final_test_loss, final_train_loss, final_train_acc;
     double train_time, eval_time, elapsed;
     int64_t metrics_bytes; /* length of metrics.jsonl when the checkpoint was written */
+    int64_t metrics_crc;   /* CRC-32 of those bytes; -1: not recorded (version-1 checkpoints) */
+    double loss_min;       /* lowest step loss so far (divergence rule); INFINITY: none yet */
     int64_t bad_steps;     /* skipped steps (non-finite or loss spike), total */
     int consecutive_bad;
     double loss_hist[64]; /* recent losses, for loss-spike detection */

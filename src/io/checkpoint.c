@@ -70,6 +70,9 @@ static json_t *state_to_json(const ol_train_state *st)
     snprintf(seed, sizeof seed, "%" PRIu64, st->seed);
     json_object_set_new(o, "seed", json_string(seed));
     json_object_set_new(o, "loss_hist", hist);
+    json_object_set_new(o, "metrics_crc", json_integer((json_int_t)st->metrics_crc));
+    if (isfinite(st->loss_min)) /* absent: none yet */
+        json_object_set_new(o, "loss_min", json_real(st->loss_min));
     json_object_set_new(o, "plateau", json_pack("{s:f, s:f, s:i, s:i, s:I, s:i}", "lr", st->plateau.lr, "best",
                                                 isfinite(st->plateau.best) ? st->plateau.best : 0.0, "num_bad",
                                                 st->plateau.num_bad, "cooldown_left", st->plateau.cooldown_left,
@@ -108,6 +111,10 @@ static int state_from_json(ol_ctx *ctx, const char *label, json_t *o, ol_train_s
     st->loss_hist_n = (int)json_array_size(hist);
     for (int i = 0; i < st->loss_hist_n; i++)
         st->loss_hist[i] = json_number_value(json_array_get(hist, (size_t)i));
+    /* added in format 2; older checkpoints: unknown */
+    json_t *mc = json_object_get(o, "metrics_crc"), *lm = json_object_get(o, "loss_min");
+    st->metrics_crc = json_is_integer(mc) ? json_integer_value(mc) : -1;
+    st->loss_min = json_is_number(lm) ? json_number_value(lm) : INFINITY;
     json_t *pl = json_object_get(o, "plateau");
     json_int_t binf = json_integer_value(json_object_get(o, "plateau_best_inf"));
     if (!json_is_object(pl))
