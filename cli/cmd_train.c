@@ -496,9 +496,13 @@ typedef struct {
 
 /* Every split against the training set, which sizes the model: a smaller
  * test image would be read past its end, a larger one cut. */
-static int check_splits(const cli_data *d, char *err, size_t cap)
+static int check_splits(const cli_data *d, const char *dataset, char *err, size_t cap)
 {
     const ol_dataset *tr = &d->train;
+    if (strcmp(dataset, "synthetic") != 0 && tr->num_classes != 10) { /* a named dataset has a known class count */
+        snprintf(err, cap, "--dataset %s has 10 classes, but the training labels need %d", dataset, tr->num_classes);
+        return -1;
+    }
     const ol_dataset *other[2] = {&d->test, d->has_val ? &d->real_test : NULL};
     const char *names[2] = {d->has_val ? "validation" : "test", "test"};
     for (int i = 0; i < 2; i++) {
@@ -544,7 +548,7 @@ static int job_setup(train_job *j)
         JOB_FAIL(OL_EXIT_USAGE, "%s", ol_ctx_errmsg(ctx));
     if (cli_load_data(ctx, v, &j->data, j->err, sizeof j->err) < 0)
         return OL_EXIT_USAGE;
-    if (check_splits(&j->data, j->err, sizeof j->err) < 0)
+    if (check_splits(&j->data, cli_str(v, "dataset"), j->err, sizeof j->err) < 0)
         return OL_EXIT_USAGE;
     ol_train_params *tp = &j->tp;
     j->mp.in_c = j->data.train.c;
