@@ -311,6 +311,27 @@ static int apply_resume(ol_ctx *ctx, cli_values *v, char *ckpt, size_t cap, char
         snprintf(err, ecap, "--resume: %.900s: unreadable configuration", ckpt);
         return -1;
     }
+    /* what cannot change on resume: the directory, the starting weights, the data */
+    int iout = cli_find(v, "out"), iinit = cli_find(v, "init-from"), ids = cli_find(v, "dataset");
+    const char *stored_ds = json_string_value(json_object_get(o, "dataset"));
+    struct stat so, sd;
+    const int same_out = strcmp(cli_str(v, "out"), dir) == 0 ||
+                         (stat(cli_str(v, "out"), &so) == 0 && stat(dir, &sd) == 0 && so.st_dev == sd.st_dev &&
+                          so.st_ino == sd.st_ino);
+    const char *bad = iout >= 0 && v->set[iout] == 1 && !same_out ? "--out"
+                      : iinit >= 0 && v->set[iinit] == 1                                   ? "--init-from"
+                      : ids >= 0 && v->set[ids] == 1 && stored_ds && strcmp(stored_ds, cli_str(v, "dataset")) != 0
+                          ? "--dataset"
+                          : NULL;
+    if (bad) {
+        json_decref(o);
+        snprintf(err, ecap,
+                 "--resume continues the run in %.600s as it was: %s cannot change on resume (options that may: the "
+                 "number of epochs or steps, schedule and optimizer hyperparameters, checkpoint, output and thread "
+                 "options)",
+                 dir, bad);
+        return -1;
+    }
     const char *key;
     json_t *val;
     json_object_foreach(o, key, val)

@@ -887,6 +887,17 @@ int ol_weights_import(ol_ctx *ctx, const char *path, ol_model *m)
         rc = ol__st_to_f32(ctx, &f, ol__st_find(&f, ps->t[i].name), np + ps->t[i].offset);
     for (int i = 0; rc >= 0 && i < ps->nb; i++)
         rc = ol__st_to_f32(ctx, &f, ol__st_find(&f, ps->b[i].name), nb + ps->b[i].offset);
+    /* NaN or inf weights would only surface later as a "divergence" */
+    for (int i = 0; rc >= 0 && i < ps->n + ps->nb; i++) {
+        const ol_tensor_desc *d = i < ps->n ? &ps->t[i] : &ps->b[i - ps->n];
+        const float *x = (i < ps->n ? np : nb) + d->offset;
+        for (size_t k = 0; k < d->numel; k++)
+            if (!isfinite(x[k])) {
+                rc = ol__err(ctx, OL_EFORMAT, "%s: tensor %s holds a non-finite value (%g at index %zu)", path,
+                             d->name, (double)x[k], k);
+                break;
+            }
+    }
     if (rc >= 0) {
         memcpy(ps->params, np, ps->numel * sizeof(float));
         memcpy(ps->buffers, nb, ps->bnumel * sizeof(float));

@@ -99,16 +99,17 @@ hcase "fine 28x28 generated set into a new directory" 0 "$bin" train "${mnist[@]
   --out "$tmp/okrun"
 
 # ---- a second writer --------------------------------------------------------
-if command -v flock >/dev/null; then
-  flock "$ref/.lock" sleep 30 &
-  holder=$!
-  sleep 0.3
-  hcase "--resume of a directory another process holds" 2 "$bin" train --resume "$ref" --epochs 3
-  hcheck "the refusal names the holder" grep -q "in use by pid" "$tmp/err"
-  hcase "--overwrite of a directory another process holds" 2 \
-    "$bin" train "${small[@]}" --epochs 1 --overwrite --out "$ref"
-  kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null
-fi
+# another process holds the lock (and wrote its pid into it, as optimlab does)
+"$py" -c 'import fcntl, os, sys, time
+f = open(sys.argv[1], "r+"); fcntl.flock(f, fcntl.LOCK_EX)
+f.truncate(0); f.write("%d\n" % os.getpid()); f.flush(); time.sleep(60)' "$ref/.lock" &
+holder=$!
+for _ in $(seq 1 100); do grep -q "^$holder$" "$ref/.lock" 2>/dev/null && break; sleep 0.05; done
+hcase "--resume of a directory another process holds" 2 "$bin" train --resume "$ref" --epochs 3
+hcheck "the refusal names the holder" grep -q "in use by pid $holder" "$tmp/err"
+hcase "--overwrite of a directory another process holds" 2 \
+  "$bin" train "${small[@]}" --epochs 1 --overwrite --out "$ref"
+kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null
 
 # ---- export onto checkpoints ------------------------------------------------
 hcase "export RUN --out RUN's newest checkpoint" 2 "$bin" export "$ref" --out "$(newest "$ref")"
@@ -201,6 +202,24 @@ b = open(sys.argv[1], "rb").read(); n = struct.unpack("<Q", b[:8])[0]
 st = json.loads(json.loads(b[8:8 + n])["__metadata__"]["train_state"])
 sys.exit(0 if st["loss_hist"] and max(st["loss_hist"][:st["loss_hist_pos"]] or [0]) < 23 else 1)
 PY
+
+# ---- values accepted silently before ---------------------------------------
+hcase "--lr 0x10 (a hex float)" 2 "$bin" train "${small[@]}" --lr 0x10 --out "$tmp/hex"
+hcase "--momentum 1e1x" 2 "$bin" train "${small[@]}" --momentum 1e1x --out "$tmp/hex"
+hcase "--resume DIR --out OTHER" 2 "$bin" train --resume "$ref" --out "$tmp/other"
+hcase "--resume DIR --init-from FILE" 2 "$bin" train --resume "$ref" --init-from "$(newest "$ref")"
+hcase "--resume DIR --dataset fashion-mnist (stored: synthetic)" 2 "$bin" train --resume "$ref" --dataset fashion-mnist
+"$bin" export "$ref" --out "$tmp/w.safetensors" >/dev/null
+"$py" - "$tmp/w.safetensors" "$tmp/nan.safetensors" <<'PY'
+import struct, sys
+b = bytearray(open(sys.argv[1], "rb").read()); n = struct.unpack("<Q", b[:8])[0]
+b[8 + n + 4:8 + n + 8] = struct.pack("<I", 0x7fc00000)  # the second float: NaN
+open(sys.argv[2], "wb").write(b)
+PY
+hcase "import of NaN weights" 2 "$bin" import "$tmp/nan.safetensors" --model mlp --widths 16 --input 1x28x28 \
+  --classes 10 --out "$tmp/nan2.safetensors"
+hcase "--init-from NaN weights" 2 "$bin" train "${small[@]}" --init-from "$tmp/nan.safetensors" --out "$tmp/nanrun"
+hcheck "the NaN run created no directory" test ! -e "$tmp/nanrun"
 
 # ---- signals during start-up -------------------------------------------------
 "$bin" train --model mlp --widths 8 --dataset synthetic --synthetic-size 100000 --threads 1 --quiet --epochs 1 \
