@@ -444,29 +444,6 @@ static void write_summary(ol_ctx *ctx, metrics *mt, const ol_train_state *st, co
     ol__metrics_line(ctx, mt);
 }
 
-/* Is the loss a spike against the recent history? */
-static int loss_spike(const ol_train_state *st, double loss, double z)
-{
-    if (z <= 0.0 || st->loss_hist_n < 16)
-        return 0;
-    double mu = 0.0, var = 0.0;
-    for (int i = 0; i < st->loss_hist_n; i++)
-        mu += st->loss_hist[i];
-    mu /= st->loss_hist_n;
-    for (int i = 0; i < st->loss_hist_n; i++)
-        var += (st->loss_hist[i] - mu) * (st->loss_hist[i] - mu);
-    double sd = sqrt(var / (st->loss_hist_n - 1));
-    return sd > 0.0 && (loss - mu) / sd > z;
-}
-
-static void push_loss(ol_train_state *st, double loss)
-{
-    st->loss_hist[st->loss_hist_pos] = loss;
-    st->loss_hist_pos = (st->loss_hist_pos + 1) % 64;
-    if (st->loss_hist_n < 64)
-        st->loss_hist_n++;
-}
-
 enum { STOP_NONE = 0, STOP_SIGNAL, STOP_TIME };
 
 static int cmp_str_desc(const void *a, const void *b) { return -strcmp(*(char *const *)a, *(char *const *)b); }
@@ -727,7 +704,7 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
                 snprintf(why, sizeof why, "%s is not finite",
                          isfinite(sr.loss_sum) ? "the gradient norm" : "the loss");
                 bad = why;
-            } else if (rc >= 0 && loss_spike(&st, sr.loss_sum / n, tp->spike_zscore)) {
+            } else if (rc >= 0 && ol__loss_spike(&st, sr.loss_sum / n, tp->spike_zscore)) {
                 snprintf(why, sizeof why, "loss spike (%.4g)", sr.loss_sum / n);
                 bad = why;
             }
@@ -767,9 +744,7 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
                 if (rc < 0)
                     break;
                 st.consecutive_bad = 0;
-                push_loss(&st, sr.loss_sum / n);
-                if (sr.loss_sum / n < st.loss_min)
-                    st.loss_min = sr.loss_sum / n;
+                ol__push_loss(&st, sr.loss_sum / n);
                 if (pending[0] && ol__loss_sane(&st, tp->divergence_factor, ol_model_num_classes(m)))
                     memcpy(sane, pending, sizeof sane);
                 pending[0] = '\0';

@@ -24,6 +24,11 @@ int ol__metrics_open(ol_ctx *ctx, const char *dir, const ol_train_state *st, ol_
 /* Append the record in mt->w as one line (flushed). */
 int ol__metrics_line(ol_ctx *ctx, ol__metrics *mt);
 
+/* Record a finite step loss (ring of the last 64, and the lowest so far). */
+void ol__push_loss(ol_train_state *st, double loss);
+/* Is loss z standard deviations above the recorded mean (after 16 steps; z 0: never)? */
+int ol__loss_spike(const ol_train_state *st, double loss, double z);
+
 /* Divergence rule (docs/checkpoints.md): after 16 finite steps, the mean loss
  * of the last 16 steps above factor x max(lowest step loss so far, ln(classes)).
  * Returns 1 when diverged and fills the threshold and mean. */
