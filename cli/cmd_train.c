@@ -656,7 +656,10 @@ static void *watchdog_main(void *arg)
  * --overwrite replaces, write config.json. Returns 0 or an exit status. */
 static int open_run_dir(train_job *j, const char *dir)
 {
-    const int resume = *cli_str(&j->v, "resume") != '\0', overwrite = cli_flag(&j->v, "overwrite");
+    const int iout = cli_find(&j->v, "out");
+    const int resume = *cli_str(&j->v, "resume") != '\0';
+    /* the default runs/latest is, by its name, replaced by each new run */
+    const int overwrite = cli_flag(&j->v, "overwrite") || (iout >= 0 && j->v.set[iout] == 0);
     if (!resume && !overwrite && run_dir_nonempty(dir))
         JOB_FAIL(OL_EXIT_USAGE,
                  "--out %.400s is not empty (a previous run?): --resume %.400s continues it, --overwrite replaces it",
