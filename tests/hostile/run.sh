@@ -95,6 +95,12 @@ hcase "14x14 test images beside 28x28 training images" 2 \
   "$bin" train "${mnist[@]}" --data-dir "$tmp/data/test14" --overwrite --out "$ref"
 hcase "56x56 test images beside 28x28 training images" 2 \
   "$bin" train "${mnist[@]}" --data-dir "$tmp/data/test56" --overwrite --out "$ref"
+cp -r "$tmp/data/ok" "$tmp/data/devzero"; ln -sf /dev/zero "$tmp/data/devzero/train-images-idx3-ubyte"
+hcase "/dev/zero as the training images" 2 "$bin" train "${mnist[@]}" --data-dir "$tmp/data/devzero" --out "$tmp/dz"
+cp -r "$tmp/data/ok" "$tmp/data/loop"; rm "$tmp/data/loop/train-images-idx3-ubyte"
+ln -s loop1 "$tmp/data/loop/loop2"; ln -s loop2 "$tmp/data/loop/loop1"
+ln -s loop1 "$tmp/data/loop/train-images-idx3-ubyte"
+hcase "a symlink loop as the training images" 2 "$bin" train "${mnist[@]}" --data-dir "$tmp/data/loop" --out "$tmp/dz"
 hcase "fine 28x28 generated set into a new directory" 0 "$bin" train "${mnist[@]}" --data-dir "$tmp/data/ok" \
   --out "$tmp/okrun"
 
