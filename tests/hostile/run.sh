@@ -93,8 +93,10 @@ hcase "13-class fashion-mnist (with --overwrite)" 2 \
   "$bin" train "${mnist[@]}" --data-dir "$tmp/data/classes13" --overwrite --out "$ref"
 hcase "14x14 test images beside 28x28 training images" 2 \
   "$bin" train "${mnist[@]}" --data-dir "$tmp/data/test14" --overwrite --out "$ref"
-hcase "56x56 test images beside 28x28 training images" 2 \
-  "$bin" train "${mnist[@]}" --data-dir "$tmp/data/test56" --overwrite --out "$ref"
+for d in classes13 test14 test56; do # the same data into a new directory: refused, nothing created
+  hcase "$d data into a new directory" 2 "$bin" train "${mnist[@]}" --data-dir "$tmp/data/$d" --out "$tmp/new-$d"
+  hcheck "no directory created ($d)" test ! -e "$tmp/new-$d"
+done
 cp -r "$tmp/data/ok" "$tmp/data/devzero"; ln -sf /dev/zero "$tmp/data/devzero/train-images-idx3-ubyte"
 hcase "/dev/zero as the training images" 2 "$bin" train "${mnist[@]}" --data-dir "$tmp/data/devzero" --out "$tmp/dz"
 cp -r "$tmp/data/ok" "$tmp/data/loop"; rm "$tmp/data/loop/train-images-idx3-ubyte"
