@@ -30,6 +30,24 @@ static const char *const import_usage =
     "parameter and BatchNorm statistic present with its shape, floating-point (F32, F64, F16, BF16).\n"
     "Writes an optimlab weight file for train --init-from (which also reads such files directly).";
 
+/* The export would overwrite the source or a run's checkpoint (compared by
+ * inode, so links and other spellings of the path count too). */
+static int export_target_is_checkpoint(ol_ctx *ctx, const char *src, const char *out, char *why, size_t cap)
+{
+    struct stat so, ss;
+    if (stat(out, &so) != 0)
+        return 0; /* a new file */
+    if (stat(src, &ss) == 0 && so.st_dev == ss.st_dev && so.st_ino == ss.st_ino) {
+        snprintf(why, cap, "export: --out %.500s is the checkpoint being exported", out);
+        return 1;
+    }
+    if (S_ISREG(so.st_mode) && ol_checkpoint_verify(ctx, out) >= 0) {
+        snprintf(why, cap, "export: --out %.500s is a checkpoint of a run: choose another file", out);
+        return 1;
+    }
+    return 0;
+}
+
 int cmd_export(int argc, char **argv)
 {
     const cli_opt *const tables[] = {export_opts, NULL};
@@ -69,6 +87,11 @@ int cmd_export(int argc, char **argv)
         s = ol_model_create(ctx, &mp, &m);
     if (s >= 0)
         s = ol_checkpoint_load(ctx, path, m, NULL, NULL);
+    char why[1200];
+    if (s >= 0 && export_target_is_checkpoint(ctx, path, cli_str(&v, "out"), why, sizeof why)) {
+        rc = cli_fail(OL_EXIT_USAGE, why);
+        goto done;
+    }
     if (s >= 0)
         s = ol_weights_export(ctx, cli_str(&v, "out"), m, NULL);
     if (s < 0) {

@@ -1,9 +1,12 @@
 /* optimlab train */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -33,6 +36,8 @@ const cli_opt cli_train_opts[] = {
     {"checkpoint-every", CLI_VALUE, "1e", "N|Ne", "Checkpoints",
      "write a checkpoint every N steps, or every N epochs with a trailing e (0 = only at the end)"},
     {"keep-last", CLI_VALUE, "3", "K", "Checkpoints", "keep the newest K checkpoints (0 = all)"},
+    {"overwrite", CLI_FLAG, "0", NULL, "Output",
+     "replace the run in a non-empty --out directory (its checkpoints, snapshots, metrics and config)"},
     {"resume", CLI_VALUE, "", "DIR", "Checkpoints",
      "continue the run in DIR from its newest valid checkpoint, with its configuration (flags given here override)"},
     {"init-from", CLI_VALUE, "", "FILE", "Checkpoints",
@@ -45,6 +50,9 @@ const cli_opt cli_train_opts[] = {
      "skip steps with a non-finite loss or gradient; stop after more than K in a row"},
     {"skip-loss-spikes", CLI_VALUE, "0", "Z", "Checkpoints",
      "also skip steps whose loss is Z standard deviations above the recent mean (0 = off)"},
+    {"divergence-factor", CLI_VALUE, "10", "K", "Checkpoints",
+     "stop (exit status 3) when the mean loss of the last 16 steps exceeds K times the larger of the lowest loss so far "
+     "and ln(classes) (0 = off)"},
     {"log-every", CLI_VALUE, "50", "N", "Output", "steps between step records in metrics.jsonl and plain output"},
     {"quiet", CLI_FLAG, "0", NULL, "Output", "print only the final summary"},
     {NULL, 0, NULL, NULL, NULL, NULL}};
@@ -95,9 +103,13 @@ int cli_build_train(cli_values *v, ol_train_params *tp)
     tp->prefetch = !cli_flag(v, "no-prefetch");
     const char *ce = cli_str(v, "checkpoint-every");
     char *end;
+    errno = 0;
     long long every = strtoll(ce, &end, 10);
-    if (!*ce || every < 0 || (*end && strcmp(end, "e") != 0 && strcmp(end, "epoch") != 0 && strcmp(end, "epochs") != 0)) {
-        snprintf(v->err, sizeof v->err, "--checkpoint-every: expected N (steps) or Ne (epochs), got '%s'", ce);
+    const int epochs_unit = *end != '\0';
+    if (!*ce || end == ce || errno == ERANGE || every < 0 || every > (epochs_unit ? 1000000LL : INT64_MAX / 2) ||
+        (*end && strcmp(end, "e") != 0 && strcmp(end, "epoch") != 0 && strcmp(end, "epochs") != 0)) {
+        snprintf(v->err, sizeof v->err,
+                 "--checkpoint-every: expected N (steps, at most 2^62) or Ne (epochs, at most 1000000), got '%.200s'", ce);
         return -1;
     }
     if (*end)
@@ -117,6 +129,8 @@ int cli_build_train(cli_values *v, ol_train_params *tp)
         return -1;
     tp->max_bad_steps = (int)x;
     if (cli_double(v, "skip-loss-spikes", 0.0, 1e6, &tp->spike_zscore))
+        return -1;
+    if (cli_double(v, "divergence-factor", 0.0, 1e12, &tp->divergence_factor))
         return -1;
     const char *tl = cli_str(v, "time-limit");
     if (*tl) { /* HH:MM:SS, MM:SS or seconds */
@@ -308,6 +322,27 @@ static int apply_resume(ol_ctx *ctx, cli_values *v, char *ckpt, size_t cap, char
         snprintf(err, ecap, "--resume: %.900s: unreadable configuration", ckpt);
         return -1;
     }
+    /* what cannot change on resume: the directory, the starting weights, the data */
+    int iout = cli_find(v, "out"), iinit = cli_find(v, "init-from"), ids = cli_find(v, "dataset");
+    const char *stored_ds = json_string_value(json_object_get(o, "dataset"));
+    struct stat so, sd;
+    const int same_out = strcmp(cli_str(v, "out"), dir) == 0 ||
+                         (stat(cli_str(v, "out"), &so) == 0 && stat(dir, &sd) == 0 && so.st_dev == sd.st_dev &&
+                          so.st_ino == sd.st_ino);
+    const char *bad = iout >= 0 && v->set[iout] == 1 && !same_out ? "--out"
+                      : iinit >= 0 && v->set[iinit] == 1                                   ? "--init-from"
+                      : ids >= 0 && v->set[ids] == 1 && stored_ds && strcmp(stored_ds, cli_str(v, "dataset")) != 0
+                          ? "--dataset"
+                          : NULL;
+    if (bad) {
+        json_decref(o);
+        snprintf(err, ecap,
+                 "--resume continues the run in %.600s as it was: %s cannot change on resume (options that may: the "
+                 "number of epochs or steps, schedule and optimizer hyperparameters, checkpoint, output and thread "
+                 "options)",
+                 dir, bad);
+        return -1;
+    }
     const char *key;
     json_t *val;
     /* values config.json resolved from defaults stay defaults */
@@ -372,6 +407,90 @@ static int make_dirs(const char *dir, char *err, size_t cap)
     return 0;
 }
 
+/* ---- the run directory: one writer at a time -------------------------- */
+
+/* Anything in dir besides the lock file (a missing dir is empty; one that
+ * cannot be read fails later, when it is created). */
+static int run_dir_nonempty(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    struct dirent *de;
+    int any = 0;
+    while (!any && (de = readdir(d)))
+        any = strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0 && strcmp(de->d_name, ".lock") != 0;
+    closedir(d);
+    return any;
+}
+
+/* An exclusive flock on DIR/.lock, held until the process ends (the kernel
+ * releases it when the process dies). Returns the descriptor, or -1 with
+ * *status and err set; *status 0 with -1: dir does not exist (nothing to lock). */
+static int lock_run_dir(const char *dir, int *status, char *err, size_t cap)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/.lock", dir);
+    *status = 0;
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return -1;
+        *status = OL_EXIT_FAIL;
+        snprintf(err, cap, "cannot create %.900s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        char buf[32] = "";
+        ssize_t r = pread(fd, buf, sizeof buf - 1, 0);
+        buf[r > 0 ? r : 0] = '\0';
+        long pid = strtol(buf, NULL, 10);
+        int e = errno;
+        close(fd);
+        *status = OL_EXIT_USAGE;
+        if (e == EWOULDBLOCK || e == EAGAIN || pid > 0)
+            snprintf(err, cap, "run directory %.900s in use by pid %ld (another optimlab is writing it)", dir, pid);
+        else
+            snprintf(err, cap, "cannot lock %.900s: %s", path, strerror(e));
+        return -1;
+    }
+    char buf[32];
+    int len = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, buf, (size_t)len, 0) != len) {
+        *status = OL_EXIT_FAIL;
+        snprintf(err, cap, "cannot write %.900s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* --overwrite: remove the previous run's files, nothing else. */
+static int clear_run_dir(const char *dir, char *err, size_t cap)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    struct dirent *de;
+    char path[4096];
+    int rc = 0;
+    while ((de = readdir(d))) {
+        const char *n = de->d_name;
+        size_t len = strlen(n);
+        int ours = strcmp(n, "metrics.jsonl") == 0 || strcmp(n, "config.json") == 0 ||
+                   ((strncmp(n, "ckpt-", 5) == 0 || strncmp(n, "snapshot-", 9) == 0) &&
+                    (strstr(n, ".safetensors.tmp.") || (len > 12 && strcmp(n + len - 12, ".safetensors") == 0)));
+        snprintf(path, sizeof path, "%s/%s", dir, n);
+        if (ours && unlink(path) != 0 && errno != ENOENT) {
+            snprintf(err, cap, "--overwrite: cannot remove %.900s: %s", path, strerror(errno));
+            rc = -1;
+            break;
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
 static const char *const train_usage =
     "usage: optimlab train [options]\n"
     "\n"
@@ -399,6 +518,7 @@ typedef struct {
     ol_train_state resume_state;
     char ckpt[4096];
     int64_t total;
+    int lock_fd; /* the run directory's lock, held to the end; -1: none */
     char err[1024];
 } train_job;
 
@@ -408,14 +528,49 @@ typedef struct {
         return (status);                                                                                            \
     } while (0)
 
+/* Every split against the training set, which sizes the model: a smaller
+ * test image would be read past its end, a larger one cut. */
+static int check_splits(const cli_data *d, const char *dataset, char *err, size_t cap)
+{
+    const ol_dataset *tr = &d->train;
+    if (strcmp(dataset, "synthetic") != 0 && tr->num_classes != 10) { /* a named dataset has a known class count */
+        snprintf(err, cap, "--dataset %s has 10 classes, but the training labels need %d", dataset, tr->num_classes);
+        return -1;
+    }
+    const ol_dataset *other[2] = {&d->test, d->has_val ? &d->real_test : NULL};
+    const char *names[2] = {d->has_val ? "validation" : "test", "test"};
+    for (int i = 0; i < 2; i++) {
+        const ol_dataset *o = other[i];
+        if (!o || o->n == 0)
+            continue;
+        if (o->c != tr->c || o->h != tr->h || o->w != tr->w) {
+            snprintf(err, cap, "%s images are %dx%dx%d but the training images (and the model) are %dx%dx%d", names[i],
+                     o->c, o->h, o->w, tr->c, tr->h, tr->w);
+            return -1;
+        }
+        if (o->num_classes > tr->num_classes) {
+            snprintf(err, cap, "%s labels need %d classes but the training set (and the model) has %d", names[i],
+                     o->num_classes, tr->num_classes);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* Parse-level checks and data, model, optimizer and checkpoint set-up. Returns
  * 0 or an exit status with the message in j->err; run on every rank. */
 static int job_setup(train_job *j)
 {
     cli_values *v = &j->v;
     ol_ctx *ctx = j->ctx;
-    if (*cli_str(v, "resume") && apply_resume(ctx, v, j->ckpt, sizeof j->ckpt, j->err, sizeof j->err) < 0)
-        return OL_EXIT_USAGE;
+    if (*cli_str(v, "resume")) { /* lock first: another writer may still be pruning */
+        int st = 0;
+        if (ol_comm_rank(j->comm) == 0 &&
+            (j->lock_fd = lock_run_dir(cli_str(v, "resume"), &st, j->err, sizeof j->err)) < 0 && st)
+            return st;
+        if (apply_resume(ctx, v, j->ckpt, sizeof j->ckpt, j->err, sizeof j->err) < 0)
+            return OL_EXIT_USAGE;
+    }
     long long threads;
     ol_backend be;
     if (cli_build_model(v, &j->mp) || cli_build_optim(v, &j->op) || cli_build_train(v, &j->tp) ||
@@ -426,6 +581,8 @@ static int job_setup(train_job *j)
     if (ol_ctx_set_threads(ctx, (int)threads) < 0 || ol_ctx_set_backend(ctx, be) < 0)
         JOB_FAIL(OL_EXIT_USAGE, "%s", ol_ctx_errmsg(ctx));
     if (cli_load_data(ctx, v, &j->data, j->err, sizeof j->err) < 0)
+        return OL_EXIT_USAGE;
+    if (check_splits(&j->data, cli_str(v, "dataset"), j->err, sizeof j->err) < 0)
         return OL_EXIT_USAGE;
     ol_train_params *tp = &j->tp;
     j->mp.in_c = j->data.train.c;
@@ -538,12 +695,39 @@ static void *watchdog_main(void *arg)
     return NULL;
 }
 
+/* Rank 0, after every input checked out: a new run refuses a non-empty
+ * directory unless --overwrite; then lock (resume locked earlier), clear what
+ * --overwrite replaces, write config.json. Returns 0 or an exit status. */
+static int open_run_dir(train_job *j, const char *dir)
+{
+    const int iout = cli_find(&j->v, "out");
+    const int resume = *cli_str(&j->v, "resume") != '\0';
+    /* the default runs/latest is, by its name, replaced by each new run */
+    const int overwrite = cli_flag(&j->v, "overwrite") || (iout >= 0 && j->v.set[iout] == 0);
+    if (!resume && !overwrite && run_dir_nonempty(dir))
+        JOB_FAIL(OL_EXIT_USAGE,
+                 "--out %.400s is not empty (a previous run?): --resume %.400s continues it, --overwrite replaces it",
+                 dir, dir);
+    if (make_dirs(dir, j->err, sizeof j->err) < 0)
+        return OL_EXIT_FAIL;
+    if (j->lock_fd < 0) {
+        int st = 0;
+        j->lock_fd = lock_run_dir(dir, &st, j->err, sizeof j->err);
+        if (j->lock_fd < 0)
+            return st ? st : OL_EXIT_FAIL;
+    }
+    if (!resume && overwrite && clear_run_dir(dir, j->err, sizeof j->err) < 0)
+        return OL_EXIT_FAIL;
+    return write_config(j->config, dir, j->err, sizeof j->err) < 0 ? OL_EXIT_FAIL : 0;
+}
+
 int cmd_train(int argc, char **argv)
 {
     const cli_opt *const tables[] = {cli_model_opts, cli_data_opts, cli_optim_opts, cli_sched_opts, cli_batch_opts,
                                      cli_train_opts, cli_dist_opts, cli_run_opts,  cli_config_opts, NULL};
     train_job job, *j = &job;
     memset(j, 0, sizeof *j);
+    j->lock_fd = -1;
     cli_init(&j->v, tables);
     int help = 0, rc = OL_EXIT_OK;
     const double t_cmd = ol_now();
@@ -575,8 +759,15 @@ int cmd_train(int argc, char **argv)
         snprintf(j->err, sizeof j->err, "%s", ol_ctx_errmsg(j->ctx));
         status = OL_EXIT_USAGE;
     }
+    install_handlers(); /* before data loading: a SLURM SIGTERM then still exits 4 */
     if (!status)
         status = job_setup(j);
+    if (!status && stop_requested) {
+        snprintf(j->err, sizeof j->err,
+                 "stopped on request during start-up, before the first step: nothing to checkpoint yet (the same "
+                 "command starts again)");
+        status = OL_EXIT_STOPPED;
+    }
     if ((rc = cli_agree(j->ctx, j->comm, status, j->err, sizeof j->err)) != 0) {
         cli_fail(rc, j->err);
         goto done;
@@ -588,11 +779,8 @@ int cmd_train(int argc, char **argv)
     ol_train_params *tp = &j->tp;
     const char *out = cli_str(&j->v, "out");
     tp->out_dir = *out ? out : NULL;
-    /* inputs are valid on every rank: only now create the run directory */
-    status = 0;
-    if (root && tp->out_dir &&
-        (make_dirs(tp->out_dir, j->err, sizeof j->err) < 0 || write_config(j->config, tp->out_dir, j->err, sizeof j->err) < 0))
-        status = OL_EXIT_FAIL;
+    /* inputs are valid on every rank: only now create (or lock and reuse) the run directory */
+    status = root && tp->out_dir ? open_run_dir(j, tp->out_dir) : 0;
     if ((rc = cli_agree(j->ctx, j->comm, status, j->err, sizeof j->err)) != 0) {
         cli_fail(rc, j->err);
         goto done;
@@ -602,7 +790,6 @@ int cmd_train(int argc, char **argv)
         if (tp->time_limit <= 0)
             tp->time_limit = 1e-3;
     }
-    install_handlers();
     tp->stop_flag = &stop_requested;
     progress pr = {.tty = isatty(STDOUT_FILENO), .quiet = cli_flag(&j->v, "quiet") || !root,
                    .log_every = tp->log_every, .has_val = j->data.has_val};
@@ -681,5 +868,7 @@ done:
     ol_comm_finalize(j->comm);
     ol_ctx_free(j->ctx);
     cli_free(&j->v);
+    if (j->lock_fd >= 0)
+        close(j->lock_fd); /* releases the run directory */
     return rc;
 }

@@ -165,13 +165,19 @@ int cli_int(cli_values *v, const char *name, long long lo, long long hi, long lo
     return 0;
 }
 
+/* Decimal notation only: strtod also takes hex floats (0x10), inf and nan. */
+static int decimal(const char *s)
+{
+    return s[strspn(s, "0123456789+-.eE")] == '\0';
+}
+
 int cli_double(cli_values *v, const char *name, double lo, double hi, double *out)
 {
     const char *s = cli_str(v, name);
     char *end;
     errno = 0;
     double x = strtod(s, &end);
-    if (!*s || *end || errno == ERANGE || !isfinite(x))
+    if (!*s || *end || errno == ERANGE || !isfinite(x) || !decimal(s))
         return fail(v, name, "expected a number", s);
     if (x < lo || x > hi) {
         char what[128];
@@ -246,7 +252,7 @@ int cli_double_list(cli_values *v, const char *name, double lo, double hi, doubl
         char *end;
         errno = 0;
         double x = strtod(parts[i], &end);
-        if (*end || errno == ERANGE || !isfinite(x))
+        if (*end || errno == ERANGE || !isfinite(x) || !decimal(parts[i]))
             return fail(v, name, "expected comma-separated numbers", cli_str(v, name));
         if (x < lo || x > hi) {
             char what[128];

@@ -158,9 +158,9 @@ static void test_version_and_weights(ol_ctx *ctx)
     ol_paramset *ps = ol_model_paramset(m);
     char path[512], wpath[512];
     snprintf(path, sizeof path, "%s/v2.safetensors", dir);
-    /* a file with format_version 2 */
+    /* a file with format_version 3 (unknown) */
     ol__st_tensor t = {"x", OL__ST_F32, 1, (int64_t[]){1}, (float[]){1.0f}};
-    const char *k[4] = {"format", "format_version", "crc32", "model"}, *v[4] = {"optimlab-checkpoint", "2", "0", "{}"};
+    const char *k[4] = {"format", "format_version", "crc32", "model"}, *v[4] = {"optimlab-checkpoint", "3", "0", "{}"};
     ASSERT_OK(ol__st_write(ctx, path, &t, 1, k, v, 4), ctx);
     ASSERT_EQ_INT(ol_checkpoint_load(ctx, path, m, NULL, NULL), OL_EFORMAT);
     ASSERT_TRUE(strstr(ol_ctx_errmsg(ctx), "version") != NULL);

@@ -5,8 +5,8 @@
  * state buffer as "optim.<slot>.<parameter name>", and in its metadata the
  * model configuration, optimizer step and scalars, the training progress
  * (step, epoch, position in the epoch, samples seen, running metrics), the
- * effective configuration, and a CRC-32 of the tensor data that is verified
- * on load. For Schedule-Free optimizers the plain names hold the evaluation
+ * effective configuration, and a CRC-32 of the whole file (header included;
+ * version-1 files: of the tensor data) that is verified on load. For Schedule-Free optimizers the plain names hold the evaluation
  * sequence x and "optim.train_params.<name>" the training sequence y.
  * Writes are atomic: a crash or full disk leaves the previous file intact. */
 #ifndef OPTIMLAB_CHECKPOINT_H
@@ -24,7 +24,7 @@
 extern "C" {
 #endif
 
-#define OL_CHECKPOINT_VERSION 1
+#define OL_CHECKPOINT_VERSION 2
 
 /* Training progress: everything the loop needs to continue bit-exactly. */
 typedef struct {
@@ -40,6 +40,8 @@ typedef struct {
     double best_test_acc, best_epoch, final_test_acc, final_test_loss, final_train_loss, final_train_acc;
     double train_time, eval_time, elapsed;
     int64_t metrics_bytes; /* length of metrics.jsonl when the checkpoint was written */
+    int64_t metrics_crc;   /* CRC-32 of those bytes; -1: not recorded (version-1 checkpoints) */
+    double loss_min;       /* lowest step loss so far (divergence rule); INFINITY: none yet */
     int64_t bad_steps;     /* skipped steps (non-finite or loss spike), total */
     int consecutive_bad;
     double loss_hist[64]; /* recent losses, for loss-spike detection */
@@ -77,21 +79,30 @@ int ol_checkpoint_load_extra(ol_ctx *ctx, const char *path, const ol_checkpoint_
  * OL_ESHAPE for a checkpoint of a different model or optimizer. Nothing is
  * modified unless the whole file checks out. */
 int ol_checkpoint_load(ol_ctx *ctx, const char *path, ol_model *m, ol_optim *opt, ol_train_state *st);
-/* Check header, version and checksum only. */
+/* The full check that loading does, against the architecture the file
+ * records: header, version, checksum (version 2: of the whole file),
+ * model description, training and optimizer state, every tensor's name,
+ * type and shape. OL_EFORMAT when anything is wrong. */
 int ol_checkpoint_verify(ol_ctx *ctx, const char *path);
 /* The stored configuration (malloc'd string, caller frees) and model params. */
 int ol_checkpoint_read_config(ol_ctx *ctx, const char *path, char **config_json);
 /* The architecture a checkpoint was written for (arch, depth, width, skips,
  * shortcut, MLP widths, input shape, classes); other fields get defaults. */
 int ol_checkpoint_model_params(ol_ctx *ctx, const char *path, ol_model_params *mp);
-/* Newest checkpoint in dir that verifies ("ckpt-<step>.safetensors");
- * OL_ENOENT when there is none. */
+/* The checkpoint of dir ("ckpt-<step>.safetensors", regular files only) that
+ * passes ol_checkpoint_verify and records the highest step inside it (never
+ * judged by its name); OL_ENOENT when there is none, OL_EFORMAT when none verifies. */
 int ol_checkpoint_latest(ol_ctx *ctx, const char *dir, char *path, size_t cap);
 /* Path of the checkpoint for step in dir. */
 void ol_checkpoint_path(const char *dir, int64_t step, char *path, size_t cap);
-/* Delete all but the newest keep checkpoints in dir (keep 0: all stay), and
- * temporary files left by interrupted writes. */
+/* Delete all but the newest keep valid checkpoints in dir (keep 0: all stay),
+ * and temporary files left by interrupted writes of processes no longer alive.
+ * Checkpoints are ranked by the step recorded inside; a file that does not
+ * verify is never counted, and is deleted only when keep valid ones remain. */
 int ol_checkpoint_prune(ol_ctx *ctx, const char *dir, int keep);
+/* The same, never deleting the nprotect files in protect (compared by inode):
+ * the checkpoint just written, the last one before a divergence. */
+int ol_checkpoint_prune_except(ol_ctx *ctx, const char *dir, int keep, const char *const *protect, int nprotect);
 
 /* Plain weight files: parameters, BN statistics and num_batches_tracked under
  * PyTorch names, loadable with model.load_state_dict(safetensors.torch.load_file(f)).

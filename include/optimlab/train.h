@@ -83,6 +83,8 @@ typedef struct {
     /* divergence guard */
     int max_bad_steps;     /* stop after more than this many consecutive skipped steps (default 0: first one stops) */
     double spike_zscore;   /* skip a step whose loss is this many standard deviations above the recent mean (0 = off) */
+    double divergence_factor; /* stop (OL_ENONFINITE) when the mean loss of the last 16 steps exceeds this many times
+                                 the larger of the lowest loss so far and ln(classes) (default 10; 0 = off) */
 } ol_train_params;
 
 ol_train_params ol_train_default_params(void);

@@ -1,5 +1,8 @@
 /* Checkpoints and weight files on top of the safetensors reader/writer. */
 #include <dirent.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/types.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -15,6 +18,10 @@
 #include "optimlab/checkpoint.h"
 
 #define FORMAT_NAME "optimlab-checkpoint"
+/* Version 2: the CRC-32 in FILE_CRC_KEY covers the whole file, header included.
+ * Version 1 (CRC of the tensor data only, key "crc32") still loads. */
+#define FORMAT_VERSION "2"
+#define FILE_CRC_KEY "file_crc32"
 
 void ol_checkpoint_path(const char *dir, int64_t step, char *path, size_t cap)
 {
@@ -63,6 +70,9 @@ static json_t *state_to_json(const ol_train_state *st)
     snprintf(seed, sizeof seed, "%" PRIu64, st->seed);
     json_object_set_new(o, "seed", json_string(seed));
     json_object_set_new(o, "loss_hist", hist);
+    json_object_set_new(o, "metrics_crc", json_integer((json_int_t)st->metrics_crc));
+    if (isfinite(st->loss_min)) /* absent: none yet */
+        json_object_set_new(o, "loss_min", json_real(st->loss_min));
     json_object_set_new(o, "plateau", json_pack("{s:f, s:f, s:i, s:i, s:I, s:i}", "lr", st->plateau.lr, "best",
                                                 isfinite(st->plateau.best) ? st->plateau.best : 0.0, "num_bad",
                                                 st->plateau.num_bad, "cooldown_left", st->plateau.cooldown_left,
@@ -101,6 +111,10 @@ static int state_from_json(ol_ctx *ctx, const char *label, json_t *o, ol_train_s
     st->loss_hist_n = (int)json_array_size(hist);
     for (int i = 0; i < st->loss_hist_n; i++)
         st->loss_hist[i] = json_number_value(json_array_get(hist, (size_t)i));
+    /* added in format 2; older checkpoints: unknown */
+    json_t *mc = json_object_get(o, "metrics_crc"), *lm = json_object_get(o, "loss_min");
+    st->metrics_crc = json_is_integer(mc) ? json_integer_value(mc) : -1;
+    st->loss_min = json_is_number(lm) ? json_number_value(lm) : INFINITY;
     json_t *pl = json_object_get(o, "plateau");
     json_int_t binf = json_integer_value(json_object_get(o, "plateau_best_inf"));
     if (!json_is_object(pl))
@@ -226,25 +240,6 @@ static void tl_free(tlist *l)
     free(l->t);
 }
 
-static uint32_t crc_tensors(const ol__st_tensor *t, int n)
-{
-    uLong crc = crc32(0L, Z_NULL, 0);
-    for (int i = 0; i < n; i++) {
-        size_t numel = 1;
-        for (int d = 0; d < t[i].ndim; d++)
-            numel *= (size_t)t[i].shape[d];
-        const uint8_t *p = t[i].data;
-        size_t bytes = numel * ol__st_dtype_size(t[i].dtype);
-        while (bytes > 0) {
-            uInt c = bytes > (1u << 30) ? (1u << 30) : (uInt)bytes;
-            crc = crc32(crc, p, c);
-            p += c;
-            bytes -= c;
-        }
-    }
-    return (uint32_t)crc;
-}
-
 int ol_checkpoint_save(ol_ctx *ctx, const char *path, ol_model *m, ol_optim *opt, const ol_train_state *st,
                        const char *config_json)
 {
@@ -303,10 +298,8 @@ int ol_checkpoint_save_extra(ol_ctx *ctx, const char *path, ol_model *m, ol_opti
     if (rc >= 0 && (!mj || (opt && !oj) || (st && !sj)))
         rc = ol__err(ctx, OL_ENOMEM, "out of memory");
     if (rc >= 0) {
-        char crc[16];
-        snprintf(crc, sizeof crc, "%08x", crc_tensors(l.t, l.n));
-        const char *keys[8] = {"format", "format_version", "model", "crc32"}, *vals[8] = {FORMAT_NAME, "1", mj, crc};
-        int nm = 4;
+        const char *keys[8] = {"format", "format_version", "model"}, *vals[8] = {FORMAT_NAME, FORMAT_VERSION, mj};
+        int nm = 3;
         if (oj) {
             keys[nm] = "optimizer";
             vals[nm++] = oj;
@@ -323,7 +316,7 @@ int ol_checkpoint_save_extra(ol_ctx *ctx, const char *path, ol_model *m, ol_opti
             keys[nm] = extra->meta_key;
             vals[nm++] = extra->meta ? extra->meta : "";
         }
-        rc = ol__st_write(ctx, path, l.t, l.n, keys, vals, nm);
+        rc = ol__st_write_crc(ctx, path, l.t, l.n, keys, vals, nm, FILE_CRC_KEY);
     }
     free(mj);
     free(oj);
@@ -335,6 +328,8 @@ int ol_checkpoint_save_extra(ol_ctx *ctx, const char *path, ol_model *m, ol_opti
 }
 
 static int check_meta(ol_ctx *ctx, const char *path, ol__st_file *f);
+static int check_tensor(ol_ctx *ctx, const char *path, const ol__st_file *f, const char *name, const ol_tensor_desc *d,
+                        const ol__st_entry **out);
 
 /* Read, check format, version and checksum. */
 static int open_checked(ol_ctx *ctx, const char *path, ol__st_file *f)
@@ -365,20 +360,23 @@ int ol__checkpoint_parse_mem(ol_ctx *ctx, const char *label, uint8_t *buf, size_
 
 static int check_meta(ol_ctx *ctx, const char *path, ol__st_file *f)
 {
-    const char *fmt = ol__st_meta(f, "format"), *ver = ol__st_meta(f, "format_version"), *crc = ol__st_meta(f, "crc32");
+    const char *fmt = ol__st_meta(f, "format"), *ver = ol__st_meta(f, "format_version");
+    const int v1 = ver && strcmp(ver, "1") == 0;
+    const char *crc = ol__st_meta(f, v1 ? "crc32" : FILE_CRC_KEY);
     int rc = OL_OK;
+    uint32_t sum = 0;
     if (!fmt || strcmp(fmt, FORMAT_NAME) != 0)
         rc = ol__err(ctx, OL_EFORMAT, "%s: not an optimlab checkpoint (a plain weight file? use --init-from)", path);
-    else if (!ver || strcmp(ver, "1") != 0)
-        rc = ol__err(ctx, OL_EFORMAT, "%s: checkpoint format version %s, this optimlab reads version %d", path,
+    else if (!v1 && (!ver || strcmp(ver, FORMAT_VERSION) != 0))
+        rc = ol__err(ctx, OL_EFORMAT, "%s: checkpoint format version %.16s, this optimlab reads versions 1 and %d", path,
                      ver ? ver : "(none)", OL_CHECKPOINT_VERSION);
-    else if (!crc)
+    else if (!crc || (!v1 && ol__st_file_crc(f, FILE_CRC_KEY, &sum) != 0))
         rc = ol__err(ctx, OL_EFORMAT, "%s: no checksum", path);
     else {
         char have[16];
-        snprintf(have, sizeof have, "%08x", ol__st_data_crc(f));
+        snprintf(have, sizeof have, "%08x", v1 ? ol__st_data_crc(f) : sum);
         if (strcmp(have, crc) != 0)
-            rc = ol__err(ctx, OL_EFORMAT, "%s: checksum mismatch (stored %s, data %s): the file is corrupt", path,
+            rc = ol__err(ctx, OL_EFORMAT, "%s: checksum mismatch (stored %.8s, file %s): the file is corrupt", path,
                          crc, have);
     }
     if (rc < 0)
@@ -386,12 +384,75 @@ static int check_meta(ol_ctx *ctx, const char *path, ol__st_file *f)
     return rc;
 }
 
-int ol_checkpoint_verify(ol_ctx *ctx, const char *path)
+/* What loading checks beyond the checksum, against the architecture the file
+ * records: model description, training state, optimizer state, F32 tensors
+ * with the model's names and shapes. *step: the step recorded inside (-1: none). */
+static int check_contents(ol_ctx *ctx, const char *path, const ol__st_file *f, int64_t *step)
+{
+    ol_model_params mp;
+    OL__TRY(model_params_from(ctx, path, f, &mp));
+    *step = -1;
+    for (int i = 0; i < f->n; i++)
+        if (f->e[i].dtype != OL__ST_F32)
+            return ol__err(ctx, OL_EFORMAT, "%s: tensor %s is %s, checkpoints hold F32", path, f->e[i].name,
+                           ol__st_dtype_name(f->e[i].dtype));
+    json_error_t je;
+    const char *ss = ol__st_meta(f, "train_state"), *os = ol__st_meta(f, "optimizer");
+    if (ss) {
+        ol_train_state st;
+        json_t *so = json_loads(ss, 0, &je);
+        int rc = so ? state_from_json(ctx, path, so, &st) : ol__err(ctx, OL_EFORMAT, "%s: unreadable train_state", path);
+        json_decref(so);
+        OL__TRY(rc);
+        *step = st.step;
+    }
+    json_t *oj = os ? json_loads(os, 0, &je) : NULL, *slots = json_object_get(oj, "slots");
+    if (os && (!json_is_string(json_object_get(oj, "type")) || !json_is_integer(json_object_get(oj, "steps")) ||
+               !json_is_array(slots))) {
+        json_decref(oj);
+        return ol__err(ctx, OL_EFORMAT, "%s: unreadable optimizer state", path);
+    }
+    mp.max_batch = 1;
+    ol_model *m = NULL;
+    int rc = ol_model_create(ctx, &mp, &m);
+    if (rc < 0)
+        rc = ol__err(ctx, OL_EFORMAT, "%s: the recorded model cannot be built: %s", path, ol_ctx_errmsg(ctx));
+    const ol_paramset *ps = rc >= 0 ? ol_model_paramset(m) : NULL;
+    const ol__st_entry *e;
+    char name[OL__ST_MAX_NAME];
+    for (int i = 0; rc >= 0 && i < ps->n; i++) {
+        rc = check_tensor(ctx, path, f, ps->t[i].name, &ps->t[i], &e);
+        for (size_t s = 0; rc >= 0 && s < json_array_size(slots); s++) {
+            const char *sn = json_string_value(json_array_get(slots, s));
+            if (!sn)
+                rc = ol__err(ctx, OL_EFORMAT, "%s: unreadable optimizer state", path);
+            else {
+                snprintf(name, sizeof name, "optim.%.60s.%s", sn, ps->t[i].name);
+                rc = check_tensor(ctx, path, f, name, &ps->t[i], &e);
+            }
+        }
+    }
+    for (int i = 0; rc >= 0 && i < ps->nb; i++)
+        rc = check_tensor(ctx, path, f, ps->b[i].name, &ps->b[i], &e);
+    ol_model_free(m);
+    json_decref(oj);
+    return rc;
+}
+
+/* The full check, and the step recorded inside. */
+static int checkpoint_info(ol_ctx *ctx, const char *path, int64_t *step)
 {
     ol__st_file f;
     OL__TRY(open_checked(ctx, path, &f));
+    int rc = check_contents(ctx, path, &f, step);
     ol__st_free(&f);
-    return OL_OK;
+    return rc;
+}
+
+int ol_checkpoint_verify(ol_ctx *ctx, const char *path)
+{
+    int64_t step;
+    return checkpoint_info(ctx, path, &step);
 }
 
 int ol_checkpoint_load_extra(ol_ctx *ctx, const char *path, const ol_checkpoint_extra *extra, char **meta)
@@ -602,18 +663,26 @@ static int parse_step(const char *name, int64_t *step)
     return 0;
 }
 
+/* A checkpoint file of a run directory, checked. */
 typedef struct {
-    int64_t step;
+    int64_t step; /* recorded inside (the name's for files without training state) */
+    int rc;       /* of the full check */
     char name[256];
 } ckpt_name;
 
-static int cmp_step_desc(const void *a, const void *b)
+/* Valid ones first, newest recorded step first; the name breaks ties. */
+static int cmp_ckpt(const void *a, const void *b)
 {
     const ckpt_name *x = a, *y = b;
-    return (x->step < y->step) - (x->step > y->step);
+    if ((x->rc < 0) != (y->rc < 0))
+        return x->rc < 0 ? 1 : -1;
+    if (x->step != y->step)
+        return (x->step < y->step) - (x->step > y->step);
+    return -strcmp(x->name, y->name);
 }
 
-static int list_ckpts(ol_ctx *ctx, const char *dir, ckpt_name **out, int *n)
+/* Every regular file named like a checkpoint, fully checked (never by name alone). */
+static int list_ckpts(ol_ctx *ctx, const char *dir, ckpt_name **out, int *n, char *why, size_t wcap)
 {
     *out = NULL;
     *n = 0;
@@ -622,10 +691,16 @@ static int list_ckpts(ol_ctx *ctx, const char *dir, ckpt_name **out, int *n)
         return ol__err(ctx, errno == ENOENT ? OL_ENOENT : OL_EIO, "run directory %s: %s", dir, strerror(errno));
     int cap = 0;
     struct dirent *de;
+    char path[4096];
+    int64_t best_bad = INT64_MIN;
     while ((de = readdir(d))) {
         int64_t s;
+        struct stat sb;
         if (!parse_step(de->d_name, &s) || strlen(de->d_name) >= 256)
             continue;
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode))
+            continue; /* a FIFO or directory named like a checkpoint is not one */
         if (*n == cap) {
             cap = cap ? cap * 2 : 16;
             ckpt_name *nl = realloc(*out, (size_t)cap * sizeof *nl);
@@ -635,13 +710,20 @@ static int list_ckpts(ol_ctx *ctx, const char *dir, ckpt_name **out, int *n)
             }
             *out = nl;
         }
-        (*out)[*n].step = s;
-        snprintf((*out)[*n].name, 256, "%s", de->d_name);
+        ckpt_name *c = &(*out)[*n];
+        snprintf(c->name, sizeof c->name, "%s", de->d_name);
+        int64_t inner = -1;
+        c->rc = checkpoint_info(ctx, path, &inner);
+        c->step = inner >= 0 ? inner : s;
+        if (c->rc < 0 && s >= best_bad && why) { /* why the newest-named bad one failed */
+            best_bad = s;
+            snprintf(why, wcap, "%s", ol_ctx_errmsg(ctx));
+        }
         (*n)++;
     }
     closedir(d);
     if (*n)
-        qsort(*out, (size_t)*n, sizeof **out, cmp_step_desc);
+        qsort(*out, (size_t)*n, sizeof **out, cmp_ckpt);
     return OL_OK;
 }
 
@@ -649,25 +731,28 @@ int ol_checkpoint_latest(ol_ctx *ctx, const char *dir, char *path, size_t cap)
 {
     ckpt_name *l;
     int n;
-    OL__TRY(list_ckpts(ctx, dir, &l, &n));
-    int rc = ol__err(ctx, OL_ENOENT, "%s: no checkpoint", dir);
-    char newest[512] = "";
-    for (int i = 0; i < n; i++) {
-        snprintf(path, cap, "%s/%s", dir, l[i].name);
-        if (ol_checkpoint_verify(ctx, path) >= 0) {
-            rc = OL_OK;
-            break;
-        }
-        if (i == 0) /* why the newest one failed */
-            snprintf(newest, sizeof newest, "%s", ol_ctx_errmsg(ctx));
+    char why[512] = "";
+    OL__TRY(list_ckpts(ctx, dir, &l, &n, why, sizeof why));
+    int rc;
+    if (n > 0 && l[0].rc >= 0) {
+        snprintf(path, cap, "%s/%s", dir, l[0].name);
+        rc = OL_OK;
+    } else if (n > 0) {
+        rc = ol__err(ctx, OL_EFORMAT, "%s: none of the %d checkpoints verifies (newest: %s)", dir, n, why);
+    } else {
+        rc = ol__err(ctx, OL_ENOENT, "%s: no checkpoint", dir);
     }
-    if (rc < 0 && n > 0)
-        rc = ol__err(ctx, OL_EFORMAT, "%s: none of the %d checkpoints verifies (newest: %s)", dir, n, newest);
     free(l);
     return rc;
 }
 
-/* Temporary files of writes that a crash interrupted. */
+/* Is the process that wrote a temporary file still alive? */
+static int pid_alive(long pid)
+{
+    return pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
+}
+
+/* Temporary files of writes that a crash interrupted (never a live process's). */
 static void remove_stale_tmp(const char *dir)
 {
     DIR *d = opendir(dir);
@@ -678,26 +763,48 @@ static void remove_stale_tmp(const char *dir)
     while ((de = readdir(d)))
         if (strncmp(de->d_name, "ckpt-", 5) == 0 && strstr(de->d_name, ".safetensors.tmp.")) {
             long pid = strtol(strstr(de->d_name, ".tmp.") + 5, NULL, 10);
-            if (pid == (long)getpid())
-                continue; /* ours, being written */
+            if (pid == (long)getpid() || pid_alive(pid))
+                continue; /* being written */
             snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
             unlink(path);
         }
     closedir(d);
 }
 
+static int same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return a && b && stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
 int ol_checkpoint_prune(ol_ctx *ctx, const char *dir, int keep)
+{
+    return ol_checkpoint_prune_except(ctx, dir, keep, NULL, 0);
+}
+
+int ol_checkpoint_prune_except(ol_ctx *ctx, const char *dir, int keep, const char *const *protect, int nprotect)
 {
     remove_stale_tmp(dir);
     if (keep <= 0)
         return OL_OK;
     ckpt_name *l;
     int n;
-    OL__TRY(list_ckpts(ctx, dir, &l, &n));
+    OL__TRY(list_ckpts(ctx, dir, &l, &n, NULL, 0));
+    int valid = 0;
+    for (int i = 0; i < n; i++)
+        valid += l[i].rc >= 0;
     char path[4096];
     for (int i = keep; i < n; i++) {
+        /* a file that does not verify is not counted; it goes only once keep valid ones stay,
+         * and only when its content is bad (not on an I/O error) */
+        if (l[i].rc < 0 && (valid < keep || (l[i].rc != OL_EFORMAT && l[i].rc != OL_ESHAPE)))
+            continue;
         snprintf(path, sizeof path, "%s/%s", dir, l[i].name);
-        unlink(path);
+        int keep_it = 0;
+        for (int k = 0; k < nprotect; k++)
+            keep_it |= same_file(path, protect[k]);
+        if (!keep_it)
+            unlink(path);
     }
     free(l);
     return OL_OK;
@@ -790,6 +897,17 @@ int ol_weights_import(ol_ctx *ctx, const char *path, ol_model *m)
         rc = ol__st_to_f32(ctx, &f, ol__st_find(&f, ps->t[i].name), np + ps->t[i].offset);
     for (int i = 0; rc >= 0 && i < ps->nb; i++)
         rc = ol__st_to_f32(ctx, &f, ol__st_find(&f, ps->b[i].name), nb + ps->b[i].offset);
+    /* NaN or inf weights would only surface later as a "divergence" */
+    for (int i = 0; rc >= 0 && i < ps->n + ps->nb; i++) {
+        const ol_tensor_desc *d = i < ps->n ? &ps->t[i] : &ps->b[i - ps->n];
+        const float *x = (i < ps->n ? np : nb) + d->offset;
+        for (size_t k = 0; k < d->numel; k++)
+            if (!isfinite(x[k])) {
+                rc = ol__err(ctx, OL_EFORMAT, "%s: tensor %s holds a non-finite value (%g at index %zu)", path,
+                             d->name, (double)x[k], k);
+                break;
+            }
+    }
     if (rc >= 0) {
         memcpy(ps->params, np, ps->numel * sizeof(float));
         memcpy(ps->buffers, nb, ps->bnumel * sizeof(float));

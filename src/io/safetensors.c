@@ -194,13 +194,14 @@ int ol__st_parse(ol_ctx *ctx, const char *label, uint8_t *buf, size_t len, ol__s
 int ol__st_read(ol_ctx *ctx, const char *path, ol__st_file *out)
 {
     memset(out, 0, sizeof *out);
-    int fd = open(path, O_RDONLY);
+    /* O_NONBLOCK: a FIFO named like a checkpoint must not block the open */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
         return ol__err(ctx, errno == ENOENT ? OL_ENOENT : OL_EIO, "%s: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
-        return ol__err(ctx, OL_EIO, "%s: not a regular file", path);
+        return ol__err(ctx, OL_EFORMAT, "%s: not a regular file", path);
     }
     size_t len = (size_t)st.st_size;
     uint8_t *buf = malloc(len ? len : 1);
@@ -331,6 +332,55 @@ static int write_all(int fd, const void *buf, size_t n)
 int ol__st_write(ol_ctx *ctx, const char *path, const ol__st_tensor *t, int n, const char *const *meta_keys,
                  const char *const *meta_vals, int nmeta)
 {
+    return ol__st_write_crc(ctx, path, t, n, meta_keys, meta_vals, nmeta, NULL);
+}
+
+/* Where the value of metadata entry crc_key ("key":"xxxxxxxx") sits in the
+ * header text, when it occurs exactly once; NULL otherwise. */
+static const char *crc_slot(const char *hdr, size_t len, const char *crc_key)
+{
+    char pat[96];
+    int pl = snprintf(pat, sizeof pat, "\"%s\":\"", crc_key);
+    if (pl <= 0 || (size_t)pl >= sizeof pat)
+        return NULL;
+    const char *hit = NULL;
+    for (size_t i = 0; i + (size_t)pl + OL__ST_CRC_CHARS < len; i++)
+        if (memcmp(hdr + i, pat, (size_t)pl) == 0) {
+            if (hit)
+                return NULL; /* twice: ambiguous */
+            hit = hdr + i + pl;
+        }
+    return hit && hit[OL__ST_CRC_CHARS] == '"' ? hit : NULL;
+}
+
+static uLong crc_bytes(uLong crc, const uint8_t *p, size_t left)
+{
+    while (left > 0) {
+        uInt chunk = left > (1u << 30) ? (1u << 30) : (uInt)left;
+        crc = crc32(crc, p, chunk);
+        p += chunk;
+        left -= chunk;
+    }
+    return crc;
+}
+
+int ol__st_file_crc(const ol__st_file *f, const char *crc_key, uint32_t *crc)
+{
+    const char *hdr = (const char *)f->buf + 8;
+    const char *slot = crc_slot(hdr, f->data_off - 8, crc_key);
+    if (!slot)
+        return -1;
+    size_t at = (size_t)((const uint8_t *)slot - f->buf);
+    uLong c = crc_bytes(crc32(0L, Z_NULL, 0), f->buf, at);
+    c = crc32(c, (const Bytef *)"00000000", OL__ST_CRC_CHARS);
+    c = crc_bytes(c, f->buf + at + OL__ST_CRC_CHARS, f->len - at - OL__ST_CRC_CHARS);
+    *crc = (uint32_t)c;
+    return 0;
+}
+
+int ol__st_write_crc(ol_ctx *ctx, const char *path, const ol__st_tensor *t, int n, const char *const *meta_keys,
+                     const char *const *meta_vals, int nmeta, const char *crc_key)
+{
     json_t *root = json_object();
     int rc = root ? OL_OK : ol__err(ctx, OL_ENOMEM, "out of memory");
     size_t off = 0;
@@ -338,6 +388,8 @@ int ol__st_write(ol_ctx *ctx, const char *path, const ol__st_tensor *t, int n, c
         json_t *meta = json_object();
         for (int i = 0; meta && i < nmeta; i++)
             json_object_set_new(meta, meta_keys[i], json_string(meta_vals[i]));
+        if (meta && crc_key) /* placeholder, replaced below by the CRC of the whole file */
+            json_object_set_new(meta, crc_key, json_string("00000000"));
         if (!meta || json_object_set_new(root, "__metadata__", meta) != 0)
             rc = ol__err(ctx, OL_ENOMEM, "out of memory");
     }
@@ -364,6 +416,29 @@ int ol__st_write(ol_ctx *ctx, const char *path, const ol__st_tensor *t, int n, c
         return rc;
     }
     size_t hl = strlen(hdr), padded = (hl + 8 + 7) / 8 * 8 - 8; /* data starts 8-byte aligned */
+    uint8_t len8[8];
+    for (int i = 0; i < 8; i++)
+        len8[i] = (uint8_t)((uint64_t)padded >> (8 * i));
+    if (crc_key) { /* CRC of the file as written, with the placeholder in the slot */
+        char *slot = (char *)crc_slot(hdr, hl, crc_key);
+        if (!slot) {
+            free(hdr);
+            return ol__err(ctx, OL_EINVAL, "%s: checksum key %s is not unique in the header", path, crc_key);
+        }
+        uLong c = crc_bytes(crc32(0L, Z_NULL, 0), len8, 8);
+        c = crc_bytes(c, (const uint8_t *)hdr, hl);
+        for (size_t i = hl; i < padded; i++)
+            c = crc32(c, (const Bytef *)" ", 1);
+        for (int i = 0; i < n; i++) {
+            size_t numel = 1;
+            for (int d = 0; d < t[i].ndim; d++)
+                numel *= (size_t)t[i].shape[d];
+            c = crc_bytes(c, t[i].data, numel * ol__st_dtype_size(t[i].dtype));
+        }
+        char hex[16];
+        snprintf(hex, sizeof hex, "%08lx", (unsigned long)(c & 0xffffffffUL));
+        memcpy(slot, hex, OL__ST_CRC_CHARS);
+    }
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -371,9 +446,6 @@ int ol__st_write(ol_ctx *ctx, const char *path, const ol__st_tensor *t, int n, c
         free(hdr);
         return ol__err(ctx, OL_EIO, "cannot write %s: %s", tmp, strerror(errno));
     }
-    uint8_t len8[8];
-    for (int i = 0; i < 8; i++)
-        len8[i] = (uint8_t)((uint64_t)padded >> (8 * i));
     int bad = write_all(fd, len8, 8) || write_all(fd, hdr, hl);
     for (size_t i = hl; !bad && i < padded; i++)
         bad = write_all(fd, " ", 1);

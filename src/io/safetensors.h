@@ -63,7 +63,16 @@ int ol__st_to_f32(ol_ctx *ctx, const ol__st_file *f, const ol__st_entry *e, floa
 int ol__st_write(ol_ctx *ctx, const char *path, const ol__st_tensor *t, int n, const char *const *meta_keys,
                  const char *const *meta_vals, int nmeta);
 
-/* CRC-32 (zlib) of the data section, as written into checkpoints. */
+/* Write atomically with metadata entry crc_key holding the CRC-32 (8 lowercase
+ * hex digits) of the whole file, computed with "00000000" in its place. */
+#define OL__ST_CRC_CHARS 8
+int ol__st_write_crc(ol_ctx *ctx, const char *path, const ol__st_tensor *t, int n, const char *const *meta_keys,
+                     const char *const *meta_vals, int nmeta, const char *crc_key);
+/* That CRC recomputed from a file read back; -1 when the entry does not occur
+ * exactly once in the header. */
+int ol__st_file_crc(const ol__st_file *f, const char *crc_key, uint32_t *crc);
+
+/* CRC-32 (zlib) of the data section, as written into version-1 checkpoints. */
 uint32_t ol__st_data_crc(const ol__st_file *f);
 
 #endif

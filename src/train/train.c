@@ -14,6 +14,7 @@
 #include "nn/graph.h"
 #include "optimlab/dist.h"
 #include "optimlab/train.h"
+#include "train/train_internal.h"
 
 ol_train_params ol_train_default_params(void)
 {
@@ -26,6 +27,7 @@ ol_train_params ol_train_default_params(void)
     tp.prefetch = 1;
     tp.bn_recompute_batches = 50;
     tp.final_checkpoint = 1;
+    tp.divergence_factor = 10.0;
     tp.powersgd = ol_powersgd_default_params();
     tp.powersgd.rank = 0;
     tp.diloco = ol_diloco_default_params();
@@ -39,6 +41,10 @@ int ol_evaluate(ol_ctx *ctx, ol_model *m, const ol_dataset *d, int batch, double
     if (d->num_classes > ol_model_num_classes(m))
         return ol__err(ctx, OL_ESHAPE, "dataset has %d classes, the model %d", d->num_classes,
                        ol_model_num_classes(m));
+    const ol_model_params *mp = ol_model_get_params(m);
+    if (d->c != mp->in_c || d->h != mp->in_h || d->w != mp->in_w) /* the model would read past a smaller image */
+        return ol__err(ctx, OL_ESHAPE, "evaluation images are %dx%dx%d but the model expects %dx%dx%d", d->c, d->h,
+                       d->w, mp->in_c, mp->in_h, mp->in_w);
     const size_t per = (size_t)d->c * d->h * d->w;
     float *x = ol__alloc((size_t)batch * per * sizeof(float));
     int32_t *y = ol__alloc((size_t)batch * sizeof(int32_t));
@@ -319,21 +325,8 @@ int ol_train_step(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim 
     return ol_optim_step(ctx, opt, ol_model_paramset(m), h);
 }
 
-typedef struct {
-    FILE *f;
-    ol__jw w;
-} metrics;
-
-static int metrics_line(ol_ctx *ctx, metrics *mt)
-{
-    if (!mt->f)
-        return OL_OK;
-    if (mt->w.failed)
-        return ol__err(ctx, OL_ENOMEM, "out of memory writing metrics");
-    if (fprintf(mt->f, "%s\n", mt->w.buf) < 0 || fflush(mt->f) != 0)
-        return ol__err(ctx, OL_EIO, "writing metrics.jsonl: %s", strerror(errno));
-    return OL_OK;
-}
+typedef ol__metrics metrics;
+#define OL__PATH_MAX 4096
 
 /* Evaluate on the test set (at x for Schedule-Free, with BN statistics recomputed there). */
 static int run_eval(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt, const ol_dataset *train,
@@ -376,25 +369,12 @@ static int open_metrics(ol_ctx *ctx, const ol_train_params *tp, const ol_train_s
     if (!tp->out_dir)
         return OL_OK;
     OL__TRY(mkdir_p(ctx, tp->out_dir));
-    char path[4096];
-    snprintf(path, sizeof path, "%s/metrics.jsonl", tp->out_dir);
-    if (tp->resume) { /* drop what was logged after the checkpoint: it is about to be redone */
-        mt->f = fopen(path, "r+");
-        if (mt->f && (ftruncate(fileno(mt->f), (off_t)st->metrics_bytes) != 0 || fseek(mt->f, 0, SEEK_END) != 0)) {
-            fclose(mt->f);
-            mt->f = NULL;
-        }
-    } else {
-        mt->f = fopen(path, "w");
-    }
-    if (!mt->f)
-        return ol__err(ctx, OL_EIO, "cannot write %s: %s", path, strerror(errno));
-    return OL_OK;
+    return ol__metrics_open(ctx, tp->out_dir, tp->resume ? st : NULL, mt);
 }
 
 /* Collective (the data-parallel mode's per-rank state goes to rank 0); rank 0 writes. */
 static int save_checkpoint(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt, ol__dsync *ds,
-                           ol_train_state *st, metrics *mt, ol_train_result *res)
+                           ol_train_state *st, metrics *mt, ol_train_result *res, char *sane, char *pending)
 {
     const ol_checkpoint_extra *extra = NULL;
     OL__TRY(ol__dsync_checkpoint(ctx, ds, opt, &extra));
@@ -404,12 +384,17 @@ static int save_checkpoint(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, 
         if (fflush(mt->f) != 0)
             return ol__err(ctx, OL_EIO, "writing metrics.jsonl: %s", strerror(errno));
         st->metrics_bytes = ftell(mt->f);
+        st->metrics_crc = mt->crc;
     }
     char path[4096];
     ol_checkpoint_path(tp->out_dir, st->step, path, sizeof path);
     OL__TRY(ol_checkpoint_save_extra(ctx, path, m, opt, st, tp->config_json, extra));
     snprintf(res->checkpoint, sizeof res->checkpoint, "%s", path);
-    return ol_checkpoint_prune(ctx, tp->out_dir, tp->keep_last);
+    /* sane once the next step's loss (of these weights) is: see the loop */
+    snprintf(pending, OL__PATH_MAX, "%s", path);
+    /* never the file just written, nor the last one taken before a loss explosion */
+    const char *protect[2] = {path, sane};
+    return ol_checkpoint_prune_except(ctx, tp->out_dir, tp->keep_last, protect, sane[0] ? 2 : 1);
 }
 
 /* Traffic of the epoch's training steps on rank 0, in its epoch record. */
@@ -456,30 +441,7 @@ static void write_summary(ol_ctx *ctx, metrics *mt, const ol_train_state *st, co
         ol__jw_num(&mt->w, "overlap", comm->overlap);
     }
     ol__jw_end(&mt->w);
-    metrics_line(ctx, mt);
-}
-
-/* Is the loss a spike against the recent history? */
-static int loss_spike(const ol_train_state *st, double loss, double z)
-{
-    if (z <= 0.0 || st->loss_hist_n < 16)
-        return 0;
-    double mu = 0.0, var = 0.0;
-    for (int i = 0; i < st->loss_hist_n; i++)
-        mu += st->loss_hist[i];
-    mu /= st->loss_hist_n;
-    for (int i = 0; i < st->loss_hist_n; i++)
-        var += (st->loss_hist[i] - mu) * (st->loss_hist[i] - mu);
-    double sd = sqrt(var / (st->loss_hist_n - 1));
-    return sd > 0.0 && (loss - mu) / sd > z;
-}
-
-static void push_loss(ol_train_state *st, double loss)
-{
-    st->loss_hist[st->loss_hist_pos] = loss;
-    st->loss_hist_pos = (st->loss_hist_pos + 1) % 64;
-    if (st->loss_hist_n < 64)
-        st->loss_hist_n++;
+    ol__metrics_line(ctx, mt);
 }
 
 enum { STOP_NONE = 0, STOP_SIGNAL, STOP_TIME };
@@ -534,7 +496,7 @@ static int ensemble_eval(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol
         ol__jw_num(&mt->w, "test_acc", a);
         ol__jw_num(&mt->w, "test_loss", l);
         ol__jw_end(&mt->w);
-        rc = metrics_line(ctx, mt);
+        rc = ol__metrics_line(ctx, mt);
     }
     for (int i = 0; i < n; i++)
         free(names[i]);
@@ -651,6 +613,7 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
     if (tp->evals_per_epoch < 1)
         return ol__err(ctx, OL_EINVAL, "evaluations per epoch must be >= 1, got %d", tp->evals_per_epoch);
     if (tp->micro_batch_size < 0 || tp->max_bad_steps < 0 || tp->spike_zscore < 0 || tp->keep_last < 0 ||
+        !(tp->divergence_factor >= 0) ||
         tp->checkpoint_every_steps < 0 || tp->checkpoint_every_epochs < 0 || tp->time_limit < 0)
         return ol__err(ctx, OL_EINVAL, "negative training parameter");
     const ol_model_params *mp = ol_model_get_params(m);
@@ -691,7 +654,11 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
         if (plateau)
             ol_plateau_init(&st.plateau, sched);
     }
+    if (!tp->resume)
+        st.loss_min = INFINITY;
     metrics mt = {0};
+    /* the newest checkpoint whose weights gave a sane loss, and the one just written */
+    char sane[OL__PATH_MAX] = "", pending[OL__PATH_MAX] = "";
     OL__TRY(open_metrics(ctx, tp, &st, &mt));
     if (tp->out_dir)
         ol_checkpoint_prune(ctx, tp->out_dir, 0); /* clears temporary files of a killed run */
@@ -784,7 +751,7 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
                 snprintf(why, sizeof why, "%s is not finite",
                          isfinite(sr.loss_sum) ? "the gradient norm" : "the loss");
                 bad = why;
-            } else if (rc >= 0 && loss_spike(&st, sr.loss_sum / n, tp->spike_zscore)) {
+            } else if (rc >= 0 && ol__loss_spike(&st, sr.loss_sum / n, tp->spike_zscore)) {
                 snprintf(why, sizeof why, "loss spike (%.4g)", sr.loss_sum / n);
                 bad = why;
             }
@@ -801,13 +768,13 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
                 ol__jw_str(&mt.w, "reason", bad);
                 ol__jw_int(&mt.w, "consecutive", st.consecutive_bad);
                 ol__jw_end(&mt.w);
-                rc = metrics_line(ctx, &mt);
+                rc = ol__metrics_line(ctx, &mt);
                 if (rc >= 0 && st.consecutive_bad > tp->max_bad_steps) {
                     rc = ol__err(ctx, OL_ENONFINITE,
                                  "training diverged at step %lld: %s; %d consecutive bad step%s (lower the learning "
                                  "rate)%s%s",
                                  (long long)st.step + 1, bad, st.consecutive_bad, st.consecutive_bad > 1 ? "s" : "",
-                                 res->checkpoint[0] ? "; last good checkpoint: " : "", res->checkpoint);
+                                 sane[0] ? "; last good checkpoint: " : "", sane);
                     break;
                 }
             } else {
@@ -824,7 +791,20 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
                 if (rc < 0)
                     break;
                 st.consecutive_bad = 0;
-                push_loss(&st, sr.loss_sum / n);
+                ol__push_loss(&st, sr.loss_sum / n);
+                if (pending[0] && ol__loss_sane(&st, tp->divergence_factor, ol_model_num_classes(m)))
+                    memcpy(sane, pending, sizeof sane);
+                pending[0] = '\0';
+                double dmean, dthr;
+                if (ol__diverged(&st, tp->divergence_factor, ol_model_num_classes(m), &dmean, &dthr)) {
+                    rc = ol__err(ctx, OL_ENONFINITE,
+                                 "training diverged at step %lld: the mean loss of the last %d steps, %.4g, exceeds "
+                                 "%.4g (%g x the lowest loss so far or ln(classes)); last checkpoint before the "
+                                 "explosion: %s (lower the learning rate)",
+                                 (long long)st.step + 1, OL__DIVERGE_WINDOW, dmean, dthr, tp->divergence_factor,
+                                 sane[0] ? sane : "none");
+                    break;
+                }
                 st.step++;
                 st.ep_loss += sr.loss_sum;
                 st.ep_correct += sr.correct;
@@ -893,7 +873,7 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
                     ol__jw_num(&mt.w, "samples_per_s", si.samples_per_s);
                     ol__jw_num(&mt.w, "elapsed", si.elapsed);
                     ol__jw_end(&mt.w);
-                    rc = metrics_line(ctx, &mt);
+                    rc = ol__metrics_line(ctx, &mt);
                     window_time = 0.0;
                     window_samples = 0;
                 }
@@ -947,7 +927,7 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
                     ol__jw_int(&mt.w, "step", st.step);
                     ol__jw_num(&mt.w, "lr", st.plateau.lr);
                     ol__jw_end(&mt.w);
-                    rc = metrics_line(ctx, &mt);
+                    rc = ol__metrics_line(ctx, &mt);
                 }
                 st.final_test_acc = ta;
                 st.final_test_loss = tl;
@@ -965,7 +945,7 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
                 if (eoe && W > 1)
                     epoch_comm(&mt, ds, ep_bytes, ep_ctime, ep_time, ep_dense, ep_early0, ep_total0);
                 ol__jw_end(&mt.w);
-                rc = metrics_line(ctx, &mt);
+                rc = ol__metrics_line(ctx, &mt);
                 if (hooks && hooks->on_eval)
                     hooks->on_eval(hooks->user, &ei);
             }
@@ -1003,7 +983,7 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
                 ckpt_pending = 0;
                 rc = local ? OL_OK : average_buffers(ctx, tp, ps);
                 if (rc >= 0)
-                    rc = save_checkpoint(ctx, tp, m, opt, ds, &st, &mt, res);
+                    rc = save_checkpoint(ctx, tp, m, opt, ds, &st, &mt, res, sane, pending);
                 last_ckpt_time = ol__now() - tc;
             }
             if (end_of_epoch)
@@ -1016,7 +996,7 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
     if (rc >= 0 && (stop || tp->final_checkpoint)) { /* DiLoCo: the last step or the stop follows a sync */
         rc = local ? OL_OK : average_buffers(ctx, tp, ps);
         if (rc >= 0)
-            rc = save_checkpoint(ctx, tp, m, opt, ds, &st, &mt, res);
+            rc = save_checkpoint(ctx, tp, m, opt, ds, &st, &mt, res, sane, pending);
     }
     if (tp->comm) {
         ol_comm_stats cs;

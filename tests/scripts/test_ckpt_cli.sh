@@ -28,7 +28,7 @@ mkdir -p "$tmp/corrupt" "$tmp/trunc" "$tmp/version"
 cp "$ck" "$tmp/corrupt/ckpt-00000004.safetensors"
 printf '\x55' | dd of="$tmp/corrupt/ckpt-00000004.safetensors" bs=1 seek=$((size - 10)) conv=notrunc 2>/dev/null
 head -c $((size / 2)) "$ck" > "$tmp/trunc/ckpt-00000004.safetensors"
-sed 's/"format_version":"1"/"format_version":"9"/' "$ck" > "$tmp/version/ckpt-00000004.safetensors"
+sed 's/"format_version":"2"/"format_version":"9"/' "$ck" > "$tmp/version/ckpt-00000004.safetensors"
 for d in corrupt trunc version; do cp "$tmp/run/config.json" "$tmp/$d/"; done
 expect "verify a corrupt checkpoint" 2 "$bin" verify "$tmp/corrupt/ckpt-00000004.safetensors"
 expect "resume from a corrupt checkpoint" 2 "$bin" train --resume "$tmp/corrupt"

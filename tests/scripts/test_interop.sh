@@ -32,8 +32,11 @@ for k, s in want.items():
     assert k in t, k
     assert t[k].shape == s and t[k].dtype == np.float32, (k, t[k].shape)
     assert "optim.momentum_buffer." + k in t or k.startswith("bn") or ".bn" in k or "running" in k, k
-# values: the CRC-32 optimlab stored covers every byte of tensor data
-assert f"{zlib.crc32(raw[8 + n:]):08x}" == meta["crc32"], "checksum"
+# values: the CRC-32 optimlab stored covers every byte of the file, computed with "00000000" in its own place
+slot = b'"file_crc32":"' + meta["file_crc32"].encode() + b'"'
+assert raw.count(slot) == 1, "checksum slot"
+blank = raw.replace(slot, b'"file_crc32":"00000000"')
+assert "%08x" % zlib.crc32(blank) == meta["file_crc32"], "checksum"
 w = load_file(tmp + "/w.safetensors")
 params = [k for k in w if not k.endswith("num_batches_tracked")]
 for k in params:

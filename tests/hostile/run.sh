@@ -1,0 +1,246 @@
+#!/usr/bin/env bash
+# Hostile-input suite (issue 10): every case is a small generated file or a
+# command with its expected exit status, run under `timeout`; the files of an
+# existing run directory (and of any directory a case must not change) are
+# hashed before and after. Prints each case and the totals: cases tried,
+# crashes, hangs, wrong statuses, failed checks, files damaged -- all zero but
+# the first, or the suite fails.
+# Usage: run.sh path/to/optimlab
+set -uo pipefail
+bin=$1
+here=$(cd "$(dirname "$0")" && pwd)
+py=${PYTHON:-python3}
+tmp=$(mktemp -d /tmp/optimlab-hostile-XXXXXX)
+trap 'chmod -R u+w "$tmp" 2>/dev/null; rm -rf "$tmp"' EXIT
+export OMP_NUM_THREADS=1
+limit=${HOSTILE_TIMEOUT:-60}
+tried=0 crashes=0 hangs=0 wrong=0 checks=0 damaged=0
+small=(--model mlp --widths 16 --dataset synthetic --synthetic-size 256 --batch-size 32 --threads 1 --quiet)
+
+# sha256 of every file under the protected directories (the lock file aside:
+# its flock is the point, its content the holder's pid)
+protected=()
+snapshot() {
+  local d
+  for d in "${protected[@]}"; do
+    find "$d" -type f ! -name .lock -print0 2>/dev/null | sort -z | xargs -0 -r sha256sum
+  done
+}
+
+# hcase NAME WANT CMD...: run, classify, compare the protected files
+hcase() {
+  local name=$1 want=$2; shift 2
+  tried=$((tried + 1))
+  local before after st verdict=ok
+  before=$(snapshot)
+  timeout -k 5 "$limit" "$@" >"$tmp/out" 2>"$tmp/err" </dev/null
+  st=$?
+  after=$(snapshot)
+  if [ $st -eq 124 ] || [ $st -eq 137 ]; then
+    hangs=$((hangs + 1)); verdict=HANG
+  elif { [ $st -ge 128 ] && [ $st -ne "$want" ]; } || grep -q "Sanitizer" "$tmp/err"; then
+    crashes=$((crashes + 1)); verdict=CRASH
+  elif [ $st -ne "$want" ]; then
+    wrong=$((wrong + 1)); verdict=WRONG
+  fi
+  if [ "$before" != "$after" ]; then
+    damaged=$((damaged + 1)); verdict="$verdict+DAMAGED"
+    diff <(echo "$before") <(echo "$after") | head -4
+  fi
+  printf '%-7s %-58s exit %3d (want %d)  %s\n' "$verdict" "$name" "$st" "$want" \
+    "$(grep -m1 "^optimlab:" "$tmp/err" | cut -c1-100)"
+}
+
+# hcheck NAME CMD...: a property the previous case must leave (counted as a failed check)
+hcheck() {
+  local name=$1; shift
+  if "$@" >/dev/null 2>&1; then
+    printf '%-7s   check: %s\n' ok "$name"
+  else
+    checks=$((checks + 1)); printf '%-7s   check: %s\n' FAIL "$name"
+  fi
+}
+
+jsonl_ok() { "${PYTHON:-python3}" -c 'import json,sys; [json.loads(l) for l in open(sys.argv[1])]' "$1"; }
+export -f jsonl_ok
+newest() { ls "$1"/ckpt-*.safetensors | tail -1; }
+flip_byte() { # file offset: flip one bit of the byte at offset
+  "$py" - "$1" "$2" <<'PY'
+import sys
+p, o = sys.argv[1], int(sys.argv[2])
+b = bytearray(open(p, "rb").read()); b[o] ^= 1 << (o % 8); open(p, "wb").write(b)
+PY
+}
+
+# ---- the reference run every case must leave alone ----------------------
+ref=$tmp/ref
+"$bin" train "${small[@]}" --epochs 2 --checkpoint-every 4 --keep-last 2 --out "$ref" >/dev/null ||
+  { echo "FAIL: reference run"; exit 1; }
+protected=("$ref")
+
+# ---- data files (generated IDX sets) -------------------------------------
+"$py" "$here/gen_idx.py" "$tmp/data" || { echo "FAIL: data generation"; exit 1; }
+mnist=(--model mlp --widths 8 --dataset fashion-mnist --batch-size 16 --threads 1 --quiet --epochs 1)
+
+# ---- a new run into an existing run directory ------------------------------
+hcase "new run into a non-empty run directory" 2 "$bin" train "${small[@]}" --epochs 1 --out "$ref"
+hcase "--checkpoint-every 4294967295e (with --overwrite)" 2 \
+  "$bin" train "${small[@]}" --epochs 1 --checkpoint-every 4294967295e --overwrite --out "$ref"
+hcase "--checkpoint-every 4294967296e" 2 "$bin" train "${small[@]}" --checkpoint-every 4294967296e --out "$ref"
+hcase "--checkpoint-every 99999999999999999999" 2 \
+  "$bin" train "${small[@]}" --checkpoint-every 99999999999999999999 --overwrite --out "$ref"
+hcase "13-class fashion-mnist (with --overwrite)" 2 \
+  "$bin" train "${mnist[@]}" --data-dir "$tmp/data/classes13" --overwrite --out "$ref"
+hcase "14x14 test images beside 28x28 training images" 2 \
+  "$bin" train "${mnist[@]}" --data-dir "$tmp/data/test14" --overwrite --out "$ref"
+for d in classes13 test14 test56; do # the same data into a new directory: refused, nothing created
+  hcase "$d data into a new directory" 2 "$bin" train "${mnist[@]}" --data-dir "$tmp/data/$d" --out "$tmp/new-$d"
+  hcheck "no directory created ($d)" test ! -e "$tmp/new-$d"
+done
+cp -r "$tmp/data/ok" "$tmp/data/devzero"; ln -sf /dev/zero "$tmp/data/devzero/train-images-idx3-ubyte"
+hcase "/dev/zero as the training images" 2 "$bin" train "${mnist[@]}" --data-dir "$tmp/data/devzero" --out "$tmp/dz"
+cp -r "$tmp/data/ok" "$tmp/data/loop"; rm "$tmp/data/loop/train-images-idx3-ubyte"
+ln -s loop1 "$tmp/data/loop/loop2"; ln -s loop2 "$tmp/data/loop/loop1"
+ln -s loop1 "$tmp/data/loop/train-images-idx3-ubyte"
+hcase "a symlink loop as the training images" 2 "$bin" train "${mnist[@]}" --data-dir "$tmp/data/loop" --out "$tmp/dz"
+hcase "fine 28x28 generated set into a new directory" 0 "$bin" train "${mnist[@]}" --data-dir "$tmp/data/ok" \
+  --out "$tmp/okrun"
+
+# ---- a second writer --------------------------------------------------------
+# another process holds the lock (and wrote its pid into it, as optimlab does)
+"$py" -c 'import fcntl, os, sys, time
+f = open(sys.argv[1], "r+"); fcntl.flock(f, fcntl.LOCK_EX)
+f.truncate(0); f.write("%d\n" % os.getpid()); f.flush(); time.sleep(60)' "$ref/.lock" &
+holder=$!
+for _ in $(seq 1 100); do grep -q "^$holder$" "$ref/.lock" 2>/dev/null && break; sleep 0.05; done
+hcase "--resume of a directory another process holds" 2 "$bin" train --resume "$ref" --epochs 3
+hcheck "the refusal names the holder" grep -q "in use by pid $holder" "$tmp/err"
+hcase "--overwrite of a directory another process holds" 2 \
+  "$bin" train "${small[@]}" --epochs 1 --overwrite --out "$ref"
+kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null
+
+# ---- export onto checkpoints ------------------------------------------------
+hcase "export RUN --out RUN's newest checkpoint" 2 "$bin" export "$ref" --out "$(newest "$ref")"
+hcase "export RUN --out RUN's older checkpoint" 2 "$bin" export "$ref" --out "$(ls "$ref"/ckpt-* | head -1)"
+ln -s "$(newest "$ref")" "$tmp/alias.safetensors"
+hcase "export CKPT --out a symlink to it" 2 "$bin" export "$(newest "$ref")" --out "$tmp/alias.safetensors"
+hcase "verify the reference run" 0 "$bin" verify "$ref"
+
+# ---- non-regular files named like checkpoints ------------------------------
+cp -r "$ref" "$tmp/fifo"; rm -f "$tmp/fifo/.lock"
+mkfifo "$tmp/fifo/ckpt-99999999.safetensors"
+mkdir "$tmp/fifo/ckpt-99999998.safetensors"
+protected=("$ref" "$tmp/fifo")
+hcase "verify a FIFO named like a checkpoint" 2 "$bin" verify "$tmp/fifo/ckpt-99999999.safetensors"
+hcase "verify DIR with a FIFO and a directory named like checkpoints" 0 "$bin" verify "$tmp/fifo"
+protected=("$ref")
+hcase "--resume DIR with a FIFO named like the newest checkpoint" 0 "$bin" train --resume "$tmp/fifo" --epochs 3
+
+# ---- header bit flips: detected, and the fallback takes an older valid one ---
+cp -r "$ref" "$tmp/flip"; rm -f "$tmp/flip/.lock"
+ck=$(newest "$tmp/flip")
+hl=$("$py" -c 'import struct,sys; print(struct.unpack("<Q", open(sys.argv[1],"rb").read(8))[0])' "$ck")
+cp "$ck" "$tmp/pristine"
+for off in 3 8 40 $((hl / 3)) $((hl / 2)) $((hl - 2)) $((hl + 7)); do
+  cp "$tmp/pristine" "$ck"; flip_byte "$ck" "$off"
+  hcase "verify a checkpoint with header byte $off flipped" 2 "$bin" verify "$ck"
+done
+# the batch size stored in the configuration: 32 -> 22 is one bit (0x33 -> 0x32)
+cp "$tmp/pristine" "$ck"
+"$py" - "$ck" <<'PY'
+import sys
+p = sys.argv[1]; b = open(p, "rb").read()
+key = b'\\"batch-size\\": \\"'
+i = b.index(key + b'32') + len(key)
+b = bytearray(b); b[i] ^= 0x01; open(p, "wb").write(b)
+PY
+hcase "verify DIR whose newest stores batch size 22" 0 "$bin" verify "$tmp/flip"
+hcheck "verify DIR fell back to the older checkpoint" bash -c "! grep -q '$(basename "$ck")' '$tmp/out'"
+hcase "--resume falls back past the flipped checkpoint" 0 "$bin" train --resume "$tmp/flip" --quiet
+hcheck "the resumed run kept batch size 32" grep -q '"batch-size": *"32"' "$tmp/flip/config.json"
+
+# ---- pruning: corrupt newest, fallback, new checkpoints, keep-last 1 -------
+cp -r "$ref" "$tmp/prune"; rm -f "$tmp/prune/.lock"
+ck=$(newest "$tmp/prune"); size=$(stat -c %s "$ck")
+printf '\x55' | dd of="$ck" bs=1 seek=$((size - 10)) conv=notrunc 2>/dev/null
+hcase "--resume past a corrupt newest with --keep-last 1" 0 \
+  "$bin" train --resume "$tmp/prune" --epochs 4 --keep-last 1 --checkpoint-every 4
+hcase "the pruned run verifies" 0 "$bin" verify "$tmp/prune"
+hcheck "and reports the final step 32" grep -q "step 32" "$tmp/out"
+hcase "and resumes" 0 "$bin" train --resume "$tmp/prune" --epochs 5 --keep-last 1
+cp -r "$ref" "$tmp/misnamed"; rm -f "$tmp/misnamed/.lock"
+cp "$(ls "$tmp/misnamed"/ckpt-* | head -1)" "$tmp/misnamed/ckpt-00000099.safetensors"
+hcase "verify DIR with an older checkpoint named ckpt-99" 0 "$bin" verify "$tmp/misnamed"
+hcheck "the real newest (step 16) is chosen" grep -q "ckpt-00000016.*step 16" "$tmp/out"
+
+# ---- metrics.jsonl that does not match the checkpoint ----------------------
+for kind in shorter longer edited; do
+  cp -r "$ref" "$tmp/m-$kind"; rm -f "$tmp/m-$kind/.lock"
+  f=$tmp/m-$kind/metrics.jsonl
+  case $kind in
+    shorter) head -c 100 "$ref/metrics.jsonl" > "$f" ;;
+    longer) printf '{"type":"step","step":9' >> "$f" ;;
+    edited) sed -i '1s/"step"/"STEP"/' "$f" ;;
+  esac
+  hcase "--resume with a $kind metrics.jsonl" 0 "$bin" train --resume "$tmp/m-$kind" --epochs 3
+  if [ $kind = longer ]; then # the prefix matches: what came after the checkpoint goes, whole lines stay
+    hcheck "every line parses, no marker ($kind)" bash -c "jsonl_ok '$f' && ! grep -q resume_mismatch '$f'"
+  else
+    hcheck "no NUL byte, a resume_mismatch marker line ($kind)" \
+      bash -c "! grep -qaP '\\x00' '$f' && grep -q resume_mismatch '$f'"
+  fi
+done
+cp -r "$ref" "$tmp/m-good"; rm -f "$tmp/m-good/.lock"
+hcase "--resume with the matching metrics.jsonl" 0 "$bin" train --resume "$tmp/m-good" --epochs 3
+hcheck "every line parses, no marker" bash -c "jsonl_ok '$tmp/m-good/metrics.jsonl' && \
+  ! grep -q resume_mismatch '$tmp/m-good/metrics.jsonl'"
+
+# ---- divergence ------------------------------------------------------------
+div=(--model mlp --widths 32 --dataset synthetic --synthetic-size 512 --batch-size 32 --threads 1 --quiet)
+hcase "--lr 100 (SGD)" 3 "$bin" train "${div[@]}" --epochs 5 --lr 100 --out "$tmp/d1"
+hcase "--optimizer adam --lr 1e6" 3 "$bin" train "${div[@]}" --epochs 5 --optimizer adam --lr 1e6 --out "$tmp/d2"
+hcase "a warm-up into --lr 30, checkpoints every 2 steps, --keep-last 1" 3 \
+  "$bin" train "${div[@]}" --epochs 12 --lr 30 --warmup-epochs 10 --checkpoint-every 2 --keep-last 1 --out "$tmp/d3"
+sane=$(grep -o "explosion: [^ ]*" "$tmp/err" | cut -d' ' -f2)
+hcheck "the exit-3 message names a kept checkpoint" test -f "$sane"
+hcheck "which verifies" "$bin" verify "$sane"
+hcheck "and holds weights of a sane loss" "$py" - "$sane" <<'PY'
+import json, struct, sys
+b = open(sys.argv[1], "rb").read(); n = struct.unpack("<Q", b[:8])[0]
+st = json.loads(json.loads(b[8:8 + n])["__metadata__"]["train_state"])
+sys.exit(0 if st["loss_hist"] and max(st["loss_hist"][:st["loss_hist_pos"]] or [0]) < 23 else 1)
+PY
+
+# ---- values accepted silently before ---------------------------------------
+hcase "--lr 0x10 (a hex float)" 2 "$bin" train "${small[@]}" --lr 0x10 --out "$tmp/hex"
+hcase "--momentum 1e1x" 2 "$bin" train "${small[@]}" --momentum 1e1x --out "$tmp/hex"
+hcase "--resume DIR --out OTHER" 2 "$bin" train --resume "$ref" --out "$tmp/other"
+hcase "--resume DIR --init-from FILE" 2 "$bin" train --resume "$ref" --init-from "$(newest "$ref")"
+hcase "--resume DIR --dataset fashion-mnist (stored: synthetic)" 2 "$bin" train --resume "$ref" --dataset fashion-mnist
+"$bin" export "$ref" --out "$tmp/w.safetensors" >/dev/null
+"$py" - "$tmp/w.safetensors" "$tmp/nan.safetensors" <<'PY'
+import struct, sys
+b = bytearray(open(sys.argv[1], "rb").read()); n = struct.unpack("<Q", b[:8])[0]
+b[8 + n + 4:8 + n + 8] = struct.pack("<I", 0x7fc00000)  # the second float: NaN
+open(sys.argv[2], "wb").write(b)
+PY
+hcase "import of NaN weights" 2 "$bin" import "$tmp/nan.safetensors" --model mlp --widths 16 --input 1x28x28 \
+  --classes 10 --out "$tmp/nan2.safetensors"
+hcase "--init-from NaN weights" 2 "$bin" train "${small[@]}" --init-from "$tmp/nan.safetensors" --out "$tmp/nanrun"
+hcheck "the NaN run created no directory" test ! -e "$tmp/nanrun"
+
+# ---- signals during start-up -------------------------------------------------
+"$bin" train --model mlp --widths 8 --dataset synthetic --synthetic-size 100000 --threads 1 --quiet --epochs 1 \
+  --out "$tmp/sig" >/dev/null 2>"$tmp/sigerr" &
+pid=$!
+sleep 0.3
+kill -TERM $pid
+wait $pid
+st=$?
+tried=$((tried + 1))
+if [ $st -eq 4 ]; then printf '%-7s %-58s exit %3d (want 4)\n' ok "SIGTERM while loading data" $st
+else wrong=$((wrong + 1)); printf '%-7s %-58s exit %3d (want 4)\n' WRONG "SIGTERM while loading data" $st; fi
+
+echo "hostile: $tried cases tried, $crashes crashes, $hangs hangs, $wrong wrong statuses, $checks failed checks," \
+  "$damaged files damaged"
+[ $crashes -eq 0 ] && [ $hangs -eq 0 ] && [ $wrong -eq 0 ] && [ $checks -eq 0 ] && [ $damaged -eq 0 ]
