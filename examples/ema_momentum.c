@@ -51,6 +51,13 @@ static int ema_validate(ol_ctx *ctx, const ol_optim_params *op)
     return OL_OK;
 }
 
+/* bench optimizer's accounting: read p, g, m; write p, m */
+static double ema_bytes(const ol_optim_params *op)
+{
+    (void)op;
+    return 20.0;
+}
+
 static const ol_optim_algo ema_momentum = {
     .name = "ema-momentum",
     .summary = "momentum as an exponential moving average: m = b m + (1-b) g, p -= lr m",
@@ -63,6 +70,7 @@ static const ol_optim_algo ema_momentum = {
     .hparams = {{"bias_correction", 0.0, 0.0, 1.0, "1: divide the step by 1 - b^t"}},
     .defaults = ema_defaults,
     .validate = ema_validate,
+    .bytes_per_param = ema_bytes,
     .step = ema_step,
 };
 

@@ -40,6 +40,13 @@ static void lion_defaults(ol_optim_params *op)
     op->beta2 = 0.99;
 }
 
+/* bench optimizer's accounting: read p, g, m; write p, m */
+static double lion_bytes(const ol_optim_params *op)
+{
+    (void)op;
+    return 20.0;
+}
+
 static const ol_optim_algo my_lion = {
     .name = "my-lion",
     .summary = "Lion as a plugin (bitwise the built-in lion)",
@@ -49,6 +56,7 @@ static const ol_optim_algo my_lion = {
     .mom_kind = OL_MOM_BETA1,
     .options = OL_OPTION_BETAS,
     .defaults = lion_defaults,
+    .bytes_per_param = lion_bytes,
     .step = lion_step,
 };
 
