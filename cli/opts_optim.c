@@ -221,8 +221,8 @@ static int check_applies(cli_values *v, const ol_ctx *reg, const ol_optim_params
             char which[1024] = "--larc";
             if (applies[i].option != LARC_ONLY)
                 algo_list(reg, applies[i].option, which, sizeof which);
-            snprintf(v->err, sizeof v->err, "--%s does not apply to %.64s (only %.300s%s)", applies[i].name, name, which,
-                     applies[i].hint);
+            snprintf(v->err, sizeof v->err, "--%s does not apply to %.64s (only %.300s%s)", applies[i].name, name,
+                     which, applies[i].hint);
             return -1;
         }
     }
