@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 RUN_FLAGS ?=
 
-.PHONY: all build run test deps bench clean check-sanitize fuzz check-valgrind ci
+.PHONY: all build run test deps bench clean check-sanitize fuzz check-valgrind ci install
 FUZZ_SECONDS ?= 30
 
 all: build
@@ -14,6 +14,12 @@ build:
 	@scripts/deps.sh build
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
+
+# The command, liboptimlab (.a and .so), the headers and optimlab.pc under
+# PREFIX (default /usr/local): what plugins build against (docs/extending.md).
+PREFIX ?=
+install: build
+	@cmake --install $(BUILD) $(if $(PREFIX),--prefix $(PREFIX))
 
 # Train the default model (ResNet-20 on Fashion-MNIST) with the default recipe.
 run:

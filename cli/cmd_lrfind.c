@@ -247,7 +247,7 @@ int cmd_lrfind(int argc, char **argv)
             goto done;
         }
         printf("lr sweep: %d candidates x %d steps (batch %d, %s)\n", ncand, sweep_steps, lp.batch_size,
-               ol_optim_name(op.type));
+               ol_optim_params_name(&op));
         for (int i = 0; i < ncand; i++) {
             if (isfinite(final[i]))
                 printf("  lr %-10.3g final loss %.4f\n", lrs[i], final[i]);
@@ -273,7 +273,7 @@ int cmd_lrfind(int argc, char **argv)
         if (lp.micro_batch_size > 0 && lp.micro_batch_size < lp.batch_size)
             snprintf(micro, sizeof micro, " in micro-batches of %d", lp.micro_batch_size);
         printf("lr range test: %d iterations from %.3g to %.3g (%s, batch %d%s, %s)%s\n", res.n, lp.start_lr,
-               res.lr[res.n - 1], lp.linear ? "linear" : "exponential", lp.batch_size, micro, ol_optim_name(op.type),
+               res.lr[res.n - 1], lp.linear ? "linear" : "exponential", lp.batch_size, micro, ol_optim_params_name(&op),
                res.diverged ? ", stopped: the loss diverged" : "");
         printf("smallest smoothed loss %.4f at lr %.3g\n", res.best_loss, res.lr_at_min);
         printf("suggested lr: %.3g (steepest descent), %.3g (minimum / 10)\n", res.lr_steepest, res.lr_min10);

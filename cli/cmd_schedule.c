@@ -167,7 +167,7 @@ int cmd_schedule(int argc, char **argv)
     if (cli_flag(&v, "json")) {
         const char *names[3] = {"lr", "momentum", "batch_size"};
         const double *arr[3] = {lr, mom, bs};
-        printf("{\"schedule\": \"%s\", \"steps\": %lld", ol_sched_name(sp.type), steps);
+        printf("{\"schedule\": \"%s\", \"steps\": %lld", ol_sched_params_name(&sp), steps);
         for (int k = 0; k < 3; k++) {
             printf(", \"%s\": [", names[k]);
             for (int64_t t = 0; t < steps; t++)

@@ -801,7 +801,7 @@ int cmd_train(int argc, char **argv)
                "%lld steps, %d threads",
                OL_VERSION_STRING, arch, ol_paramset_count(ol_model_paramset(j->m)), cli_str(&j->v, "dataset"),
                (long long)j->data.train.n, (long long)j->data.test.n, j->data.has_val ? "val" : "test", j->mp.in_c,
-               j->mp.in_h, j->mp.in_w, ol_optim_name(j->op.type), j->op.lr, tp->batch_size, (long long)j->total,
+               j->mp.in_h, j->mp.in_w, ol_optim_params_name(&j->op), j->op.lr, tp->batch_size, (long long)j->total,
                ol_ctx_threads(j->ctx));
         if (ol_comm_size(j->comm) > 1)
             printf(" x %d ranks", ol_comm_size(j->comm));

@@ -6,6 +6,7 @@
 #include "optimlab.h"
 #include "optimlab/data.h"
 #include "optimlab/optim.h"
+#include "optimlab/optim_algo.h"
 #include "optimlab/sched.h"
 #include "optimlab/train.h"
 #include "options.h"
@@ -41,6 +42,9 @@ extern const cli_opt cli_dist_opts[];
 
 int cli_build_model(cli_values *v, ol_model_params *mp);
 int cli_build_optim(cli_values *v, ol_optim_params *op);
+/* The context holding the algorithms of the --plugin files (loaded on the
+ * first call; their paths become absolute for config.json). NULL with v->err. */
+ol_ctx *cli_registry(cli_values *v);
 /* The optimizer called name (or alias) with the option values applied. recipe:
  * SGD gets momentum 0.9 and weight decay 5e-4 by default (training); strict:
  * an option the optimizer does not have is an error (otherwise it is left out,

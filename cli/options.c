@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "optimlab/core.h"
 #include "options.h"
 
 void cli_init(cli_values *v, const cli_opt *const *tables)
@@ -21,6 +22,7 @@ void cli_free(cli_values *v)
 {
     for (int i = 0; i < v->n; i++)
         free(v->val[i]);
+    ol_ctx_free(v->reg);
     memset(v, 0, sizeof *v);
 }
 
@@ -107,7 +109,13 @@ int cli_parse(cli_values *v, int argc, char **argv, int first, int *help)
             snprintf(v->err, sizeof v->err, "option --%s needs a value, got ''", v->opts[i]->name);
             return -1;
         }
-        if (cli_set(v, v->opts[i]->name, v->opts[i]->kind == CLI_FLAG ? "1" : optarg, 1) != 0) {
+        const char *val = v->opts[i]->kind == CLI_FLAG ? "1" : optarg;
+        char *joined = NULL;
+        if (v->opts[i]->kind == CLI_LIST && v->set[i] == 1 && (joined = malloc(strlen(v->val[i]) + strlen(val) + 2)))
+            sprintf(joined, "%s,%s", v->val[i], val);
+        int rc = cli_set(v, v->opts[i]->name, joined ? joined : val, 1);
+        free(joined);
+        if (rc != 0) {
             snprintf(v->err, sizeof v->err, "out of memory");
             return -1;
         }
@@ -135,6 +143,7 @@ void cli_print_help(FILE *f, const cli_values *v, const char *usage)
         else
             snprintf(left, sizeof left, "--%s %s", o->name, o->metavar ? o->metavar : "X");
         fprintf(f, "  %-30s %s", left, o->help);
+        cli_help_more(f, o->name);
         if (o->kind != CLI_FLAG && o->def && *o->def)
             fprintf(f, " [%s]", o->def);
         fputc('\n', f);

@@ -8,7 +8,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
-typedef enum { CLI_VALUE = 0, CLI_FLAG } cli_kind;
+/* CLI_LIST: a value; given several times on the command line, the values are
+ * joined with commas (--plugin a.so --plugin b.so = --plugin a.so,b.so). */
+typedef enum { CLI_VALUE = 0, CLI_FLAG, CLI_LIST } cli_kind;
 
 typedef struct {
     const char *name;    /* long option, without "--" */
@@ -18,6 +20,10 @@ typedef struct {
     const char *group;   /* section in --help */
     const char *help;
 } cli_opt;
+
+/* Appends to an option's help what a registry knows (the optimizer names);
+ * nothing for other options. */
+void cli_help_more(FILE *f, const char *name);
 
 #define CLI_MAX_OPTS 192
 #define CLI_RESOLVED 4
@@ -29,6 +35,7 @@ typedef struct {
     int set[CLI_MAX_OPTS];   /* 1: from the command line, 2: from a config file, 3: from a recipe,
                                 CLI_RESOLVED: an unset option's effective value (config.json) */
     char err[512];
+    struct ol_ctx *reg; /* registered algorithms and loaded plugins (cli_registry), freed by cli_free */
 } cli_values;
 
 /* Collect tables (NULL-terminated list of arrays, each ending with {NULL}). */

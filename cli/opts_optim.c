@@ -3,17 +3,20 @@
  * or the reference implementation's); plain SGD gets the CIFAR ResNet
  * recipe's momentum 0.9 and weight decay 5e-4 unless told otherwise. An option
  * given for an optimizer that has no such setting is an error, not ignored. */
+#define _XOPEN_SOURCE 700 /* realpath */
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common.h"
 
-#define OPT_NAMES                                                                                                   \
-    "sgd, momentum, nesterov, adam, adamw, adagrad, rmsprop, adadelta, nadam, radam, lars, larc, lamb, "            \
-    "fusedlamb, lion, sfsgd, sfadamw"
-
 const cli_opt cli_optim_opts[] = {
-    {"optimizer", CLI_VALUE, "sgd", "NAME", "Optimizer", OPT_NAMES},
+    {"optimizer", CLI_VALUE, "sgd", "NAME", "Optimizer", "a built-in or one a --plugin registers:"},
+    {"plugin", CLI_LIST, "", "FILE.so", "Optimizer",
+     "load optimizers and schedules from a shared library (its optimlab_plugin_init); repeatable, or comma-separated"},
+    {"opt-param", CLI_VALUE, "", "K=V,...", "Optimizer", "hyperparameters of a registered optimizer, by name"},
     {"lr", CLI_VALUE, "", "LR", "Optimizer", "peak learning rate [sgd 0.1, adam/adamw 1e-3, lion 1e-4, ...]"},
     {"momentum", CLI_VALUE, "", "M", "Optimizer", "momentum (sgd, rmsprop, lars, sfsgd) [sgd, lars, sfsgd 0.9]"},
     {"dampening", CLI_VALUE, "", "D", "Optimizer",
@@ -58,51 +61,128 @@ const cli_opt cli_optim_opts[] = {
     {"clip-grad-norm", CLI_VALUE, "0", "N", "Optimizer", "clip the global gradient norm to N before the step (0 = off)"},
     {NULL, 0, NULL, NULL, NULL, NULL}};
 
-#define BIT(t) (1u << (t))
-#define ALL ((1u << OL_OPT_COUNT) - 1u)
-#define ADAMS (BIT(OL_OPT_ADAM) | BIT(OL_OPT_ADAMW))
+/* The options only some algorithms read: each maps to an OL_OPTION_* bit of
+ * the algorithm descriptors, so the lists in messages come from the registry. */
 #define LARC_ONLY 0u /* applies when LARC is on */
-
-/* Which optimizers each specific option applies to. */
 static const struct {
     const char *name;
-    unsigned mask;
-    const char *which;
+    unsigned option;
+    const char *hint; /* where to look instead */
 } applies[] = {
-    {"momentum", BIT(OL_OPT_SGD) | BIT(OL_OPT_RMSPROP) | BIT(OL_OPT_LARS) | BIT(OL_OPT_SFSGD),
-     "sgd, rmsprop, lars, sfsgd"},
-    {"dampening", BIT(OL_OPT_SGD) | BIT(OL_OPT_LARS), "sgd, lars"},
-    {"nesterov", BIT(OL_OPT_SGD) | BIT(OL_OPT_LARS), "sgd, lars"},
-    {"decoupled-wd",
-     BIT(OL_OPT_SGD) | BIT(OL_OPT_ADAM) | BIT(OL_OPT_ADAGRAD) | BIT(OL_OPT_RMSPROP) | BIT(OL_OPT_ADADELTA) |
-         BIT(OL_OPT_NADAM) | BIT(OL_OPT_RADAM) | BIT(OL_OPT_LAMB),
-     "sgd, adam, adagrad, rmsprop, adadelta, nadam, radam, lamb (adamw and lion decouple already)"},
-    {"betas",
-     ADAMS | BIT(OL_OPT_NADAM) | BIT(OL_OPT_RADAM) | BIT(OL_OPT_LAMB) | BIT(OL_OPT_LION) | BIT(OL_OPT_SFADAMW),
-     "adam, adamw, nadam, radam, lamb, lion, sfadamw"},
-    {"eps", ALL & ~(BIT(OL_OPT_SGD) | BIT(OL_OPT_LION) | BIT(OL_OPT_SFSGD)),
-     "adam, adamw, adagrad, rmsprop, adadelta, nadam, radam, lars, lamb, sfadamw"},
-    {"amsgrad", ADAMS, "adam, adamw"},
-    {"eps-inside-sqrt", ADAMS | BIT(OL_OPT_ADAGRAD) | BIT(OL_OPT_RMSPROP), "adam, adamw, adagrad, rmsprop"},
-    {"alpha", BIT(OL_OPT_RMSPROP), "rmsprop"},
-    {"centered", BIT(OL_OPT_RMSPROP), "rmsprop"},
-    {"rho", BIT(OL_OPT_ADADELTA), "adadelta"},
-    {"lr-decay", BIT(OL_OPT_ADAGRAD), "adagrad"},
-    {"initial-accumulator-value", BIT(OL_OPT_ADAGRAD), "adagrad"},
-    {"momentum-decay", BIT(OL_OPT_NADAM), "nadam"},
-    {"trust-coefficient", BIT(OL_OPT_LARS), "lars (LARC: --larc-trust-coefficient)"},
-    {"trust-clip", BIT(OL_OPT_LARS) | BIT(OL_OPT_LAMB), "lars, lamb"},
-    {"always-adapt", BIT(OL_OPT_LARS) | BIT(OL_OPT_LAMB), "lars, lamb"},
-    {"no-bias-correction", BIT(OL_OPT_LAMB), "lamb"},
-    {"no-grad-averaging", BIT(OL_OPT_LAMB), "lamb"},
-    {"max-grad-norm", BIT(OL_OPT_LAMB), "lamb (all optimizers: --clip-grad-norm)"},
-    {"larc-mode", LARC_ONLY, "--larc"},
-    {"larc-trust-coefficient", LARC_ONLY, "--larc"},
-    {"larc-eps", LARC_ONLY, "--larc"},
-    {"sf-warmup-steps", BIT(OL_OPT_SFSGD) | BIT(OL_OPT_SFADAMW), "sfsgd, sfadamw"},
-    {"sf-r", BIT(OL_OPT_SFSGD) | BIT(OL_OPT_SFADAMW), "sfsgd, sfadamw"},
-    {"weight-lr-power", BIT(OL_OPT_SFSGD) | BIT(OL_OPT_SFADAMW), "sfsgd, sfadamw"},
+    {"momentum", OL_OPTION_MOMENTUM, ""},
+    {"dampening", OL_OPTION_DAMPENING, ""},
+    {"nesterov", OL_OPTION_NESTEROV, ""},
+    {"decoupled-wd", OL_OPTION_DECOUPLED_WD, "; adamw and lion decouple already"},
+    {"betas", OL_OPTION_BETAS, ""},
+    {"eps", OL_OPTION_EPS, ""},
+    {"amsgrad", OL_OPTION_AMSGRAD, ""},
+    {"eps-inside-sqrt", OL_OPTION_EPS_INSIDE_SQRT, ""},
+    {"alpha", OL_OPTION_ALPHA, ""},
+    {"centered", OL_OPTION_CENTERED, ""},
+    {"rho", OL_OPTION_RHO, ""},
+    {"lr-decay", OL_OPTION_LR_DECAY, ""},
+    {"initial-accumulator-value", OL_OPTION_INITIAL_ACCUMULATOR, ""},
+    {"momentum-decay", OL_OPTION_MOMENTUM_DECAY, ""},
+    {"trust-coefficient", OL_OPTION_TRUST_COEFFICIENT, "; LARC: --larc-trust-coefficient"},
+    {"trust-clip", OL_OPTION_TRUST_CLIP, ""},
+    {"always-adapt", OL_OPTION_TRUST_CLIP, ""},
+    {"no-bias-correction", OL_OPTION_LAMB, ""},
+    {"no-grad-averaging", OL_OPTION_LAMB, ""},
+    {"max-grad-norm", OL_OPTION_LAMB, "; all optimizers: --clip-grad-norm"},
+    {"larc-mode", LARC_ONLY, ""},
+    {"larc-trust-coefficient", LARC_ONLY, ""},
+    {"larc-eps", LARC_ONLY, ""},
+    {"sf-warmup-steps", OL_OPTION_SCHEDULE_FREE, ""},
+    {"sf-r", OL_OPTION_SCHEDULE_FREE, ""},
+    {"weight-lr-power", OL_OPTION_SCHEDULE_FREE, ""},
 };
+
+/* "a, b, c" of the registered algorithms that read option (all of them: NULL). */
+static void algo_list(const ol_ctx *reg, unsigned option, char *buf, size_t cap)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < ol_optim_algo_count(reg); i++) {
+        const ol_optim_algo *a = ol_optim_algo_at(reg, i);
+        if (option && !(a->options & option))
+            continue;
+        int w = snprintf(buf + len, cap - len, "%s%s", len ? ", " : "", a->name);
+        if (w < 0 || (size_t)w >= cap - len)
+            return;
+        len += (size_t)w;
+        for (int k = 0; !option && k < OL_OPTIM_MAX_ALIASES && a->aliases[k].name; k++) {
+            w = snprintf(buf + len, cap - len, ", %s", a->aliases[k].name);
+            if (w < 0 || (size_t)w >= cap - len)
+                return;
+            len += (size_t)w;
+        }
+    }
+}
+
+void cli_help_more(FILE *f, const char *name)
+{
+    char buf[1024];
+    if (strcmp(name, "optimizer") == 0) {
+        algo_list(NULL, 0, buf, sizeof buf);
+        fprintf(f, " %s", buf);
+    }
+}
+
+ol_ctx *cli_registry(cli_values *v)
+{
+    if (v->reg)
+        return v->reg;
+    v->reg = ol_ctx_new(0);
+    if (!v->reg) {
+        snprintf(v->err, sizeof v->err, "out of memory");
+        return NULL;
+    }
+    char list[4096], abs_list[8192] = "";
+    snprintf(list, sizeof list, "%s", cli_str(v, "plugin"));
+    size_t len = 0;
+    for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char abs[4096];
+        /* absolute, so config.json reloads the same file from anywhere on --resume */
+        if (!realpath(tok, abs)) {
+            snprintf(v->err, sizeof v->err, "--plugin %s: %s", tok, strerror(errno));
+            return NULL;
+        }
+        if (ol_plugin_load(v->reg, abs) < 0) {
+            snprintf(v->err, sizeof v->err, "%s", ol_ctx_errmsg(v->reg));
+            return NULL;
+        }
+        int w = snprintf(abs_list + len, sizeof abs_list - len, "%s%s", len ? "," : "", abs);
+        if (w > 0 && (size_t)w < sizeof abs_list - len)
+            len += (size_t)w;
+    }
+    int idx = cli_find(v, "plugin");
+    if (len && cli_set(v, "plugin", abs_list, v->set[idx] ? v->set[idx] : 1)) {
+        snprintf(v->err, sizeof v->err, "out of memory");
+        return NULL;
+    }
+    return v->reg;
+}
+
+/* --opt-param NAME=VALUE[,NAME=VALUE...] into op's hyperparameters. */
+static int set_hparams(cli_values *v, ol_ctx *reg, ol_optim_params *op)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", cli_str(v, "opt-param"));
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '='), *end = NULL;
+        double x = eq ? strtod(eq + 1, &end) : 0.0;
+        if (!eq || end == eq + 1 || *end || !isfinite(x)) {
+            snprintf(v->err, sizeof v->err, "--opt-param: expected NAME=VALUE, got '%s'", tok);
+            return -1;
+        }
+        *eq = '\0';
+        if (ol_optim_hparam_set(reg, op, tok, x) < 0) {
+            snprintf(v->err, sizeof v->err, "--opt-param: %s", ol_ctx_errmsg(reg));
+            return -1;
+        }
+    }
+    return 0;
+}
 
 static int opt_double(cli_values *v, const char *name, double lo, double hi, double *out)
 {
@@ -130,15 +210,19 @@ static int parse_kinds(cli_values *v, const char *name, int *mask)
     return 0;
 }
 
-static int check_applies(cli_values *v, const ol_optim_params *op, const char *name)
+static int check_applies(cli_values *v, const ol_ctx *reg, const ol_optim_params *op, const char *name)
 {
+    const ol_optim_algo *a = ol_optim_params_algo(op);
     for (size_t i = 0; i < sizeof applies / sizeof applies[0]; i++) {
         if (!cli_is_set(v, applies[i].name))
             continue;
-        int ok = applies[i].mask == LARC_ONLY ? op->larc : (applies[i].mask & BIT(op->type)) != 0;
+        int ok = applies[i].option == LARC_ONLY ? op->larc : (a->options & applies[i].option) != 0;
         if (!ok) {
-            snprintf(v->err, sizeof v->err, "--%s does not apply to %s (only %s)", applies[i].name, name,
-                     applies[i].which);
+            char which[1024] = "--larc";
+            if (applies[i].option != LARC_ONLY)
+                algo_list(reg, applies[i].option, which, sizeof which);
+            snprintf(v->err, sizeof v->err, "--%s does not apply to %.64s (only %.300s%s)", applies[i].name, name,
+                     which, applies[i].hint);
             return -1;
         }
     }
@@ -147,8 +231,13 @@ static int check_applies(cli_values *v, const ol_optim_params *op, const char *n
 
 int cli_optim_from(cli_values *v, const char *name, int recipe, int strict, ol_optim_params *op)
 {
-    if (ol_optim_params_from_name(name, op) < 0) {
-        snprintf(v->err, sizeof v->err, "--optimizer: unknown optimizer '%s' (" OPT_NAMES ")", name);
+    ol_ctx *reg = cli_registry(v);
+    if (!reg)
+        return -1;
+    if (ol_optim_params_for(reg, name, op) < 0) {
+        char names[1024];
+        algo_list(reg, 0, names, sizeof names);
+        snprintf(v->err, sizeof v->err, "--optimizer: unknown optimizer '%.64s' (%.400s)", name, names);
         return -1;
     }
     if (recipe && op->type == OL_OPT_SGD) { /* the CIFAR ResNet recipe */
@@ -157,7 +246,9 @@ int cli_optim_from(cli_values *v, const char *name, int recipe, int strict, ol_o
     }
     if (cli_flag(v, "larc"))
         op->larc = 1;
-    if (strict && check_applies(v, op, name))
+    if (strict && check_applies(v, reg, op, name))
+        return -1;
+    if (set_hparams(v, reg, op))
         return -1;
     double betas[2];
     int nb = 0;
@@ -211,23 +302,23 @@ int cli_optim_from(cli_values *v, const char *name, int recipe, int strict, ol_o
     if (cli_flag(v, "no-grad-averaging"))
         op->grad_averaging = 0;
     if (!strict) { /* --compare: flags only where the optimizer has them */
-        ol_optim_params def = *op;
-        ol_optim_params_from_name(name, &def);
-        unsigned t = BIT(op->type);
-        if (!(t & (ADAMS)))
+        ol_optim_params def;
+        ol_optim_params_for(reg, name, &def);
+        const unsigned has = ol_optim_params_algo(op)->options;
+        if (!(has & OL_OPTION_AMSGRAD))
             op->amsgrad = 0;
-        if (!(t & (ADAMS | BIT(OL_OPT_ADAGRAD) | BIT(OL_OPT_RMSPROP))))
+        if (!(has & OL_OPTION_EPS_INSIDE_SQRT))
             op->eps_inside_sqrt = 0;
-        if (!(t & BIT(OL_OPT_RMSPROP)))
+        if (!(has & OL_OPTION_CENTERED))
             op->centered = 0;
-        if (!(t & (BIT(OL_OPT_SGD) | BIT(OL_OPT_LARS))))
+        if (!(has & OL_OPTION_NESTEROV))
             op->nesterov = def.nesterov;
-        if (!(t & (BIT(OL_OPT_LARS) | BIT(OL_OPT_LAMB))))
+        if (!(has & OL_OPTION_TRUST_CLIP))
             op->trust_clip = op->always_adapt = 0;
-        if (t & (BIT(OL_OPT_LARS) | BIT(OL_OPT_LAMB)))
+        if (has & OL_OPTION_NO_LARC)
             op->larc = 0;
-        if (t & BIT(OL_OPT_SFSGD))
-            op->decoupled_wd = 0;
+        if (!(has & OL_OPTION_DECOUPLED_WD))
+            op->decoupled_wd = def.decoupled_wd;
     }
     int mask;
     if (parse_kinds(v, "no-decay-on", &mask))
@@ -259,6 +350,7 @@ int cli_optim_option_applies(const ol_optim_params *op, const char *name)
 {
     for (size_t i = 0; i < sizeof applies / sizeof applies[0]; i++)
         if (strcmp(applies[i].name, name) == 0)
-            return applies[i].mask == LARC_ONLY ? op->larc : (applies[i].mask & BIT(op->type)) != 0;
+            return applies[i].option == LARC_ONLY ? op->larc
+                                                  : (ol_optim_params_algo(op)->options & applies[i].option) != 0;
     return 1; /* lr, weight decay, clipping, ...: every optimizer */
 }

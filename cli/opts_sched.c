@@ -13,7 +13,8 @@
     "wsd, sequential, plateau"
 
 const cli_opt cli_sched_opts[] = {
-    {"schedule", CLI_VALUE, "cosine", "NAME", "Schedule", SCHED_NAMES},
+    {"schedule", CLI_VALUE, "cosine", "NAME", "Schedule", SCHED_NAMES ", or one a --plugin registers"},
+    {"sched-param", CLI_VALUE, "", "K=V,...", "Schedule", "parameters of a registered schedule, by name"},
     {"per-epoch", CLI_FLAG, "0", NULL, "Schedule",
      "change the lr only at epoch boundaries (lengths below count whole epochs; warm-up stays per step)"},
     {"warmup-epochs", CLI_VALUE, "0", "E", "Schedule", "warm-up length in epochs (fractions allowed)"},
@@ -246,6 +247,7 @@ static int build_sequence(cli_values *v, double base_lr, const cli_epochs *ep, o
             rc = fail(v, "--sequence-milestones must increase and lie inside training");
         if (rc == 0 && build_sched(&c, base_lr, ep, end - start, &parts[i], 1) < 0)
             rc = fail(v, "--sequence part %d: %s", i + 1, c.err);
+        c.reg = NULL; /* v's registry, shared: a registered schedule can be a part */
         cli_free(&c);
         if (rc < 0)
             return -1;
@@ -261,19 +263,44 @@ void cli_free_sched(ol_sched_params *sp)
     sp->nparts = 0;
 }
 
+/* --sched-param NAME=VALUE[,...] into a registered schedule's parameters. */
+static int set_user_params(cli_values *v, ol_ctx *reg, ol_sched_params *sp)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", cli_str(v, "sched-param"));
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '='), *end = NULL;
+        double x = eq ? strtod(eq + 1, &end) : 0.0;
+        if (!eq || end == eq + 1 || *end || !isfinite(x))
+            return fail(v, "--sched-param: expected NAME=VALUE, got '%s'", tok);
+        *eq = '\0';
+        if (ol_sched_param_set(reg, sp, tok, x) < 0)
+            return fail(v, "--sched-param: %s", ol_ctx_errmsg(reg));
+    }
+    return 0;
+}
+
 static int build_sched(cli_values *v, double base_lr, const cli_epochs *ep, int64_t total, ol_sched_params *sp,
                        int nested)
 {
     const int64_t spe = ep->steps_per_epoch;
-    ol_sched_type t;
     const char *name = cli_str(v, "schedule");
-    if (ol_sched_from_name(name, &t) < 0)
-        return fail(v, "--schedule: unknown schedule '%s' (%s)", name, SCHED_NAMES);
+    ol_ctx *reg = cli_registry(v);
+    if (!reg)
+        return -1;
+    if (ol_sched_params_for(reg, name, sp) < 0) {
+        char names[512] = "";
+        for (int i = 0; i < ol_sched_algo_count(reg); i++)
+            snprintf(names + strlen(names), sizeof names - strlen(names), ", %s", ol_sched_algo_at(reg, i)->name);
+        return fail(v, "--schedule: unknown schedule '%s' (%s%s)", name, SCHED_NAMES, names);
+    }
+    const ol_sched_type t = sp->type;
     if (nested && t == OL_SCHED_SEQUENTIAL)
         return fail(v, "sequential schedules cannot be nested");
     if (nested && t == OL_SCHED_PLATEAU)
         return fail(v, "reduce-on-plateau cannot be part of a sequence");
-    *sp = ol_sched_default_params(t);
+    if (set_user_params(v, reg, sp))
+        return -1;
     sp->base_lr = base_lr;
     sp->steps_per_epoch = spe;
     sp->total_steps = total;
@@ -281,7 +308,7 @@ static int build_sched(cli_values *v, double base_lr, const cli_epochs *ep, int6
     const int pe = sp->per_epoch; /* per-epoch schedules count in epochs, per-iteration ones in steps */
     double we, wr, x;
     long long ws, n;
-    int k;
+    int k = 0;
     static const char *const warm_shapes[] = {"linear", "exponential"};
     if (cli_double(v, "warmup-epochs", 0.0, 1e6, &we) || cli_int(v, "warmup-steps", 0, INT64_MAX / 2, &ws) ||
         cli_double(v, "warmup-ratio", 0.0, 1.0, &wr) || pick(v, "warmup", warm_shapes, 2, &sp->warmup_exponential))

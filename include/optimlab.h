@@ -8,6 +8,7 @@
 #include "optimlab/model.h"
 #include "optimlab/data.h"
 #include "optimlab/optim.h"
+#include "optimlab/optim_algo.h"
 #include "optimlab/sched.h"
 #include "optimlab/train.h"
 #include "optimlab/checkpoint.h"

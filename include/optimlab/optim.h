@@ -22,33 +22,49 @@
 extern "C" {
 #endif
 
+/* The built-in algorithms, one line each: X(ENUM, name). The enum, the
+ * registry and every listing derive from this list; each algorithm's
+ * metadata and kernel live in src/optim/<family>.c as ol__optim_<name>. */
+#define OL_OPTIM_BUILTINS(X)                                                                                        \
+    X(SGD, sgd)           /* SGD, momentum, Nesterov (PyTorch semantics) */                                         \
+    X(ADAM, adam)                                                                                                   \
+    X(ADAMW, adamw)                                                                                                 \
+    X(ADAGRAD, adagrad)                                                                                             \
+    X(RMSPROP, rmsprop)                                                                                             \
+    X(ADADELTA, adadelta)                                                                                           \
+    X(NADAM, nadam)                                                                                                 \
+    X(RADAM, radam)                                                                                                 \
+    X(LARS, lars)         /* timm Lars */                                                                           \
+    X(LAMB, lamb)         /* timm Lamb */                                                                           \
+    X(LION, lion)                                                                                                   \
+    X(SFSGD, sfsgd)       /* Schedule-Free SGD */                                                                   \
+    X(SFADAMW, sfadamw)   /* Schedule-Free AdamW */
+
 typedef enum {
-    OL_OPT_SGD = 0,  /* SGD, momentum, Nesterov (PyTorch semantics) */
-    OL_OPT_ADAM,
-    OL_OPT_ADAMW,
-    OL_OPT_ADAGRAD,
-    OL_OPT_RMSPROP,
-    OL_OPT_ADADELTA,
-    OL_OPT_NADAM,
-    OL_OPT_RADAM,
-    OL_OPT_LARS,     /* timm Lars */
-    OL_OPT_LAMB,     /* timm Lamb */
-    OL_OPT_LION,
-    OL_OPT_SFSGD,    /* Schedule-Free SGD */
-    OL_OPT_SFADAMW,  /* Schedule-Free AdamW */
-    OL_OPT_COUNT
+#define OL__OPT_ENUM(e, n) OL_OPT_##e,
+    OL_OPTIM_BUILTINS(OL__OPT_ENUM)
+#undef OL__OPT_ENUM
+    OL_OPT_COUNT,
+    OL_OPT_USER = 100 /* a registered algorithm: ol_optim_params.algo (optimlab/optim_algo.h) */
 } ol_optim_type;
 
+/* Name of a built-in ("?" for others; ol_optim_params_name covers all). */
 const char *ol_optim_name(ol_optim_type t);
-/* Accepts the names above in lower case, plus aliases ("momentum", "nesterov",
+/* Built-in names in lower case, plus aliases ("momentum", "nesterov",
  * "fusedlamb", "sgd-schedulefree", "adamw-schedulefree", ...). An alias may
- * also adjust params (e.g. "nesterov" sets momentum 0.9 and nesterov). */
+ * also adjust params (e.g. "nesterov" sets momentum 0.9 and nesterov).
+ * Registered algorithms: ol_optim_algo_find / ol_optim_params_for. */
 int ol_optim_from_name(const char *name, ol_optim_type *out);
 
 #define OL_OPTIM_MAX_SLOTS 4
+#define OL_OPTIM_MAX_HPARAMS 8
+
+typedef struct ol_optim_algo ol_optim_algo;
 
 typedef struct {
     ol_optim_type type;
+    const ol_optim_algo *algo; /* type OL_OPT_USER: the registered algorithm (owned by its ctx) */
+    double hparam[OL_OPTIM_MAX_HPARAMS]; /* values of algo->hparams (registered algorithms) */
     double lr;
     /* SGD family, LARS, RMSprop, Schedule-Free SGD */
     double momentum;
@@ -122,6 +138,8 @@ void ol_optim_free(ol_optim *o);
  * schedule asks for momentum from an optimizer created without it. */
 int ol_optim_step(ol_ctx *ctx, ol_optim *o, ol_paramset *ps, const ol_optim_hyper *h);
 const ol_optim_params *ol_optim_get_params(const ol_optim *o);
+/* The algorithm's name (built-in or registered): what checkpoints store. */
+const char *ol_optim_get_name(const ol_optim *o);
 int64_t ol_optim_steps(const ol_optim *o);
 
 /* State slots for checkpoints: names ("momentum_buffer", "exp_avg", ...),

@@ -33,8 +33,50 @@ typedef enum {
     OL_SCHED_WSD,         /* warmup-stable-decay */
     OL_SCHED_SEQUENTIAL,  /* parts[i] from milestone i-1 on, each restarted at 0 (PyTorch SequentialLR) */
     OL_SCHED_PLATEAU,     /* constant here; ol_plateau lowers it from a validation metric */
-    OL_SCHED_COUNT
+    OL_SCHED_COUNT,
+    OL_SCHED_USER = 100 /* a registered schedule: ol_sched_params.user */
 } ol_sched_type;
+
+#define OL_SCHED_MAX_PARAMS 8
+
+struct ol_sched_params;
+
+/* A parameter of a registered schedule: ol_sched_params.user_param[i]. */
+typedef struct {
+    const char *name;
+    double def, lo, hi; /* default and the closed range accepted */
+    const char *help;
+} ol_sched_param;
+
+/* A user schedule: a pure function of the step. step counts from 0 after the
+ * warm-up (which the library puts in front, as for every schedule) and
+ * total_steps is the length of that main part; base_lr is the optimizer's lr.
+ * Intended usage (a plugin, see examples/inv_sqrt_sched.c):
+ *   static double my_lr(const double *p, int64_t step, int64_t total, double base_lr) {...}
+ *   static const ol_sched_algo algo = {.name = "my-sched", .n_params = 1,
+ *       .params = {{"decay", 0.5, 0.0, 1.0, "..."}}, .lr = my_lr};
+ *   int optimlab_plugin_init(ol_ctx *ctx) { return ol_sched_register(ctx, &algo); } */
+typedef struct ol_sched_algo {
+    const char *name;
+    const char *summary;
+    int n_params;
+    ol_sched_param params[OL_SCHED_MAX_PARAMS];
+    double (*lr)(const double *params, int64_t step, int64_t total_steps, double base_lr);
+} ol_sched_algo;
+
+/* Register a schedule in ctx (copied; strings and function must outlive ctx).
+ * OL_ENAME when the name is a built-in's or already registered. */
+int ol_sched_register(ol_ctx *ctx, const ol_sched_algo *algo);
+/* A registered schedule by name (ctx may be NULL). OL_ENAME when none. */
+int ol_sched_algo_find(const ol_ctx *ctx, const char *name, const ol_sched_algo **out);
+int ol_sched_algo_count(const ol_ctx *ctx); /* registered ones only */
+const ol_sched_algo *ol_sched_algo_at(const ol_ctx *ctx, int i);
+/* Defaults for a built-in or registered schedule name. */
+int ol_sched_params_for(const ol_ctx *ctx, const char *name, struct ol_sched_params *out);
+/* Set a registered schedule's parameter: OL_ENAME unknown, OL_ERANGE outside [lo, hi]. */
+int ol_sched_param_set(ol_ctx *ctx, struct ol_sched_params *sp, const char *name, double value);
+/* Name of the schedule sp selects (built-in or registered). */
+const char *ol_sched_params_name(const struct ol_sched_params *sp);
 
 typedef enum { OL_CYCLIC_TRIANGULAR = 0, OL_CYCLIC_TRIANGULAR2, OL_CYCLIC_EXP_RANGE } ol_cyclic_mode;
 /* Shape of the WSD decay phase (MiniCPM / Hagele et al. 2024). */
@@ -44,6 +86,8 @@ typedef enum { OL_WSD_LINEAR = 0, OL_WSD_COSINE, OL_WSD_SQRT } ol_wsd_shape;
 
 typedef struct ol_sched_params {
     ol_sched_type type;
+    const ol_sched_algo *user;              /* type OL_SCHED_USER: the registered schedule */
+    double user_param[OL_SCHED_MAX_PARAMS]; /* its parameter values */
     double base_lr;          /* the optimizer's lr: initial or peak value */
     int64_t total_steps;     /* length of training in optimizer steps */
     int64_t steps_per_epoch; /* for parameters given in epochs */

@@ -73,6 +73,7 @@ void ol_ctx_free(ol_ctx *ctx)
     if (!ctx)
         return;
     ol__backend_release(ctx);
+    ol__registry_free(ctx->reg);
     free(ctx);
 }
 

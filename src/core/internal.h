@@ -15,7 +15,11 @@ struct ol_ctx {
     char errmsg[1024];
     void *dnnl_engine; /* dnnl_engine_t, NULL without oneDNN */
     void *dnnl_stream; /* dnnl_stream_t */
+    struct ol__registry *reg; /* registered optimizers, schedules and plugins (NULL: none) */
 };
+
+/* Frees the registry and closes its plugins (src/optim/registry.c). */
+void ol__registry_free(struct ol__registry *r);
 
 #if defined(__GNUC__)
 #define OL__PRINTF(a, b) __attribute__((format(printf, a, b)))

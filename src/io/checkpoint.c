@@ -285,7 +285,7 @@ int ol_checkpoint_save_extra(ol_ctx *ctx, const char *path, ol_model *m, ol_opti
             json_object_set_new(sc, ol_optim_scalar_name(opt, i), json_real(*ol_optim_scalar(opt, i)));
         for (int i = 0; i < ol_optim_num_slots(opt); i++)
             json_array_append_new(slots, json_string(ol_optim_slot_name(opt, i)));
-        json_t *o = json_pack("{s:s, s:I, s:o, s:o}", "type", ol_optim_name(ol_optim_get_params(opt)->type), "steps",
+        json_t *o = json_pack("{s:s, s:I, s:o, s:o}", "type", ol_optim_get_name(opt), "steps",
                               (json_int_t)ol_optim_steps(opt), "scalars", sc, "slots", slots);
         oj = o ? json_dumps(o, JSON_COMPACT) : NULL;
         json_decref(o);
@@ -529,9 +529,9 @@ int ol_checkpoint_load(ol_ctx *ctx, const char *path, ol_model *m, ol_optim *opt
         const char *type = json_string_value(json_object_get(oj, "type"));
         if (!oj || !type || !json_is_integer(json_object_get(oj, "steps")))
             rc = ol__err(ctx, OL_EFORMAT, "%s: no optimizer state", path);
-        else if (strcmp(type, ol_optim_name(ol_optim_get_params(opt)->type)) != 0)
+        else if (strcmp(type, ol_optim_get_name(opt)) != 0)
             rc = ol__err(ctx, OL_ESHAPE, "%s: optimizer state is for %s, this run uses %s", path, type,
-                         ol_optim_name(ol_optim_get_params(opt)->type));
+                         ol_optim_get_name(opt));
     }
     ol_train_state tmp_state;
     if (rc >= 0 && st) {

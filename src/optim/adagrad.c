@@ -60,15 +60,25 @@ static double adagrad_bytes(const ol_optim_params *op)
     return 20.0;
 }
 
-const ol__optim_vt ol__optim_adagrad = {
-    .type = OL_OPT_ADAGRAD,
+static void adagrad_defaults(ol_optim_params *op)
+{
+    op->lr = 1e-2;
+    op->eps = 1e-10;
+}
+
+static const ol__optim_impl adagrad_impl = {.type = OL_OPT_ADAGRAD, .init = adagrad_init, .step = adagrad_step};
+
+const ol_optim_algo ol__optim_adagrad = {
     .name = "adagrad",
+    .summary = "AdaGrad (torch.optim.Adagrad)",
     .n_slots = 1,
     .slot_names = {"sum"},
-    .wd_style = OL__WD_COUPLED,
-    .init = adagrad_init,
+    .wd_style = OL_WD_COUPLED,
+    .options = OL_OPTION_DECOUPLED_WD | OL_OPTION_EPS | OL_OPTION_EPS_INSIDE_SQRT | OL_OPTION_LR_DECAY |
+               OL_OPTION_INITIAL_ACCUMULATOR,
+    .defaults = adagrad_defaults,
     .bytes_per_param = adagrad_bytes,
-    .step = adagrad_step,
+    .impl = &adagrad_impl,
 };
 
 /* ---- RMSprop ------------------------------------------------------------ */
@@ -148,16 +158,26 @@ static double rmsprop_bytes(const ol_optim_params *op)
     return 20.0 + (op->momentum > 0.0 ? 8.0 : 0.0) + (op->centered ? 8.0 : 0.0);
 }
 
-const ol__optim_vt ol__optim_rmsprop = {
-    .type = OL_OPT_RMSPROP,
+static void rmsprop_defaults(ol_optim_params *op)
+{
+    op->lr = 1e-2;
+}
+
+static const ol__optim_impl rmsprop_impl = {.type = OL_OPT_RMSPROP, .step = rmsprop_step};
+
+const ol_optim_algo ol__optim_rmsprop = {
     .name = "rmsprop",
+    .summary = "RMSprop, optionally centered and with momentum (torch.optim.RMSprop)",
     .n_slots = 3,
     .slot_names = {"square_avg", "momentum_buffer", "grad_avg"},
-    .wd_style = OL__WD_COUPLED,
-    .mom_kind = OL__MOM_MOMENTUM,
+    .wd_style = OL_WD_COUPLED,
+    .mom_kind = OL_MOM_MOMENTUM,
+    .options = OL_OPTION_MOMENTUM | OL_OPTION_DECOUPLED_WD | OL_OPTION_EPS | OL_OPTION_EPS_INSIDE_SQRT |
+               OL_OPTION_ALPHA | OL_OPTION_CENTERED,
+    .defaults = rmsprop_defaults,
     .slots_used = rmsprop_slots,
     .bytes_per_param = rmsprop_bytes,
-    .step = rmsprop_step,
+    .impl = &rmsprop_impl,
 };
 
 /* ---- AdaDelta ----------------------------------------------------------- */
@@ -196,12 +216,22 @@ static double adadelta_bytes(const ol_optim_params *op)
     return 28.0;
 }
 
-const ol__optim_vt ol__optim_adadelta = {
-    .type = OL_OPT_ADADELTA,
+static void adadelta_defaults(ol_optim_params *op)
+{
+    op->lr = 1.0;
+    op->eps = 1e-6;
+}
+
+static const ol__optim_impl adadelta_impl = {.type = OL_OPT_ADADELTA, .step = adadelta_step};
+
+const ol_optim_algo ol__optim_adadelta = {
     .name = "adadelta",
+    .summary = "AdaDelta (torch.optim.Adadelta)",
     .n_slots = 2,
     .slot_names = {"square_avg", "acc_delta"},
-    .wd_style = OL__WD_COUPLED,
+    .wd_style = OL_WD_COUPLED,
+    .options = OL_OPTION_DECOUPLED_WD | OL_OPTION_EPS | OL_OPTION_RHO,
+    .defaults = adadelta_defaults,
     .bytes_per_param = adadelta_bytes,
-    .step = adadelta_step,
+    .impl = &adadelta_impl,
 };

@@ -87,28 +87,41 @@ static double moments_bytes(const ol_optim_params *op)
     return 28.0; /* read p, g, m, v; write p, m, v */
 }
 
-const ol__optim_vt ol__optim_adam = {
-    .type = OL_OPT_ADAM,
+static const ol__optim_impl adam_impl = {.type = OL_OPT_ADAM, .step = adam_step};
+
+const ol_optim_algo ol__optim_adam = {
     .name = "adam",
+    .summary = "Adam (torch.optim.Adam; L2 weight decay)",
     .n_slots = 3,
     .slot_names = {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"},
-    .wd_style = OL__WD_COUPLED,
-    .mom_kind = OL__MOM_BETA1,
+    .wd_style = OL_WD_COUPLED,
+    .mom_kind = OL_MOM_BETA1,
+    .options = OL_OPTION_DECOUPLED_WD | OL_OPTION_BETAS | OL_OPTION_EPS | OL_OPTION_AMSGRAD | OL_OPTION_EPS_INSIDE_SQRT,
     .slots_used = adam_slots,
     .bytes_per_param = adam_bytes,
-    .step = adam_step,
+    .impl = &adam_impl,
 };
 
-const ol__optim_vt ol__optim_adamw = {
-    .type = OL_OPT_ADAMW,
+static void adamw_defaults(ol_optim_params *op)
+{
+    op->weight_decay = 1e-2;
+    op->decoupled_wd = 1;
+}
+
+static const ol__optim_impl adamw_impl = {.type = OL_OPT_ADAMW, .step = adam_step};
+
+const ol_optim_algo ol__optim_adamw = {
     .name = "adamw",
+    .summary = "AdamW: Adam with decoupled weight decay (torch.optim.AdamW)",
     .n_slots = 3,
     .slot_names = {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"},
-    .wd_style = OL__WD_DECOUPLED,
-    .mom_kind = OL__MOM_BETA1,
+    .wd_style = OL_WD_DECOUPLED,
+    .mom_kind = OL_MOM_BETA1,
+    .options = OL_OPTION_BETAS | OL_OPTION_EPS | OL_OPTION_AMSGRAD | OL_OPTION_EPS_INSIDE_SQRT,
+    .defaults = adamw_defaults,
     .slots_used = adam_slots,
     .bytes_per_param = adam_bytes,
-    .step = adam_step,
+    .impl = &adamw_impl,
 };
 
 /* ---- NAdam -------------------------------------------------------------- */
@@ -155,18 +168,26 @@ static int nadam_step(ol_ctx *ctx, ol_optim *o, ol_paramset *ps, const ol_optim_
     return OL_OK;
 }
 
-const ol__optim_vt ol__optim_nadam = {
-    .type = OL_OPT_NADAM,
+static void nadam_defaults(ol_optim_params *op)
+{
+    op->lr = 2e-3;
+}
+
+static const ol__optim_impl nadam_impl = {.type = OL_OPT_NADAM, .init = nadam_init, .step = nadam_step};
+
+const ol_optim_algo ol__optim_nadam = {
     .name = "nadam",
+    .summary = "NAdam: Adam with Nesterov momentum (torch.optim.NAdam)",
     .n_slots = 2,
     .slot_names = {"exp_avg", "exp_avg_sq"},
     .n_scalars = 1,
     .scalar_names = {"mu_product"},
-    .wd_style = OL__WD_COUPLED,
-    .mom_kind = OL__MOM_BETA1,
-    .init = nadam_init,
+    .wd_style = OL_WD_COUPLED,
+    .mom_kind = OL_MOM_BETA1,
+    .options = OL_OPTION_DECOUPLED_WD | OL_OPTION_BETAS | OL_OPTION_EPS | OL_OPTION_MOMENTUM_DECAY,
+    .defaults = nadam_defaults,
     .bytes_per_param = moments_bytes,
-    .step = nadam_step,
+    .impl = &nadam_impl,
 };
 
 /* ---- RAdam -------------------------------------------------------------- */
@@ -211,13 +232,16 @@ static int radam_step(ol_ctx *ctx, ol_optim *o, ol_paramset *ps, const ol_optim_
     return OL_OK;
 }
 
-const ol__optim_vt ol__optim_radam = {
-    .type = OL_OPT_RADAM,
+static const ol__optim_impl radam_impl = {.type = OL_OPT_RADAM, .step = radam_step};
+
+const ol_optim_algo ol__optim_radam = {
     .name = "radam",
+    .summary = "RAdam: rectified Adam (torch.optim.RAdam)",
     .n_slots = 2,
     .slot_names = {"exp_avg", "exp_avg_sq"},
-    .wd_style = OL__WD_COUPLED,
-    .mom_kind = OL__MOM_BETA1,
+    .wd_style = OL_WD_COUPLED,
+    .mom_kind = OL_MOM_BETA1,
+    .options = OL_OPTION_DECOUPLED_WD | OL_OPTION_BETAS | OL_OPTION_EPS,
     .bytes_per_param = moments_bytes,
-    .step = radam_step,
+    .impl = &radam_impl,
 };

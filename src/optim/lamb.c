@@ -175,13 +175,36 @@ static double lamb_bytes(const ol_optim_params *op)
     return (op->max_grad_norm > 0.0 ? 4.0 : 0.0) + (adapt ? 40.0 : 28.0);
 }
 
-const ol__optim_vt ol__optim_lamb = {
-    .type = OL_OPT_LAMB,
+static void lamb_defaults(ol_optim_params *op)
+{
+    op->eps = 1e-6;
+    op->weight_decay = 1e-2;
+    op->max_grad_norm = 1.0;
+}
+
+/* apex FusedLAMB defaults (adam_w_mode=True: the decay goes into the update) */
+static void alias_fusedlamb(ol_optim_params *op)
+{
+    op->eps = 1e-6;
+    op->weight_decay = 0.01;
+    op->max_grad_norm = 1.0;
+    op->decoupled_wd = 0;
+    op->trust_clip = 0;
+}
+
+static const ol__optim_impl lamb_impl = {.type = OL_OPT_LAMB, .step = lamb_step};
+
+const ol_optim_algo ol__optim_lamb = {
     .name = "lamb",
+    .summary = "LAMB: Adam with a per-tensor trust ratio (timm Lamb)",
+    .aliases = {{"fusedlamb", alias_fusedlamb}},
     .n_slots = 2,
     .slot_names = {"exp_avg", "exp_avg_sq"},
-    .wd_style = OL__WD_SELF,
-    .mom_kind = OL__MOM_BETA1,
+    .wd_style = OL_WD_SELF,
+    .mom_kind = OL_MOM_BETA1,
+    .options = OL_OPTION_DECOUPLED_WD | OL_OPTION_BETAS | OL_OPTION_EPS | OL_OPTION_TRUST_CLIP | OL_OPTION_LAMB |
+               OL_OPTION_NO_LARC,
+    .defaults = lamb_defaults,
     .bytes_per_param = lamb_bytes,
-    .step = lamb_step,
+    .impl = &lamb_impl,
 };

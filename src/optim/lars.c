@@ -47,14 +47,25 @@ static double lars_bytes(const ol_optim_params *op)
     return (op->weight_decay > 0.0 || op->always_adapt ? 8.0 : 0.0) + (op->momentum > 0.0 ? 20.0 : 12.0);
 }
 
-const ol__optim_vt ol__optim_lars = {
-    .type = OL_OPT_LARS,
+static void lars_defaults(ol_optim_params *op)
+{
+    op->lr = 1.0;
+    op->momentum = 0.9;
+}
+
+static const ol__optim_impl lars_impl = {.type = OL_OPT_LARS, .step = lars_step};
+
+const ol_optim_algo ol__optim_lars = {
     .name = "lars",
+    .summary = "LARS: SGD momentum with a per-tensor trust ratio (timm Lars)",
     .n_slots = 1,
     .slot_names = {"momentum_buffer"},
-    .wd_style = OL__WD_SELF,
-    .mom_kind = OL__MOM_MOMENTUM,
+    .wd_style = OL_WD_SELF,
+    .mom_kind = OL_MOM_MOMENTUM,
+    .options = OL_OPTION_MOMENTUM | OL_OPTION_DAMPENING | OL_OPTION_NESTEROV | OL_OPTION_EPS |
+               OL_OPTION_TRUST_COEFFICIENT | OL_OPTION_TRUST_CLIP | OL_OPTION_NO_LARC,
+    .defaults = lars_defaults,
     .slots_used = lars_slots,
     .bytes_per_param = lars_bytes,
-    .step = lars_step,
+    .impl = &lars_impl,
 };

@@ -40,13 +40,24 @@ static double lion_bytes(const ol_optim_params *op)
     return 20.0; /* read p, g, m; write p, m */
 }
 
-const ol__optim_vt ol__optim_lion = {
-    .type = OL_OPT_LION,
+static void lion_defaults(ol_optim_params *op)
+{
+    op->lr = 1e-4;
+    op->beta2 = 0.99;
+    op->decoupled_wd = 1;
+}
+
+static const ol__optim_impl lion_impl = {.type = OL_OPT_LION, .step = lion_step};
+
+const ol_optim_algo ol__optim_lion = {
     .name = "lion",
+    .summary = "Lion: sign of an interpolated momentum (timm Lion)",
     .n_slots = 1,
     .slot_names = {"exp_avg"},
-    .wd_style = OL__WD_DECOUPLED,
-    .mom_kind = OL__MOM_BETA1,
+    .wd_style = OL_WD_DECOUPLED,
+    .mom_kind = OL_MOM_BETA1,
+    .options = OL_OPTION_BETAS,
+    .defaults = lion_defaults,
     .bytes_per_param = lion_bytes,
-    .step = lion_step,
+    .impl = &lion_impl,
 };

@@ -2,136 +2,29 @@
  * slots, the per-step prologue (kind multipliers, maximize, weight decay, the
  * LARC wrapper), the chunk table, state save/restore, gradient clipping. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/reduce.h"
 #include "optim/optim_internal.h"
 
-static const char *const opt_names[OL_OPT_COUNT] = {"sgd",   "adam",     "adamw", "adagrad", "rmsprop",
-                                                    "adadelta", "nadam", "radam", "lars",    "lamb",
-                                                    "lion",  "sfsgd",    "sfadamw"};
-
-const char *ol_optim_name(ol_optim_type t) { return (t >= 0 && t < OL_OPT_COUNT) ? opt_names[t] : "?"; }
-
-static const struct {
-    const char *alias;
-    ol_optim_type t;
-} aliases[] = {{"momentum", OL_OPT_SGD},          {"nesterov", OL_OPT_SGD},
-               {"sgd-schedulefree", OL_OPT_SFSGD}, {"schedulefree-sgd", OL_OPT_SFSGD},
-               {"adamw-schedulefree", OL_OPT_SFADAMW}, {"schedulefree-adamw", OL_OPT_SFADAMW},
-               {"fusedlamb", OL_OPT_LAMB},         {"larc", OL_OPT_SGD}};
-
-int ol_optim_from_name(const char *name, ol_optim_type *out)
-{
-    for (int i = 0; i < OL_OPT_COUNT; i++)
-        if (strcmp(name, opt_names[i]) == 0) {
-            *out = (ol_optim_type)i;
-            return OL_OK;
-        }
-    for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++)
-        if (strcmp(name, aliases[i].alias) == 0) {
-            *out = aliases[i].t;
-            return OL_OK;
-        }
-    return OL_ENAME;
-}
-
-ol_optim_params ol_optim_default_params(ol_optim_type t)
-{
-    ol_optim_params p;
-    memset(&p, 0, sizeof p);
-    p.type = t;
-    p.lr = 1e-3;
-    p.beta1 = 0.9;
-    p.beta2 = 0.999;
-    p.eps = 1e-8;
-    p.alpha = 0.99;
-    p.rho = 0.9;
-    p.momentum_decay = 4e-3;
-    p.trust_coefficient = 0.001;
-    p.bias_correction = 1;
-    p.grad_averaging = 1;
-    p.larc_trust_coefficient = 0.02;
-    p.larc_clip = 1;
-    p.larc_eps = 1e-8;
-    p.weight_lr_power = 2.0;
-    for (int k = 0; k < OL_KIND_COUNT; k++) {
-        p.lr_mult[k] = 1.0;
-        p.wd_mult[k] = 1.0;
-        p.adapt[k] = 1;
-    }
-    switch (t) {
-    case OL_OPT_SGD: p.lr = 0.1; break;
-    case OL_OPT_ADAMW: p.weight_decay = 1e-2; p.decoupled_wd = 1; break;
-    case OL_OPT_ADAGRAD: p.lr = 1e-2; p.eps = 1e-10; break;
-    case OL_OPT_RMSPROP: p.lr = 1e-2; break;
-    case OL_OPT_ADADELTA: p.lr = 1.0; p.eps = 1e-6; break;
-    case OL_OPT_NADAM: p.lr = 2e-3; break;
-    case OL_OPT_LARS: p.lr = 1.0; p.momentum = 0.9; break;
-    /* timm Lamb: decay added to the update (decoupled_wd selects timm's decoupled_decay) */
-    case OL_OPT_LAMB: p.eps = 1e-6; p.weight_decay = 1e-2; p.max_grad_norm = 1.0; break;
-    case OL_OPT_LION: p.lr = 1e-4; p.beta2 = 0.99; p.decoupled_wd = 1; break;
-    case OL_OPT_SFSGD: p.lr = 1.0; p.momentum = 0.9; break;
-    case OL_OPT_SFADAMW: p.lr = 2.5e-3; p.decoupled_wd = 1; break;
-    default: break;
-    }
-    return p;
-}
-
-int ol_optim_params_from_name(const char *name, ol_optim_params *out)
-{
-    ol_optim_type t;
-    OL__TRY(ol_optim_from_name(name, &t));
-    *out = ol_optim_default_params(t);
-    if (strcmp(name, "momentum") == 0 || strcmp(name, "nesterov") == 0 || strcmp(name, "larc") == 0)
-        out->momentum = 0.9;
-    if (strcmp(name, "nesterov") == 0)
-        out->nesterov = 1;
-    if (strcmp(name, "larc") == 0)
-        out->larc = 1;
-    /* apex FusedLAMB defaults (adam_w_mode=True: the decay goes into the update) */
-    if (strcmp(name, "fusedlamb") == 0) {
-        out->eps = 1e-6;
-        out->weight_decay = 0.01;
-        out->max_grad_norm = 1.0;
-        out->decoupled_wd = 0;
-        out->trust_clip = 0;
-    }
-    return OL_OK;
-}
-
-const ol__optim_vt *ol__optim_lookup(ol_optim_type t)
-{
-    static const ol__optim_vt *const table[] = {
-        &ol__optim_sgd,  &ol__optim_adam,  &ol__optim_adamw, &ol__optim_adagrad, &ol__optim_rmsprop,
-        &ol__optim_adadelta, &ol__optim_nadam, &ol__optim_radam, &ol__optim_lars, &ol__optim_lamb,
-        &ol__optim_lion, &ol__optim_sfsgd, &ol__optim_sfadamw};
-    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
-        if (table[i]->type == t)
-            return table[i];
-    return NULL;
-}
-
 /* Flags that only some algorithms understand: setting one elsewhere is a
  * mistake, not something to ignore. */
-static int check_flag(ol_ctx *ctx, const ol_optim_params *op, int set, const char *what, unsigned mask,
-                      const char *which)
+static int check_flag(ol_ctx *ctx, const ol_optim_algo *a, int set, const char *what, unsigned option)
 {
-    if (set && !(mask & (1u << op->type)))
-        return ol__err(ctx, OL_EINVAL, "%s applies to %s, not to %s", what, which, ol_optim_name(op->type));
+    if (set && !(a->options & option))
+        return ol__err(ctx, OL_EINVAL, "%s does not apply to %s", what, a->name);
     return OL_OK;
 }
-
-#define BIT(t) (1u << (t))
 
 int ol_optim_validate(ol_ctx *ctx, const ol_optim_params *op)
 {
-    if (op->type < 0 || op->type >= OL_OPT_COUNT)
-        return ol__err(ctx, OL_ENAME, "unknown optimizer type %d", (int)op->type);
-    const ol__optim_vt *vt = ol__optim_lookup(op->type);
+    const ol_optim_algo *vt = ol_optim_params_algo(op);
     if (!vt)
-        return ol__err(ctx, OL_ENOTSUP, "optimizer %s is not implemented", ol_optim_name(op->type));
+        return ol__err(ctx, OL_ENAME, "unknown optimizer type %d (no algorithm)", (int)op->type);
+    if (!vt->impl && !vt->step)
+        return ol__err(ctx, OL_EINVAL, "optimizer %s has no step function", vt->name);
 #define NONNEG(f, name)                                                                                             \
     if (!(op->f >= 0.0 && isfinite(op->f)))                                                                         \
         return ol__err(ctx, OL_ERANGE, "%s must be >= 0, got %g", name, op->f);
@@ -164,34 +57,58 @@ int ol_optim_validate(ol_ctx *ctx, const ol_optim_params *op)
     if (op->warmup_steps < 0)
         return ol__err(ctx, OL_ERANGE, "Schedule-Free warmup steps must be >= 0, got %lld",
                        (long long)op->warmup_steps);
-    if (op->nesterov && (op->momentum <= 0.0 || op->dampening != 0.0) &&
-        (op->type == OL_OPT_SGD || op->type == OL_OPT_LARS))
+    if (op->nesterov && (op->momentum <= 0.0 || op->dampening != 0.0) && (vt->options & OL_OPTION_NESTEROV))
         return ol__err(ctx, OL_EINVAL, "Nesterov momentum requires a momentum > 0 and zero dampening (momentum %g, "
                                        "dampening %g)", op->momentum, op->dampening);
     for (int k = 0; k < OL_KIND_COUNT; k++)
         if (!(op->lr_mult[k] >= 0.0 && isfinite(op->lr_mult[k])) ||
             !(op->wd_mult[k] >= 0.0 && isfinite(op->wd_mult[k])))
             return ol__err(ctx, OL_ERANGE, "per-kind multipliers must be >= 0");
-    const unsigned adamw = BIT(OL_OPT_ADAM) | BIT(OL_OPT_ADAMW);
-    OL__TRY(check_flag(ctx, op, op->amsgrad, "amsgrad", adamw, "adam and adamw"));
-    OL__TRY(check_flag(ctx, op, op->eps_inside_sqrt, "eps inside the square root",
-                       adamw | BIT(OL_OPT_ADAGRAD) | BIT(OL_OPT_RMSPROP), "adam, adamw, adagrad and rmsprop"));
-    OL__TRY(check_flag(ctx, op, op->centered, "centered", BIT(OL_OPT_RMSPROP), "rmsprop"));
-    OL__TRY(check_flag(ctx, op, op->nesterov, "nesterov", BIT(OL_OPT_SGD) | BIT(OL_OPT_LARS), "sgd and lars"));
-    OL__TRY(check_flag(ctx, op, op->trust_clip || op->always_adapt, "trust clipping / always_adapt",
-                       BIT(OL_OPT_LARS) | BIT(OL_OPT_LAMB), "lars and lamb"));
-    if (op->larc && (op->type == OL_OPT_LARS || op->type == OL_OPT_LAMB))
-        return ol__err(ctx, OL_EINVAL, "LARC cannot wrap %s, which has its own trust ratio",
-                       ol_optim_name(op->type));
+    for (int i = 0; i < vt->n_hparams; i++)
+        if (!(op->hparam[i] >= vt->hparams[i].lo && op->hparam[i] <= vt->hparams[i].hi))
+            return ol__err(ctx, OL_ERANGE, "%s: %s must be in [%g, %g], got %g", vt->name, vt->hparams[i].name,
+                           vt->hparams[i].lo, vt->hparams[i].hi, op->hparam[i]);
+    OL__TRY(check_flag(ctx, vt, op->amsgrad, "amsgrad", OL_OPTION_AMSGRAD));
+    OL__TRY(check_flag(ctx, vt, op->eps_inside_sqrt, "eps inside the square root", OL_OPTION_EPS_INSIDE_SQRT));
+    OL__TRY(check_flag(ctx, vt, op->centered, "centered", OL_OPTION_CENTERED));
+    OL__TRY(check_flag(ctx, vt, op->nesterov, "nesterov", OL_OPTION_NESTEROV));
+    OL__TRY(check_flag(ctx, vt, op->trust_clip || op->always_adapt, "trust clipping / always_adapt",
+                       OL_OPTION_TRUST_CLIP));
+    if (op->larc && (vt->options & OL_OPTION_NO_LARC))
+        return ol__err(ctx, OL_EINVAL, "LARC cannot wrap %s, which has its own trust ratio", vt->name);
 #undef NONNEG
 #undef UNIT
 #undef CLOSED
     return vt->validate ? vt->validate(ctx, op) : OL_OK;
 }
 
-static unsigned slot_mask(const ol__optim_vt *vt, const ol_optim_params *op)
+static unsigned slot_mask(const ol_optim_algo *vt, const ol_optim_params *op)
 {
     return vt->slots_used ? (unsigned)vt->slots_used(op) : (1u << vt->n_slots) - 1u;
+}
+
+/* What a registered algorithm's kernel sees (the same buffers and
+ * coefficients the built-in kernels read from the ol_optim). */
+static void step_args(ol_optim *o, ol_paramset *ps, double lr, ol_optim_step_args *a)
+{
+    memset(a, 0, sizeof *a);
+    a->params = ps->params;
+    a->grads = ps->grads;
+    a->numel = o->numel;
+    for (int s = 0; s < OL_OPTIM_MAX_SLOTS; s++)
+        a->slot[s] = o->slot[s];
+    a->scalar = o->scalar;
+    a->chunks = o->chunks;
+    a->nchunks = o->nchunks;
+    a->tc = o->tc;
+    a->ps = ps;
+    a->t = o->t;
+    a->lr = lr;
+    a->mom = o->mom;
+    a->par = o->par;
+    a->hparam = o->p.hparam;
+    a->op = &o->p;
+    a->optim = o;
 }
 
 int ol_optim_create(ol_ctx *ctx, const ol_optim_params *op, const ol_paramset *ps, ol_optim **out)
@@ -201,7 +118,7 @@ int ol_optim_create(ol_ctx *ctx, const ol_optim_params *op, const ol_paramset *p
     ol_optim *o = calloc(1, sizeof *o);
     if (!o)
         return ol__err(ctx, OL_ENOMEM, "out of memory");
-    o->vt = ol__optim_lookup(op->type);
+    o->vt = ol_optim_params_algo(op);
     o->p = *op;
     o->numel = ps->numel;
     o->ntensors = ps->n;
@@ -232,8 +149,13 @@ int ol_optim_create(ol_ctx *ctx, const ol_optim_params *op, const ol_paramset *p
             size_t e = b + OL__OPT_CHUNK < ps->t[i].numel ? b + OL__OPT_CHUNK : ps->t[i].numel;
             o->chunks[o->nchunks++] = (ol__chunk){i, ps->t[i].offset + b, ps->t[i].offset + e};
         }
-    if (o->vt->init)
-        o->vt->init(o);
+    if (o->vt->impl && o->vt->impl->init)
+        o->vt->impl->init(o);
+    else if (!o->vt->impl && o->vt->init) {
+        ol_optim_step_args a;
+        step_args(o, (ol_paramset *)ps, 0.0, &a);
+        o->vt->init(&a);
+    }
     *out = o;
     return OL_OK;
 }
@@ -297,8 +219,8 @@ static void larc_prologue(ol_optim *o, const ol_paramset *ps)
 static void prologue(ol_optim *o, const ol_paramset *ps, const ol_optim_hyper *h)
 {
     const ol_optim_params *op = &o->p;
-    if (o->vt->mom_kind == OL__MOM_NONE || h->momentum < 0.0)
-        o->mom = o->vt->mom_kind == OL__MOM_BETA1 ? op->beta1 : op->momentum;
+    if (o->vt->mom_kind == OL_MOM_NONE || h->momentum < 0.0)
+        o->mom = o->vt->mom_kind == OL_MOM_BETA1 ? op->beta1 : op->momentum;
     else
         o->mom = h->momentum;
     for (int i = 0; i < ps->n; i++) {
@@ -312,9 +234,9 @@ static void prologue(ol_optim *o, const ol_paramset *ps, const ol_optim_hyper *h
         tc->shrink = 1.0;
         tc->ratio = 1.0;
         tc->adapt = 0;
-        if (o->vt->wd_style == OL__WD_DECOUPLED || (o->vt->wd_style == OL__WD_COUPLED && op->decoupled_wd))
+        if (o->vt->wd_style == OL_WD_DECOUPLED || (o->vt->wd_style == OL_WD_COUPLED && op->decoupled_wd))
             tc->shrink = 1.0 - tc->lr * tc->wd;
-        else if (o->vt->wd_style == OL__WD_COUPLED)
+        else if (o->vt->wd_style == OL_WD_COUPLED)
             tc->gp = tc->wd;
     }
     if (op->larc)
@@ -328,19 +250,33 @@ int ol_optim_step(ol_ctx *ctx, ol_optim *o, ol_paramset *ps, const ol_optim_hype
                        o->numel, o->ntensors, ps->numel, ps->n);
     if (!(h->lr >= 0.0 && isfinite(h->lr)))
         return ol__err(ctx, OL_ERANGE, "learning rate must be >= 0, got %g", h->lr);
-    if (o->vt->mom_kind == OL__MOM_BETA1 && h->momentum >= 1.0)
+    if (o->vt->mom_kind == OL_MOM_BETA1 && h->momentum >= 1.0)
         return ol__err(ctx, OL_ERANGE, "scheduled beta1 must be in [0, 1), got %g", h->momentum);
-    if (o->vt->mom_kind == OL__MOM_MOMENTUM && h->momentum > 1.0)
+    if (o->vt->mom_kind == OL_MOM_MOMENTUM && h->momentum > 1.0)
         return ol__err(ctx, OL_ERANGE, "scheduled momentum must be in [0, 1], got %g", h->momentum);
     if (o->eval_mode)
         return ol__err(ctx, OL_ESTATE, "optimizer step while parameters are in eval mode (call train mode first)");
     prologue(o, ps, h);
-    OL__TRY(o->vt->step(ctx, o, ps, h));
+    if (o->vt->impl) {
+        OL__TRY(o->vt->impl->step(ctx, o, ps, h));
+    } else {
+        ol_optim_step_args a;
+        step_args(o, ps, h->lr, &a);
+        OL__TRY(o->vt->step(ctx, &a));
+    }
     o->t++;
     return OL_OK;
 }
 
 const ol_optim_params *ol_optim_get_params(const ol_optim *o) { return &o->p; }
+const char *ol_optim_get_name(const ol_optim *o) { return o->vt->name; }
+
+void ol_optim_tensor_sumsq(ol_optim *o, const float *a, const float *b, double *out)
+{
+    ol__optim_tensor_sumsq(o, a, b, out);
+}
+
+int ol_optim_error(ol_ctx *ctx, int code, const char *msg) { return ol__err(ctx, code, "%s", msg ? msg : ""); }
 int64_t ol_optim_steps(const ol_optim *o) { return o->t; }
 
 /* Public slot index i -> internal slot number (only allocated slots count). */
@@ -392,9 +328,15 @@ double ol_optim_bytes_per_param(const ol_optim *o)
     return b;
 }
 
+/* Schedule-Free's two sequences: built-ins only. */
+static int has_eval(const ol_optim *o) { return o->vt->impl && o->vt->impl->to_eval; }
+
 /* ---- state blob --------------------------------------------------------- */
 
+/* Built-ins keep the first format (the type number); a registered algorithm
+ * is identified by its name, stored after the header (format 2). */
 #define STATE_MAGIC "OLOPTST1"
+#define STATE_MAGIC_NAMED "OLOPTST2"
 
 typedef struct {
     char magic[8];
@@ -403,9 +345,11 @@ typedef struct {
     uint64_t numel;
 } state_header;
 
+static size_t name_bytes(const ol_optim *o) { return o->vt->impl ? 0 : OL_OPTIM_NAME_MAX; }
+
 size_t ol_optim_state_size(const ol_optim *o)
 {
-    return sizeof(state_header) + (size_t)ol_optim_num_slots(o) * o->numel * sizeof(float) +
+    return sizeof(state_header) + name_bytes(o) + (size_t)ol_optim_num_slots(o) * o->numel * sizeof(float) +
            (size_t)o->vt->n_scalars * sizeof(double);
 }
 
@@ -416,7 +360,7 @@ int ol_optim_state_save(ol_ctx *ctx, const ol_optim *o, void *buf, size_t cap)
         return ol__err(ctx, OL_ERANGE, "optimizer state needs %zu bytes, buffer has %zu", need, cap);
     state_header hd;
     memset(&hd, 0, sizeof hd);
-    memcpy(hd.magic, STATE_MAGIC, 8);
+    memcpy(hd.magic, name_bytes(o) ? STATE_MAGIC_NAMED : STATE_MAGIC, 8);
     hd.type = (int32_t)o->p.type;
     hd.n_slots = ol_optim_num_slots(o);
     hd.n_scalars = o->vt->n_scalars;
@@ -426,6 +370,11 @@ int ol_optim_state_save(ol_ctx *ctx, const ol_optim *o, void *buf, size_t cap)
     char *p = buf;
     memcpy(p, &hd, sizeof hd);
     p += sizeof hd;
+    if (name_bytes(o)) {
+        memset(p, 0, OL_OPTIM_NAME_MAX);
+        memcpy(p, o->vt->name, strlen(o->vt->name)); /* registration checked the length */
+        p += OL_OPTIM_NAME_MAX;
+    }
     for (int s = 0; s < o->vt->n_slots; s++)
         if (o->slot[s]) {
             memcpy(p, o->slot[s], o->numel * sizeof(float));
@@ -441,19 +390,29 @@ int ol_optim_state_load(ol_ctx *ctx, ol_optim *o, const void *buf, size_t len)
     if (len < sizeof hd)
         return ol__err(ctx, OL_EFORMAT, "optimizer state: %zu bytes is too short", len);
     memcpy(&hd, buf, sizeof hd);
-    if (memcmp(hd.magic, STATE_MAGIC, 8) != 0)
+    int named = memcmp(hd.magic, STATE_MAGIC_NAMED, 8) == 0;
+    if (!named && memcmp(hd.magic, STATE_MAGIC, 8) != 0)
         return ol__err(ctx, OL_EFORMAT, "optimizer state: bad magic");
-    if (hd.type != (int32_t)o->p.type || hd.n_slots != ol_optim_num_slots(o) || hd.n_scalars != o->vt->n_scalars ||
-        hd.numel != o->numel)
+    char name[OL_OPTIM_NAME_MAX] = "";
+    if (named) {
+        if (len < sizeof hd + sizeof name)
+            return ol__err(ctx, OL_EFORMAT, "optimizer state: %zu bytes is too short", len);
+        memcpy(name, (const char *)buf + sizeof hd, sizeof name);
+        name[sizeof name - 1] = '\0';
+    } else {
+        snprintf(name, sizeof name, "%s", ol_optim_name((ol_optim_type)hd.type));
+    }
+    if (named != (name_bytes(o) != 0) || strcmp(name, o->vt->name) != 0 || hd.n_slots != ol_optim_num_slots(o) ||
+        hd.n_scalars != o->vt->n_scalars || hd.numel != o->numel)
         return ol__err(ctx, OL_ESHAPE,
                        "optimizer state is for %s with %d slots of %llu floats, this optimizer is %s with %d of %zu",
-                       ol_optim_name((ol_optim_type)hd.type), (int)hd.n_slots, (unsigned long long)hd.numel,
-                       ol_optim_name(o->p.type), ol_optim_num_slots(o), o->numel);
+                       name, (int)hd.n_slots, (unsigned long long)hd.numel, o->vt->name, ol_optim_num_slots(o),
+                       o->numel);
     if (len != ol_optim_state_size(o))
         return ol__err(ctx, OL_EFORMAT, "optimizer state: %zu bytes, expected %zu", len, ol_optim_state_size(o));
     if (hd.t < 0)
         return ol__err(ctx, OL_EFORMAT, "optimizer state: negative step count");
-    const char *p = (const char *)buf + sizeof hd;
+    const char *p = (const char *)buf + sizeof hd + name_bytes(o);
     for (int s = 0; s < o->vt->n_slots; s++)
         if (o->slot[s]) {
             memcpy(o->slot[s], p, o->numel * sizeof(float));
@@ -461,7 +420,7 @@ int ol_optim_state_load(ol_ctx *ctx, ol_optim *o, const void *buf, size_t len)
         }
     memcpy(o->scalar, p, (size_t)o->vt->n_scalars * sizeof(double));
     o->t = hd.t;
-    o->eval_mode = hd.eval_mode != 0 && o->vt->to_eval != NULL;
+    o->eval_mode = hd.eval_mode != 0 && has_eval(o);
     return OL_OK;
 }
 
@@ -469,24 +428,24 @@ int ol_optim_state_load(ol_ctx *ctx, ol_optim *o, const void *buf, size_t len)
 
 int ol_optim_eval_mode(ol_ctx *ctx, ol_optim *o, ol_paramset *ps)
 {
-    if (o->eval_mode || !o->vt->to_eval)
+    if (o->eval_mode || !has_eval(o))
         return OL_OK;
-    OL__TRY(o->vt->to_eval(ctx, o, ps));
+    OL__TRY(o->vt->impl->to_eval(ctx, o, ps));
     o->eval_mode = 1;
     return OL_OK;
 }
 
 int ol_optim_train_mode(ol_ctx *ctx, ol_optim *o, ol_paramset *ps)
 {
-    if (!o->eval_mode || !o->vt->to_train)
+    if (!o->eval_mode || !has_eval(o))
         return OL_OK;
-    OL__TRY(o->vt->to_train(ctx, o, ps));
+    OL__TRY(o->vt->impl->to_train(ctx, o, ps));
     o->eval_mode = 0;
     return OL_OK;
 }
 
 int ol_optim_is_eval_mode(const ol_optim *o) { return o->eval_mode; }
-int ol_optim_has_eval_mode(const ol_optim *o) { return o->vt->to_eval != NULL; }
+int ol_optim_has_eval_mode(const ol_optim *o) { return has_eval(o); }
 
 double ol_clip_grad_norm(ol_paramset *ps, double max_norm)
 {

@@ -13,9 +13,11 @@
 
 #include "core/internal.h"
 #include "optimlab/optim.h"
+#include "optimlab/optim_algo.h"
+#include "optimlab/sched.h"
 
 #define OL__OPT_CHUNK 16384
-#define OL__OPT_MAX_SCALARS 4
+#define OL__OPT_MAX_SCALARS OL_OPTIM_MAX_SCALARS
 /* Independent partial sums per chunk in the norm loops: enough lanes to
  * vectorise, a fixed pattern so the result does not depend on threads. */
 #define OL__OPT_LANES 16
@@ -23,53 +25,22 @@
  * costs more than the work (and stalls when cores are shared). */
 #define OL__OPT_PAR_MIN 65536
 
-typedef struct {
-    int tensor;        /* index into ps->t */
-    size_t begin, end; /* absolute float offsets */
-} ol__chunk;
+/* The public step types are the ones the built-in kernels use. */
+typedef ol_optim_chunk ol__chunk;
+typedef ol_optim_tcoef ol__tcoef;
 
-/* How an algorithm takes its weight decay (the prologue sets ol__tcoef). */
-typedef enum {
-    OL__WD_COUPLED = 0, /* L2 through gp; decoupled (p *= 1 - lr*wd) when op.decoupled_wd */
-    OL__WD_DECOUPLED,   /* always p *= 1 - lr*wd (AdamW, Lion) */
-    OL__WD_SELF         /* the algorithm applies tc.wd itself (LARS, LAMB, Schedule-Free) */
-} ol__wd_style;
-
-/* Which schedule value ol_optim_hyper.momentum replaces. */
-typedef enum { OL__MOM_NONE = 0, OL__MOM_MOMENTUM, OL__MOM_BETA1 } ol__mom_kind;
-
-typedef struct {
-    double lr;         /* lr * lr_mult of the tensor's kind, this step */
-    double wd;         /* weight_decay * wd_mult (0 when LARC took it over) */
-    double gs, gp, ga; /* effective gradient (gs*g + gp*p) * ga */
-    double shrink;     /* decoupled decay factor 1 - lr*wd, 1 otherwise */
-    double ratio;      /* trust ratio of LARS/LAMB, 1 otherwise */
-    int adapt;         /* LARS/LAMB: this tensor gets a trust ratio */
-} ol__tcoef;
-
-typedef struct ol__optim_vt {
+/* A built-in's kernel hooks: they see the whole ol_optim (the public
+ * descriptor, ol_optim_algo, holds its metadata). */
+typedef struct ol__optim_impl {
     ol_optim_type type;
-    const char *name;
-    int n_slots;
-    const char *slot_names[OL_OPTIM_MAX_SLOTS];
-    int n_scalars;
-    const char *scalar_names[OL__OPT_MAX_SCALARS];
-    ol__wd_style wd_style;
-    ol__mom_kind mom_kind;
-    int (*validate)(ol_ctx *ctx, const ol_optim_params *op); /* optional, after the common checks */
-    /* optional: set state at creation (initial accumulator, scalars) */
-    void (*init)(ol_optim *o);
-    /* slots actually used (some are optional: momentum, amsgrad, centered) */
-    int (*slots_used)(const ol_optim_params *op);
-    /* bytes read + written per parameter in one step (benchmark accounting) */
-    double (*bytes_per_param)(const ol_optim_params *op);
+    void (*init)(ol_optim *o); /* optional: set state at creation (initial accumulator, scalars) */
     int (*step)(ol_ctx *ctx, ol_optim *o, ol_paramset *ps, const ol_optim_hyper *h);
     int (*to_eval)(ol_ctx *ctx, ol_optim *o, ol_paramset *ps);  /* optional */
     int (*to_train)(ol_ctx *ctx, ol_optim *o, ol_paramset *ps); /* optional */
-} ol__optim_vt;
+} ol__optim_impl;
 
 struct ol_optim {
-    const ol__optim_vt *vt;
+    const ol_optim_algo *vt;
     ol_optim_params p;
     float *slot[OL_OPTIM_MAX_SLOTS];
     double scalar[OL__OPT_MAX_SCALARS];
@@ -86,13 +57,13 @@ struct ol_optim {
     double *cpart; /* per-chunk scratch: [nchunks * 4] */
 };
 
-/* Registered algorithms (one family per source file). */
-extern const ol__optim_vt ol__optim_sgd;
-extern const ol__optim_vt ol__optim_adam, ol__optim_adamw, ol__optim_nadam, ol__optim_radam;
-extern const ol__optim_vt ol__optim_adagrad, ol__optim_rmsprop, ol__optim_adadelta;
-extern const ol__optim_vt ol__optim_lars, ol__optim_lamb, ol__optim_lion;
-extern const ol__optim_vt ol__optim_sfsgd, ol__optim_sfadamw;
-const ol__optim_vt *ol__optim_lookup(ol_optim_type t);
+/* The built-ins, one per line of OL_OPTIM_BUILTINS (defined in their family's file). */
+#define OL__OPT_DECL(e, n) extern const ol_optim_algo ol__optim_##n;
+OL_OPTIM_BUILTINS(OL__OPT_DECL)
+#undef OL__OPT_DECL
+
+/* The built-in descriptor of a type (NULL outside 0..OL_OPT_COUNT-1). */
+const ol_optim_algo *ol__optim_builtin(ol_optim_type t);
 
 /* The SGD momentum update with the per-tensor coefficients in o->tc, on
  * slot 0 as the momentum buffer (SGD and LARS). */

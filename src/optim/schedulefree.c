@@ -130,34 +130,52 @@ static double sfadamw_bytes(const ol_optim_params *op)
     return 28.0; /* read y, g, z, v; write y, z, v */
 }
 
-const ol__optim_vt ol__optim_sfsgd = {
-    .type = OL_OPT_SFSGD,
+static void sfsgd_defaults(ol_optim_params *op)
+{
+    op->lr = 1.0;
+    op->momentum = 0.9;
+}
+
+static const ol__optim_impl sfsgd_impl = {.type = OL_OPT_SFSGD, .init = sf_init, .step = sf_step,
+    .to_eval = sf_to_eval, .to_train = sf_to_train};
+
+const ol_optim_algo ol__optim_sfsgd = {
     .name = "sfsgd",
+    .summary = "Schedule-Free SGD (Defazio et al. 2024)",
+    .aliases = {{"sgd-schedulefree", NULL}, {"schedulefree-sgd", NULL}},
     .n_slots = 1,
     .slot_names = {"z"},
     .n_scalars = 2,
     .scalar_names = {"weight_sum", "lr_max"},
-    .wd_style = OL__WD_COUPLED,
+    .wd_style = OL_WD_COUPLED,
+    .options = OL_OPTION_MOMENTUM | OL_OPTION_SCHEDULE_FREE,
+    .defaults = sfsgd_defaults,
     .validate = sf_validate,
-    .init = sf_init,
     .bytes_per_param = sfsgd_bytes,
-    .step = sf_step,
-    .to_eval = sf_to_eval,
-    .to_train = sf_to_train,
+    .impl = &sfsgd_impl,
 };
 
-const ol__optim_vt ol__optim_sfadamw = {
-    .type = OL_OPT_SFADAMW,
+static void sfadamw_defaults(ol_optim_params *op)
+{
+    op->lr = 2.5e-3;
+    op->decoupled_wd = 1;
+}
+
+static const ol__optim_impl sfadamw_impl = {.type = OL_OPT_SFADAMW, .init = sf_init, .step = sf_step,
+    .to_eval = sf_to_eval, .to_train = sf_to_train};
+
+const ol_optim_algo ol__optim_sfadamw = {
     .name = "sfadamw",
+    .summary = "Schedule-Free AdamW (Defazio et al. 2024)",
+    .aliases = {{"adamw-schedulefree", NULL}, {"schedulefree-adamw", NULL}},
     .n_slots = 2,
     .slot_names = {"z", "exp_avg_sq"},
     .n_scalars = 2,
     .scalar_names = {"weight_sum", "lr_max"},
-    .wd_style = OL__WD_SELF,
+    .wd_style = OL_WD_SELF,
+    .options = OL_OPTION_BETAS | OL_OPTION_EPS | OL_OPTION_SCHEDULE_FREE,
+    .defaults = sfadamw_defaults,
     .validate = sf_validate,
-    .init = sf_init,
     .bytes_per_param = sfadamw_bytes,
-    .step = sf_step,
-    .to_eval = sf_to_eval,
-    .to_train = sf_to_train,
+    .impl = &sfadamw_impl,
 };

@@ -86,14 +86,32 @@ static int sgd_step(ol_ctx *ctx, ol_optim *o, ol_paramset *ps, const ol_optim_hy
 static int sgd_slots(const ol_optim_params *op) { return op->momentum > 0.0 ? 1 : 0; }
 static double sgd_bytes(const ol_optim_params *op) { return op->momentum > 0.0 ? 20.0 : 12.0; }
 
-const ol__optim_vt ol__optim_sgd = {
-    .type = OL_OPT_SGD,
+static void sgd_defaults(ol_optim_params *op) { op->lr = 0.1; }
+static void alias_momentum(ol_optim_params *op) { op->momentum = 0.9; }
+static void alias_nesterov(ol_optim_params *op)
+{
+    op->momentum = 0.9;
+    op->nesterov = 1;
+}
+static void alias_larc(ol_optim_params *op)
+{
+    op->momentum = 0.9;
+    op->larc = 1;
+}
+
+static const ol__optim_impl sgd_impl = {.type = OL_OPT_SGD, .step = sgd_step};
+
+const ol_optim_algo ol__optim_sgd = {
     .name = "sgd",
+    .summary = "SGD with momentum, dampening and Nesterov (torch.optim.SGD)",
+    .aliases = {{"momentum", alias_momentum}, {"nesterov", alias_nesterov}, {"larc", alias_larc}},
     .n_slots = 1,
     .slot_names = {"momentum_buffer"},
-    .wd_style = OL__WD_COUPLED,
-    .mom_kind = OL__MOM_MOMENTUM,
+    .wd_style = OL_WD_COUPLED,
+    .mom_kind = OL_MOM_MOMENTUM,
+    .options = OL_OPTION_MOMENTUM | OL_OPTION_DAMPENING | OL_OPTION_NESTEROV | OL_OPTION_DECOUPLED_WD,
+    .defaults = sgd_defaults,
     .slots_used = sgd_slots,
     .bytes_per_param = sgd_bytes,
-    .step = sgd_step,
+    .impl = &sgd_impl,
 };

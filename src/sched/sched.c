@@ -69,9 +69,11 @@ ol_sched_params ol_sched_default_params(ol_sched_type t)
 
 static int validate_one(ol_ctx *ctx, const ol_sched_params *s, int nested)
 {
-    if (s->type < 0 || s->type >= OL_SCHED_COUNT)
+    if (s->type == OL_SCHED_USER && !(s->user && s->user->lr))
+        return ol__err(ctx, OL_ENAME, "registered schedule without a descriptor or lr function");
+    if (s->type != OL_SCHED_USER && (s->type < 0 || s->type >= OL_SCHED_COUNT))
         return ol__err(ctx, OL_ENAME, "unknown schedule type %d", (int)s->type);
-    const char *nm = sched_names[s->type];
+    const char *nm = ol_sched_params_name(s);
     if (!(s->base_lr >= 0.0 && isfinite(s->base_lr)))
         return ol__err(ctx, OL_ERANGE, "learning rate must be >= 0, got %g", s->base_lr);
     if (s->total_steps < 0 || s->warmup_steps < 0)
@@ -279,6 +281,7 @@ static double main_lr(const ol_sched_params *s, int64_t u, int64_t length)
 {
     const double lr = s->base_lr;
     switch (s->type) {
+    case OL_SCHED_USER: return s->user->lr(s->user_param, u, length, lr);
     case OL_SCHED_CONSTANT:
     case OL_SCHED_PLATEAU: return lr;
     case OL_SCHED_STEP: return lr * pow(s->gamma, (double)(u / s->step_size));
