@@ -22,13 +22,15 @@ void cli_free(cli_values *v)
 {
     for (int i = 0; i < v->n; i++)
         free(v->val[i]);
-    ol_ctx_free(v->reg);
+    if (!v->reg_borrowed)
+        ol_ctx_free(v->reg);
     memset(v, 0, sizeof *v);
 }
 
 int cli_copy(cli_values *dst, const cli_values *src)
 {
     *dst = *src;
+    dst->reg_borrowed = src->reg != NULL; /* src's registry, freed with src */
     int bad = 0;
     for (int i = 0; i < src->n; i++)
         bad |= !(dst->val[i] = strdup(src->val[i]));

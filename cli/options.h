@@ -36,6 +36,7 @@ typedef struct {
                                 CLI_RESOLVED: an unset option's effective value (config.json) */
     char err[512];
     struct ol_ctx *reg; /* registered algorithms and loaded plugins (cli_registry), freed by cli_free */
+    int reg_borrowed;   /* reg belongs to the cli_values this one was copied from (cli_copy) */
 } cli_values;
 
 /* Collect tables (NULL-terminated list of arrays, each ending with {NULL}). */

@@ -247,7 +247,6 @@ static int build_sequence(cli_values *v, double base_lr, const cli_epochs *ep, o
             rc = fail(v, "--sequence-milestones must increase and lie inside training");
         if (rc == 0 && build_sched(&c, base_lr, ep, end - start, &parts[i], 1) < 0)
             rc = fail(v, "--sequence part %d: %s", i + 1, c.err);
-        c.reg = NULL; /* v's registry, shared: a registered schedule can be a part */
         cli_free(&c);
         if (rc < 0)
             return -1;

@@ -15,9 +15,10 @@ fail=0
   --epochs 1 --out "$tmp/run" >/dev/null || { echo "FAIL: setup"; exit 1; }
 ck=$(ls "$tmp"/run/ckpt-*.safetensors | tail -1)
 mkdir -p "$tmp/claim"
-# rewrite the model description in the safetensors header (the checksum covers only tensors)
+# rewrite the model description in the safetensors header, with a whole-file checksum that matches
+# again (format 2), so that only the architecture check can refuse it
 "$py" - "$ck" "$tmp/claim/$(basename "$ck")" <<'PY' || { echo "FAIL: rewrite"; exit 1; }
-import json, struct, sys
+import json, struct, sys, zlib
 b = open(sys.argv[1], "rb").read()
 n = struct.unpack("<Q", b[:8])[0]
 h = json.loads(b[8:8 + n])
@@ -25,9 +26,13 @@ m = json.loads(h["__metadata__"]["model"])
 assert m["arch"] == "resnet8"
 m["arch"] = "resnet182"
 h["__metadata__"]["model"] = json.dumps(m, separators=(",", ":"), sort_keys=True)
+h["__metadata__"]["file_crc32"] = "00000000"
 hb = json.dumps(h, separators=(",", ":")).encode()
 hb += b" " * ((8 - len(hb) % 8) % 8)
-open(sys.argv[2], "wb").write(struct.pack("<Q", len(hb)) + hb + b[8 + n:])
+out = struct.pack("<Q", len(hb)) + hb + b[8 + n:]
+crc = "%08x" % zlib.crc32(out)
+out = out.replace(b'"file_crc32":"00000000"', ('"file_crc32":"%s"' % crc).encode(), 1)
+open(sys.argv[2], "wb").write(out)
 PY
 "$bin" export "$tmp/claim" --out "$tmp/w.safetensors" >"$tmp/out" 2>"$tmp/err"
 st=$?
