@@ -91,6 +91,19 @@ int ol_model_forward(ol_ctx *ctx, ol_model *m, const float *x, int n, int train)
 /* Logits of the last forward: [n][num_classes], owned by the model. */
 const float *ol_model_logits(const ol_model *m);
 
+/* Softmax probabilities computed by the last ol_model_loss: [n][num_classes],
+ * owned by the model (ensembles average them). */
+const float *ol_model_probs(const ol_model *m);
+
+/* Whether the model has BatchNorm layers (running statistics in the buffers). */
+int ol_model_has_batchnorm(const ol_model *m);
+/* The momentum of the BatchNorm running statistics (PyTorch's: new = (1 - m)
+ * old + m batch), one value for every BatchNorm layer: mp.bn_momentum until
+ * set. Set it to 1/(b+1) for the b-th batch to recompute the statistics as a
+ * cumulative average. */
+float ol_model_bn_momentum(const ol_model *m);
+void ol_model_set_bn_momentum(ol_model *m, float momentum);
+
 /* Softmax cross-entropy of the last forward's logits against labels, with
  * optional label smoothing. Returns the summed loss (not the mean) and the
  * number of correct top-1 predictions, and sets the logits' gradient to

@@ -143,6 +143,9 @@ typedef struct {
     double loss_sum; /* summed over the batch */
     int correct;
     double grad_norm; /* before clipping */
+    /* wall time of the step's parts, in seconds: forward and loss; backward,
+     * gradient reduction and clipping; the update (0 when skipped) */
+    double forward_s, backward_s, update_s;
 } ol_step_result;
 
 /* One optimizer step on the batch x[0..n): forward and backward in micro-batches
@@ -156,6 +159,14 @@ int ol_train_step(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim 
 /* The first half of ol_train_step: forward, backward and clipping, no update. */
 int ol_train_grads(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, const float *x, const int32_t *y, int n,
                    ol_step_result *out);
+
+/* The learning rate ol_train uses for step `step` (from 0) whose global batch
+ * is `batch`: the schedule's value (its warm-up included; with plateau, the
+ * reduce-on-plateau state's lr) times tp's batch-size rule (tp->lr_scaling
+ * from tp->base_batch, or batch_size, with tp->lr_knee). optimlab schedule
+ * prints these values. */
+double ol_train_lr(const ol_train_params *tp, const ol_sched_params *sched, const ol_plateau *plateau, int64_t step,
+                   int64_t batch);
 
 /* Optimizer steps that ol_train will take for a training set of n samples
  * (the batch schedule walked through every epoch), for schedules that need

@@ -158,6 +158,30 @@ void ol_model_free(ol_model *m)
 ol_paramset *ol_model_paramset(ol_model *m) { return &m->ps; }
 const ol_model_params *ol_model_get_params(const ol_model *m) { return &m->mp; }
 int ol_model_num_classes(const ol_model *m) { return m->num_classes; }
+const float *ol_model_probs(const ol_model *m) { return m->probs; }
+
+int ol_model_has_batchnorm(const ol_model *m)
+{
+    for (int k = 0; k < m->nnodes; k++)
+        if (m->nodes[k].op == OL__OP_BATCHNORM2D)
+            return 1;
+    return 0;
+}
+
+float ol_model_bn_momentum(const ol_model *m)
+{
+    for (int k = 0; k < m->nnodes; k++)
+        if (m->nodes[k].op == OL__OP_BATCHNORM2D)
+            return m->nodes[k].bn_momentum;
+    return m->mp.bn_momentum;
+}
+
+void ol_model_set_bn_momentum(ol_model *m, float momentum)
+{
+    for (int k = 0; k < m->nnodes; k++)
+        if (m->nodes[k].op == OL__OP_BATCHNORM2D)
+            m->nodes[k].bn_momentum = momentum;
+}
 
 static int ends_with(const char *s, const char *suffix)
 {

@@ -1,5 +1,5 @@
-/* Pieces of the training loop kept out of train.c: the metrics file and the
- * divergence rule. */
+/* Pieces of the training loop kept out of train.c: the step, the step plan,
+ * the metrics file and the divergence rule. */
 #ifndef OL_TRAIN_INTERNAL_H
 #define OL_TRAIN_INTERNAL_H
 
@@ -9,6 +9,35 @@
 #include "core/internal.h"
 #include "io/jsonw.h"
 #include "optimlab/checkpoint.h"
+#include "optimlab/train.h"
+
+typedef struct ol__dsync ol__dsync;
+
+/* What ol_train adds to a step (all zero: this process alone, as ol_train_step). */
+typedef struct {
+    ol__dsync *ds;            /* gradient reduction and DiLoCo (NULL: none) */
+    int64_t step, total;      /* the step's index; the run's length (DiLoCo's last round) */
+    const ol_train_state *st; /* recent losses for tp->spike_zscore (NULL: no spike rule) */
+    float *bn_saved;          /* bnumel floats: BN statistics are put back after a skipped step (NULL: kept) */
+} ol__step_env;
+
+/* Forward, loss and backward over micro-batches of this rank's x[0..k) out of
+ * a global batch of n, the reduction of ds, clipping; *nonfinite when the loss
+ * or the gradient norm is not finite on any rank. Collective when ds is set. */
+int ol__train_grads(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol__dsync *ds, int64_t step,
+                    const float *x, const int32_t *y, int k, int n, ol_step_result *out, int *nonfinite);
+/* ol__train_grads, then either a skipped step (a non-finite loss or gradient,
+ * or a loss spike: why[] says which, BN statistics restored, no update) or the
+ * update: optimizer step, ds's commit or DiLoCo round, the replica check.
+ * why[0] == 0 when the update was made. */
+int ol__train_step(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt, const ol__step_env *env,
+                   const float *x, const int32_t *y, int k, int n, const ol_optim_hyper *h, ol_step_result *out,
+                   char *why, size_t cap);
+
+/* The global batch of step `step` after samples_before samples (batch schedule or batch_size). */
+int64_t ol__train_batch_for(const ol_train_params *tp, int64_t step, int64_t samples_before);
+/* The largest global batch of a run over n samples (loader and activations hold it). */
+int64_t ol__train_max_batch(const ol_train_params *tp, int64_t n);
 
 /* metrics.jsonl, with the CRC-32 of every byte it holds (stored in checkpoints). */
 typedef struct {
