@@ -1,5 +1,5 @@
 /* optimlab bench train: time full training steps (forward, loss, backward,
- * SGD-momentum update) on random data. */
+ * SGD-momentum update) on random data: the library's step, ol_train_step. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,25 +120,14 @@ int bench_train(int argc, char **argv)
         y[i] = (int32_t)(i % classes);
     ol_paramset *ps = ol_model_paramset(m);
     ol_optim_hyper hyp = {.lr = 0.01, .momentum = -1};
+    const ol_train_params tp = ol_train_default_params(); /* the whole batch at once, no clipping */
     for (long long it = -warmup; it < steps && st >= 0; it++) {
-        double t0 = ol_now();
-        ol_paramset_zero_grads(ps);
-        st = ol_model_forward(ctx, m, x, (int)batch, 1);
-        double loss;
-        int correct;
-        if (st >= 0)
-            st = ol_model_loss(ctx, m, y, (int)batch, 0.0f, 1.0f / (float)batch, &loss, &correct);
-        double t1 = ol_now();
-        if (st >= 0)
-            st = ol_model_backward(ctx, m);
-        double t2 = ol_now();
-        if (st >= 0)
-            st = ol_optim_step(ctx, opt, ps, &hyp);
-        double t3 = ol_now();
+        ol_step_result sr;
+        st = ol_train_step(ctx, &tp, m, opt, x, y, (int)batch, &hyp, &sr); /* the step train takes */
         if (it >= 0) {
-            times[it * 3] = t1 - t0;
-            times[it * 3 + 1] = t2 - t1;
-            times[it * 3 + 2] = t3 - t2;
+            times[it * 3] = sr.forward_s;
+            times[it * 3 + 1] = sr.backward_s;
+            times[it * 3 + 2] = sr.update_s;
         }
     }
     if (st < 0) {

@@ -130,6 +130,9 @@ int cmd_schedule(int argc, char **argv)
     }
     if (bc.sched.type != OL_BATCH_CONSTANT)
         tp.batch_sched = &bc.sched;
+    tp.lr_scaling = bc.lr_scaling;
+    tp.base_batch = bc.base_batch;
+    tp.lr_knee = bc.knee;
     if (cli_build_sched_run(&v, op.lr, &tp, n, steps, &sp)) {
         rc = cli_fail(OL_EXIT_USAGE, v.err);
         goto done;
@@ -142,11 +145,14 @@ int cmd_schedule(int argc, char **argv)
     }
     double *mom = lr + steps, *bs = mom + steps;
     const double m0 = fixed_momentum(&op);
+    ol_plateau pl; /* reduce-on-plateau: train's starting state (no metric here) */
+    if (sp.type == OL_SCHED_PLATEAU)
+        ol_plateau_init(&pl, &sp);
     int64_t samples = 0;
     for (int64_t t = 0; t < steps; t++) {
         int64_t b = ol_batch_sched_batch(&bc.sched, t, samples);
         double m = ol_sched_momentum(&sp, t);
-        lr[t] = ol_sched_lr(&sp, t) * cli_batch_lr_scale(&bc, b);
+        lr[t] = ol_train_lr(&tp, &sp, sp.type == OL_SCHED_PLATEAU ? &pl : NULL, t, b); /* train's rule */
         mom[t] = m < 0.0 ? m0 : m;
         bs[t] = (double)b;
         samples += b;

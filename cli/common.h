@@ -86,8 +86,6 @@ typedef struct {
  * becomes the step where that many epochs of data have been consumed at the
  * batches before it; --batch-ramp-ratio is a fraction of epochs x n samples. */
 int cli_build_batch_sched(cli_values *v, const ol_train_params *tp, int64_t n, cli_batch_config *bc);
-/* lr multiplier for a step with global batch `batch`. */
-double cli_batch_lr_scale(const cli_batch_config *bc, int64_t batch);
 
 /* Presets before the command line: the recipe (--recipe, or `recipe:` in the
  * file), then the YAML file of --config. Scans argv[first..] for both; call

@@ -552,8 +552,3 @@ int cli_build_batch_sched(cli_values *v, const ol_train_params *tp, int64_t n, c
     ol_ctx_free(tmp);
     return rc < 0 ? -1 : 0;
 }
-
-double cli_batch_lr_scale(const cli_batch_config *bc, int64_t batch)
-{
-    return ol_lr_scale(bc->lr_scaling, (double)batch, (double)bc->base_batch, bc->knee);
-}

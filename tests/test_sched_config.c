@@ -279,7 +279,7 @@ static void test_cli_builders(void)
     ASSERT_EQ_INT(bc.sched.milestones[0], 30);
     ASSERT_EQ_INT(bc.sched.milestones[1], 36);
     ASSERT_EQ_INT(bc.micro_batch, 32);
-    ASSERT_NEAR(cli_batch_lr_scale(&bc, 128), 2.0, 1e-15);
+    ASSERT_NEAR(ol_lr_scale(bc.lr_scaling, 128.0, (double)bc.base_batch, bc.knee), 2.0, 1e-15);
     ASSERT_EQ_INT(ol_batch_sched_batch(&bc.sched, 30, 0), 640);
     cli_set(&v, "lr-scaling", "cube", 1);
     ASSERT_EQ_INT(cli_build_batch_sched(&v, &tp, 1280, &bc), -1);
