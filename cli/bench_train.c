@@ -120,7 +120,8 @@ int bench_train(int argc, char **argv)
         y[i] = (int32_t)(i % classes);
     ol_paramset *ps = ol_model_paramset(m);
     ol_optim_hyper hyp = {.lr = 0.01, .momentum = -1};
-    const ol_train_params tp = ol_train_default_params(); /* the whole batch at once, no clipping */
+    ol_train_params tp = ol_train_default_params(); /* the whole batch at once, no clipping */
+    tp.skip_grad_norm = 1;                          /* as PyTorch's step (bench/torch_train.py) */
     for (long long it = -warmup; it < steps && st >= 0; it++) {
         ol_step_result sr;
         st = ol_train_step(ctx, &tp, m, opt, x, y, (int)batch, &hyp, &sr); /* the step train takes */

@@ -33,6 +33,8 @@ typedef struct {
     int log_every;          /* steps between step records (0: 50) */
     float label_smoothing;
     double clip_grad_norm;  /* 0 = off */
+    int skip_grad_norm;     /* with clip_grad_norm 0: no gradient-norm pass (grad_norm reported as 0; a
+                               non-finite gradient shows in the next loss). Benchmarks: PyTorch's step has none */
     int drop_last;
     ol_augment aug;
     uint64_t seed;

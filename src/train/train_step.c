@@ -19,6 +19,14 @@ double ol_train_lr(const ol_train_params *tp, const ol_sched_params *sched, cons
                             (double)(tp->base_batch > 0 ? tp->base_batch : tp->batch_size), tp->lr_knee);
 }
 
+/* The global gradient norm before clipping, and the clipping (0: skipped). */
+static double clip_norm(const ol_train_params *tp, ol_paramset *ps)
+{
+    if (tp->skip_grad_norm && !(tp->clip_grad_norm > 0.0))
+        return 0.0;
+    return ol_clip_grad_norm(ps, tp->clip_grad_norm);
+}
+
 /* Gradients of a global batch of n samples, of which this rank holds x[0..k),
  * summed over ranks with the bucketed all-reduce started during the backward
  * of the last micro-batch (or PowerSGD after backward; DiLoCo: the mean over
@@ -72,12 +80,12 @@ int ol__train_grads(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol__dsy
         rc = rc2;
     OL__TRY(ol_comm_agree(ctx, tp->comm, rc));
     /* DiLoCo clips each rank's own gradient; every rank must learn of a bad one */
-    const double norm = local ? ol_clip_grad_norm(ps, tp->clip_grad_norm) : 0.0;
+    const double norm = local ? clip_norm(tp, ps) : 0.0;
     double s[4] = {out->loss_sum, (double)out->correct, (double)(local_bad || !isfinite(norm)), norm * norm};
     OL__TRY(ol_comm_allreduce_f64(ctx, tp->comm, s, local ? 4 : 3));
     out->loss_sum = s[0];
     out->correct = (int)s[1];
-    out->grad_norm = local ? sqrt(s[3] / ol_comm_size(tp->comm)) : ol_clip_grad_norm(ps, tp->clip_grad_norm);
+    out->grad_norm = local ? sqrt(s[3] / ol_comm_size(tp->comm)) : clip_norm(tp, ps);
     *nonfinite = s[2] > 0 || !isfinite(out->loss_sum) || !isfinite(out->grad_norm);
     out->backward_s += ol__now() - t;
     return OL_OK;
