@@ -20,7 +20,8 @@ static const char *const schedule_usage =
     "                         [--plot FILE.svg]\n"
     "\n"
     "Print step,lr,momentum,batch_size for every optimizer step (CSV, or JSON with --json) as train would\n"
-    "use them: the lr includes --lr-scaling for each step's batch size; momentum is the cycled value, or the\n"
+    "use them over epochs of S x B samples (an epoch's last step takes the samples left): the lr includes\n"
+    "--lr-scaling for each step's batch size; momentum is the cycled value, or the\n"
     "optimizer's momentum (Adam beta1) when the schedule does not cycle it. reduce-on-plateau has no\n"
     "validation metric here and shows its starting lr.\n"
     "\n"
@@ -138,24 +139,29 @@ int cmd_schedule(int argc, char **argv)
         goto done;
     }
     ctx = ol_ctx_new(1);
-    lr = malloc(sizeof(double) * 3 * (size_t)steps);
+    lr = malloc((sizeof(double) * 3 + sizeof(int64_t)) * (size_t)steps);
     if (!ctx || !lr) {
         rc = cli_fail(OL_EXIT_FAIL, "out of memory");
         goto done;
     }
     double *mom = lr + steps, *bs = mom + steps;
+    int64_t *batches = (int64_t *)(bs + steps);
+    /* train's batches: all --steps steps (epochs 0), an epoch's last one takes the samples left */
+    ol_train_params by_steps = tp;
+    by_steps.epochs = 0;
+    if (ol_train_step_batches(&by_steps, n, batches, steps) != steps) {
+        rc = cli_fail(OL_EXIT_USAGE, "the batch schedule gives fewer than --steps steps");
+        goto done;
+    }
     const double m0 = fixed_momentum(&op);
     ol_plateau pl; /* reduce-on-plateau: train's starting state (no metric here) */
     if (sp.type == OL_SCHED_PLATEAU)
         ol_plateau_init(&pl, &sp);
-    int64_t samples = 0;
     for (int64_t t = 0; t < steps; t++) {
-        int64_t b = ol_batch_sched_batch(&bc.sched, t, samples);
         double m = ol_sched_momentum(&sp, t);
-        lr[t] = ol_train_lr(&tp, &sp, sp.type == OL_SCHED_PLATEAU ? &pl : NULL, t, b); /* train's rule */
+        lr[t] = ol_train_lr(&tp, &sp, sp.type == OL_SCHED_PLATEAU ? &pl : NULL, t, batches[t]); /* train's rule */
         mom[t] = m < 0.0 ? m0 : m;
-        bs[t] = (double)b;
-        samples += b;
+        bs[t] = (double)batches[t];
     }
     /* the plot first: a bad path fails before anything is printed */
     const char *plot_path = cli_str(&v, "plot");

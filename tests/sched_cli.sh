@@ -68,8 +68,10 @@ checks=$((checks + 1))
 [ "$(head -1 "$T/csv")" = "step,lr,momentum,batch_size" ] || fail "CSV header: $(head -1 "$T/csv")"
 [ "$(wc -l <"$T/csv")" -eq 101 ] || fail "CSV has $(wc -l <"$T/csv") lines, expected 101"
 checks=$((checks + 1))
+# epochs of 2 x 128 samples: batch 256 from epoch 25 = step 50 (an epoch of 128 samples could not hold
+# it; train, and so the schedule, would take 128-sample steps there)
 "$BIN" $S --json --schedule cyclic --lr 0.01 --max-lr 0.1 --step-size-up 10 --batch-schedule milestones \
-    --batch-milestones 50 --batch-factor 2 --steps-per-epoch 1 --plot "$T/p.svg" >"$T/json" 2>"$T/err" ||
+    --batch-milestones 25 --batch-factor 2 --steps-per-epoch 2 --plot "$T/p.svg" >"$T/json" 2>"$T/err" ||
     fail "schedule --json: $(cat "$T/err")"
 if command -v python3 >/dev/null; then
     python3 - "$T/json" <<'PY' || fail "schedule --json output does not parse or is wrong"

@@ -174,6 +174,11 @@ double ol_train_lr(const ol_train_params *tp, const ol_sched_params *sched, cons
  * (the batch schedule walked through every epoch), for schedules that need
  * the length of training. */
 int64_t ol_train_count_steps(const ol_train_params *tp, int64_t n);
+/* The global batch of each of the first cap steps ol_train takes over a
+ * training set of n samples (the batch schedule; an epoch's last step takes
+ * the samples left, or none with drop_last), into batches[0..cap). Returns the
+ * steps filled: fewer than cap when training ends first (epochs 0: by steps). */
+int64_t ol_train_step_batches(const ol_train_params *tp, int64_t n, int64_t *batches, int64_t cap);
 /* Optimizer steps taken before data epoch `epochs` (fractions allowed)
  * begins, for a training set of n samples: round(epochs * steps per epoch)
  * with a constant batch; under a batch schedule the steps walked until that

@@ -18,8 +18,10 @@ int64_t ol__train_batch_for(const ol_train_params *tp, int64_t step, int64_t sam
  * drop_last), up to the training length or, with stop >= 0, up to the first
  * step that starts at data epoch `stop` or later (a step starting at sample
  * pos of epoch e starts at epoch e + pos/n). *reached: the data epoch where
- * the walk ended; *last: the batch of its last step. */
-static int64_t walk_steps(const ol_train_params *tp, int64_t n, double stop, double *reached, int64_t *last)
+ * the walk ended; *last: the batch of its last step; batches (NULL: none)
+ * receives the samples of each step (an epoch's last step takes those left). */
+static int64_t walk_steps(const ol_train_params *tp, int64_t n, double stop, double *reached, int64_t *last,
+                          int64_t *batches)
 {
     int64_t step = 0, seen = 0;
     *reached = 0.0;
@@ -35,6 +37,8 @@ static int64_t walk_steps(const ol_train_params *tp, int64_t n, double stop, dou
             if (left <= 0 || (tp->drop_last && left < b))
                 break;
             int64_t k = left < b ? left : b;
+            if (batches)
+                batches[step] = k;
             pos += k;
             seen += k;
             *last = b;
@@ -58,7 +62,7 @@ int64_t ol_train_count_steps(const ol_train_params *tp, int64_t n)
     }
     double reached;
     int64_t last;
-    return walk_steps(tp, n, -1.0, &reached, &last);
+    return walk_steps(tp, n, -1.0, &reached, &last, NULL);
 }
 
 int64_t ol_train_epoch_steps(const ol_train_params *tp, int64_t n, double epochs)
@@ -68,7 +72,7 @@ int64_t ol_train_epoch_steps(const ol_train_params *tp, int64_t n, double epochs
     int64_t b = tp->batch_size, steps = 0;
     double reached = 0.0;
     if (tp->batch_sched)
-        steps = walk_steps(tp, n, epochs, &reached, &b);
+        steps = walk_steps(tp, n, epochs, &reached, &b, NULL);
     if (reached < epochs) { /* past the training length: on at the last batch */
         int64_t per = tp->drop_last ? n / b : (n + b - 1) / b;
         steps += llround((epochs - reached) * (double)(per > 0 ? per : 1));
@@ -84,6 +88,18 @@ int64_t ol__train_max_batch(const ol_train_params *tp, int64_t n)
     int64_t b = tp->batch_size, last = b;
     double reached;
     if (tp->batch_sched)
-        walk_steps(tp, n, -1.0, &reached, &last);
+        walk_steps(tp, n, -1.0, &reached, &last, NULL);
     return last > b ? last : b;
+}
+
+int64_t ol_train_step_batches(const ol_train_params *tp, int64_t n, int64_t *batches, int64_t cap)
+{
+    if (n <= 0 || tp->batch_size <= 0 || cap <= 0)
+        return 0;
+    ol_train_params t = *tp;
+    if (t.max_steps <= 0 || t.max_steps > cap)
+        t.max_steps = cap;
+    double reached;
+    int64_t last;
+    return walk_steps(&t, n, -1.0, &reached, &last, batches);
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The lr of every training step (metrics.jsonl) is bitwise what `optimlab
-# schedule` prints for the same options: one rule (schedule x warm-up x batch
-# scaling, ol_train_lr) for both, with batch schedules and lr scaling.
+# The lr and batch of every training step (metrics.jsonl) are bitwise what
+# `optimlab schedule` prints for the same options: one lr rule (schedule x
+# warm-up x batch scaling, ol_train_lr) and one step plan
+# (ol_train_step_batches) for both, with batch schedules and lr scaling.
 # usage: lr_rule_cli.sh path/to/optimlab
 set -u
 bin=$1
@@ -59,5 +60,10 @@ check "milestones, linear-then-sqrt, Goyal warm-up start" 3 --schedule step --st
     --lr-scaling-knee 2 --warmup-steps 6 --warmup-start-factor auto
 check "reduce-on-plateau with warm-up and sqrt scaling" 2 --schedule reduce-on-plateau --lr 0.05 --warmup-steps 5 \
     --lr-scaling sqrt --base-batch-size 8
+# a ramp whose batches do not divide the epoch: its last step takes the samples
+# left (smaller batch, smaller scaled lr), and the ramp goes on from the
+# samples seen; optimlab schedule used to print the full batch there
+check "batch ramp across epoch ends, linear scaling" 3 --schedule cosine --lr 0.05 --batch-schedule ramp \
+    --batch-ramp-samples 700 --max-batch-size 96 --lr-scaling linear --warmup-steps 4
 [ $fails -eq 0 ] && echo "lr_rule_cli: all passed"
 exit $((fails > 0))
