@@ -38,6 +38,39 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+static void fill_random(float *x, size_t nin, int32_t *y, long long batch, long long classes)
+{
+    uint64_t s = 88172645463325252ULL;
+    for (size_t i = 0; i < nin; i++) { /* xorshift: uniform in [-1, 1) */
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        x[i] = (float)((double)(s >> 11) * 0x1.0p-52 - 1.0);
+    }
+    for (long long i = 0; i < batch; i++)
+        y[i] = (int32_t)(i % classes);
+}
+
+/* warmup untimed steps, then steps timed ones: forward, backward, update per step in times[3 i..]. */
+static int time_steps(ol_ctx *ctx, ol_model *m, ol_optim *opt, const float *x, const int32_t *y, int batch,
+                      long long warmup, long long steps, double *times)
+{
+    ol_optim_hyper hyp = {.lr = 0.01, .momentum = -1};
+    ol_train_params tp = ol_train_default_params(); /* the whole batch at once, no clipping */
+    tp.skip_grad_norm = 1;                          /* as PyTorch's step (bench/torch_train.py) */
+    int st = OL_OK;
+    for (long long it = -warmup; it < steps && st >= 0; it++) {
+        ol_step_result sr;
+        st = ol_train_step(ctx, &tp, m, opt, x, y, batch, &hyp, &sr); /* the step train takes */
+        if (it >= 0) {
+            times[it * 3] = sr.forward_s;
+            times[it * 3 + 1] = sr.backward_s;
+            times[it * 3 + 2] = sr.update_s;
+        }
+    }
+    return st;
+}
+
 int bench_train(int argc, char **argv)
 {
     const cli_opt *const tables[] = {cli_model_opts, bench_train_opts, cli_run_opts, NULL};
@@ -109,28 +142,9 @@ int bench_train(int argc, char **argv)
         rc = cli_fail(OL_EXIT_FAIL, "out of memory");
         goto done;
     }
-    uint64_t s = 88172645463325252ULL;
-    for (size_t i = 0; i < nin; i++) { /* xorshift: uniform in [-1, 1) */
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        x[i] = (float)((double)(s >> 11) * 0x1.0p-52 - 1.0);
-    }
-    for (long long i = 0; i < batch; i++)
-        y[i] = (int32_t)(i % classes);
+    fill_random(x, nin, y, batch, classes);
     ol_paramset *ps = ol_model_paramset(m);
-    ol_optim_hyper hyp = {.lr = 0.01, .momentum = -1};
-    ol_train_params tp = ol_train_default_params(); /* the whole batch at once, no clipping */
-    tp.skip_grad_norm = 1;                          /* as PyTorch's step (bench/torch_train.py) */
-    for (long long it = -warmup; it < steps && st >= 0; it++) {
-        ol_step_result sr;
-        st = ol_train_step(ctx, &tp, m, opt, x, y, (int)batch, &hyp, &sr); /* the step train takes */
-        if (it >= 0) {
-            times[it * 3] = sr.forward_s;
-            times[it * 3 + 1] = sr.backward_s;
-            times[it * 3 + 2] = sr.update_s;
-        }
-    }
+    st = time_steps(ctx, m, opt, x, y, (int)batch, warmup, steps, times);
     if (st < 0) {
         rc = cli_fail_ctx(ctx, OL_EXIT_FAIL);
         goto done;

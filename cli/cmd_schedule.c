@@ -88,6 +88,30 @@ static int plot(ol_ctx *ctx, const char *path, const char *title, const double *
     return rc;
 }
 
+/* lr, momentum and batch of each step as train takes them: the step plan over
+ * epochs of n samples and the lr rule (ol_train_lr). bs is followed by room
+ * for steps int64_t. */
+static int fill(const ol_train_params *tp, const ol_sched_params *sp, const ol_optim_params *op, int64_t n,
+                int64_t steps, double *lr, double *mom, double *bs)
+{
+    int64_t *batches = (int64_t *)(bs + steps);
+    ol_train_params by_steps = *tp; /* all --steps steps, whatever the epochs */
+    by_steps.epochs = 0;
+    if (ol_train_step_batches(&by_steps, n, batches, steps) != steps)
+        return -1;
+    const double m0 = fixed_momentum(op);
+    ol_plateau pl; /* reduce-on-plateau: train's starting state (no metric here) */
+    if (sp->type == OL_SCHED_PLATEAU)
+        ol_plateau_init(&pl, sp);
+    for (int64_t t = 0; t < steps; t++) {
+        double m = ol_sched_momentum(sp, t);
+        lr[t] = ol_train_lr(tp, sp, sp->type == OL_SCHED_PLATEAU ? &pl : NULL, t, batches[t]);
+        mom[t] = m < 0.0 ? m0 : m;
+        bs[t] = (double)batches[t];
+    }
+    return 0;
+}
+
 int cmd_schedule(int argc, char **argv)
 {
     const cli_opt *const tables[] = {cli_sched_opts, cli_batch_opts, cli_optim_opts, schedule_opts, cli_config_opts,
@@ -145,23 +169,9 @@ int cmd_schedule(int argc, char **argv)
         goto done;
     }
     double *mom = lr + steps, *bs = mom + steps;
-    int64_t *batches = (int64_t *)(bs + steps);
-    /* train's batches: all --steps steps (epochs 0), an epoch's last one takes the samples left */
-    ol_train_params by_steps = tp;
-    by_steps.epochs = 0;
-    if (ol_train_step_batches(&by_steps, n, batches, steps) != steps) {
+    if (fill(&tp, &sp, &op, n, steps, lr, mom, bs) < 0) {
         rc = cli_fail(OL_EXIT_USAGE, "the batch schedule gives fewer than --steps steps");
         goto done;
-    }
-    const double m0 = fixed_momentum(&op);
-    ol_plateau pl; /* reduce-on-plateau: train's starting state (no metric here) */
-    if (sp.type == OL_SCHED_PLATEAU)
-        ol_plateau_init(&pl, &sp);
-    for (int64_t t = 0; t < steps; t++) {
-        double m = ol_sched_momentum(&sp, t);
-        lr[t] = ol_train_lr(&tp, &sp, sp.type == OL_SCHED_PLATEAU ? &pl : NULL, t, batches[t]); /* train's rule */
-        mom[t] = m < 0.0 ? m0 : m;
-        bs[t] = (double)batches[t];
     }
     /* the plot first: a bad path fails before anything is printed */
     const char *plot_path = cli_str(&v, "plot");
