@@ -155,7 +155,9 @@ typedef struct {
  * (so any micro-batch size gives the gradient of the mean loss over the whole
  * batch, up to float rounding), gradient clipping, then the update. With
  * BatchNorm in train mode, statistics are per micro-batch. Returns
- * OL_ENONFINITE (parameters untouched) when the loss is not finite. */
+ * OL_ENONFINITE (parameters untouched) when the loss or the gradient norm is
+ * not finite. The step ol_train takes on every rank (there with the gradient
+ * reduction of tp->comm); this one runs in this process alone. */
 int ol_train_step(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt, const float *x,
                   const int32_t *y, int n, const ol_optim_hyper *h, ol_step_result *out);
 /* The first half of ol_train_step: forward, backward and clipping, no update. */

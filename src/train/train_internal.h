@@ -21,15 +21,12 @@ typedef struct {
     float *bn_saved;          /* bnumel floats: BN statistics are put back after a skipped step (NULL: kept) */
 } ol__step_env;
 
-/* Forward, loss and backward over micro-batches of this rank's x[0..k) out of
- * a global batch of n, the reduction of ds, clipping; *nonfinite when the loss
- * or the gradient norm is not finite on any rank. Collective when ds is set. */
-int ol__train_grads(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol__dsync *ds, int64_t step,
-                    const float *x, const int32_t *y, int k, int n, ol_step_result *out, int *nonfinite);
-/* ol__train_grads, then either a skipped step (a non-finite loss or gradient,
- * or a loss spike: why[] says which, BN statistics restored, no update) or the
- * update: optimizer step, ds's commit or DiLoCo round, the replica check.
- * why[0] == 0 when the update was made. */
+/* One step on this rank's x[0..k) of a global batch of n: forward, loss and
+ * backward over micro-batches, the reduction of env->ds, clipping; then either
+ * a skipped step (a non-finite loss or gradient, or a loss spike: why[] says
+ * which, BN statistics restored, no update) or the update: optimizer step,
+ * ds's commit or DiLoCo round, the replica check. why[0] == 0 when the update
+ * was made. Collective when env->ds is set. */
 int ol__train_step(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt, const ol__step_env *env,
                    const float *x, const int32_t *y, int k, int n, const ol_optim_hyper *h, ol_step_result *out,
                    char *why, size_t cap);

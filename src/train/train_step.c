@@ -34,8 +34,8 @@ static double clip_norm(const ol_train_params *tp, ol_paramset *ps)
  * collective; then all ranks agree on the first failure. Loss and accuracy are
  * summed over ranks too; nonfinite is set when the loss is not finite anywhere.
  * ds NULL: this process alone (k == n). */
-int ol__train_grads(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol__dsync *ds, int64_t step,
-                    const float *x, const int32_t *y, int k, int n, ol_step_result *out, int *nonfinite)
+static int train_grads(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol__dsync *ds, int64_t step,
+                       const float *x, const int32_t *y, int k, int n, ol_step_result *out, int *nonfinite)
 {
     ol_ddp *ddp = ds ? ol__dsync_ddp(ds, step) : NULL;
     const int local = ds && ol__dsync_local(ds);
@@ -109,7 +109,7 @@ int ol__train_step(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim
     if (env->bn_saved)
         memcpy(env->bn_saved, ps->buffers, ps->bnumel * sizeof(float));
     int nonfinite = 0;
-    OL__TRY(ol__train_grads(ctx, tp, m, env->ds, env->step, x, y, k, n, out, &nonfinite));
+    OL__TRY(train_grads(ctx, tp, m, env->ds, env->step, x, y, k, n, out, &nonfinite));
     if (nonfinite)
         snprintf(why, cap, "%s is not finite", isfinite(out->loss_sum) ? "the gradient norm" : "the loss");
     else if (env->st && ol__loss_spike(env->st, out->loss_sum / n, tp->spike_zscore))
@@ -157,7 +157,7 @@ int ol_train_grads(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, const fl
     memset(out, 0, sizeof *out);
     OL__TRY(alone(ctx, tp, n, &t));
     int nonfinite = 0;
-    OL__TRY(ol__train_grads(ctx, &t, m, NULL, 0, x, y, n, n, out, &nonfinite));
+    OL__TRY(train_grads(ctx, &t, m, NULL, 0, x, y, n, n, out, &nonfinite));
     return nonfinite ? nonfinite_err(ctx, out) : OL_OK;
 }
 
