@@ -72,6 +72,12 @@ typedef struct {
 } cli_epochs;
 /* Frees what cli_build_sched allocated (the parts of a sequential schedule). */
 void cli_free_sched(ol_sched_params *sp);
+/* The help cli_help_more adds for schedule options: the names of the
+ * schedules (v's registered ones too), and the texts of the options derived
+ * from the descriptors. */
+void cli_sched_help_more(FILE *f, const cli_values *v, const char *name);
+/* Every schedule of reg (NULL: the built-ins): name, summary, aliases, options. */
+void cli_print_schedules(FILE *f, const ol_ctx *reg);
 
 /* Batch-size schedule, gradient accumulation and lr scaling. */
 typedef struct {

@@ -119,13 +119,14 @@ static void algo_list(const ol_ctx *reg, unsigned option, char *buf, size_t cap)
     }
 }
 
-void cli_help_more(FILE *f, const char *name)
+void cli_help_more(FILE *f, const cli_values *v, const char *name)
 {
     char buf[1024];
     if (strcmp(name, "optimizer") == 0) {
-        algo_list(NULL, 0, buf, sizeof buf);
+        algo_list(v ? v->reg : NULL, 0, buf, sizeof buf);
         fprintf(f, " %s", buf);
     }
+    cli_sched_help_more(f, v, name);
 }
 
 ol_ctx *cli_registry(cli_values *v)
