@@ -28,6 +28,10 @@ int cli_env_rank(void);
  * err ("rank R: ..."). A single process gets its status back unchanged. */
 int cli_agree(ol_ctx *ctx, ol_comm *comm, int status, char *err, size_t cap);
 int cli_fail_ctx(ol_ctx *ctx, int status);
+/* mkdir -p and a file written whole or not at all (temporary, fsync, rename:
+ * the library's src/core/fsutil.h); 0, or -1 with ctx's one-line message in err. */
+int cli_mkdir_p(ol_ctx *ctx, const char *dir, char *err, size_t cap);
+int cli_write_file(ol_ctx *ctx, const char *path, const char *text, size_t len, char *err, size_t cap);
 int cli_exit_for(int status);
 
 extern const cli_opt cli_model_opts[];
