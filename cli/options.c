@@ -206,6 +206,27 @@ int cli_int_text(cli_values *v, const char *name, const char *s, long long lo, l
     return 0;
 }
 
+int cli_named_values(cli_values *v, const char *name, ol_ctx *reg, void *target,
+                     int (*set)(ol_ctx *reg, void *target, const char *key, double value))
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", cli_str(v, name));
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '='), *end = NULL;
+        double x = eq ? strtod(eq + 1, &end) : 0.0;
+        if (!eq || end == eq + 1 || *end || !isfinite(x)) {
+            snprintf(v->err, sizeof v->err, "--%s: expected NAME=VALUE, got '%s'", name, tok);
+            return -1;
+        }
+        *eq = '\0';
+        if (set(reg, target, tok, x) < 0) {
+            snprintf(v->err, sizeof v->err, "--%s: %s", name, ol_ctx_errmsg(reg));
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* Decimal notation only: strtod also takes hex floats (0x10), inf and nan. */
 static int decimal(const char *s)
 {

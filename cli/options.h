@@ -75,6 +75,12 @@ int cli_double_text(cli_values *v, const char *name, const char *text, double lo
 int cli_int_list(cli_values *v, const char *name, long long lo, long long hi, long long *out, int max, int *n);
 int cli_double_list(cli_values *v, const char *name, double lo, double hi, double *out, int max, int *n);
 
+/* NAME=VALUE[,NAME=VALUE...] of option `name` (--opt-param, --sched-param):
+ * set(reg, target, NAME, VALUE) for each pair; 0, or -1 with v->err for a
+ * malformed pair or with reg's message when set refuses one. */
+int cli_named_values(cli_values *v, const char *name, struct ol_ctx *reg, void *target,
+                     int (*set)(struct ol_ctx *reg, void *target, const char *key, double value));
+
 /* Write all values as a JSON object (the effective configuration); the
  * options whose value was resolved from a default (CLI_RESOLVED) are also
  * listed under "resolved", so that --resume keeps them defaults. */

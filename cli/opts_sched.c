@@ -303,7 +303,8 @@ void cli_print_schedules(FILE *f, const ol_ctx *reg)
         for (int k = 0; k < OL_SCHED_MAX_ALIASES && a->aliases[k]; k++)
             fprintf(f, "%-16s   also --schedule %s\n", "", a->aliases[k]);
         for (const ol_sched_option *o = a->options; o < a->options + OL_SCHED_MAX_OPTIONS && o->name; o++)
-            fprintf(f, "%-16s   --%s %s: %s\n", "", o->name, o->metavar ? o->metavar : "", o->help);
+            fprintf(f, "%-16s   --%s%s%s: %s\n", "", o->name, o->metavar ? " " : "", o->metavar ? o->metavar : "",
+                    o->help);
         for (int k = 0; k < a->n_params; k++)
             fprintf(f, "%-16s   --sched-param %s=X: %s [%g, in %g..%g]\n", "", a->params[k].name,
                     a->params[k].help ? a->params[k].help : "", a->params[k].def, a->params[k].lo, a->params[k].hi);
@@ -412,20 +413,9 @@ static int apply_options(cli_values *v, const cli_epochs *ep, ol_sched_params *s
 }
 
 /* --sched-param NAME=VALUE[,...] into the parameters of a schedule that has them. */
-static int set_user_params(cli_values *v, ol_ctx *reg, ol_sched_params *sp)
+static int set_sched_param(ol_ctx *reg, void *sp, const char *name, double value)
 {
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s", cli_str(v, "sched-param"));
-    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        char *eq = strchr(tok, '='), *end = NULL;
-        double x = eq ? strtod(eq + 1, &end) : 0.0;
-        if (!eq || end == eq + 1 || *end || !isfinite(x))
-            return fail(v, "--sched-param: expected NAME=VALUE, got '%s'", tok);
-        *eq = '\0';
-        if (ol_sched_param_set(reg, sp, tok, x) < 0)
-            return fail(v, "--sched-param: %s", ol_ctx_errmsg(reg));
-    }
-    return 0;
+    return ol_sched_param_set(reg, sp, name, value);
 }
 
 static int build_sched(cli_values *v, double base_lr, const cli_epochs *ep, int64_t total, ol_sched_params *sp,
@@ -446,7 +436,7 @@ static int build_sched(cli_values *v, double base_lr, const cli_epochs *ep, int6
         return fail(v, "sequential schedules cannot be nested");
     if (nested && t == OL_SCHED_PLATEAU)
         return fail(v, "reduce-on-plateau cannot be part of a sequence");
-    if (set_user_params(v, reg, sp))
+    if (cli_named_values(v, "sched-param", reg, sp, set_sched_param))
         return -1;
     sp->base_lr = base_lr;
     sp->steps_per_epoch = spe;

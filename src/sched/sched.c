@@ -136,11 +136,9 @@ static int locate(const ol_sched_params *s, int64_t t, double *frac, int64_t *u,
         return 1;
     }
     *u = t - s->warmup_steps;
-    *length = s->total_steps > 0 ? s->total_steps - s->warmup_steps : 0;
-    if (s->per_epoch) {
+    if (s->per_epoch)
         *u /= s->steps_per_epoch;
-        *length /= s->steps_per_epoch;
-    }
+    *length = main_length(s);
     return 0;
 }
 
@@ -168,10 +166,7 @@ static double first_lr(const ol_sched_params *s)
 {
     if (s->type == OL_SCHED_SEQUENTIAL)
         return ol_sched_lr(&s->parts[0], 0);
-    int64_t length = s->total_steps > 0 ? s->total_steps - s->warmup_steps : 0;
-    if (s->per_epoch)
-        length /= s->steps_per_epoch;
-    return main_lr(s, 0, length);
+    return main_lr(s, 0, main_length(s));
 }
 
 double ol_sched_lr(const ol_sched_params *s, int64_t t)
@@ -194,9 +189,7 @@ double ol_sched_momentum(const ol_sched_params *s, int64_t t)
     int64_t u, length;
     if (locate(s, t, &frac, &u, &length)) {
         u = 0; /* hold the first value through the warm-up */
-        length = s->total_steps > 0 ? s->total_steps - s->warmup_steps : 0;
-        if (s->per_epoch)
-            length /= s->steps_per_epoch;
+        length = main_length(s);
         t = s->warmup_steps;
     }
     if (s->type == OL_SCHED_SEQUENTIAL) {
