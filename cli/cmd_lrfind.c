@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "core/textbuf.h"
 #include "optimlab/lrfind.h"
 
 static const cli_opt lrfind_opts[] = {
@@ -41,43 +42,21 @@ static const char *const lrfind_usage =
     "example: optimlab lr-find --model resnet20 --dataset fashion-mnist --optimizer sgd --momentum 0.9 \\\n"
     "           --start-lr 1e-6 --end-lr 10 --num-iter 100 --out runs/lrf";
 
-static int mkdir_p(const char *dir)
+/* Two columns (or four) of doubles, as a file written whole or not at all. */
+static int write_csv(ol_ctx *ctx, const char *path, const char *header, const double *const *cols, int ncol, int n,
+                     char *err, size_t cap)
 {
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", dir);
-    for (char *p = buf + 1; *p; p++)
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-                return -1;
-            *p = '/';
-        }
-    return mkdir(buf, 0777) != 0 && errno != EEXIST ? -1 : 0;
-}
-
-/* Two columns (or four) of doubles, written to a temporary file and renamed. */
-static int write_csv(const char *path, const char *header, const double *const *cols, int ncol, int n, char *err,
-                     size_t cap)
-{
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        snprintf(err, cap, "cannot write %.900s: %s", tmp, strerror(errno));
-        return -1;
-    }
-    fprintf(f, "%s\n", header);
+    ol__tb b = {0};
+    ol__tb_printf(&b, "%s\n", header);
     for (int i = 0; i < n; i++)
         for (int c = 0; c < ncol; c++)
-            fprintf(f, "%.10g%c", cols[c][i], c + 1 < ncol ? ',' : '\n');
-    int bad = ferror(f);
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        snprintf(err, cap, "cannot write %.900s: %s", path, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
+            ol__tb_printf(&b, "%.10g%c", cols[c][i], c + 1 < ncol ? ',' : '\n');
+    const char *text = ol__tb_text(&b);
+    int rc = text ? cli_write_file(ctx, path, text, b.len, err, cap) : -1;
+    if (!text)
+        snprintf(err, cap, "out of memory writing %.900s", path);
+    ol__tb_free(&b);
+    return rc;
 }
 
 int cmd_lrfind(int argc, char **argv)
@@ -231,14 +210,13 @@ int cmd_lrfind(int argc, char **argv)
         goto done;
     }
     /* results exist: only now create the output directory */
-    if ((!*cli_str(&v, "csv") || !*cli_str(&v, "plot")) && mkdir_p(out) != 0) {
-        snprintf(err, sizeof err, "cannot create %.900s: %s", out, strerror(errno));
+    if ((!*cli_str(&v, "csv") || !*cli_str(&v, "plot")) && cli_mkdir_p(ctx, out, err, sizeof err) != 0) {
         rc = cli_fail(OL_EXIT_FAIL, err);
         goto done;
     }
     if (sweep) {
         const double *cols[2] = {lrs, final};
-        if (write_csv(csv, "lr,final_loss", cols, 2, ncand, err, sizeof err) < 0) {
+        if (write_csv(ctx, csv, "lr,final_loss", cols, 2, ncand, err, sizeof err) < 0) {
             rc = cli_fail(OL_EXIT_FAIL, err);
             goto done;
         }
@@ -261,7 +239,7 @@ int cmd_lrfind(int argc, char **argv)
             printf("best lr: none (every candidate diverged)\n");
     } else {
         const double *cols[3] = {res.lr, res.loss, res.smooth};
-        if (write_csv(csv, "lr,loss,smoothed_loss", cols, 3, res.n, err, sizeof err) < 0) {
+        if (write_csv(ctx, csv, "lr,loss,smoothed_loss", cols, 3, res.n, err, sizeof err) < 0) {
             rc = cli_fail(OL_EXIT_FAIL, err);
             goto done;
         }

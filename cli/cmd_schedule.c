@@ -13,11 +13,14 @@ static const cli_opt schedule_opts[] = {
     {"json", CLI_FLAG, "0", NULL, "Output", "print {\"lr\": [...], \"momentum\": [...], \"batch_size\": [...]}"},
     {"plot", CLI_VALUE, "", "FILE.svg", "Output", "also plot lr, momentum and batch size"},
     {"title", CLI_VALUE, "", "TEXT", "Output", "plot title [the schedule's name]"},
+    {"list", CLI_FLAG, "0", NULL, "Output",
+     "list the schedules (with --plugin, its too): names, aliases and options, then exit"},
     {NULL, 0, NULL, NULL, NULL, NULL}};
 
 static const char *const schedule_usage =
     "usage: optimlab schedule --steps N [--steps-per-epoch S] [schedule, optimizer and batch options] [--json]\n"
     "                         [--plot FILE.svg]\n"
+    "       optimlab schedule --list [--plugin FILE.so]\n"
     "\n"
     "Print step,lr,momentum,batch_size for every optimizer step (CSV, or JSON with --json) as train would\n"
     "use them over epochs of S x B samples (an epoch's last step takes the samples left): the lr includes\n"
@@ -127,8 +130,16 @@ int cmd_schedule(int argc, char **argv)
         rc = cli_fail(OL_EXIT_USAGE, v.err);
         goto done;
     }
+    if ((help || cli_flag(&v, "list")) && *cli_str(&v, "plugin") && !cli_registry(&v)) {
+        rc = cli_fail(OL_EXIT_USAGE, v.err); /* the plugins' schedules are listed too */
+        goto done;
+    }
     if (help) {
         cli_print_help(stdout, &v, schedule_usage);
+        goto done;
+    }
+    if (cli_flag(&v, "list")) {
+        cli_print_schedules(stdout, v.reg);
         goto done;
     }
     if (!*cli_str(&v, "steps")) {

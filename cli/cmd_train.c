@@ -249,24 +249,11 @@ static void on_eval(void *user, const ol_eval_info *e)
     fflush(stdout);
 }
 
-static int write_config(const char *json, const char *dir, char *err, size_t cap)
+static int write_config(ol_ctx *ctx, const char *json, const char *dir, char *err, size_t cap)
 {
-    char path[4096], tmp[4200];
+    char path[4096];
     snprintf(path, sizeof path, "%s/config.json", dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        snprintf(err, cap, "cannot write %.900s: %s", tmp, strerror(errno));
-        return -1;
-    }
-    int bad = fputs(json, f) == EOF;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        snprintf(err, cap, "cannot write %.900s: %s", path, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
+    return cli_write_file(ctx, path, json, strlen(json), err, cap);
 }
 
 /* The one piece of process state a signal handler may touch. */
@@ -385,26 +372,6 @@ static char *config_string(const cli_values *v)
         return NULL;
     }
     return buf;
-}
-
-static int make_dirs(const char *dir, char *err, size_t cap)
-{
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s", dir);
-    for (char *p = tmp + 1;; p++) {
-        if (*p == '/' || *p == '\0') {
-            char c = *p;
-            *p = '\0';
-            if (mkdir(tmp, 0777) != 0 && errno != EEXIST) {
-                snprintf(err, cap, "cannot create %.900s: %s", tmp, strerror(errno));
-                return -1;
-            }
-            *p = c;
-            if (!c)
-                break;
-        }
-    }
-    return 0;
 }
 
 /* ---- the run directory: one writer at a time -------------------------- */
@@ -708,7 +675,7 @@ static int open_run_dir(train_job *j, const char *dir)
         JOB_FAIL(OL_EXIT_USAGE,
                  "--out %.400s is not empty (a previous run?): --resume %.400s continues it, --overwrite replaces it",
                  dir, dir);
-    if (make_dirs(dir, j->err, sizeof j->err) < 0)
+    if (cli_mkdir_p(j->ctx, dir, j->err, sizeof j->err) < 0)
         return OL_EXIT_FAIL;
     if (j->lock_fd < 0) {
         int st = 0;
@@ -718,7 +685,7 @@ static int open_run_dir(train_job *j, const char *dir)
     }
     if (!resume && overwrite && clear_run_dir(dir, j->err, sizeof j->err) < 0)
         return OL_EXIT_FAIL;
-    return write_config(j->config, dir, j->err, sizeof j->err) < 0 ? OL_EXIT_FAIL : 0;
+    return write_config(j->ctx, j->config, dir, j->err, sizeof j->err) < 0 ? OL_EXIT_FAIL : 0;
 }
 
 int cmd_train(int argc, char **argv)

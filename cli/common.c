@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "common.h"
+#include "core/fsutil.h"
 
 /* The MPI rank from the launcher's environment: only rank 0 reports errors
  * (ranks agree on them first, see cli_agree). */
@@ -53,3 +54,22 @@ int cli_exit_for(int st)
 }
 
 int cli_fail_ctx(ol_ctx *ctx, int status) { return cli_fail(status, ol_ctx_errmsg(ctx)); }
+
+/* The library's file helpers (src/core/fsutil.h), with the commands' error
+ * convention: one line in err. */
+static int fs_result(ol_ctx *ctx, int rc, char *err, size_t cap)
+{
+    if (rc < 0)
+        snprintf(err, cap, "%s", ol_ctx_errmsg(ctx));
+    return rc < 0 ? -1 : 0;
+}
+
+int cli_mkdir_p(ol_ctx *ctx, const char *dir, char *err, size_t cap)
+{
+    return fs_result(ctx, ol__mkdir_p(ctx, dir), err, cap);
+}
+
+int cli_write_file(ol_ctx *ctx, const char *path, const char *text, size_t len, char *err, size_t cap)
+{
+    return fs_result(ctx, ol__write_file_atomic(ctx, path, text, len), err, cap);
+}

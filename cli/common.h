@@ -28,6 +28,10 @@ int cli_env_rank(void);
  * err ("rank R: ..."). A single process gets its status back unchanged. */
 int cli_agree(ol_ctx *ctx, ol_comm *comm, int status, char *err, size_t cap);
 int cli_fail_ctx(ol_ctx *ctx, int status);
+/* mkdir -p and a file written whole or not at all (temporary, fsync, rename:
+ * the library's src/core/fsutil.h); 0, or -1 with ctx's one-line message in err. */
+int cli_mkdir_p(ol_ctx *ctx, const char *dir, char *err, size_t cap);
+int cli_write_file(ol_ctx *ctx, const char *path, const char *text, size_t len, char *err, size_t cap);
 int cli_exit_for(int status);
 
 extern const cli_opt cli_model_opts[];
@@ -72,6 +76,12 @@ typedef struct {
 } cli_epochs;
 /* Frees what cli_build_sched allocated (the parts of a sequential schedule). */
 void cli_free_sched(ol_sched_params *sp);
+/* The help cli_help_more adds for schedule options: the names of the
+ * schedules (v's registered ones too), and the texts of the options derived
+ * from the descriptors. */
+void cli_sched_help_more(FILE *f, const cli_values *v, const char *name);
+/* Every schedule of reg (NULL: the built-ins): name, summary, aliases, options. */
+void cli_print_schedules(FILE *f, const ol_ctx *reg);
 
 /* Batch-size schedule, gradient accumulation and lr scaling. */
 typedef struct {

@@ -93,51 +93,56 @@ static int optim_values(cli_values *v, const ol_optim_params *op)
     return rc;
 }
 
+/* The value of a schedule option o as its field of sp holds it; 0 when it
+ * has no such text (an option with a default of its own is never empty). */
+static int option_text(const ol_sched_params *sp, const ol_train_params *tp, const ol_sched_option *o, char *b,
+                       size_t cap)
+{
+    const char *field = (const char *)sp + o->field;
+    double x;
+    int k;
+    int64_t n;
+    switch (o->kind) {
+    case OL_SOPT_NUMBER:
+        memcpy(&x, field, sizeof x);
+        fmt(b, cap, x);
+        return 1;
+    case OL_SOPT_INT:
+        memcpy(&k, field, sizeof k);
+        snprintf(b, cap, "%d", k);
+        return 1;
+    case OL_SOPT_STEPS:
+        memcpy(&n, field, sizeof n);
+        snprintf(b, cap, "%lld", (long long)n);
+        return n > 0;
+    case OL_SOPT_EPOCHS:
+        memcpy(&n, field, sizeof n);
+        return n > 0 && epochs_text(sp, tp, n, b, cap);
+    case OL_SOPT_EPOCH_LIST: {
+        size_t len = 0;
+        for (int i = 0; i < sp->nmilestones; i++) {
+            char e[64];
+            if (!epochs_text(sp, tp, sp->milestones[i], e, sizeof e) || len + strlen(e) + 2 >= cap)
+                return 0;
+            len += (size_t)snprintf(b + len, cap - len, "%s%s", i ? "," : "", e);
+        }
+        return sp->nmilestones > 0;
+    }
+    default: return 0;
+    }
+}
+
+/* The options of the schedule's descriptor, as resolved (ol_sched_resolve). */
 static int sched_values(cli_values *v, const ol_sched_params *sp, const ol_train_params *tp)
 {
-    const ol_sched_type t = sp->type;
     char b[1024];
     int rc = 0;
     if (sp->warmup_steps > 0)
         rc |= put_num(v, "warmup-start-factor", sp->warmup_start_factor);
-    if (t == OL_SCHED_STEP || t == OL_SCHED_MULTISTEP || t == OL_SCHED_EXPONENTIAL)
-        rc |= put_num(v, "gamma", sp->gamma);
-    if (t == OL_SCHED_LINEAR)
-        rc |= put_num(v, "end-factor", sp->end_factor);
-    if ((t == OL_SCHED_CYCLIC || t == OL_SCHED_ONECYCLE) && sp->cycle_momentum) {
-        rc |= put_num(v, "base-momentum", sp->base_momentum);
-        rc |= put_num(v, "max-momentum", sp->max_momentum);
-    }
-    if (t == OL_SCHED_CYCLIC) { /* in steps: exact for any batch schedule */
-        snprintf(b, sizeof b, "%lld", (long long)sp->step_size_up);
-        rc |= put(v, "step-size-up", b);
-        snprintf(b, sizeof b, "%lld", (long long)(sp->step_size_down > 0 ? sp->step_size_down : sp->step_size_up));
-        rc |= put(v, "step-size-down", b);
-    }
-    if (t == OL_SCHED_CYCLIC && epochs_text(sp, tp, sp->step_size_up, b, sizeof b))
-        rc |= put(v, "cycle-epochs", b);
-    if (t == OL_SCHED_ONECYCLE) /* the peak: --lr unless given */
-        rc |= put_num(v, "max-lr", sp->max_lr > 0.0 ? sp->max_lr : sp->base_lr);
-    if (t == OL_SCHED_COSINE_RESTARTS && epochs_text(sp, tp, sp->t_0, b, sizeof b))
-        rc |= put(v, "t0", b);
-    if (t == OL_SCHED_MULTISTEP) {
-        size_t len = 0;
-        int ok = 1;
-        for (int i = 0; i < sp->nmilestones && ok; i++) {
-            char e[64];
-            ok = epochs_text(sp, tp, sp->milestones[i], e, sizeof e) && len + strlen(e) + 2 < sizeof b;
-            if (ok)
-                len += (size_t)snprintf(b + len, sizeof b - len, "%s%s", i ? "," : "", e);
-        }
-        if (ok && sp->nmilestones > 0)
-            rc |= put(v, "milestones", b);
-    }
-    /* the decay length when it is the rest of training after warm-up */
-    const int64_t rest = sp->total_steps - sp->warmup_steps;
-    const int64_t len = t == OL_SCHED_COSINE ? sp->t_max : sp->total_iters;
-    if ((t == OL_SCHED_COSINE || t == OL_SCHED_LINEAR || t == OL_SCHED_POLYNOMIAL) && rest > 0 &&
-        epochs_text(sp, tp, len > 0 ? len : rest, b, sizeof b))
-        rc |= put(v, "decay-epochs", b);
+    const ol_sched_algo *a = ol_sched_params_algo(sp);
+    for (const ol_sched_option *o = a ? a->options : NULL; o && o < a->options + OL_SCHED_MAX_OPTIONS && o->name; o++)
+        if (option_text(sp, tp, o, b, sizeof b))
+            rc |= put(v, o->name, b);
     return rc;
 }
 

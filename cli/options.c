@@ -7,15 +7,37 @@
 #include "optimlab/core.h"
 #include "options.h"
 
+static void add_ptr(cli_values *v, const cli_opt *o)
+{
+    if (v->n < CLI_MAX_OPTS) {
+        v->opts[v->n] = o;
+        v->val[v->n] = strdup(o->def ? o->def : "");
+        v->n++;
+    }
+}
+
 void cli_init(cli_values *v, const cli_opt *const *tables)
 {
     memset(v, 0, sizeof *v);
     for (int t = 0; tables[t]; t++)
-        for (const cli_opt *o = tables[t]; o->name && v->n < CLI_MAX_OPTS; o++) {
-            v->opts[v->n] = o;
-            v->val[v->n] = strdup(o->def ? o->def : "");
-            v->n++;
+        for (const cli_opt *o = tables[t]; o->name; o++) {
+            if (o->kind == CLI_EXPAND)
+                cli_expand(v, o->name);
+            else
+                add_ptr(v, o);
         }
+}
+
+int cli_add(cli_values *v, const cli_opt *o)
+{
+    int i = cli_find(v, o->name);
+    if (i >= 0)
+        return i;
+    if (v->n_own == CLI_MAX_OWN || v->n == CLI_MAX_OPTS)
+        return -1;
+    v->own[v->n_own] = *o;
+    add_ptr(v, &v->own[v->n_own++]);
+    return v->n - 1;
 }
 
 void cli_free(cli_values *v)
@@ -32,8 +54,12 @@ int cli_copy(cli_values *dst, const cli_values *src)
     *dst = *src;
     dst->reg_borrowed = src->reg != NULL; /* src's registry, freed with src */
     int bad = 0;
-    for (int i = 0; i < src->n; i++)
+    for (int i = 0; i < src->n; i++) {
+        for (int k = 0; k < src->n_own; k++) /* derived options: point into dst's own copy */
+            if (src->opts[i] == &src->own[k])
+                dst->opts[i] = &dst->own[k];
         bad |= !(dst->val[i] = strdup(src->val[i]));
+    }
     if (bad) {
         cli_free(dst);
         return -1;
@@ -145,7 +171,7 @@ void cli_print_help(FILE *f, const cli_values *v, const char *usage)
         else
             snprintf(left, sizeof left, "--%s %s", o->name, o->metavar ? o->metavar : "X");
         fprintf(f, "  %-30s %s", left, o->help);
-        cli_help_more(f, o->name);
+        cli_help_more(f, v, o->name);
         if (o->kind != CLI_FLAG && o->def && *o->def)
             fprintf(f, " [%s]", o->def);
         fputc('\n', f);
@@ -161,7 +187,11 @@ static int fail(cli_values *v, const char *name, const char *what, const char *v
 
 int cli_int(cli_values *v, const char *name, long long lo, long long hi, long long *out)
 {
-    const char *s = cli_str(v, name);
+    return cli_int_text(v, name, cli_str(v, name), lo, hi, out);
+}
+
+int cli_int_text(cli_values *v, const char *name, const char *s, long long lo, long long hi, long long *out)
+{
     char *end;
     errno = 0;
     long long x = strtoll(s, &end, 10);
@@ -176,6 +206,27 @@ int cli_int(cli_values *v, const char *name, long long lo, long long hi, long lo
     return 0;
 }
 
+int cli_named_values(cli_values *v, const char *name, ol_ctx *reg, void *target,
+                     int (*set)(ol_ctx *reg, void *target, const char *key, double value))
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", cli_str(v, name));
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '='), *end = NULL;
+        double x = eq ? strtod(eq + 1, &end) : 0.0;
+        if (!eq || end == eq + 1 || *end || !isfinite(x)) {
+            snprintf(v->err, sizeof v->err, "--%s: expected NAME=VALUE, got '%s'", name, tok);
+            return -1;
+        }
+        *eq = '\0';
+        if (set(reg, target, tok, x) < 0) {
+            snprintf(v->err, sizeof v->err, "--%s: %s", name, ol_ctx_errmsg(reg));
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* Decimal notation only: strtod also takes hex floats (0x10), inf and nan. */
 static int decimal(const char *s)
 {
@@ -184,7 +235,11 @@ static int decimal(const char *s)
 
 int cli_double(cli_values *v, const char *name, double lo, double hi, double *out)
 {
-    const char *s = cli_str(v, name);
+    return cli_double_text(v, name, cli_str(v, name), lo, hi, out);
+}
+
+int cli_double_text(cli_values *v, const char *name, const char *s, double lo, double hi, double *out)
+{
     char *end;
     errno = 0;
     double x = strtod(s, &end);

@@ -9,8 +9,10 @@
 #include <stdio.h>
 
 /* CLI_LIST: a value; given several times on the command line, the values are
- * joined with commas (--plugin a.so --plugin b.so = --plugin a.so,b.so). */
-typedef enum { CLI_VALUE = 0, CLI_FLAG, CLI_LIST } cli_kind;
+ * joined with commas (--plugin a.so --plugin b.so = --plugin a.so,b.so).
+ * CLI_EXPAND: not an option; cli_init puts the options cli_expand(v, name)
+ * adds in its place (options derived from the library's descriptors). */
+typedef enum { CLI_VALUE = 0, CLI_FLAG, CLI_LIST, CLI_EXPAND } cli_kind;
 
 typedef struct {
     const char *name;    /* long option, without "--" */
@@ -21,14 +23,19 @@ typedef struct {
     const char *help;
 } cli_opt;
 
-/* Appends to an option's help what a registry knows (the optimizer names);
- * nothing for other options. */
-void cli_help_more(FILE *f, const char *name);
+struct cli_values;
+/* Appends to an option's help what a registry knows (the optimizer and
+ * schedule names, with v's registered ones; the help of the options derived
+ * from schedule descriptors); nothing for other options. */
+void cli_help_more(FILE *f, const struct cli_values *v, const char *name);
+/* Adds the options of the CLI_EXPAND entry `name` with cli_add (opts_sched.c). */
+void cli_expand(struct cli_values *v, const char *name);
 
 #define CLI_MAX_OPTS 192
+#define CLI_MAX_OWN 64 /* derived options a cli_values holds itself */
 #define CLI_RESOLVED 4
 
-typedef struct {
+typedef struct cli_values {
     const cli_opt *opts[CLI_MAX_OPTS];
     int n;
     char *val[CLI_MAX_OPTS]; /* current values (owned) */
@@ -37,11 +44,15 @@ typedef struct {
     char err[512];
     struct ol_ctx *reg; /* registered algorithms and loaded plugins (cli_registry), freed by cli_free */
     int reg_borrowed;   /* reg belongs to the cli_values this one was copied from (cli_copy) */
+    cli_opt own[CLI_MAX_OWN]; /* derived options (cli_add); opts[] points into it */
+    int n_own;
 } cli_values;
 
 /* Collect tables (NULL-terminated list of arrays, each ending with {NULL}). */
 void cli_init(cli_values *v, const cli_opt *const *tables);
 void cli_free(cli_values *v);
+/* Add option o (copied) unless one of that name exists; -1 when full. */
+int cli_add(cli_values *v, const cli_opt *o);
 /* A deep copy of src (free it with cli_free); -1 when out of memory. */
 int cli_copy(cli_values *dst, const cli_values *src);
 /* Parse argv[first..]; returns 0, or -1 with v->err set; *help set by --help. */
@@ -57,9 +68,18 @@ int cli_set(cli_values *v, const char *name, const char *value, int how); /* -1 
 int cli_int(cli_values *v, const char *name, long long lo, long long hi, long long *out);
 int cli_double(cli_values *v, const char *name, double lo, double hi, double *out);
 int cli_flag(const cli_values *v, const char *name);
+/* The same for a text that stands for option `name` (a default, another option's value). */
+int cli_int_text(cli_values *v, const char *name, const char *text, long long lo, long long hi, long long *out);
+int cli_double_text(cli_values *v, const char *name, const char *text, double lo, double hi, double *out);
 /* Comma-separated lists. */
 int cli_int_list(cli_values *v, const char *name, long long lo, long long hi, long long *out, int max, int *n);
 int cli_double_list(cli_values *v, const char *name, double lo, double hi, double *out, int max, int *n);
+
+/* NAME=VALUE[,NAME=VALUE...] of option `name` (--opt-param, --sched-param):
+ * set(reg, target, NAME, VALUE) for each pair; 0, or -1 with v->err for a
+ * malformed pair or with reg's message when set refuses one. */
+int cli_named_values(cli_values *v, const char *name, struct ol_ctx *reg, void *target,
+                     int (*set)(struct ol_ctx *reg, void *target, const char *key, double value));
 
 /* Write all values as a JSON object (the effective configuration); the
  * options whose value was resolved from a default (CLI_RESOLVED) are also

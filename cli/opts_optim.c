@@ -119,13 +119,14 @@ static void algo_list(const ol_ctx *reg, unsigned option, char *buf, size_t cap)
     }
 }
 
-void cli_help_more(FILE *f, const char *name)
+void cli_help_more(FILE *f, const cli_values *v, const char *name)
 {
     char buf[1024];
     if (strcmp(name, "optimizer") == 0) {
-        algo_list(NULL, 0, buf, sizeof buf);
+        algo_list(v ? v->reg : NULL, 0, buf, sizeof buf);
         fprintf(f, " %s", buf);
     }
+    cli_sched_help_more(f, v, name);
 }
 
 ol_ctx *cli_registry(cli_values *v)
@@ -164,24 +165,9 @@ ol_ctx *cli_registry(cli_values *v)
 }
 
 /* --opt-param NAME=VALUE[,NAME=VALUE...] into op's hyperparameters. */
-static int set_hparams(cli_values *v, ol_ctx *reg, ol_optim_params *op)
+static int set_hparam(ol_ctx *reg, void *op, const char *name, double value)
 {
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s", cli_str(v, "opt-param"));
-    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        char *eq = strchr(tok, '='), *end = NULL;
-        double x = eq ? strtod(eq + 1, &end) : 0.0;
-        if (!eq || end == eq + 1 || *end || !isfinite(x)) {
-            snprintf(v->err, sizeof v->err, "--opt-param: expected NAME=VALUE, got '%s'", tok);
-            return -1;
-        }
-        *eq = '\0';
-        if (ol_optim_hparam_set(reg, op, tok, x) < 0) {
-            snprintf(v->err, sizeof v->err, "--opt-param: %s", ol_ctx_errmsg(reg));
-            return -1;
-        }
-    }
-    return 0;
+    return ol_optim_hparam_set(reg, op, name, value);
 }
 
 static int opt_double(cli_values *v, const char *name, double lo, double hi, double *out)
@@ -248,7 +234,7 @@ int cli_optim_from(cli_values *v, const char *name, int recipe, int strict, ol_o
         op->larc = 1;
     if (strict && check_applies(v, reg, op, name))
         return -1;
-    if (set_hparams(v, reg, op))
+    if (cli_named_values(v, "opt-param", reg, op, set_hparam))
         return -1;
     double betas[2];
     int nb = 0;

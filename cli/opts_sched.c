@@ -8,13 +8,11 @@
 
 #include "common.h"
 
-#define SCHED_NAMES                                                                                                 \
-    "constant, step, multistep, exponential, polynomial, linear, cosine, cosine-restarts (sgdr), cyclic, onecycle, " \
-    "wsd, sequential, plateau"
-
+/* The options of every schedule; each schedule's own options come from its
+ * descriptor (ol_sched_algo.options) in place of the CLI_EXPAND entry. */
 const cli_opt cli_sched_opts[] = {
-    {"schedule", CLI_VALUE, "cosine", "NAME", "Schedule", SCHED_NAMES ", or one a --plugin registers"},
-    {"sched-param", CLI_VALUE, "", "K=V,...", "Schedule", "parameters of a registered schedule, by name"},
+    {"schedule", CLI_VALUE, "cosine", "NAME", "Schedule", "a built-in or one a --plugin registers:"},
+    {"sched-param", CLI_VALUE, "", "K=V,...", "Schedule", "parameters of a schedule that has them, by name"},
     {"per-epoch", CLI_FLAG, "0", NULL, "Schedule",
      "change the lr only at epoch boundaries (lengths below count whole epochs; warm-up stays per step)"},
     {"warmup-epochs", CLI_VALUE, "0", "E", "Schedule", "warm-up length in epochs (fractions allowed)"},
@@ -24,49 +22,11 @@ const cli_opt cli_sched_opts[] = {
     {"warmup", CLI_VALUE, "linear", "SHAPE", "Schedule", "warm-up shape: linear or exponential"},
     {"warmup-start-factor", CLI_VALUE, "", "F", "Schedule",
      "warm-up starts at F * lr [linear 0, exponential 0.01]; auto: 1/(lr scaling factor), Goyal et al."},
-    {"step-size", CLI_VALUE, "", "E", "Schedule", "step: decay every E epochs"},
-    {"gamma", CLI_VALUE, "", "G", "Schedule", "step/multistep/exponential decay factor [0.1; exponential 0.95]"},
-    {"milestones", CLI_VALUE, "", "E1,E2,...", "Schedule",
-     "multistep: decay at these epochs [50% and 75% of training]"},
-    {"min-lr-ratio", CLI_VALUE, "0", "R", "Schedule",
-     "floor of cosine, SGDR, polynomial, linear and WSD as a fraction of the peak lr"},
-    {"eta-min", CLI_VALUE, "0", "LR", "Schedule", "the same floor as an absolute lr"},
-    {"power", CLI_VALUE, "1", "P", "Schedule", "polynomial decay power"},
-    {"start-factor", CLI_VALUE, "1", "F", "Schedule", "linear: start at F * lr"},
-    {"end-factor", CLI_VALUE, "", "F", "Schedule", "linear: end at F * lr [the floor ratio, 0]"},
-    {"decay-epochs", CLI_VALUE, "", "E", "Schedule",
-     "cosine T_max, linear/polynomial length in epochs [the rest of training after warm-up]"},
-    {"t0", CLI_VALUE, "", "E", "Schedule", "cosine-restarts: first period in epochs [1/5 of training]"},
-    {"t-mult", CLI_VALUE, "1", "M", "Schedule", "cosine-restarts: period multiplier (integer)"},
-    {"max-lr", CLI_VALUE, "", "LR", "Schedule", "cyclic: upper lr (--lr is the lower); onecycle: peak [--lr]"},
-    {"cycle-epochs", CLI_VALUE, "", "X", "Schedule",
-     "cyclic: half-cycle (step size) of X epochs, 2 <= X <= 10 as Smith (2017) recommends [4]"},
-    {"step-size-up", CLI_VALUE, "", "N", "Schedule", "cyclic: steps of the rising half (overrides --cycle-epochs)"},
-    {"step-size-down", CLI_VALUE, "", "N", "Schedule", "cyclic: steps of the falling half [= rising]"},
-    {"cyclic-mode", CLI_VALUE, "triangular", "MODE", "Schedule", "cyclic: triangular, triangular2 or exp_range"},
-    {"cyclic-gamma", CLI_VALUE, "1", "G", "Schedule", "cyclic exp_range: amplitude factor per step"},
-    {"pct-start", CLI_VALUE, "0.3", "F", "Schedule", "onecycle: fraction of training spent rising"},
-    {"div-factor", CLI_VALUE, "25", "D", "Schedule", "onecycle: start at peak / D"},
-    {"final-div-factor", CLI_VALUE, "1e4", "D", "Schedule", "onecycle: end at peak / (div-factor * D)"},
-    {"anneal", CLI_VALUE, "cos", "SHAPE", "Schedule", "onecycle: cos or linear"},
-    {"three-phase", CLI_FLAG, "0", NULL, "Schedule", "onecycle: up, down to the start, then annihilate (Smith 2018)"},
-    {"no-cycle-momentum", CLI_FLAG, "0", NULL, "Schedule",
-     "cyclic/onecycle: keep momentum (Adam beta1) fixed instead of cycling it against the lr"},
-    {"base-momentum", CLI_VALUE, "", "M", "Schedule", "cyclic/onecycle: momentum at the lr peak [0.8 / 0.85]"},
-    {"max-momentum", CLI_VALUE, "", "M", "Schedule", "cyclic/onecycle: momentum at the lr minimum [0.9 / 0.95]"},
-    {"decay-frac", CLI_VALUE, "0.1", "F", "Schedule", "wsd: fraction of training (after warm-up) spent decaying"},
-    {"wsd-decay", CLI_VALUE, "linear", "SHAPE", "Schedule", "wsd: decay shape linear, cosine or sqrt (1 - sqrt)"},
     {"sequence", CLI_VALUE, "", "SPECS", "Schedule",
      "sequential: parts 'NAME key=value ...; NAME ...' with keys from this group, e.g. "
      "'linear start-factor=0.1 end-factor=1; cosine eta-min=1e-4'"},
     {"sequence-milestones", CLI_VALUE, "", "E1,...", "Schedule", "sequential: epochs (after warm-up) where each next part starts"},
-    {"plateau-mode", CLI_VALUE, "min", "MODE", "Schedule", "plateau: min (loss) or max (accuracy) of the validation metric"},
-    {"plateau-factor", CLI_VALUE, "0.1", "F", "Schedule", "plateau: multiply the lr by F on a plateau"},
-    {"plateau-patience", CLI_VALUE, "10", "N", "Schedule", "plateau: evaluations without improvement before a cut"},
-    {"plateau-threshold", CLI_VALUE, "1e-4", "T", "Schedule", "plateau: smallest improvement that counts"},
-    {"plateau-threshold-mode", CLI_VALUE, "rel", "MODE", "Schedule", "plateau: rel or abs threshold"},
-    {"plateau-cooldown", CLI_VALUE, "0", "N", "Schedule", "plateau: evaluations to wait after a cut"},
-    {"plateau-min-lr", CLI_VALUE, "0", "LR", "Schedule", "plateau: lower bound of the lr"},
+    {"schedule-options", CLI_EXPAND, NULL, NULL, "Schedule", NULL},
     {NULL, 0, NULL, NULL, NULL, NULL}};
 
 const cli_opt cli_batch_opts[] = {
@@ -162,8 +122,9 @@ static int auto_start_factor(cli_values *v, double *out)
 static int build_sched(cli_values *v, double base_lr, const cli_epochs *ep, int64_t total, ol_sched_params *sp,
                        int nested);
 
-/* Names of the options a --sequence part may set. */
-static int part_key_ok(const char *key)
+/* Names of the options a --sequence part may set: the schedule options
+ * (derived ones included), less those of the whole sequence. */
+static int part_key_ok(const cli_values *v, const char *key)
 {
     static const char *const banned[] = {"schedule",      "sequence",     "sequence-milestones", "per-epoch",
                                          "warmup-epochs", "warmup-steps", "warmup-ratio",        "warmup",
@@ -171,10 +132,8 @@ static int part_key_ok(const char *key)
     for (size_t i = 0; i < sizeof banned / sizeof banned[0]; i++)
         if (strcmp(key, banned[i]) == 0)
             return 0;
-    for (const cli_opt *o = cli_sched_opts; o->name; o++)
-        if (strcmp(o->name, key) == 0)
-            return 1;
-    return 0;
+    int i = cli_find(v, key);
+    return i >= 0 && strcmp(v->opts[i]->group, "Schedule") == 0;
 }
 
 /* --schedule sequential --sequence 'NAME k=v ...; NAME ...' --sequence-milestones E1,... */
@@ -233,7 +192,7 @@ static int build_sequence(cli_values *v, double base_lr, const cli_epochs *ep, o
                 break;
             }
             *eq = '\0';
-            if (!part_key_ok(tok)) {
+            if (!part_key_ok(v, tok)) {
                 rc = fail(v, "--sequence part %d: '%s' is not a schedule option a part can set", i + 1, tok);
                 break;
             }
@@ -262,21 +221,201 @@ void cli_free_sched(ol_sched_params *sp)
     sp->nparts = 0;
 }
 
-/* --sched-param NAME=VALUE[,...] into a registered schedule's parameters. */
-static int set_user_params(cli_values *v, ol_ctx *reg, ol_sched_params *sp)
+/* ---- options from the schedule descriptors -------------------------------- */
+
+_Static_assert(sizeof(ol_cyclic_mode) == sizeof(int) && sizeof(ol_wsd_shape) == sizeof(int),
+               "choices are stored as int");
+
+void cli_expand(cli_values *v, const char *name)
 {
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s", cli_str(v, "sched-param"));
-    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        char *eq = strchr(tok, '='), *end = NULL;
-        double x = eq ? strtod(eq + 1, &end) : 0.0;
-        if (!eq || end == eq + 1 || *end || !isfinite(x))
-            return fail(v, "--sched-param: expected NAME=VALUE, got '%s'", tok);
-        *eq = '\0';
-        if (ol_sched_param_set(reg, sp, tok, x) < 0)
-            return fail(v, "--sched-param: %s", ol_ctx_errmsg(reg));
+    if (strcmp(name, "schedule-options") != 0)
+        return;
+    for (int i = 0; i < OL_SCHED_COUNT; i++) {
+        const ol_sched_algo *a = ol_sched_algo_at(NULL, i);
+        for (const ol_sched_option *o = a->options; o < a->options + OL_SCHED_MAX_OPTIONS && o->name; o++) {
+            const int flag = o->kind == OL_SOPT_FLAG || o->kind == OL_SOPT_NOT_FLAG;
+            cli_opt c = {o->name, flag ? CLI_FLAG : CLI_VALUE, o->def, o->metavar, "Schedule", ""};
+            cli_add(v, &c);
+        }
+    }
+}
+
+/* Help of a derived option: "step, multistep: decay factor [0.1]; exponential: ..." */
+static void option_help(FILE *f, const char *name)
+{
+    const ol_sched_option *seen[OL_SCHED_COUNT];
+    int nseen = 0;
+    for (int i = 0; i < OL_SCHED_COUNT; i++) {
+        const ol_sched_algo *a = ol_sched_algo_at(NULL, i);
+        for (const ol_sched_option *o = a->options; o < a->options + OL_SCHED_MAX_OPTIONS && o->name; o++) {
+            if (strcmp(o->name, name) != 0)
+                continue;
+            int dup = 0;
+            for (int k = 0; k < nseen && !dup; k++)
+                dup = strcmp(seen[k]->help, o->help) == 0;
+            if (dup)
+                break;
+            seen[nseen] = o;
+            fprintf(f, "%s%s", nseen++ ? "; " : "", a->name);
+            for (int j = i + 1; j < OL_SCHED_COUNT; j++) { /* the others with the same text */
+                const ol_sched_algo *b = ol_sched_algo_at(NULL, j);
+                for (const ol_sched_option *q = b->options; q < b->options + OL_SCHED_MAX_OPTIONS && q->name; q++)
+                    if (strcmp(q->name, name) == 0 && strcmp(q->help, o->help) == 0)
+                        fprintf(f, ", %s", b->name);
+            }
+            fprintf(f, ": %s", o->help);
+        }
+    }
+}
+
+/* "a, b (alias), ..." of every schedule of reg (NULL: the built-ins). */
+static void sched_names(const ol_ctx *reg, char *buf, size_t cap)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < ol_sched_algo_count(reg) && len < cap; i++) {
+        const ol_sched_algo *a = ol_sched_algo_at(reg, i);
+        len += (size_t)snprintf(buf + len, cap - len, "%s%s", i ? ", " : "", a->name);
+        for (int k = 0; k < OL_SCHED_MAX_ALIASES && a->aliases[k] && len < cap; k++)
+            len += (size_t)snprintf(buf + len, cap - len, "%s%s%s", k ? ", " : " (", a->aliases[k],
+                                    k + 1 < OL_SCHED_MAX_ALIASES && a->aliases[k + 1] ? "" : ")");
+    }
+}
+
+void cli_sched_help_more(FILE *f, const cli_values *v, const char *name)
+{
+    char buf[2048];
+    if (strcmp(name, "schedule") == 0) {
+        sched_names(v ? v->reg : NULL, buf, sizeof buf);
+        fprintf(f, " %s", buf);
+        return;
+    }
+    int i = v ? cli_find(v, name) : -1;
+    if (i >= 0 && strcmp(v->opts[i]->group, "Schedule") == 0 && v->opts[i]->help && !*v->opts[i]->help)
+        option_help(f, name);
+}
+
+void cli_print_schedules(FILE *f, const ol_ctx *reg)
+{
+    for (int i = 0; i < ol_sched_algo_count(reg); i++) {
+        const ol_sched_algo *a = ol_sched_algo_at(reg, i);
+        fprintf(f, "%-16s %s%s\n", a->name, a->summary ? a->summary : "", i < OL_SCHED_COUNT ? "" : " (registered)");
+        for (int k = 0; k < OL_SCHED_MAX_ALIASES && a->aliases[k]; k++)
+            fprintf(f, "%-16s   also --schedule %s\n", "", a->aliases[k]);
+        for (const ol_sched_option *o = a->options; o < a->options + OL_SCHED_MAX_OPTIONS && o->name; o++)
+            fprintf(f, "%-16s   --%s%s%s: %s\n", "", o->name, o->metavar ? " " : "", o->metavar ? o->metavar : "",
+                    o->help);
+        for (int k = 0; k < a->n_params; k++)
+            fprintf(f, "%-16s   --sched-param %s=X: %s [%g, in %g..%g]\n", "", a->params[k].name,
+                    a->params[k].help ? a->params[k].help : "", a->params[k].def, a->params[k].lo, a->params[k].hi);
+    }
+}
+
+/* A value from the comma-separated list choices: its index. */
+static int pick_text(cli_values *v, const char *name, const char *text, const char *choices, int *out)
+{
+    int k = 0;
+    char all[256] = "";
+    for (const char *c = choices; *c; k++) {
+        size_t n = strcspn(c, ",");
+        if (strlen(text) == n && strncmp(text, c, n) == 0) {
+            *out = k;
+            return 0;
+        }
+        snprintf(all + strlen(all), sizeof all - strlen(all), "%s%.*s", k ? ", " : "", (int)n, c);
+        c += n + (c[n] == ',');
+    }
+    return fail(v, "--%s: unknown value '%s' (%s)", name, text, all);
+}
+
+/* Option o into its field of sp; an empty option keeps the schedule's value. */
+static int apply_option(cli_values *v, const cli_epochs *ep, const ol_sched_option *o, ol_sched_params *sp)
+{
+    char *field = (char *)sp + o->field;
+    const char *name = o->name, *text = cli_str(v, o->name);
+    if (o->kind == OL_SOPT_FLAG || o->kind == OL_SOPT_NOT_FLAG) {
+        int x = cli_flag(v, name) == (o->kind == OL_SOPT_FLAG);
+        memcpy(field, &x, sizeof x);
+        return 0;
+    }
+    if (!*text && o->if_unset) /* a default of its own, or another option's value */
+        text = strncmp(o->if_unset, "--", 2) == 0 ? cli_str(v, o->if_unset + 2) : o->if_unset;
+    if (!*text)
+        return o->required ? fail(v, "--schedule %s needs --%s: %s", cli_str(v, "schedule"), name, o->help) : 0;
+    double x;
+    long long n;
+    int k = 0;
+    int64_t steps;
+    switch (o->kind) {
+    case OL_SOPT_NUMBER:
+        if (cli_double_text(v, name, text, o->lo, o->hi, &x))
+            return -1;
+        memcpy(field, &x, sizeof x);
+        return 0;
+    case OL_SOPT_INT:
+    case OL_SOPT_STEPS:
+        if (cli_int_text(v, name, text, (long long)o->lo, (long long)o->hi, &n))
+            return -1;
+        k = (int)n;
+        steps = n;
+        if (o->kind == OL_SOPT_INT)
+            memcpy(field, &k, sizeof k);
+        else
+            memcpy(field, &steps, sizeof steps);
+        return 0;
+    case OL_SOPT_EPOCHS:
+        if (cli_double_text(v, name, text, o->lo, o->hi, &x))
+            return -1;
+        steps = epochs_to_steps(ep, sp->per_epoch, x);
+        steps = steps > 0 ? steps : 1;
+        memcpy(field, &steps, sizeof steps);
+        return 0;
+    case OL_SOPT_EPOCH_LIST: {
+        double ms[OL_SCHED_MAX_MILESTONES];
+        int nm = 0;
+        if (cli_double_list(v, name, o->lo, o->hi, ms, OL_SCHED_MAX_MILESTONES, &nm))
+            return -1;
+        for (int i = 0; i < nm; i++)
+            sp->milestones[i] = epochs_to_steps(ep, sp->per_epoch, ms[i]);
+        sp->nmilestones = nm;
+        return 0;
+    }
+    case OL_SOPT_CHOICE:
+        if (pick_text(v, name, text, o->choices, &k))
+            return -1;
+        memcpy(field, &k, sizeof k);
+        return 0;
+    default: return fail(v, "--%s: option of unknown kind %d", name, (int)o->kind);
+    }
+}
+
+/* The options of sp's schedule; the other schedules' options are checked
+ * too when given (a bad value is an error even where it has no effect). */
+static int apply_options(cli_values *v, const cli_epochs *ep, ol_sched_params *sp)
+{
+    const ol_sched_algo *own = ol_sched_params_algo(sp);
+    for (const ol_sched_option *o = own->options; o < own->options + OL_SCHED_MAX_OPTIONS && o->name; o++)
+        if (apply_option(v, ep, o, sp))
+            return -1;
+    for (int i = 0; i < OL_SCHED_COUNT; i++) {
+        const ol_sched_algo *a = ol_sched_algo_at(NULL, i);
+        for (const ol_sched_option *o = a->options; a != own && o < a->options + OL_SCHED_MAX_OPTIONS && o->name;
+             o++) {
+            ol_sched_params scratch = *sp;
+            ol_sched_option given = *o;
+            given.if_unset = NULL;
+            given.required = 0;
+            if (apply_option(v, ep, &given, &scratch))
+                return -1;
+        }
     }
     return 0;
+}
+
+/* --sched-param NAME=VALUE[,...] into the parameters of a schedule that has them. */
+static int set_sched_param(ol_ctx *reg, void *sp, const char *name, double value)
+{
+    return ol_sched_param_set(reg, sp, name, value);
 }
 
 static int build_sched(cli_values *v, double base_lr, const cli_epochs *ep, int64_t total, ol_sched_params *sp,
@@ -288,26 +427,23 @@ static int build_sched(cli_values *v, double base_lr, const cli_epochs *ep, int6
     if (!reg)
         return -1;
     if (ol_sched_params_for(reg, name, sp) < 0) {
-        char names[512] = "";
-        for (int i = 0; i < ol_sched_algo_count(reg); i++)
-            snprintf(names + strlen(names), sizeof names - strlen(names), ", %s", ol_sched_algo_at(reg, i)->name);
-        return fail(v, "--schedule: unknown schedule '%s' (%s%s)", name, SCHED_NAMES, names);
+        char names[2048];
+        sched_names(reg, names, sizeof names);
+        return fail(v, "--schedule: unknown schedule '%s' (%s)", name, names);
     }
     const ol_sched_type t = sp->type;
     if (nested && t == OL_SCHED_SEQUENTIAL)
         return fail(v, "sequential schedules cannot be nested");
     if (nested && t == OL_SCHED_PLATEAU)
         return fail(v, "reduce-on-plateau cannot be part of a sequence");
-    if (set_user_params(v, reg, sp))
+    if (cli_named_values(v, "sched-param", reg, sp, set_sched_param))
         return -1;
     sp->base_lr = base_lr;
     sp->steps_per_epoch = spe;
     sp->total_steps = total;
     sp->per_epoch = cli_flag(v, "per-epoch");
-    const int pe = sp->per_epoch; /* per-epoch schedules count in epochs, per-iteration ones in steps */
-    double we, wr, x;
-    long long ws, n;
-    int k = 0;
+    double we, wr;
+    long long ws;
     static const char *const warm_shapes[] = {"linear", "exponential"};
     if (cli_double(v, "warmup-epochs", 0.0, 1e6, &we) || cli_int(v, "warmup-steps", 0, INT64_MAX / 2, &ws) ||
         cli_double(v, "warmup-ratio", 0.0, 1.0, &wr) || pick(v, "warmup", warm_shapes, 2, &sp->warmup_exponential))
@@ -320,122 +456,13 @@ static int build_sched(cli_values *v, double base_lr, const cli_epochs *ep, int6
             return -1;
     } else if (opt_double(v, "warmup-start-factor", 0.0, 1.0, &sp->warmup_start_factor))
         return -1;
-    if (opt_double(v, "gamma", 1e-12, 1e6, &sp->gamma) || cli_double(v, "min-lr-ratio", 0.0, 1.0, &sp->min_lr_ratio) ||
-        cli_double(v, "eta-min", 0.0, 1e6, &sp->eta_min) || cli_double(v, "power", 0.0, 1e3, &sp->power))
+    if (apply_options(v, ep, sp))
         return -1;
-    const int64_t length = total > 0 ? (total - sp->warmup_steps) / (sp->per_epoch ? spe : 1) : 0;
-    if (*cli_str(v, "step-size")) {
-        if (cli_double(v, "step-size", 1e-9, 1e9, &x))
-            return -1;
-        sp->step_size = epochs_to_steps(ep, pe, x) > 0 ? epochs_to_steps(ep, pe, x) : 1;
-    } else if (t == OL_SCHED_STEP) {
-        return fail(v, "--schedule step needs --step-size (epochs)");
-    }
-    if (t == OL_SCHED_MULTISTEP) {
-        double ms[OL_SCHED_MAX_MILESTONES];
-        int nm = 0;
-        if (cli_double_list(v, "milestones", 0.0, 1e9, ms, OL_SCHED_MAX_MILESTONES, &nm))
-            return -1;
-        if (nm == 0) { /* 50% and 75% of training, after warm-up */
-            sp->milestones[0] = length / 2;
-            sp->milestones[1] = length * 3 / 4;
-            sp->nmilestones = 2;
-        } else {
-            for (int i = 0; i < nm; i++)
-                sp->milestones[i] = epochs_to_steps(ep, pe, ms[i]);
-            sp->nmilestones = nm;
-        }
-    }
-    /* linear: a decay from start-factor to the floor by default */
-    sp->end_factor = sp->min_lr_ratio;
-    if (cli_double(v, "start-factor", 0.0, 1e6, &sp->start_factor) ||
-        opt_double(v, "end-factor", 0.0, 1e6, &sp->end_factor))
-        return -1;
-    if (*cli_str(v, "decay-epochs")) {
-        if (cli_double(v, "decay-epochs", 1e-9, 1e9, &x))
-            return -1;
-        int64_t len = epochs_to_steps(ep, pe, x) > 0 ? epochs_to_steps(ep, pe, x) : 1;
-        sp->t_max = len;
-        sp->total_iters = t == OL_SCHED_ONECYCLE ? 0 : len;
-    }
-    if (t == OL_SCHED_COSINE_RESTARTS) {
-        if (*cli_str(v, "t0")) {
-            if (cli_double(v, "t0", 1e-9, 1e9, &x))
-                return -1;
-            sp->t_0 = epochs_to_steps(ep, pe, x);
-        } else {
-            sp->t_0 = length / 5;
-        }
-        if (sp->t_0 < 1)
-            sp->t_0 = 1;
-        if (cli_int(v, "t-mult", 1, 1000, &n))
-            return -1;
-        sp->t_mult = (int)n;
-    }
-    if (t == OL_SCHED_CYCLIC || t == OL_SCHED_ONECYCLE) {
-        if (opt_double(v, "max-lr", 0.0, 1e6, &sp->max_lr))
-            return -1;
-        sp->cycle_momentum = !cli_flag(v, "no-cycle-momentum");
-        if (opt_double(v, "base-momentum", 0.0, 1.0, &sp->base_momentum) ||
-            opt_double(v, "max-momentum", 0.0, 1.0, &sp->max_momentum))
-            return -1;
-    }
-    if (t == OL_SCHED_CYCLIC) {
-        static const char *const modes[] = {"triangular", "triangular2", "exp_range"};
-        if (!*cli_str(v, "max-lr"))
-            return fail(v, "--schedule cyclic needs --max-lr (the upper lr; --lr is the lower)");
-        if (*cli_str(v, "step-size-up")) {
-            if (cli_int(v, "step-size-up", 1, INT64_MAX / 4, &n))
-                return -1;
-            sp->step_size_up = n;
-        } else {
-            double ce = 4.0;
-            if (*cli_str(v, "cycle-epochs") && cli_double(v, "cycle-epochs", 2.0, 10.0, &ce))
-                return -1;
-            sp->step_size_up = epochs_to_steps(ep, pe, ce);
-        }
-        if (*cli_str(v, "step-size-down")) {
-            if (cli_int(v, "step-size-down", 1, INT64_MAX / 4, &n))
-                return -1;
-            sp->step_size_down = n;
-        }
-        if (pick(v, "cyclic-mode", modes, 3, &k) || cli_double(v, "cyclic-gamma", 1e-9, 1.0, &sp->cyclic_gamma))
-            return -1;
-        sp->cyclic_mode = (ol_cyclic_mode)k;
-    }
-    if (t == OL_SCHED_ONECYCLE) {
-        static const char *const shapes[] = {"cos", "linear"};
-        if (cli_double(v, "pct-start", 1e-9, 0.999999, &sp->pct_start) ||
-            cli_double(v, "div-factor", 1.0, 1e12, &sp->div_factor) ||
-            cli_double(v, "final-div-factor", 1.0, 1e12, &sp->final_div_factor) || pick(v, "anneal", shapes, 2, &k))
-            return -1;
-        sp->anneal_linear = k;
-        sp->three_phase = cli_flag(v, "three-phase");
-    }
-    if (t == OL_SCHED_WSD) {
-        static const char *const shapes[] = {"linear", "cosine", "sqrt"};
-        if (cli_double(v, "decay-frac", 0.0, 1.0, &sp->decay_frac) || pick(v, "wsd-decay", shapes, 3, &k))
-            return -1;
-        sp->wsd_shape = (ol_wsd_shape)k;
-    }
-    if (t == OL_SCHED_PLATEAU) {
-        static const char *const modes[] = {"min", "max"}, *const th[] = {"rel", "abs"};
-        long long pat, cd;
-        if (pick(v, "plateau-mode", modes, 2, &sp->plateau_maximize) ||
-            cli_double(v, "plateau-factor", 1e-9, 0.999999, &sp->plateau_factor) ||
-            cli_int(v, "plateau-patience", 0, 1000000, &pat) ||
-            cli_double(v, "plateau-threshold", 0.0, 1e9, &sp->plateau_threshold) ||
-            pick(v, "plateau-threshold-mode", th, 2, &sp->plateau_threshold_abs) ||
-            cli_int(v, "plateau-cooldown", 0, 1000000, &cd) ||
-            cli_double(v, "plateau-min-lr", 0.0, 1e6, &sp->plateau_min_lr))
-            return -1;
-        sp->plateau_patience = (int)pat;
-        sp->plateau_cooldown = (int)cd;
-    }
     if (t == OL_SCHED_SEQUENTIAL && build_sequence(v, base_lr, ep, sp) < 0) {
         cli_free_sched(sp);
         return -1;
     }
+    ol_sched_resolve(sp); /* defaults that are parts of the training length */
     ol_ctx *tmp = ol_ctx_new(0);
     int rc = tmp ? ol_sched_validate(tmp, sp) : -1;
     if (rc < 0) {

@@ -72,15 +72,11 @@ const char *const *cli_recipe_values(int i) { return i >= 0 && i < NRECIPES ? re
 
 /* The options a recipe may set: those every training command shares (the
  * command-specific ones, like lr-find's or schedule's, are no recipe's). */
-static const cli_opt *recipe_option(const char *key)
+static void recipe_options(cli_values *all)
 {
     const cli_opt *const tables[] = {cli_model_opts, cli_data_opts, cli_optim_opts, cli_sched_opts, cli_batch_opts,
                                      cli_train_opts, cli_run_opts,  cli_dist_opts,  NULL};
-    for (int t = 0; tables[t]; t++)
-        for (const cli_opt *o = tables[t]; o->name; o++)
-            if (strcmp(o->name, key) == 0)
-                return o;
-    return NULL;
+    cli_init(all, tables);
 }
 
 int cli_recipe_check(int i, char *err, size_t cap)
@@ -89,19 +85,22 @@ int cli_recipe_check(int i, char *err, size_t cap)
         snprintf(err, cap, "no recipe %d", i);
         return -1;
     }
-    for (const char *const *kv = recipes[i].kv; *kv; kv += 2) {
-        const cli_opt *o = recipe_option(kv[0]);
-        if (!o) {
+    cli_values all;
+    recipe_options(&all);
+    int rc = 0;
+    for (const char *const *kv = recipes[i].kv; *kv && rc == 0; kv += 2) {
+        int k = cli_find(&all, kv[0]);
+        if (k < 0) {
             snprintf(err, cap, "recipe '%s': unknown option '%s'", recipes[i].name, kv[0]);
-            return -1;
-        }
-        if (o->kind == CLI_FLAG && strcmp(kv[1], "1") != 0) {
+            rc = -1;
+        } else if (all.opts[k]->kind == CLI_FLAG && strcmp(kv[1], "1") != 0) {
             snprintf(err, cap, "recipe '%s': flag --%s can only be set (\"1\"), got '%s'", recipes[i].name, kv[0],
                      kv[1]);
-            return -1;
+            rc = -1;
         }
     }
-    return 0;
+    cli_free(&all);
+    return rc;
 }
 
 int cli_apply_recipe(cli_values *v, const char *name)
@@ -131,18 +130,23 @@ int cmd_recipes(int argc, char **argv)
     (void)argc;
     (void)argv;
     printf("usage: optimlab <train|schedule|lr-find> --recipe NAME [options that override it]\n\n");
+    cli_values all;
+    recipe_options(&all);
     for (int r = 0; r < NRECIPES; r++) {
         char err[256];
-        if (cli_recipe_check(r, err, sizeof err) < 0)
+        if (cli_recipe_check(r, err, sizeof err) < 0) {
+            cli_free(&all);
             return cli_fail(OL_EXIT_FAIL, err);
+        }
         printf("%s: %s\n ", recipes[r].name, recipes[r].summary);
         for (const char *const *kv = recipes[r].kv; *kv; kv += 2) {
-            if (recipe_option(kv[0])->kind == CLI_FLAG)
+            if (all.opts[cli_find(&all, kv[0])]->kind == CLI_FLAG)
                 printf(" --%s", kv[0]);
             else
                 printf(" --%s %s", kv[0], kv[1]);
         }
         printf("\n\n");
     }
+    cli_free(&all);
     return OL_EXIT_OK;
 }

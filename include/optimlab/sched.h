@@ -19,63 +19,117 @@
 extern "C" {
 #endif
 
+/* The built-in schedules, one line each: X(ENUM, name). The enum and the
+ * registry derive from this list; each schedule's descriptor (name, aliases,
+ * defaults, checks, the function of the step and its command-line options)
+ * lives beside that function in src/sched/<family>.c as ol__sched_<name>.
+ * New entries go at the end. */
+#define OL_SCHED_BUILTINS(X)                                                                                        \
+    X(CONSTANT, constant)                                                                                           \
+    X(STEP, step)               /* lr * gamma^floor(t / step_size) */                                               \
+    X(MULTISTEP, multistep)     /* lr * gamma^(number of milestones passed) */                                      \
+    X(EXPONENTIAL, exponential) /* lr * gamma^t */                                                                  \
+    X(POLYNOMIAL, polynomial)   /* lr * (1 - t/total)^power */                                                      \
+    X(LINEAR, linear)           /* lr * (start_factor -> end_factor over total_iters) */                            \
+    X(COSINE, cosine)           /* eta_min + (lr - eta_min)(1 + cos(pi t / t_max)) / 2 */                           \
+    X(COSINE_RESTARTS, cosine_restarts) /* SGDR: t_0, t_mult */                                                     \
+    X(CYCLIC, cyclic)           /* Smith 2017: triangular, triangular2, exp_range */                                \
+    X(ONECYCLE, onecycle)       /* Smith 2018 */                                                                    \
+    X(WSD, wsd)                 /* warmup-stable-decay */                                                           \
+    X(SEQUENTIAL, sequential)   /* parts[i] from milestone i-1 on, each restarted at 0 (PyTorch SequentialLR) */    \
+    X(PLATEAU, plateau)         /* constant here; ol_plateau lowers it from a validation metric */
+
 typedef enum {
-    OL_SCHED_CONSTANT = 0,
-    OL_SCHED_STEP,        /* lr * gamma^floor(t / step_size) */
-    OL_SCHED_MULTISTEP,   /* lr * gamma^(number of milestones passed) */
-    OL_SCHED_EXPONENTIAL, /* lr * gamma^t */
-    OL_SCHED_POLYNOMIAL,  /* lr * (1 - t/total)^power */
-    OL_SCHED_LINEAR,      /* lr * (start_factor -> end_factor over total_iters) */
-    OL_SCHED_COSINE,      /* eta_min + (lr - eta_min)(1 + cos(pi t / t_max)) / 2 */
-    OL_SCHED_COSINE_RESTARTS, /* SGDR: t_0, t_mult */
-    OL_SCHED_CYCLIC,      /* Smith 2017: triangular, triangular2, exp_range */
-    OL_SCHED_ONECYCLE,    /* Smith 2018 */
-    OL_SCHED_WSD,         /* warmup-stable-decay */
-    OL_SCHED_SEQUENTIAL,  /* parts[i] from milestone i-1 on, each restarted at 0 (PyTorch SequentialLR) */
-    OL_SCHED_PLATEAU,     /* constant here; ol_plateau lowers it from a validation metric */
+#define OL__SCHED_ENUM(e, n) OL_SCHED_##e,
+    OL_SCHED_BUILTINS(OL__SCHED_ENUM)
+#undef OL__SCHED_ENUM
     OL_SCHED_COUNT,
     OL_SCHED_USER = 100 /* a registered schedule: ol_sched_params.user */
 } ol_sched_type;
 
 #define OL_SCHED_MAX_PARAMS 8
+#define OL_SCHED_MAX_ALIASES 4
+#define OL_SCHED_MAX_OPTIONS 12
 
 struct ol_sched_params;
 
-/* A parameter of a registered schedule: ol_sched_params.user_param[i]. */
+/* A parameter of a schedule: ol_sched_params.user_param[i]. */
 typedef struct {
     const char *name;
     double def, lo, hi; /* default and the closed range accepted */
     const char *help;
 } ol_sched_param;
 
-/* A user schedule: a pure function of the step. step counts from 0 after the
+/* How the text of a schedule's command-line option becomes a field of
+ * ol_sched_params (the CLI converts epochs with the run's steps per epoch). */
+typedef enum {
+    OL_SOPT_NUMBER = 0, /* double in [lo, hi] */
+    OL_SOPT_INT,        /* int in [lo, hi] */
+    OL_SOPT_STEPS,      /* int64_t count of steps in [lo, hi] */
+    OL_SOPT_EPOCHS,     /* int64_t length given in epochs in [lo, hi] (fractions allowed), stored in steps, >= 1 */
+    OL_SOPT_EPOCH_LIST, /* milestones[] and nmilestones: epochs, comma-separated */
+    OL_SOPT_CHOICE,     /* int (or enum): the index of the value in choices ("a,b,c") */
+    OL_SOPT_FLAG,       /* int set to 1 by the flag */
+    OL_SOPT_NOT_FLAG    /* int set to 0 by the flag */
+} ol_sched_opt_kind;
+
+/* A command-line option of a built-in schedule. Several schedules may list
+ * the same option (--gamma: step, multistep, exponential); they agree on its
+ * kind, default and value name, and the CLI's help joins their help texts. */
+typedef struct {
+    const char *name;       /* long option, without "--" */
+    ol_sched_opt_kind kind;
+    size_t field;           /* offsetof(ol_sched_params, ...) it sets */
+    double lo, hi;          /* the values accepted */
+    const char *def;        /* default text ("": the schedule's own value, see help) */
+    const char *metavar;
+    const char *help;       /* what it means for this schedule */
+    const char *choices;    /* OL_SOPT_CHOICE */
+    const char *if_unset;   /* parsed when the option is empty: a value, or "--NAME" for that option's value */
+    int required;           /* the schedule needs it */
+} ol_sched_option;
+
+struct ol__sched_impl; /* built-ins only */
+
+/* A schedule: a pure function of the step. step counts from 0 after the
  * warm-up (which the library puts in front, as for every schedule) and
  * total_steps is the length of that main part; base_lr is the optimizer's lr.
  * Intended usage (a plugin, see examples/inv_sqrt_sched.c):
  *   static double my_lr(const double *p, int64_t step, int64_t total, double base_lr) {...}
  *   static const ol_sched_algo algo = {.name = "my-sched", .n_params = 1,
  *       .params = {{"decay", 0.5, 0.0, 1.0, "..."}}, .lr = my_lr};
- *   int optimlab_plugin_init(ol_ctx *ctx) { return ol_sched_register(ctx, &algo); } */
+ *   int optimlab_plugin_init(ol_ctx *ctx) { return ol_sched_register(ctx, &algo); }
+ * Built-in schedules are described by the same struct (src/sched/): those
+ * that read ol_sched_params' named fields (gamma, milestones, ...) do it
+ * through impl; `options` are their command-line options (the command line
+ * is built before plugins load: registered schedules take --sched-param). */
 typedef struct ol_sched_algo {
     const char *name;
     const char *summary;
+    const char *aliases[OL_SCHED_MAX_ALIASES]; /* other names ("sgdr"), NULL-terminated */
     int n_params;
     ol_sched_param params[OL_SCHED_MAX_PARAMS];
     double (*lr)(const double *params, int64_t step, int64_t total_steps, double base_lr);
+    ol_sched_option options[OL_SCHED_MAX_OPTIONS]; /* built-ins: up to the first without a name */
+    const struct ol__sched_impl *impl;            /* built-ins only: leave NULL */
 } ol_sched_algo;
 
 /* Register a schedule in ctx (copied; strings and function must outlive ctx).
- * OL_ENAME when the name is a built-in's or already registered. */
+ * OL_EINVAL for a malformed descriptor (no lr function, bad parameters, impl
+ * or options set); OL_ENAME when the name or an alias is taken. */
 int ol_sched_register(ol_ctx *ctx, const ol_sched_algo *algo);
-/* A registered schedule by name (ctx may be NULL). OL_ENAME when none. */
+/* A schedule by name or alias: built-ins, then ctx's (ctx may be NULL). OL_ENAME when none. */
 int ol_sched_algo_find(const ol_ctx *ctx, const char *name, const ol_sched_algo **out);
-int ol_sched_algo_count(const ol_ctx *ctx); /* registered ones only */
+/* All schedules: the OL_SCHED_COUNT built-ins (index = ol_sched_type), then
+ * ctx's in registration order. */
+int ol_sched_algo_count(const ol_ctx *ctx);
 const ol_sched_algo *ol_sched_algo_at(const ol_ctx *ctx, int i);
-/* Defaults for a built-in or registered schedule name. */
+/* Defaults for a name or alias of any schedule (parameters at their defaults). */
 int ol_sched_params_for(const ol_ctx *ctx, const char *name, struct ol_sched_params *out);
-/* Set a registered schedule's parameter: OL_ENAME unknown, OL_ERANGE outside [lo, hi]. */
+/* Set a schedule's named parameter (params[]): OL_ENAME unknown, OL_ERANGE outside [lo, hi]. */
 int ol_sched_param_set(ol_ctx *ctx, struct ol_sched_params *sp, const char *name, double value);
-/* Name of the schedule sp selects (built-in or registered). */
+/* The schedule sp selects (NULL for an unknown type), and its name. */
+const ol_sched_algo *ol_sched_params_algo(const struct ol_sched_params *sp);
 const char *ol_sched_params_name(const struct ol_sched_params *sp);
 
 typedef enum { OL_CYCLIC_TRIANGULAR = 0, OL_CYCLIC_TRIANGULAR2, OL_CYCLIC_EXP_RANGE } ol_cyclic_mode;
@@ -87,7 +141,7 @@ typedef enum { OL_WSD_LINEAR = 0, OL_WSD_COSINE, OL_WSD_SQRT } ol_wsd_shape;
 typedef struct ol_sched_params {
     ol_sched_type type;
     const ol_sched_algo *user;              /* type OL_SCHED_USER: the registered schedule */
-    double user_param[OL_SCHED_MAX_PARAMS]; /* its parameter values */
+    double user_param[OL_SCHED_MAX_PARAMS]; /* values of the schedule's params[] */
     double base_lr;          /* the optimizer's lr: initial or peak value */
     int64_t total_steps;     /* length of training in optimizer steps */
     int64_t steps_per_epoch; /* for parameters given in epochs */
@@ -145,9 +199,19 @@ typedef struct ol_sched_params {
     double plateau_eps;        /* 1e-8: smaller reductions are ignored */
 } ol_sched_params;
 
+/* Name of a built-in ("?" for others; ol_sched_params_name covers all). */
 const char *ol_sched_name(ol_sched_type t);
+/* A built-in's name or alias ("sgdr", "one-cycle", "poly", ...). */
 int ol_sched_from_name(const char *name, ol_sched_type *out);
 ol_sched_params ol_sched_default_params(ol_sched_type t);
+/* Fill the values left at 0 that default to a part of the training length
+ * or to another value, so that sp states every value it uses: cosine T_max
+ * and the linear/polynomial length (all of the main part), the falling half
+ * of a cycle (the rising one), the one-cycle peak (base_lr) -- these give the
+ * same lr before and after -- and the multistep milestones (50% and 75%) and
+ * the SGDR period T0 (1/5, at least 1 step), which 0 leaves without meaning.
+ * Call after setting base_lr and the lengths (the CLI does). */
+void ol_sched_resolve(ol_sched_params *s);
 /* Check the parameters against each other (warm-up longer than training,
  * max_lr below base_lr, ...); one-line message on error. */
 int ol_sched_validate(ol_ctx *ctx, const ol_sched_params *s);
@@ -157,7 +221,9 @@ double ol_sched_lr(const ol_sched_params *s, int64_t t);
 /* Momentum (or Adam beta1) of step t, or -1 when the schedule does not cycle it. */
 double ol_sched_momentum(const ol_sched_params *s, int64_t t);
 
-/* Reduce-on-plateau, the one stateful schedule (PyTorch ReduceLROnPlateau).
+/* Reduce-on-plateau, the one stateful schedule (PyTorch ReduceLROnPlateau):
+ * its descriptor gives the lr before any cut (ol_sched_lr), and the state
+ * lives in ol_plateau, which the trainer feeds and checkpoints.
  * Intended usage:
  *   ol_plateau p; ol_plateau_init(&p, &sp);            (sp.type OL_SCHED_PLATEAU)
  *   each step: lr = ol_plateau_lr(&p, &sp, t);         (warm-up, then the reduced lr)

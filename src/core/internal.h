@@ -20,6 +20,14 @@ struct ol_ctx {
 
 /* Frees the registry and closes its plugins (src/optim/registry.c). */
 void ol__registry_free(struct ol__registry *r);
+/* The schedules registered in ctx (ctx may be NULL), stored with the registry;
+ * add copies the descriptor (OL_ENOMEM). The API is src/sched/registry.c. */
+struct ol_sched_algo;
+int ol__registry_sched_count(const ol_ctx *ctx);
+const struct ol_sched_algo *ol__registry_sched_at(const ol_ctx *ctx, int i);
+int ol__registry_sched_add(ol_ctx *ctx, const struct ol_sched_algo *a);
+/* An algorithm, alias or parameter name: [a-z0-9._-], shorter than OL_OPTIM_NAME_MAX. */
+int ol__valid_algo_name(const char *s);
 
 #if defined(__GNUC__)
 #define OL__PRINTF(a, b) __attribute__((format(printf, a, b)))

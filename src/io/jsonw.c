@@ -6,36 +6,7 @@
 
 #include "io/jsonw.h"
 
-static void put(ol__jw *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(ol__jw *w, const char *fmt, ...)
-{
-    if (w->failed)
-        return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(w->buf ? w->buf + w->len : NULL, w->buf ? w->cap - w->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            w->failed = 1;
-            return;
-        }
-        if (w->buf && w->len + (size_t)n < w->cap) {
-            w->len += (size_t)n;
-            return;
-        }
-        size_t nc = w->cap ? w->cap * 2 : 256;
-        while (nc < w->len + (size_t)n + 1)
-            nc *= 2;
-        char *nb = realloc(w->buf, nc);
-        if (!nb) {
-            w->failed = 1;
-            return;
-        }
-        w->buf = nb;
-        w->cap = nc;
-    }
-}
+#define put(w, ...) ol__tb_printf(&(w)->tb, __VA_ARGS__)
 
 static void key(ol__jw *w, const char *k)
 {
@@ -45,9 +16,8 @@ static void key(ol__jw *w, const char *k)
 
 void ol__jw_begin(ol__jw *w)
 {
-    w->len = 0;
+    ol__tb_reset(&w->tb);
     w->first = 1;
-    w->failed = 0;
     put(w, "{");
 }
 
@@ -55,9 +25,11 @@ void ol__jw_end(ol__jw *w) { put(w, "}"); }
 
 void ol__jw_free(ol__jw *w)
 {
-    free(w->buf);
+    ol__tb_free(&w->tb);
     memset(w, 0, sizeof *w);
 }
+
+const char *ol__jw_text(const ol__jw *w) { return ol__tb_text(&w->tb); }
 
 void ol__jw_str(ol__jw *w, const char *k, const char *v)
 {

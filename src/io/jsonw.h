@@ -5,11 +5,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/textbuf.h"
+
 typedef struct {
-    char *buf;
-    size_t len, cap;
+    ol__tb tb;
     int first;
-    int failed; /* out of memory */
 } ol__jw;
 
 void ol__jw_begin(ol__jw *w);          /* starts "{" */
@@ -20,5 +20,6 @@ void ol__jw_int(ol__jw *w, const char *key, int64_t val);
 void ol__jw_num(ol__jw *w, const char *key, double val); /* %.17g; null for NaN/Inf */
 void ol__jw_bool(ol__jw *w, const char *key, int val);
 void ol__jw_raw(ol__jw *w, const char *key, const char *json); /* pre-formatted value */
+const char *ol__jw_text(const ol__jw *w); /* the object so far; NULL when out of memory */
 
 #endif

@@ -1,7 +1,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +8,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "core/fsutil.h"
 #include "io/safetensors.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -314,21 +314,6 @@ uint32_t ol__st_data_crc(const ol__st_file *f)
     return (uint32_t)crc;
 }
 
-static int write_all(int fd, const void *buf, size_t n)
-{
-    const uint8_t *p = buf;
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 int ol__st_write(ol_ctx *ctx, const char *path, const ol__st_tensor *t, int n, const char *const *meta_keys,
                  const char *const *meta_vals, int nmeta)
 {
@@ -439,47 +424,27 @@ int ol__st_write_crc(ol_ctx *ctx, const char *path, const ol__st_tensor *t, int 
         snprintf(hex, sizeof hex, "%08lx", (unsigned long)(c & 0xffffffffUL));
         memcpy(slot, hex, OL__ST_CRC_CHARS);
     }
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) {
+    ol__atomic_file af;
+    rc = ol__atomic_open(ctx, &af, path);
+    if (rc < 0) {
         free(hdr);
-        return ol__err(ctx, OL_EIO, "cannot write %s: %s", tmp, strerror(errno));
+        return rc;
     }
-    int bad = write_all(fd, len8, 8) || write_all(fd, hdr, hl);
+    int bad = fwrite(len8, 1, 8, af.f) != 8 || fwrite(hdr, 1, hl, af.f) != hl;
     for (size_t i = hl; !bad && i < padded; i++)
-        bad = write_all(fd, " ", 1);
+        bad = fputc(' ', af.f) == EOF;
     for (int i = 0; !bad && i < n; i++) {
         size_t numel = 1;
         for (int d = 0; d < t[i].ndim; d++)
             numel *= (size_t)t[i].shape[d];
-        bad = write_all(fd, t[i].data, numel * ol__st_dtype_size(t[i].dtype));
+        size_t bytes = numel * ol__st_dtype_size(t[i].dtype);
+        bad = fwrite(t[i].data, 1, bytes, af.f) != bytes;
     }
     int err = errno;
     free(hdr);
-    if (!bad && fsync(fd) != 0) {
-        bad = 1;
-        err = errno;
-    }
-    if (close(fd) != 0 && !bad) {
-        bad = 1;
-        err = errno;
-    }
-    if (!bad && rename(tmp, path) != 0) {
-        bad = 1;
-        err = errno;
-    }
     if (bad) {
-        unlink(tmp);
-        return ol__err(ctx, OL_EIO, "cannot write %s: %s", path, strerror(err));
+        ol__atomic_abort(&af);
+        return ol__err(ctx, OL_EIO, "cannot write %s: %s", path, strerror(err ? err : EIO));
     }
-    /* make the rename itself durable */
-    char dirbuf[4096];
-    snprintf(dirbuf, sizeof dirbuf, "%s", path);
-    int dfd = open(dirname(dirbuf), O_RDONLY | O_DIRECTORY);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
-    return OL_OK;
+    return ol__atomic_commit(ctx, &af);
 }

@@ -1,5 +1,6 @@
-/* The registry of optimizers and schedules: the built-ins (a static table,
- * consulted first) and the algorithms a context's user or plugins registered.
+/* The registry of optimizers: the built-ins (a static table, consulted
+ * first) and the algorithms a context's user or plugins registered; the
+ * context's storage of registered schedules; plugins.
  * Adding a built-in optimizer is its file plus one line in OL_OPTIM_BUILTINS. */
 #include <dlfcn.h>
 #include <math.h>
@@ -99,7 +100,7 @@ int ol_optim_algo_find(const ol_ctx *ctx, const char *name, const ol_optim_algo 
     return *out ? OL_OK : OL_ENAME;
 }
 
-static int valid_name(const char *s)
+int ol__valid_algo_name(const char *s)
 {
     if (!s || !*s || strlen(s) >= OL_OPTIM_NAME_MAX)
         return 0;
@@ -114,7 +115,7 @@ static int check_hparams(ol_ctx *ctx, const char *algo, const ol_optim_hparam *h
     if (n < 0 || n > OL_OPTIM_MAX_HPARAMS)
         return ol__err(ctx, OL_EINVAL, "optimizer %s: %d hyperparameters (at most %d)", algo, n, OL_OPTIM_MAX_HPARAMS);
     for (int i = 0; i < n; i++) {
-        if (!valid_name(hp[i].name))
+        if (!ol__valid_algo_name(hp[i].name))
             return ol__err(ctx, OL_EINVAL, "%s: hyperparameter %d has no valid name", algo, i);
         if (!(hp[i].lo <= hp[i].def && hp[i].def <= hp[i].hi))
             return ol__err(ctx, OL_EINVAL, "%s: default %g of %s is outside [%g, %g]", algo, hp[i].def, hp[i].name,
@@ -128,7 +129,7 @@ static int check_hparams(ol_ctx *ctx, const char *algo, const ol_optim_hparam *h
 
 static int check_descriptor(ol_ctx *ctx, const ol_optim_algo *a)
 {
-    if (!valid_name(a->name))
+    if (!ol__valid_algo_name(a->name))
         return ol__err(ctx, OL_EINVAL, "optimizer name '%s' is not valid (lower case letters, digits, - _ .)",
                        a->name ? a->name : "");
     if (!a->step || a->impl)
@@ -155,7 +156,7 @@ int ol_optim_register(ol_ctx *ctx, const ol_optim_algo *algo)
     const ol_optim_alias *al;
     const char *names[1 + OL_OPTIM_MAX_ALIASES] = {algo->name};
     for (int k = 0; k < OL_OPTIM_MAX_ALIASES && algo->aliases[k].name; k++) {
-        if (!valid_name(algo->aliases[k].name))
+        if (!ol__valid_algo_name(algo->aliases[k].name))
             return ol__err(ctx, OL_EINVAL, "optimizer %s: alias '%s' is not a valid name", algo->name,
                            algo->aliases[k].name);
         names[k + 1] = algo->aliases[k].name;
@@ -280,91 +281,22 @@ int ol_optim_hparam_set(ol_ctx *ctx, ol_optim_params *op, const char *name, doub
                    a->n_hparams ? "" : " (it has none)");
 }
 
-/* ---- schedules ------------------------------------------------------------ */
+/* ---- storage of registered schedules (the API: src/sched/registry.c) ------ */
 
-int ol_sched_algo_count(const ol_ctx *ctx) { return ctx && ctx->reg ? ctx->reg->n_sched : 0; }
+int ol__registry_sched_count(const ol_ctx *ctx) { return ctx && ctx->reg ? ctx->reg->n_sched : 0; }
 
-const ol_sched_algo *ol_sched_algo_at(const ol_ctx *ctx, int i)
+const ol_sched_algo *ol__registry_sched_at(const ol_ctx *ctx, int i)
 {
-    return (i >= 0 && i < ol_sched_algo_count(ctx)) ? &ctx->reg->sched[i] : NULL;
+    return (i >= 0 && i < ol__registry_sched_count(ctx)) ? &ctx->reg->sched[i] : NULL;
 }
 
-int ol_sched_algo_find(const ol_ctx *ctx, const char *name, const ol_sched_algo **out)
+int ol__registry_sched_add(ol_ctx *ctx, const ol_sched_algo *a)
 {
-    for (int i = 0; i < ol_sched_algo_count(ctx); i++)
-        if (strcmp(ctx->reg->sched[i].name, name) == 0) {
-            *out = &ctx->reg->sched[i];
-            return OL_OK;
-        }
-    *out = NULL;
-    return OL_ENAME;
-}
-
-int ol_sched_register(ol_ctx *ctx, const ol_sched_algo *algo)
-{
-    if (!algo || !valid_name(algo->name) || !algo->lr)
-        return ol__err(ctx, OL_EINVAL, "schedule '%s': a valid name and an lr function are required",
-                       algo && algo->name ? algo->name : "");
-    if (algo->n_params < 0 || algo->n_params > OL_SCHED_MAX_PARAMS)
-        return ol__err(ctx, OL_EINVAL, "schedule %s: %d parameters (at most %d)", algo->name, algo->n_params,
-                       OL_SCHED_MAX_PARAMS);
-    for (int i = 0; i < algo->n_params; i++) {
-        const ol_sched_param *p = &algo->params[i];
-        if (!valid_name(p->name) || !(p->lo <= p->def && p->def <= p->hi))
-            return ol__err(ctx, OL_EINVAL, "schedule %s: parameter %d needs a valid name and lo <= default <= hi",
-                           algo->name, i);
-    }
-    ol_sched_type t;
-    const ol_sched_algo *dup;
-    if (ol_sched_from_name(algo->name, &t) == OL_OK || ol_sched_algo_find(ctx, algo->name, &dup) == OL_OK)
-        return ol__err(ctx, OL_ENAME, "schedule name '%s' is already registered", algo->name);
     struct ol__registry *r = registry(ctx);
     if (!r || grow((void **)&r->sched, r->n_sched, &r->cap_sched, sizeof *r->sched))
-        return ol__err(ctx, OL_ENOMEM, "out of memory registering schedule %s", algo->name);
-    r->sched[r->n_sched++] = *algo;
+        return ol__err(ctx, OL_ENOMEM, "out of memory registering schedule %s", a->name);
+    r->sched[r->n_sched++] = *a;
     return OL_OK;
-}
-
-int ol_sched_params_for(const ol_ctx *ctx, const char *name, ol_sched_params *out)
-{
-    ol_sched_type t;
-    if (ol_sched_from_name(name, &t) == OL_OK) {
-        *out = ol_sched_default_params(t);
-        return OL_OK;
-    }
-    const ol_sched_algo *a;
-    if (ol_sched_algo_find(ctx, name, &a) < 0)
-        return OL_ENAME;
-    *out = ol_sched_default_params(OL_SCHED_CONSTANT);
-    out->type = OL_SCHED_USER;
-    out->user = a;
-    for (int i = 0; i < a->n_params; i++)
-        out->user_param[i] = a->params[i].def;
-    return OL_OK;
-}
-
-int ol_sched_param_set(ol_ctx *ctx, ol_sched_params *sp, const char *name, double value)
-{
-    if (sp->type != OL_SCHED_USER || !sp->user)
-        return ol__err(ctx, OL_ENAME, "schedule %s has no parameter '%s' (only registered schedules take them)",
-                       ol_sched_name(sp->type), name);
-    const ol_sched_algo *a = sp->user;
-    for (int i = 0; i < a->n_params; i++)
-        if (strcmp(a->params[i].name, name) == 0) {
-            if (!(value >= a->params[i].lo && value <= a->params[i].hi))
-                return ol__err(ctx, OL_ERANGE, "%s: %s must be in [%g, %g], got %g", a->name, name, a->params[i].lo,
-                               a->params[i].hi, value);
-            sp->user_param[i] = value;
-            return OL_OK;
-        }
-    return ol__err(ctx, OL_ENAME, "schedule %s has no parameter '%s'", a->name, name);
-}
-
-const char *ol_sched_params_name(const ol_sched_params *sp)
-{
-    if (sp->type == OL_SCHED_USER)
-        return sp->user ? sp->user->name : "?";
-    return ol_sched_name(sp->type);
 }
 
 /* ---- plugins -------------------------------------------------------------- */

@@ -1,79 +1,66 @@
-/* Learning-rate schedules as closed-form functions of the step.
- *
- * Where PyTorch has a closed form (CyclicLR, OneCycleLR) the arithmetic below
- * follows it operation by operation; the recursive schedulers (StepLR,
- * CosineAnnealingLR, ...) agree with these closed forms to ~1e-15 relative. */
+/* The schedule machinery every schedule shares: the common checks, the
+ * warm-up in front, per-epoch stepping, sequential composition, and the
+ * dispatch to each schedule's function of the step (the built-ins live in
+ * decay.c, cosine.c, cyclic.c and plateau.c, registered in registry.c).
+ * Batch-size schedules and the lr scaling with the batch size follow. */
 #include <math.h>
 #include <string.h>
 
-#include "core/internal.h"
-#include "optimlab/sched.h"
+#include "sched/sched_internal.h"
 
-static const char *const sched_names[OL_SCHED_COUNT] = {
-    "constant", "step",     "multistep", "exponential", "polynomial", "linear",    "cosine",
-    "cosine-restarts", "cyclic", "onecycle", "wsd", "sequential", "plateau"};
-
-const char *ol_sched_name(ol_sched_type t) { return (t >= 0 && t < OL_SCHED_COUNT) ? sched_names[t] : "?"; }
-
-int ol_sched_from_name(const char *name, ol_sched_type *out)
+double ol__sched_floor(const ol_sched_params *s)
 {
-    for (int i = 0; i < OL_SCHED_COUNT; i++)
-        if (strcmp(name, sched_names[i]) == 0) {
-            *out = (ol_sched_type)i;
-            return OL_OK;
-        }
-    /* common spellings from the literature */
-    static const struct {
-        const char *alias;
-        ol_sched_type t;
-    } aliases[] = {{"sgdr", OL_SCHED_COSINE_RESTARTS}, {"one-cycle", OL_SCHED_ONECYCLE},
-                   {"1cycle", OL_SCHED_ONECYCLE},      {"clr", OL_SCHED_CYCLIC},
-                   {"poly", OL_SCHED_POLYNOMIAL},      {"reduce-on-plateau", OL_SCHED_PLATEAU}};
-    for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++)
-        if (strcmp(name, aliases[i].alias) == 0) {
-            *out = aliases[i].t;
-            return OL_OK;
-        }
-    return OL_ENAME;
+    return s->min_lr_ratio > 0.0 ? s->min_lr_ratio * s->base_lr : s->eta_min;
 }
 
-ol_sched_params ol_sched_default_params(ol_sched_type t)
+/* The main part's length in its units (steps, or epochs with per_epoch). */
+static int64_t main_length(const ol_sched_params *s)
 {
-    ol_sched_params s;
-    memset(&s, 0, sizeof s);
-    s.type = t;
-    s.base_lr = 0.1;
-    s.steps_per_epoch = 1;
-    s.gamma = 0.1;
-    s.power = 1.0;
-    s.start_factor = 1.0 / 3.0;
-    s.end_factor = 1.0;
-    s.t_mult = 1;
-    s.cyclic_gamma = 1.0;
-    s.pct_start = 0.3;
-    s.div_factor = 25.0;
-    s.final_div_factor = 1e4;
-    s.cycle_momentum = (t == OL_SCHED_CYCLIC || t == OL_SCHED_ONECYCLE);
-    s.base_momentum = t == OL_SCHED_CYCLIC ? 0.8 : 0.85;
-    s.max_momentum = t == OL_SCHED_CYCLIC ? 0.9 : 0.95;
-    s.warmup_start_factor = 0.0;
-    s.decay_frac = 0.1;
-    s.plateau_factor = 0.1;
-    s.plateau_patience = 10;
-    s.plateau_threshold = 1e-4;
-    s.plateau_eps = 1e-8;
-    if (t == OL_SCHED_EXPONENTIAL)
-        s.gamma = 0.95;
-    return s;
+    int64_t length = s->total_steps > 0 ? s->total_steps - s->warmup_steps : 0;
+    if (s->per_epoch && s->steps_per_epoch > 0)
+        length /= s->steps_per_epoch;
+    return length;
 }
+
+static int validate_one(ol_ctx *ctx, const ol_sched_params *s, int nested);
+
+/* ---- sequential: parts one after the other (SequentialLR) ---------------- */
+
+static int sequential_validate(ol_ctx *ctx, const ol_sched_params *s)
+{
+    if (!s->parts || s->nparts < 1 || s->nparts > OL_SCHED_MAX_MILESTONES)
+        return ol__err(ctx, OL_EINVAL, "sequential schedule needs 1 to %d parts", OL_SCHED_MAX_MILESTONES);
+    if (s->nmilestones != s->nparts - 1)
+        return ol__err(ctx, OL_EINVAL, "sequential schedule: %d parts need %d milestones, got %d", s->nparts,
+                       s->nparts - 1, s->nmilestones);
+    for (int i = 0; i < s->nparts; i++) {
+        if (s->parts[i].type == OL_SCHED_PLATEAU)
+            return ol__err(ctx, OL_EINVAL, "sequential schedule: reduce-on-plateau cannot be a part");
+        OL__TRY(validate_one(ctx, &s->parts[i], 1));
+    }
+    return OL_OK;
+}
+
+/* Its lr is composed in ol_sched_lr (no function of its own); the CLI builds
+ * the parts from --sequence. */
+static const ol__sched_impl sequential_impl = {.validate = sequential_validate};
+
+const ol_sched_algo ol__sched_sequential = {
+    .name = "sequential",
+    .summary = "schedules one after the other, each restarted at its milestone (SequentialLR)",
+    .impl = &sequential_impl,
+};
+
+/* ---- checks -------------------------------------------------------------- */
 
 static int validate_one(ol_ctx *ctx, const ol_sched_params *s, int nested)
 {
-    if (s->type == OL_SCHED_USER && !(s->user && s->user->lr))
+    const ol_sched_algo *a = ol_sched_params_algo(s);
+    if (s->type == OL_SCHED_USER && !(a && a->lr))
         return ol__err(ctx, OL_ENAME, "registered schedule without a descriptor or lr function");
-    if (s->type != OL_SCHED_USER && (s->type < 0 || s->type >= OL_SCHED_COUNT))
+    if (!a)
         return ol__err(ctx, OL_ENAME, "unknown schedule type %d", (int)s->type);
-    const char *nm = ol_sched_params_name(s);
+    const char *nm = a->name;
     if (!(s->base_lr >= 0.0 && isfinite(s->base_lr)))
         return ol__err(ctx, OL_ERANGE, "learning rate must be >= 0, got %g", s->base_lr);
     if (s->total_steps < 0 || s->warmup_steps < 0)
@@ -86,8 +73,6 @@ static int validate_one(ol_ctx *ctx, const ol_sched_params *s, int nested)
                        (long long)s->warmup_steps, (long long)s->total_steps);
     if (!(s->gamma > 0.0 && isfinite(s->gamma)))
         return ol__err(ctx, OL_ERANGE, "gamma must be > 0, got %g", s->gamma);
-    if (s->type == OL_SCHED_STEP && s->step_size <= 0)
-        return ol__err(ctx, OL_ERANGE, "step schedule needs a step size > 0");
     if (s->nmilestones < 0 || s->nmilestones > OL_SCHED_MAX_MILESTONES)
         return ol__err(ctx, OL_ERANGE, "at most %d milestones", OL_SCHED_MAX_MILESTONES);
     for (int i = 0; i < s->nmilestones; i++)
@@ -101,253 +86,43 @@ static int validate_one(ol_ctx *ctx, const ol_sched_params *s, int nested)
         return ol__err(ctx, OL_ERANGE, "warm-up start factor must be in [0, 1], got %g", s->warmup_start_factor);
     if (s->warmup_steps > 0 && s->warmup_exponential && !(s->warmup_start_factor > 0.0))
         return ol__err(ctx, OL_ERANGE, "exponential warm-up needs a start factor > 0");
-    if (s->type == OL_SCHED_POLYNOMIAL && !(s->power >= 0.0 && isfinite(s->power)))
-        return ol__err(ctx, OL_ERANGE, "polynomial power must be >= 0, got %g", s->power);
-    if (s->type == OL_SCHED_LINEAR &&
-        !(s->start_factor >= 0.0 && s->end_factor >= 0.0 && isfinite(s->start_factor) && isfinite(s->end_factor)))
-        return ol__err(ctx, OL_ERANGE, "linear schedule factors must be >= 0");
     if (s->total_iters < 0 || s->t_max < 0)
         return ol__err(ctx, OL_ERANGE, "%s: lengths must be >= 0", nm);
-    if (s->type == OL_SCHED_COSINE_RESTARTS && (s->t_0 < 1 || s->t_mult < 1))
-        return ol__err(ctx, OL_ERANGE, "cosine-restarts needs T0 >= 1 step and an integer Tmult >= 1 (T0 %lld, Tmult %d)",
-                       (long long)s->t_0, s->t_mult);
-    if (s->type == OL_SCHED_CYCLIC) {
-        if (!(s->max_lr >= s->base_lr && isfinite(s->max_lr)))
-            return ol__err(ctx, OL_ERANGE, "cyclic: max lr %g must be >= the base lr %g", s->max_lr, s->base_lr);
-        if (s->step_size_up < 1 || s->step_size_down < 0)
-            return ol__err(ctx, OL_ERANGE, "cyclic: step size must be >= 1 step (up %lld, down %lld)",
-                           (long long)s->step_size_up, (long long)s->step_size_down);
-        if (s->cyclic_mode < OL_CYCLIC_TRIANGULAR || s->cyclic_mode > OL_CYCLIC_EXP_RANGE)
-            return ol__err(ctx, OL_ENAME, "cyclic: unknown mode %d", (int)s->cyclic_mode);
-        if (!(s->cyclic_gamma > 0.0 && s->cyclic_gamma <= 1.0))
-            return ol__err(ctx, OL_ERANGE, "cyclic: exp_range gamma must be in (0, 1], got %g", s->cyclic_gamma);
-    }
-    if (s->type == OL_SCHED_ONECYCLE) {
-        int64_t len = s->total_steps - s->warmup_steps;
-        if (s->per_epoch)
-            len /= s->steps_per_epoch;
-        if (s->total_iters > 0)
-            len = s->total_iters;
-        if (len < 2)
-            return ol__err(ctx, OL_ERANGE, "onecycle needs the training length (>= 2 steps)");
-        if (!(s->pct_start > 0.0 && s->pct_start < 1.0))
-            return ol__err(ctx, OL_ERANGE, "onecycle: pct_start must be in (0, 1), got %g", s->pct_start);
-        if (s->three_phase && !(s->pct_start < 0.5))
-            return ol__err(ctx, OL_ERANGE, "onecycle three-phase: pct_start must be < 0.5, got %g", s->pct_start);
-        if (!(s->div_factor >= 1.0 && s->final_div_factor >= 1.0))
-            return ol__err(ctx, OL_ERANGE, "onecycle: div factors must be >= 1 (%g, %g)", s->div_factor,
-                           s->final_div_factor);
-        /* PyTorch needs each phase to span at least one step */
-        double e1 = s->pct_start * (double)len - 1.0;
-        if (!(e1 > 0.0) || (s->three_phase && !(2.0 * s->pct_start * (double)len - 2.0 > e1)) ||
-            !((double)(len - 1) > (s->three_phase ? 2.0 * s->pct_start * (double)len - 2.0 : e1)))
-            return ol__err(ctx, OL_ERANGE, "onecycle: pct_start %g leaves an empty phase in %lld steps", s->pct_start,
-                           (long long)len);
-        if (s->max_lr < 0.0 || !isfinite(s->max_lr))
-            return ol__err(ctx, OL_ERANGE, "onecycle: max lr must be >= 0, got %g", s->max_lr);
-    }
-    if ((s->type == OL_SCHED_CYCLIC || s->type == OL_SCHED_ONECYCLE) && s->cycle_momentum &&
-        !(s->base_momentum >= 0.0 && s->base_momentum <= s->max_momentum && s->max_momentum < 1.0))
-        return ol__err(ctx, OL_ERANGE, "momentum cycling needs 0 <= base momentum <= max momentum < 1 (%g, %g)",
-                       s->base_momentum, s->max_momentum);
-    if (s->type == OL_SCHED_WSD && !(s->decay_frac >= 0.0 && s->decay_frac <= 1.0))
-        return ol__err(ctx, OL_ERANGE, "wsd: decay fraction must be in [0, 1], got %g", s->decay_frac);
-    if (s->type == OL_SCHED_WSD && (s->wsd_shape < OL_WSD_LINEAR || s->wsd_shape > OL_WSD_SQRT))
-        return ol__err(ctx, OL_ENAME, "wsd: unknown decay shape %d", (int)s->wsd_shape);
-    if (s->type == OL_SCHED_PLATEAU) {
-        if (!(s->plateau_factor > 0.0 && s->plateau_factor < 1.0))
-            return ol__err(ctx, OL_ERANGE, "plateau: factor must be in (0, 1), got %g", s->plateau_factor);
-        if (s->plateau_patience < 0 || s->plateau_cooldown < 0)
-            return ol__err(ctx, OL_ERANGE, "plateau: patience and cooldown must be >= 0");
-        if (!(s->plateau_threshold >= 0.0) || !(s->plateau_min_lr >= 0.0) || !(s->plateau_eps >= 0.0))
-            return ol__err(ctx, OL_ERANGE, "plateau: threshold, min lr and eps must be >= 0");
-    }
-    if (s->type == OL_SCHED_SEQUENTIAL) {
-        if (nested)
-            return ol__err(ctx, OL_EINVAL, "sequential schedules cannot be nested");
-        if (!s->parts || s->nparts < 1 || s->nparts > OL_SCHED_MAX_MILESTONES)
-            return ol__err(ctx, OL_EINVAL, "sequential schedule needs 1 to %d parts", OL_SCHED_MAX_MILESTONES);
-        if (s->nmilestones != s->nparts - 1)
-            return ol__err(ctx, OL_EINVAL, "sequential schedule: %d parts need %d milestones, got %d", s->nparts,
-                           s->nparts - 1, s->nmilestones);
-        for (int i = 0; i < s->nparts; i++) {
-            if (s->parts[i].type == OL_SCHED_PLATEAU)
-                return ol__err(ctx, OL_EINVAL, "sequential schedule: reduce-on-plateau cannot be a part");
-            OL__TRY(validate_one(ctx, &s->parts[i], 1));
-        }
-    }
+    if (nested && s->type == OL_SCHED_SEQUENTIAL)
+        return ol__err(ctx, OL_EINVAL, "sequential schedules cannot be nested");
+    if (a->impl && a->impl->validate)
+        return a->impl->validate(ctx, s);
     return OL_OK;
 }
 
 int ol_sched_validate(ol_ctx *ctx, const ol_sched_params *s) { return validate_one(ctx, s, 0); }
 
-static double floor_lr(const ol_sched_params *s)
+void ol_sched_resolve(ol_sched_params *s)
 {
-    return s->min_lr_ratio > 0.0 ? s->min_lr_ratio * s->base_lr : s->eta_min;
+    const ol_sched_algo *a = ol_sched_params_algo(s);
+    if (a && a->impl && a->impl->resolve)
+        a->impl->resolve(s, main_length(s));
 }
 
-/* ---- cyclic (torch.optim.lr_scheduler.CyclicLR.get_lr) ------------------ */
-
-static double cyclic_value(const ol_sched_params *s, int64_t u, double lo, double hi, int momentum)
-{
-    const double up = (double)s->step_size_up;
-    const double down = s->step_size_down > 0 ? (double)s->step_size_down : up;
-    const double total_size = up + down;
-    const double step_ratio = up / total_size;
-    const double cycle = floor(1.0 + (double)u / total_size);
-    const double x = 1.0 + (double)u / total_size - cycle;
-    const double scale_factor = x <= step_ratio ? x / step_ratio : (x - 1.0) / (step_ratio - 1.0);
-    double scale;
-    switch (s->cyclic_mode) {
-    case OL_CYCLIC_TRIANGULAR2: scale = 1.0 / pow(2.0, cycle - 1.0); break;
-    case OL_CYCLIC_EXP_RANGE: scale = pow(s->cyclic_gamma, (double)u); break; /* per iteration */
-    default: scale = 1.0; break;
-    }
-    double base_height = (hi - lo) * scale_factor;
-    return momentum ? hi - base_height * scale : lo + base_height * scale;
-}
-
-/* ---- one-cycle (torch.optim.lr_scheduler.OneCycleLR.get_lr) ------------- */
-
-static double anneal(const ol_sched_params *s, double start, double end, double pct)
-{
-    if (s->anneal_linear)
-        return (end - start) * pct + start;
-    double cos_out = cos(OL__PI * pct) + 1.0;
-    return end + (start - end) / 2.0 * cos_out;
-}
-
-static int64_t onecycle_len(const ol_sched_params *s, int64_t length) { return s->total_iters > 0 ? s->total_iters : length; }
-
-static double onecycle_value(const ol_sched_params *s, int64_t u, int64_t length, int momentum)
-{
-    const int64_t T = onecycle_len(s, length);
-    const double max_lr = s->max_lr > 0.0 ? s->max_lr : s->base_lr;
-    const double initial = max_lr / s->div_factor;
-    const double min_lr = initial / s->final_div_factor;
-    if (u > T - 1) /* held at the final value (PyTorch raises past the end) */
-        u = T - 1;
-    /* phase table: end step, lr from/to, momentum from/to */
-    double end[3], lr_a[3], lr_b[3], m_a[3], m_b[3];
-    int n;
-    const double bm = s->base_momentum, mm = s->max_momentum;
-    if (s->three_phase) {
-        n = 3;
-        end[0] = s->pct_start * (double)T - 1.0;
-        end[1] = 2.0 * s->pct_start * (double)T - 2.0;
-        end[2] = (double)T - 1.0;
-        lr_a[0] = initial, lr_b[0] = max_lr, m_a[0] = mm, m_b[0] = bm;
-        lr_a[1] = max_lr, lr_b[1] = initial, m_a[1] = bm, m_b[1] = mm;
-        lr_a[2] = initial, lr_b[2] = min_lr, m_a[2] = mm, m_b[2] = mm;
-    } else {
-        n = 2;
-        end[0] = s->pct_start * (double)T - 1.0;
-        end[1] = (double)T - 1.0;
-        lr_a[0] = initial, lr_b[0] = max_lr, m_a[0] = mm, m_b[0] = bm;
-        lr_a[1] = max_lr, lr_b[1] = min_lr, m_a[1] = bm, m_b[1] = mm;
-    }
-    double start = 0.0;
-    for (int i = 0; i < n; i++) {
-        if ((double)u <= end[i] || i == n - 1) {
-            double pct = ((double)u - start) / (end[i] - start);
-            return momentum ? anneal(s, m_a[i], m_b[i], pct) : anneal(s, lr_a[i], lr_b[i], pct);
-        }
-        start = end[i];
-    }
-    return s->base_lr; /* not reached */
-}
-
-/* ---- SGDR: position inside the current restart period ------------------- */
-
-static void sgdr_position(const ol_sched_params *s, int64_t u, int64_t *t_cur, int64_t *t_i)
-{
-    int64_t T = s->t_0;
-    if (s->t_mult == 1) {
-        *t_cur = u % T;
-        *t_i = T;
-        return;
-    }
-    /* periods grow geometrically: O(log u) iterations */
-    while (u >= T) {
-        u -= T;
-        T *= s->t_mult;
-    }
-    *t_cur = u;
-    *t_i = T;
-}
+/* ---- the lr and momentum of a step --------------------------------------- */
 
 /* The main schedule at unit u (steps, or epochs when per_epoch), warm-up excluded. */
 static double main_lr(const ol_sched_params *s, int64_t u, int64_t length)
 {
-    const double lr = s->base_lr;
-    switch (s->type) {
-    case OL_SCHED_USER: return s->user->lr(s->user_param, u, length, lr);
-    case OL_SCHED_CONSTANT:
-    case OL_SCHED_PLATEAU: return lr;
-    case OL_SCHED_STEP: return lr * pow(s->gamma, (double)(u / s->step_size));
-    case OL_SCHED_MULTISTEP: {
-        int k = 0;
-        while (k < s->nmilestones && u >= s->milestones[k])
-            k++;
-        return lr * pow(s->gamma, (double)k);
-    }
-    case OL_SCHED_EXPONENTIAL: return lr * pow(s->gamma, (double)u);
-    case OL_SCHED_POLYNOMIAL: {
-        int64_t T = s->total_iters > 0 ? s->total_iters : length;
-        double lo = floor_lr(s);
-        if (T <= 0 || u >= T)
-            return lo;
-        return lo + (lr - lo) * pow(1.0 - (double)u / (double)T, s->power);
-    }
-    case OL_SCHED_LINEAR: {
-        int64_t T = s->total_iters > 0 ? s->total_iters : length;
-        if (T <= 0 || u >= T)
-            return lr * s->end_factor;
-        return lr * (s->start_factor + (s->end_factor - s->start_factor) * (double)u / (double)T);
-    }
-    case OL_SCHED_COSINE: {
-        int64_t T = s->t_max > 0 ? s->t_max : length;
-        double lo = floor_lr(s);
-        if (T <= 0)
-            return lr;
-        /* keeps following the cosine past T, as PyTorch's CosineAnnealingLR */
-        return lo + (lr - lo) * (1.0 + cos(OL__PI * (double)u / (double)T)) / 2.0;
-    }
-    case OL_SCHED_COSINE_RESTARTS: {
-        int64_t tc, ti;
-        double lo = floor_lr(s);
-        sgdr_position(s, u, &tc, &ti);
-        return lo + (lr - lo) * (1.0 + cos(OL__PI * (double)tc / (double)ti)) / 2.0;
-    }
-    case OL_SCHED_CYCLIC: return cyclic_value(s, u, s->base_lr, s->max_lr, 0);
-    case OL_SCHED_ONECYCLE: return onecycle_value(s, u, length, 0);
-    case OL_SCHED_WSD: {
-        double lo = floor_lr(s);
-        int64_t D = (int64_t)llround(s->decay_frac * (double)length);
-        int64_t d0 = length - D;
-        if (u < d0)
-            return lr;
-        if (D <= 0 || u >= length)
-            return lo;
-        double p = (double)(u - d0) / (double)D;
-        double f = s->wsd_shape == OL_WSD_COSINE ? (1.0 + cos(OL__PI * p)) / 2.0
-                   : s->wsd_shape == OL_WSD_SQRT ? 1.0 - sqrt(p)
-                                                 : 1.0 - p;
-        return lo + (lr - lo) * f;
-    }
-    default: return lr;
-    }
+    const ol_sched_algo *a = ol_sched_params_algo(s);
+    if (a && a->impl && a->impl->lr)
+        return a->impl->lr(s, u, length);
+    if (a && a->lr)
+        return a->lr(s->user_param, u, length, s->base_lr);
+    return s->base_lr;
 }
 
 static double main_momentum(const ol_sched_params *s, int64_t u, int64_t length)
 {
-    if (!s->cycle_momentum)
+    const ol_sched_algo *a = ol_sched_params_algo(s);
+    if (!s->cycle_momentum || !a || !a->impl || !a->impl->momentum)
         return -1.0;
-    if (s->type == OL_SCHED_CYCLIC)
-        return cyclic_value(s, u, s->base_momentum, s->max_momentum, 1);
-    if (s->type == OL_SCHED_ONECYCLE)
-        return onecycle_value(s, u, length, 1);
-    return -1.0;
+    return a->impl->momentum(s, u, length);
 }
 
 /* Locate step t: inside the warm-up (returns 1 with *frac), or at unit *u of
@@ -361,11 +136,9 @@ static int locate(const ol_sched_params *s, int64_t t, double *frac, int64_t *u,
         return 1;
     }
     *u = t - s->warmup_steps;
-    *length = s->total_steps > 0 ? s->total_steps - s->warmup_steps : 0;
-    if (s->per_epoch) {
+    if (s->per_epoch)
         *u /= s->steps_per_epoch;
-        *length /= s->steps_per_epoch;
-    }
+    *length = main_length(s);
     return 0;
 }
 
@@ -393,10 +166,7 @@ static double first_lr(const ol_sched_params *s)
 {
     if (s->type == OL_SCHED_SEQUENTIAL)
         return ol_sched_lr(&s->parts[0], 0);
-    int64_t length = s->total_steps > 0 ? s->total_steps - s->warmup_steps : 0;
-    if (s->per_epoch)
-        length /= s->steps_per_epoch;
-    return main_lr(s, 0, length);
+    return main_lr(s, 0, main_length(s));
 }
 
 double ol_sched_lr(const ol_sched_params *s, int64_t t)
@@ -419,9 +189,7 @@ double ol_sched_momentum(const ol_sched_params *s, int64_t t)
     int64_t u, length;
     if (locate(s, t, &frac, &u, &length)) {
         u = 0; /* hold the first value through the warm-up */
-        length = s->total_steps > 0 ? s->total_steps - s->warmup_steps : 0;
-        if (s->per_epoch)
-            length /= s->steps_per_epoch;
+        length = main_length(s);
         t = s->warmup_steps;
     }
     if (s->type == OL_SCHED_SEQUENTIAL) {
@@ -430,62 +198,6 @@ double ol_sched_momentum(const ol_sched_params *s, int64_t t)
         return ol_sched_momentum(p, local);
     }
     return main_momentum(s, u, length);
-}
-
-/* ---- reduce-on-plateau --------------------------------------------------- */
-
-void ol_plateau_init(ol_plateau *p, const ol_sched_params *s)
-{
-    memset(p, 0, sizeof *p);
-    p->lr = s->base_lr;
-    p->best = s->plateau_maximize ? -INFINITY : INFINITY;
-}
-
-static int plateau_better(const ol_sched_params *s, double a, double best)
-{
-    const double th = s->plateau_threshold;
-    if (s->plateau_maximize)
-        return s->plateau_threshold_abs ? a > best + th : a > best * (th + 1.0);
-    return s->plateau_threshold_abs ? a < best - th : a < best * (1.0 - th);
-}
-
-int ol_plateau_update(ol_plateau *p, const ol_sched_params *s, double metric)
-{
-    if (!isfinite(metric))
-        return OL_ERANGE;
-    p->evals++;
-    if (plateau_better(s, metric, p->best)) {
-        p->best = metric;
-        p->num_bad = 0;
-    } else {
-        p->num_bad++;
-    }
-    if (p->cooldown_left > 0) {
-        p->cooldown_left--;
-        p->num_bad = 0;
-    }
-    if (p->num_bad > s->plateau_patience) {
-        int cut = 0;
-        double nl = p->lr * s->plateau_factor;
-        if (nl < s->plateau_min_lr)
-            nl = s->plateau_min_lr;
-        if (p->lr - nl > s->plateau_eps) {
-            p->lr = nl;
-            p->reductions++;
-            cut = 1;
-        }
-        p->cooldown_left = s->plateau_cooldown;
-        p->num_bad = 0;
-        return cut;
-    }
-    return 0;
-}
-
-double ol_plateau_lr(const ol_plateau *p, const ol_sched_params *s, int64_t t)
-{
-    if (s->warmup_steps > 0 && t < s->warmup_steps && s->base_lr > 0.0)
-        return ol_sched_lr(s, t) * (p->lr / s->base_lr);
-    return p->lr;
 }
 
 /* ---- batch-size schedules ------------------------------------------------ */

@@ -6,38 +6,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/fsutil.h"
 #include "tools/svg.h"
 
-static void put(ol__svg *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(ol__svg *s, const char *fmt, ...)
-{
-    if (s->failed)
-        return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(s->buf ? s->buf + s->len : NULL, s->buf ? s->cap - s->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            s->failed = 1;
-            return;
-        }
-        if (s->buf && s->len + (size_t)n < s->cap) {
-            s->len += (size_t)n;
-            return;
-        }
-        size_t nc = s->cap ? s->cap * 2 : 65536;
-        while (nc < s->len + (size_t)n + 1)
-            nc *= 2;
-        char *nb = realloc(s->buf, nc);
-        if (!nb) {
-            s->failed = 1;
-            return;
-        }
-        s->buf = nb;
-        s->cap = nc;
-    }
-}
+#define put(s, ...) ol__tb_printf(&(s)->tb, __VA_ARGS__)
 
 static void put_escaped(ol__svg *s, const char *t)
 {
@@ -90,7 +62,7 @@ int ol__svg_begin(ol_ctx *ctx, ol__svg *s, int w, int h, double x0, double x1, d
 
 void ol__svg_free(ol__svg *s)
 {
-    free(s->buf);
+    ol__tb_free(&s->tb);
     memset(s, 0, sizeof *s);
 }
 
@@ -287,23 +259,9 @@ const char *ol__svg_color(int i)
 int ol__svg_save(ol_ctx *ctx, ol__svg *s, const char *path)
 {
     put(s, "</svg>\n");
-    if (s->failed)
+    if (s->tb.failed)
         return ol__err(ctx, OL_ENOMEM, "out of memory drawing %s", path);
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
-        return ol__err(ctx, OL_EINVAL, "path too long: %s", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return ol__err(ctx, OL_EIO, "cannot write %s: %s", tmp, strerror(errno));
-    size_t w = fwrite(s->buf, 1, s->len, f);
-    int bad = w != s->len;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return ol__err(ctx, OL_EIO, "cannot write %s: %s", path, strerror(e));
-    }
-    return OL_OK;
+    return ol__write_file_atomic(ctx, path, s->tb.buf, s->tb.len);
 }
 
 int ol__range(const double *v, int n, int positive_only, double *lo, double *hi)

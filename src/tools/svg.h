@@ -8,11 +8,10 @@
 #include <stddef.h>
 
 #include "core/internal.h"
+#include "core/textbuf.h"
 
 typedef struct {
-    char *buf;
-    size_t len, cap;
-    int failed;
+    ol__tb tb;              /* the SVG text */
     double W, H;            /* canvas size in pixels */
     double ml, mr, mt, mb;  /* margins */
     double x0, x1, y0, y1;  /* data range */

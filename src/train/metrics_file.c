@@ -14,11 +14,12 @@ int ol__metrics_line(ol_ctx *ctx, ol__metrics *mt)
 {
     if (!mt->f)
         return OL_OK;
-    if (mt->w.failed)
+    const char *line = ol__jw_text(&mt->w);
+    if (!line)
         return ol__err(ctx, OL_ENOMEM, "out of memory writing metrics");
-    if (fprintf(mt->f, "%s\n", mt->w.buf) < 0 || fflush(mt->f) != 0)
+    if (fprintf(mt->f, "%s\n", line) < 0 || fflush(mt->f) != 0)
         return ol__err(ctx, OL_EIO, "writing metrics.jsonl: %s", strerror(errno));
-    uLong c = crc32((uLong)mt->crc, (const Bytef *)mt->w.buf, (uInt)strlen(mt->w.buf));
+    uLong c = crc32((uLong)mt->crc, (const Bytef *)line, (uInt)strlen(line));
     mt->crc = (uint32_t)crc32(c, (const Bytef *)"\n", 1);
     return OL_OK;
 }

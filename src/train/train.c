@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/fsutil.h"
 #include "core/internal.h"
 #include "dist/sync.h"
 #include "io/jsonw.h"
@@ -34,26 +35,6 @@ ol_train_params ol_train_default_params(void)
     return tp;
 }
 
-
-static int mkdir_p(ol_ctx *ctx, const char *dir)
-{
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s", dir) >= (int)sizeof tmp)
-        return ol__err(ctx, OL_EINVAL, "output path too long");
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(tmp, 0777) != 0 && errno != EEXIST)
-                return ol__err(ctx, OL_EIO, "cannot create %s: %s", tmp, strerror(errno));
-            *p = '/';
-        }
-    if (mkdir(tmp, 0777) != 0 && errno != EEXIST)
-        return ol__err(ctx, OL_EIO, "cannot create %s: %s", tmp, strerror(errno));
-    struct stat st;
-    if (stat(tmp, &st) != 0 || !S_ISDIR(st.st_mode))
-        return ol__err(ctx, OL_EIO, "%s is not a directory", tmp);
-    return OL_OK;
-}
 
 
 /* Average the BatchNorm running statistics over ranks (before evaluations and
@@ -113,7 +94,7 @@ static int open_metrics(ol_ctx *ctx, const ol_train_params *tp, const ol_train_s
 {
     if (!tp->out_dir)
         return OL_OK;
-    OL__TRY(mkdir_p(ctx, tp->out_dir));
+    OL__TRY(ol__mkdir_p(ctx, tp->out_dir));
     return ol__metrics_open(ctx, tp->out_dir, tp->resume ? st : NULL, mt);
 }
 

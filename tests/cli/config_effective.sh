@@ -55,6 +55,13 @@ check "lamb cyclic" "lr betas eps weight-decay max-grad-norm step-size-up step-s
     --optimizer lamb --schedule cyclic --max-lr 0.01
 check "adagrad cosine-restarts" "lr eps lr-decay initial-accumulator-value weight-decay t0" \
     --optimizer adagrad --schedule cosine-restarts
+# a per-epoch cosine's decay length is recorded in epochs (2 epochs of 4 steps:
+# "2", where it used to be the 8 steps written as epochs)
+rm -rf "$tmp/run"
+if "$bin" train "${small[@]}" --schedule cosine --per-epoch --out "$tmp/run" >/dev/null 2>&1 &&
+  [ "$("$py" -c 'import json,sys; print(json.load(open(sys.argv[1]))["decay-epochs"])' "$tmp/run/config.json")" = 2 ]; then
+  echo "ok   per-epoch cosine: decay-epochs 2"
+else fail "per-epoch cosine: decay-epochs in config.json is not 2"; fi
 # resume from a config.json with resolved values: no option "does not apply", same bytes
 tensors() { # digest of the tensor data of a run's newest checkpoint
     "$py" -c '

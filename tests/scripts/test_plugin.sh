@@ -98,6 +98,44 @@ PY
   --optimizer ema-momentum --schedule inv-sqrt --sched-param warmup=3 --out "$tmp/both" >/dev/null &&
   ok "comma-separated --plugin, plugin optimizer and schedule together" || bad "comma-separated --plugin"
 
+# 5b. Built-in and registered schedules come from one registry: both are in
+#     `schedule --help` and `schedule --list` (the plugin's only when loaded)
+help=$("$bin" schedule --plugin "$tmp/inv_sqrt_sched.so" --help)
+list=$("$bin" schedule --plugin "$tmp/inv_sqrt_sched.so" --list)
+plain=$("$bin" schedule --list)
+if grep -q -- "--schedule NAME .*cosine-restarts (sgdr).*inv-sqrt" <<<"$help" && grep -q "^inv-sqrt .*(registered)" <<<"$list" &&
+  grep -q "^cosine " <<<"$list" && grep -q -- "--sched-param warmup=X" <<<"$list" && grep -q -- "--t0 E" <<<"$list" &&
+  ! grep -q "inv-sqrt" <<<"$plain"; then
+  ok "schedule --help and --list show the built-ins and the plugin's schedule"
+else bad "schedule --help/--list: $(grep -- '--schedule NAME' <<<"$help")"; fi
+
+# 5c. Checkpoints with schedule state resume bitwise: reduce-on-plateau (its
+#     cuts live in the checkpoint) and a plugin schedule (brought back by config.json)
+plat=(--steps 60 --evals-per-epoch 8 --log-every 7 --optimizer sgd --lr 0.05 --schedule plateau
+      --plateau-patience 0 --plateau-threshold 0.5)
+isq=(--steps 60 --evals-per-epoch 8 --log-every 7 --optimizer sgd --lr 0.05 --plugin "$tmp/inv_sqrt_sched.so"
+     --schedule inv-sqrt --sched-param warmup=20 --warmup-steps 5)
+for case in plat isq; do
+  declare -n args=$case
+  "$bin" train "${common[@]}" "${args[@]}" --out "$tmp/$case-straight" >/dev/null
+  set +e
+  "$bin" train "${common[@]}" "${args[@]}" --out "$tmp/$case-resumed" --stop-after 40 >/dev/null 2>&1
+  st=$?
+  set -e
+  [ $st -eq 4 ] || bad "$case: preempted run exited $st, expected 4"
+  (cd / && "$bin" train --resume "$tmp/$case-resumed" --quiet >/dev/null)
+  a=$(data "$tmp/$case-straight") b=$(data "$tmp/$case-resumed")
+  if [ "$a" = "$b" ] && [ "$(losses "$tmp/$case-straight")" = "$(losses "$tmp/$case-resumed")" ]; then
+    ok "$case: schedule resumed bitwise ($a)"
+  else bad "$case: resumed run differs: $a vs $b"; fi
+done
+# the plateau run really cut its lr before the stop, so the resumed run needed that state
+python3 - "$tmp/plat-resumed/metrics.jsonl" <<'PY' && ok "plateau cut the lr before step 40" || bad "plateau: no cut before step 40"
+import json, sys
+cuts = [r for r in map(json.loads, open(sys.argv[1])) if r.get("type") == "plateau"]
+assert cuts and cuts[0].get("step", 0) <= 40, cuts
+PY
+
 # 6. Errors: one line on stderr, exit status 2, no run directory left behind
 printf 'int not_the_entry(void);\nint not_the_entry(void) { return 0; }\n' >"$tmp/noinit.c"
 "$cc" -shared -fPIC "$tmp/noinit.c" -o "$tmp/noinit.so"
@@ -127,6 +165,12 @@ expect_bad "bias_correction must be in" "${T[@]}" --plugin "$tmp/ema_momentum.so
 expect_bad "expected NAME=VALUE" "${T[@]}" --plugin "$tmp/ema_momentum.so" --optimizer ema-momentum --opt-param x
 expect_bad "does not apply to ema-momentum" "${T[@]}" --plugin "$tmp/ema_momentum.so" --optimizer ema-momentum --betas 0.9,0.99
 expect_bad "no parameter 'warm'" "${T[@]}" --plugin "$tmp/inv_sqrt_sched.so" --schedule inv-sqrt --sched-param warm=3
+# a plugin schedule may not take a built-in's alias
+printf '#include <optimlab/sched.h>\nstatic double f(const double *p, int64_t s, int64_t t, double lr) { (void)p; (void)s; (void)t; return lr; }\nstatic const ol_sched_algo a = {.name = "sgdr", .lr = f};\nint optimlab_plugin_init(ol_ctx *c);\nint optimlab_plugin_init(ol_ctx *c) { return ol_sched_register(c, &a); }\n' \
+  >"$tmp/clash.c"
+# shellcheck disable=SC2046
+"$cc" -shared -fPIC "$tmp/clash.c" $(pkg-config --cflags --libs optimlab) -o "$tmp/clash.so"
+expect_bad "schedule name 'sgdr' is already registered" "${T[@]}" --plugin "$tmp/clash.so"
 # a resume whose plugin is gone
 mv "$tmp/ema_momentum.so" "$tmp/ema_moved.so"
 set +e
