@@ -82,8 +82,30 @@ int ol_model_num_classes(const ol_model *m);
 
 /* Grow the arenas for batches up to n. Forward does this on demand. */
 int ol_model_reserve(ol_ctx *ctx, ol_model *m, int n);
-/* Bytes held by activations, activation gradients and backend scratch. */
+/* Bytes held by activations, activation gradients, layer workspaces, the loss
+ * buffers and backend scratch. */
 size_t ol_model_memory_bytes(const ol_model *m);
+
+/* What a model needs at a batch size, in bytes. */
+typedef struct {
+    size_t params, grads;     /* parameters and their gradients (padded as laid out) */
+    size_t buffers;           /* non-trainable state (BatchNorm running statistics) */
+    size_t activations;       /* every layer's output at the batch */
+    size_t activation_grads;  /* their gradients (slots shared by liveness) */
+    size_t workspace;         /* per-layer workspace (max-pool indices, BatchNorm partial sums) */
+    size_t loss;              /* softmax probabilities and per-sample losses */
+    size_t total;             /* the sum of the above */
+    size_t num_params;        /* real (unpadded) trainable parameters */
+} ol_model_memory;
+
+/* Estimate, before allocating anything large, the memory a model built from
+ * mp needs at batch size `batch`: only the layer graph is described (a few KB),
+ * no parameter or activation is allocated. The activation, workspace and loss
+ * figures equal what ol_model_reserve(batch) then allocates. Not included:
+ * optimizer state (the optimizer's bytes per parameter times num_params),
+ * backend scratch (oneDNN, sized at the first pass), data. Returns OL_OK or a
+ * negative code (invalid mp or batch; *out zeroed). */
+int ol_model_memory_estimate(ol_ctx *ctx, const ol_model_params *mp, int batch, ol_model_memory *out);
 
 /* Forward pass. train != 0 uses batch statistics in BatchNorm and updates the
  * running statistics (PyTorch's train mode); 0 uses the running statistics. */

@@ -8,8 +8,6 @@
 #include "core/rng.h"
 #include "models/builders.h"
 
-void ol__graph_free(ol_model *m);
-
 static const char *const init_names[OL_INIT_COUNT] = {"pytorch", "xavier-uniform", "xavier-normal",
                                                       "kaiming-uniform", "kaiming-normal"};
 
@@ -104,7 +102,10 @@ void ol_model_params_name(const ol_model_params *mp, char *buf, size_t cap)
     }
 }
 
-int ol_model_create(ol_ctx *ctx, const ol_model_params *mp, ol_model **out)
+/* The model's nodes, values and parameter descriptors, nothing allocated for
+ * parameters or activations yet. Returns the logits value or < 0; *out is set
+ * (and must be freed) whenever the struct was allocated. */
+static int build_graph(ol_ctx *ctx, const ol_model_params *mp, ol_model **out)
 {
     *out = NULL;
     if (mp->in_c <= 0 || mp->in_h <= 0 || mp->in_w <= 0)
@@ -124,17 +125,24 @@ int ol_model_create(ol_ctx *ctx, const ol_model_params *mp, ol_model **out)
     ol_model *m = calloc(1, sizeof *m);
     if (!m)
         return ol__err(ctx, OL_ENOMEM, "out of memory");
+    *out = m;
     m->mp = *mp;
     ol_model_params_name(mp, m->arch, sizeof m->arch);
     int rc = ol__graph_input(ctx, m, mp->in_c, mp->in_h, mp->in_w);
-    if (rc >= 0) {
-        switch (mp->arch) {
-        case OL_ARCH_MLP: rc = ol__build_mlp(ctx, m, rc); break;
-        case OL_ARCH_RESNET_CIFAR: rc = ol__build_resnet_cifar(ctx, m, rc); break;
-        case OL_ARCH_RESNET18: rc = ol__build_resnet18(ctx, m, rc); break;
-        default: rc = ol__err(ctx, OL_EINVAL, "unknown architecture %d", (int)mp->arch);
-        }
+    OL__TRY(rc);
+    switch (mp->arch) {
+    case OL_ARCH_MLP: return ol__build_mlp(ctx, m, rc);
+    case OL_ARCH_RESNET_CIFAR: return ol__build_resnet_cifar(ctx, m, rc);
+    case OL_ARCH_RESNET18: return ol__build_resnet18(ctx, m, rc);
+    default: return ol__err(ctx, OL_EINVAL, "unknown architecture %d", (int)mp->arch);
     }
+}
+
+int ol_model_create(ol_ctx *ctx, const ol_model_params *mp, ol_model **out)
+{
+    *out = NULL;
+    ol_model *m = NULL;
+    int rc = build_graph(ctx, mp, &m);
     if (rc >= 0)
         rc = ol__graph_finish(ctx, m, rc);
     if (rc >= 0)
@@ -145,6 +153,31 @@ int ol_model_create(ol_ctx *ctx, const ol_model_params *mp, ol_model **out)
     }
     *out = m;
     return OL_OK;
+}
+
+int ol_model_memory_estimate(ol_ctx *ctx, const ol_model_params *mp, int batch, ol_model_memory *out)
+{
+    memset(out, 0, sizeof *out);
+    if (batch <= 0)
+        return ol__err(ctx, OL_EINVAL, "batch size must be > 0, got %d", batch);
+    ol_model *m = NULL;
+    int rc = build_graph(ctx, mp, &m);
+    if (rc >= 0)
+        rc = ol__graph_set_output(ctx, m, rc);
+    if (rc >= 0)
+        rc = ol__graph_plan_bytes(ctx, m, batch, &out->activations, &out->activation_grads, &out->workspace,
+                                  &out->loss);
+    if (rc >= 0) {
+        /* as ol_paramset_finalize lays them out */
+        out->params = ol__align_up(m->ps.numel, OL__ALIGN_FLOATS) * sizeof(float);
+        out->grads = out->params;
+        out->buffers = ol__align_up(m->ps.bnumel ? m->ps.bnumel : 1, OL__ALIGN_FLOATS) * sizeof(float);
+        out->num_params = ol_paramset_count(&m->ps);
+        out->total = out->params + out->grads + out->buffers + out->activations + out->activation_grads +
+                     out->workspace + out->loss;
+    }
+    ol_model_free(m);
+    return rc;
 }
 
 void ol_model_free(ol_model *m)
@@ -227,13 +260,6 @@ int ol_model_init_params(ol_ctx *ctx, ol_model *m)
     return OL_OK;
 }
 
-static const char *op_name(ol__op op)
-{
-    static const char *const names[OL__OP_COUNT] = {"conv2d",  "batchnorm2d", "relu",    "add",   "shortcut-A",
-                                                    "maxpool", "avgpool",     "flatten", "linear"};
-    return (op >= 0 && op < OL__OP_COUNT) ? names[op] : "?";
-}
-
 int ol_model_summary(const ol_model *m, char *buf, size_t cap)
 {
     size_t len = 0;
@@ -253,9 +279,9 @@ int ol_model_summary(const ol_model *m, char *buf, size_t cap)
             np += m->ps.t[nd->p_w].numel;
         if (nd->p_b >= 0)
             np += m->ps.t[nd->p_b].numel;
-        APPEND("  %-24s %-12s -> %4dx%3dx%3d%s%s  params %zu\n", nd->name[0] ? nd->name : "-", op_name(nd->op), y->c,
-               y->h, y->w, nd->relu ? " +relu" : "", (nd->op == OL__OP_BATCHNORM2D && nd->in[1] >= 0) ? " +residual" : "",
-               np);
+        const ol__layer_ops *ops = ol__layer_ops_of(nd->op);
+        APPEND("  %-24s %-12s -> %4dx%3dx%3d%s%s  params %zu\n", nd->name[0] ? nd->name : "-", ops->name, y->c, y->h,
+               y->w, nd->relu ? " +relu" : "", ops->note ? ops->note(nd) : "", np);
     }
 #undef APPEND
     if (cap)
