@@ -113,7 +113,9 @@ int ol_model_forward(ol_ctx *ctx, ol_model *m, const float *x, int n, int train)
 /* Logits of the last forward: [n][num_classes], owned by the model. */
 const float *ol_model_logits(const ol_model *m);
 
-/* Softmax cross-entropy of the last forward's logits against labels, with
+/* Softmax cross-entropy of the last forward's logits against labels (one per
+ * sample, or for a sequence model one per position: labels [n][T], the
+ * counts and sums then run over the n*T positions), with
  * optional label smoothing. Returns the summed loss (not the mean) and the
  * number of correct top-1 predictions, and sets the logits' gradient to
  * grad_scale * d(sum of losses)/d(logits): pass 1/batch for the mean loss, or

@@ -269,6 +269,8 @@ int ol__graph_bn(ol_ctx *ctx, ol_model *m, const char *name, int x, int residual
 {
     OL__TRY(ol__graph_check_value(ctx, m, x));
     const ol__value *xv = &m->vals[x];
+    if (xv->blk > 64)
+        return ol__err(ctx, OL_ESHAPE, "bn %s: input is a sequence (layernorm normalises those)", name);
     if (residual >= 0) {
         OL__TRY(ol__graph_check_value(ctx, m, residual));
         const ol__value *r = &m->vals[residual];

@@ -317,6 +317,8 @@ int ol__graph_maxpool(ol_ctx *ctx, ol_model *m, int x, int k, int stride, int pa
 int ol__graph_gap(ol_ctx *ctx, ol_model *m, int x)
 {
     OL__TRY(ol__graph_check_value(ctx, m, x));
+    if (m->vals[x].blk > 64) /* the kernel keeps one block of sums on the stack */
+        return ol__err(ctx, OL_ESHAPE, "global average pooling of a sequence");
     int id = ol__graph_simple_node(ctx, m, OL__OP_AVGPOOL_GLOBAL, x, -1, m->vals[x].c, 1, 1, 1);
     OL__TRY(id);
     return m->nodes[id].out;

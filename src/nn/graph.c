@@ -43,7 +43,7 @@ int ol__graph_new_value(ol_ctx *ctx, ol_model *m, int c, int h, int w, int blk, 
     v->c = c;
     v->h = h;
     v->w = w;
-    v->blk = (blk > 1 && blk <= 64 && c % blk == 0) ? blk : 1;
+    v->blk = (blk > 1 && c % blk == 0 && (blk <= 64 || blk == c)) ? blk : 1; /* blk == c: rows */
     v->numel = (size_t)c * (size_t)h * (size_t)w;
     v->producer = producer;
     v->grad_slot = -1;
@@ -243,7 +243,8 @@ static int plan_memory(ol_ctx *ctx, ol_model *m, int n, mem_plan *p)
 
 static size_t loss_bytes(const ol_model *m, int n)
 {
-    return (size_t)n * (size_t)m->num_classes * sizeof(float) + (size_t)n * sizeof(double);
+    const size_t rows = (size_t)n * (size_t)(m->out_rows > 0 ? m->out_rows : 1);
+    return rows * (size_t)m->num_classes * sizeof(float) + rows * sizeof(double);
 }
 
 int ol__graph_plan_bytes(ol_ctx *ctx, ol_model *m, int n, size_t *act, size_t *grad, size_t *ws, size_t *loss)
@@ -291,8 +292,9 @@ int ol_model_reserve(ol_ctx *ctx, ol_model *m, int n)
     m->act_arena = ol__alloc(m->act_bytes);
     m->grad_arena = ol__alloc(m->grad_bytes);
     m->ws_arena = ol__alloc(m->ws_bytes ? m->ws_bytes : 64);
-    m->probs = ol__alloc((size_t)n * (size_t)m->num_classes * sizeof(float));
-    m->sample_loss = ol__alloc((size_t)n * sizeof(double));
+    const size_t rows = (size_t)n * (size_t)(m->out_rows > 0 ? m->out_rows : 1);
+    m->probs = ol__alloc(rows * (size_t)m->num_classes * sizeof(float));
+    m->sample_loss = ol__alloc(rows * sizeof(double));
     int ok = m->act_arena && m->grad_arena && m->ws_arena && m->probs && m->sample_loss;
     size_t off = 0, woff = 0;
     for (int v = 0; ok && v < m->nvals; v++) {
@@ -320,10 +322,11 @@ int ol__graph_set_output(ol_ctx *ctx, ol_model *m, int logits)
 {
     OL__TRY(ol__graph_check_value(ctx, m, logits));
     const ol__value *lv = &m->vals[logits];
-    if (lv->h != 1 || lv->w != 1)
-        return ol__err(ctx, OL_ESHAPE, "network output must be flat logits");
+    if (ol__value_rows(lv) == 0)
+        return ol__err(ctx, OL_ESHAPE, "network output must be flat logits or a sequence of logits");
     m->logits = logits;
     m->num_classes = lv->c;
+    m->out_rows = ol__value_rows(lv);
     return OL_OK;
 }
 
@@ -461,15 +464,20 @@ int ol_model_loss(ol_ctx *ctx, ol_model *m, const int32_t *labels, int n, float 
         return ol__err(ctx, OL_ESHAPE, "loss: %d labels for a forward pass of %d samples", n, m->cur_batch);
     if (!(label_smoothing >= 0.0f && label_smoothing < 1.0f))
         return ol__err(ctx, OL_ERANGE, "label smoothing must be in [0, 1), got %g", (double)label_smoothing);
-    const int K = m->num_classes;
+    const int K = m->num_classes, per = m->out_rows;
     const ol__value *lv = &m->vals[m->logits];
-    for (int i = 0; i < n; i++)
-        if (labels[i] < 0 || labels[i] >= K)
-            return ol__err(ctx, OL_ERANGE, "label %d of sample %d is outside [0, %d)", (int)labels[i], i, K);
+    const int rows = n * per; /* one label per sample, or per position of a sequence */
+    for (int i = 0; i < rows; i++)
+        if (labels[i] < 0 || labels[i] >= K) {
+            if (per == 1)
+                return ol__err(ctx, OL_ERANGE, "label %d of sample %d is outside [0, %d)", (int)labels[i], i, K);
+            return ol__err(ctx, OL_ERANGE, "label %d of sample %d position %d is outside [0, %d)", (int)labels[i],
+                           i / per, i % per, K);
+        }
     int ncorrect = 0;
     const double eps = label_smoothing;
 #pragma omp parallel for schedule(static) reduction(+ : ncorrect)
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < rows; i++) {
         const float *z = lv->data + (size_t)i * K;
         float *p = m->probs + (size_t)i * K;
         float *g = lv->grad + (size_t)i * K;
@@ -497,7 +505,7 @@ int ol_model_loss(ol_ctx *ctx, ol_model *m, const int32_t *labels, int n, float 
         ncorrect += arg == labels[i];
     }
     double total = 0.0; /* summed in sample order: deterministic */
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < rows; i++)
         total += m->sample_loss[i];
     if (loss_sum)
         *loss_sum = total;

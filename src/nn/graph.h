@@ -6,7 +6,9 @@
  * Activation layout: a value with channel block B stores element (n, c, h, w) at
  *   ((n*(C/B) + c/B)*H*W + h*W + w)*B + c%B
  * B = 1 is plain NCHW; B = 16 is oneDNN's nChw16c; B = C is NHWC. Features
- * (linear layers) are values with H = W = 1 and B = 1. */
+ * (linear layers) are values with H = W = 1 and B = 1. Sequences (the
+ * language-model layers) are values with C features, H = T positions, W = 1
+ * and B = C: rows [N][T][C], token-major. */
 #ifndef OL_NN_GRAPH_H
 #define OL_NN_GRAPH_H
 
@@ -38,7 +40,12 @@ typedef struct {
     X(MAXPOOL2D, ol__layer_maxpool2d)                                                                                \
     X(AVGPOOL_GLOBAL, ol__layer_avgpool)                                                                             \
     X(FLATTEN, ol__layer_flatten)                                                                                    \
-    X(LINEAR, ol__layer_linear) /* optional ReLU */
+    X(LINEAR, ol__layer_linear) /* optional ReLU; flat features or rows */                                    \
+    X(EMBEDDING, ol__layer_embedding) /* token + position */                                                        \
+    X(LAYERNORM, ol__layer_layernorm)                                                                                \
+    X(ATTENTION, ol__layer_attention) /* causal multi-head self-attention */                                         \
+    X(GELU, ol__layer_gelu) /* tanh approximation */                                                                 \
+    X(LM_HEAD, ol__layer_lm_head) /* logits against a tied embedding matrix */
 
 typedef enum {
 #define OL__X(e, ops) OL__OP_##e,
@@ -57,6 +64,8 @@ typedef struct ol__node {
     int acc_dx[2]; /* backward: 1 = add into the input's gradient, 0 = overwrite */
     int need_dx[2];
     int relu;
+    int heads;      /* attention: number of heads */
+    float init_std; /* > 0: weights start N(0, init_std^2), biases 0 (GPT-2); 0: the model's scheme */
     /* conv / pool geometry */
     int k, stride, pad;
     /* parameters (indices into the param set, -1 when absent) */
@@ -104,6 +113,7 @@ struct ol_model {
     int nvals, vals_cap;
     int logits; /* value index of the output */
     int num_classes;
+    int out_rows;  /* logits per sample: 1, or T for a sequence model */
     int max_batch; /* arenas are sized for this */
     int cur_batch; /* batch of the last forward */
     int train_bn;  /* last forward used batch statistics */
@@ -147,6 +157,16 @@ int ol__graph_maxpool(ol_ctx *ctx, ol_model *m, int x, int k, int stride, int pa
 int ol__graph_gap(ol_ctx *ctx, ol_model *m, int x);
 int ol__graph_flatten(ol_ctx *ctx, ol_model *m, int x);
 int ol__graph_linear(ol_ctx *ctx, ol_model *m, const char *name, int x, int out, int relu);
+/* Token ids x (flat, T per sample, stored as floats) -> [N][T][C] token plus
+ * position embeddings: wte [vocab][C], wpe [T][C]. */
+int ol__graph_embedding(ol_ctx *ctx, ol_model *m, const char *wte, const char *wpe, int x, int vocab, int C);
+int ol__graph_layernorm(ol_ctx *ctx, ol_model *m, const char *name, int x);
+/* qkv [N][T][3C] -> [N][T][C], causal, heads of C/heads features. */
+int ol__graph_attention(ol_ctx *ctx, ol_model *m, int qkv, int heads);
+int ol__graph_gelu(ol_ctx *ctx, ol_model *m, int x);
+/* [N][T][C] -> logits [N][T][vocab] = x wte^T with the parameter wte (index
+ * into the param set, [vocab][C]) of an embedding: tied, gradients add up. */
+int ol__graph_lm_head(ol_ctx *ctx, ol_model *m, int x, int wte);
 /* After the last node: finalize parameters, plan memory for max_batch. */
 int ol__graph_finish(ol_ctx *ctx, ol_model *m, int logits);
 /* Only the output part of finishing: the logits value and the class count. */
@@ -162,6 +182,15 @@ int ol__graph_channel_block(const ol_model *m);
 static inline float *ol__P(ol_model *m, int i) { return m->ps.params + m->ps.t[i].offset; }
 static inline float *ol__G(ol_model *m, int i) { return m->ps.grads + m->ps.t[i].offset; }
 static inline float *ol__BUF(ol_model *m, int i) { return m->ps.buffers + m->ps.b[i].offset; }
+
+/* Rows of v->c contiguous features per sample (flat features: 1, sequences:
+ * T), or 0 when the layout is channel-blocked. */
+static inline int ol__value_rows(const ol__value *v)
+{
+    if (v->blk == v->c)
+        return v->h * v->w;
+    return (v->h == 1 && v->w == 1) ? 1 : 0;
+}
 
 static inline size_t ol__lidx(const ol__value *v, int64_t n, int c, int h, int w)
 {

@@ -1,12 +1,15 @@
 /* Fully connected layer y = x W^T + b (W is [out][in] as in PyTorch), with an
- * optional fused ReLU. Matrix products go through the context's GEMM backend. */
+ * optional fused ReLU, over flat features [N][in] or rows of a sequence
+ * [N][T][in] (applied at every position). Matrix products go through the
+ * context's GEMM backend. */
 #include "nn/backend.h"
 #include "nn/graph.h"
 
-static int linear_forward(ol_ctx *ctx, ol_model *m, ol__node *nd, int N, int train)
+static int linear_forward(ol_ctx *ctx, ol_model *m, ol__node *nd, int Nsamples, int train)
 {
     (void)train;
     const ol__value *xv = &m->vals[nd->in[0]], *yv = &m->vals[nd->out];
+    const int N = Nsamples * ol__value_rows(xv); /* rows of the product */
     const int I = xv->c, O = yv->c, relu = nd->relu;
     const float *W = ol__P(m, nd->p_w), *b = ol__P(m, nd->p_b);
     ol__sgemm(ctx, 0, 1, N, O, I, 1.0f, xv->data, I, W, I, 0.0f, yv->data, O);
@@ -52,9 +55,10 @@ static void mask_and_bias_grad(float *dz, const float *y, int N, int O, float *d
     }
 }
 
-static int linear_backward(ol_ctx *ctx, ol_model *m, ol__node *nd, int N)
+static int linear_backward(ol_ctx *ctx, ol_model *m, ol__node *nd, int Nsamples)
 {
     const ol__value *xv = &m->vals[nd->in[0]], *yv = &m->vals[nd->out];
+    const int N = Nsamples * ol__value_rows(xv);
     const int I = xv->c, O = yv->c;
     float *dz = yv->grad; /* this slot dies here, so the ReLU mask is applied in place */
     float *dW = ol__G(m, nd->p_w), *db = ol__G(m, nd->p_b);
@@ -69,8 +73,9 @@ int ol__graph_linear(ol_ctx *ctx, ol_model *m, const char *name, int x, int out_
 {
     OL__TRY(ol__graph_check_value(ctx, m, x));
     const ol__value v = m->vals[x];
-    if (v.h != 1 || v.w != 1 || v.blk != 1)
-        return ol__err(ctx, OL_ESHAPE, "linear %s: input must be flat features (flatten or pool first)", name);
+    if (ol__value_rows(&v) == 0)
+        return ol__err(ctx, OL_ESHAPE, "linear %s: input must be flat features or a sequence (flatten or pool first)",
+                       name);
     if (out_features <= 0)
         return ol__err(ctx, OL_EINVAL, "linear %s: %d output features", name, out_features);
     int id = ol__graph_new_node(ctx, m, OL__OP_LINEAR, name, x, -1);
@@ -80,7 +85,8 @@ int ol__graph_linear(ol_ctx *ctx, ol_model *m, const char *name, int x, int out_
     OL__TRY(pw);
     int pb = ol__graph_add_param(ctx, m, name, "bias", OL_KIND_BIAS, 1, bs);
     OL__TRY(pb);
-    int out = ol__graph_new_value(ctx, m, out_features, 1, 1, 1, id);
+    int seq = v.h * v.w > 1; /* rows of a sequence stay rows */
+    int out = ol__graph_new_value(ctx, m, out_features, v.h, v.w, seq ? out_features : 1, id);
     OL__TRY(out);
     ol__node *nd = &m->nodes[id];
     nd->out = out;
