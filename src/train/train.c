@@ -41,6 +41,8 @@ int ol_evaluate(ol_ctx *ctx, ol_model *m, const ol_dataset *d, int batch, double
     if (d->num_classes > ol_model_num_classes(m))
         return ol__err(ctx, OL_ESHAPE, "dataset has %d classes, the model %d", d->num_classes,
                        ol_model_num_classes(m));
+    if (ol_model_outputs_per_sample(m) != 1) /* labels per position: no dataset provides them yet */
+        return ol__err(ctx, OL_EINVAL, "evaluating a language model needs a token dataset");
     const ol_model_params *mp = ol_model_get_params(m);
     if (d->c != mp->in_c || d->h != mp->in_h || d->w != mp->in_w) /* the model would read past a smaller image */
         return ol__err(ctx, OL_ESHAPE, "evaluation images are %dx%dx%d but the model expects %dx%dx%d", d->c, d->h,
@@ -616,6 +618,8 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
         !(tp->divergence_factor >= 0) ||
         tp->checkpoint_every_steps < 0 || tp->checkpoint_every_epochs < 0 || tp->time_limit < 0)
         return ol__err(ctx, OL_EINVAL, "negative training parameter");
+    if (ol_model_outputs_per_sample(m) != 1) /* labels per position: no dataset provides them yet */
+        return ol__err(ctx, OL_EINVAL, "training a language model needs a token dataset");
     const ol_model_params *mp = ol_model_get_params(m);
     if (train->c != mp->in_c || train->h != mp->in_h || train->w != mp->in_w)
         return ol__err(ctx, OL_ESHAPE, "data is %dx%dx%d but the model expects %dx%dx%d", train->c, train->h,
