@@ -4,6 +4,8 @@ PyTorch, with deterministic parameters, one training-mode forward/backward and a
 eval-mode forward.
 
 Run with Debian's python3 (torch 1.13):  /usr/bin/python3 tests/gen/gen_model_golden.py
+(the gpt case needs torch >= 1.12 for GELU's approximate="tanh"; it was made with torch 2.15 from a
+virtual environment: /work/venv-torch/bin/python tests/gen/gen_model_golden.py gpt).
 It writes tests/fixtures/golden/<case>.json. The C test needs only those files.
 
 Networks (PyTorch definitions, written out here so no torchvision is needed):
