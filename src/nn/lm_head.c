@@ -40,4 +40,11 @@ int ol__graph_lm_head(ol_ctx *ctx, ol_model *m, int x, int wte)
     return m->nodes[id].out;
 }
 
-const ol__layer_ops ol__layer_lm_head = {.name = "lm-head", .forward = lm_head_forward, .backward = lm_head_backward};
+static const char *lm_head_note(const ol__node *nd)
+{
+    (void)nd;
+    return " tied"; /* its parameters are the embedding's, counted there */
+}
+
+const ol__layer_ops ol__layer_lm_head = {
+    .name = "lm-head", .forward = lm_head_forward, .backward = lm_head_backward, .note = lm_head_note};
