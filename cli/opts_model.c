@@ -68,6 +68,11 @@ int cli_build_model(cli_values *v, ol_model_params *mp)
     ol_ctx_free(tmp);
     if (rc < 0)
         return -1;
+    if (mp->arch == OL_ARCH_GPT) { /* the library has the model; the text datasets are still to come */
+        snprintf(v->err, sizeof v->err, "--model %s: language models need a text dataset, which optimlab cannot load yet",
+                 cli_str(v, "model"));
+        return -1;
+    }
     long long x;
     if (cli_int(v, "width", 1, 64, &x))
         return -1;

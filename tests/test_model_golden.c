@@ -2,7 +2,8 @@
  *
  * tests/gen/gen_model_golden.py builds the same networks in PyTorch (the MLP,
  * akamaster's CIFAR ResNets with shortcut A and B and without skips,
- * torchvision's ResNet-18), fills every parameter and BN buffer from a hash
+ * torchvision's ResNet-18, nanoGPT's GPT-2 with a tied LM head), fills every
+ * parameter and BN buffer from a hash
  * formula, runs one training-mode forward/backward with label-smoothed cross
  * entropy and an eval-mode forward in float64, and stores logits, loss, every
  * parameter gradient and the updated running statistics in
@@ -224,6 +225,14 @@ static void run_case(json_t *fx, const char *cname, const variant *va, ol_ctx *c
     mp.in_c = (int)json_integer_value(json_array_get(in, 0));
     mp.in_h = (int)json_integer_value(json_array_get(in, 1));
     mp.in_w = (int)json_integer_value(json_array_get(in, 2));
+    json_t *tokens = json_object_get(fx, "tokens"); /* a language model: token ids in, a label per position */
+    if (tokens) {
+        mp.n_layer = (int)json_integer_value(json_object_get(md, "n_layer"));
+        mp.n_head = (int)json_integer_value(json_object_get(md, "n_head"));
+        mp.n_embd = (int)json_integer_value(json_object_get(md, "n_embd"));
+        mp.seq_len = (int)json_integer_value(json_object_get(md, "seq_len"));
+    }
+    const int rows = n * (tokens ? mp.seq_len : 1); /* labels and logit rows */
     mp.num_classes = classes;
     mp.max_batch = n;
     mp.channel_block = va->channel_block;
@@ -253,10 +262,12 @@ static void run_case(json_t *fx, const char *cname, const variant *va, ol_ctx *c
     }
     size_t nin = (size_t)n * mp.in_c * mp.in_h * mp.in_w;
     float *x = malloc(nin * sizeof(float));
-    int32_t *y = malloc((size_t)n * sizeof(int32_t));
+    int32_t *y = malloc((size_t)rows * sizeof(int32_t));
     fill(x, nin, (int)json_integer_value(json_object_get(fx, "input_stream")), 0.0, 1.0);
+    for (size_t i = 0; tokens && i < nin; i++)
+        x[i] = (float)json_integer_value(json_array_get(tokens, i));
     json_t *labels = json_object_get(fx, "labels");
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < rows; i++)
         y[i] = (int32_t)json_integer_value(json_array_get(labels, (size_t)i));
 
     errors er = {0, 0, 0, 0, 0, ""};
@@ -265,10 +276,10 @@ static void run_case(json_t *fx, const char *cname, const variant *va, ol_ctx *c
     const float ls = (float)num(fx, "label_smoothing");
     ol_paramset_zero_grads(ps);
     ASSERT_OK(ol_model_forward(ctx, m, x, n, 1), ctx);
-    ASSERT_OK(ol_model_loss(ctx, m, y, n, ls, 1.0f / (float)n, &loss, &correct), ctx);
+    ASSERT_OK(ol_model_loss(ctx, m, y, n, ls, 1.0f / (float)rows, &loss, &correct), ctx);
     ASSERT_OK(ol_model_backward(ctx, m), ctx);
-    er.logits = cmp_array(json_object_get(fx, "logits_train"), ol_model_logits(m), (size_t)n * classes, label);
-    er.loss = fabs(loss / n - num(fx, "loss")) / fabs(num(fx, "loss"));
+    er.logits = cmp_array(json_object_get(fx, "logits_train"), ol_model_logits(m), (size_t)rows * classes, label);
+    er.loss = fabs(loss / rows - num(fx, "loss")) / fabs(num(fx, "loss"));
     for (size_t j = 0; j < json_array_size(params); j++) {
         json_t *e = json_array_get(params, j);
         const char *name = json_string_value(json_object_get(e, "name"));
@@ -294,7 +305,7 @@ static void run_case(json_t *fx, const char *cname, const variant *va, ol_ctx *c
             er.buffers = err;
     }
     ASSERT_OK(ol_model_forward(ctx, m, x, n, 0), ctx);
-    er.eval = cmp_array(json_object_get(fx, "logits_eval"), ol_model_logits(m), (size_t)n * classes, label);
+    er.eval = cmp_array(json_object_get(fx, "logits_eval"), ol_model_logits(m), (size_t)rows * classes, label);
     check_err(label, "train-mode logits", er.logits);
     check_err(label, "loss", er.loss);
     check_err(label, "eval-mode logits", er.eval);
@@ -312,7 +323,7 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         int big;
-    } cases[] = {{"mlp", 0}, {"resnet8a", 0}, {"resnet8b", 0}, {"plain8", 0}, {"resnet20a", 1}, {"resnet18", 1}};
+    } cases[] = {{"mlp", 0}, {"resnet8a", 0}, {"resnet8b", 0}, {"plain8", 0}, {"resnet20a", 1}, {"resnet18", 1}, {"gpt", 0}};
     ol_ctx *ctx = ol_ctx_new(0);
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         char path[512];

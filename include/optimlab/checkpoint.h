@@ -87,7 +87,8 @@ int ol_checkpoint_verify(ol_ctx *ctx, const char *path);
 /* The stored configuration (malloc'd string, caller frees) and model params. */
 int ol_checkpoint_read_config(ol_ctx *ctx, const char *path, char **config_json);
 /* The architecture a checkpoint was written for (arch, depth, width, skips,
- * shortcut, MLP widths, input shape, classes); other fields get defaults. */
+ * shortcut, MLP widths, input shape, classes; a GPT's n_layer, n_head, n_embd,
+ * seq_len); other fields get defaults. */
 int ol_checkpoint_model_params(ol_ctx *ctx, const char *path, ol_model_params *mp);
 /* The checkpoint of dir ("ckpt-<step>.safetensors", regular files only) that
  * passes ol_checkpoint_verify and records the highest step inside it (never

@@ -1,5 +1,6 @@
 /* Models: MLPs, CIFAR-style ResNets (depth 6n+2, width multiplier, with or
- * without skip connections, shortcut option A or B) and torchvision's ResNet-18.
+ * without skip connections, shortcut option A or B), torchvision's ResNet-18
+ * and GPT-2-style language models.
  *
  * Intended usage:
  *   ol_model_params mp = ol_model_default_params();
@@ -10,7 +11,8 @@
  *         ol_model_loss(ctx, m, y, n, 0, 1.0f/n, &loss, &correct); ol_model_backward(ctx, m);
  *         optimizer step on ol_model_paramset(m)
  *   ol_model_free(m);
- * Inputs are float32 NCHW, [n][in_c][in_h][in_w]. */
+ * Inputs are float32 NCHW, [n][in_c][in_h][in_w]; a GPT's are token ids, [n][seq_len]
+ * (ol_model_create sets its in_c, in_h, in_w to seq_len, 1, 1). */
 #ifndef OPTIMLAB_MODEL_H
 #define OPTIMLAB_MODEL_H
 
@@ -38,7 +40,7 @@ typedef enum { OL_FAN_IN = 0, OL_FAN_OUT } ol_fan_mode;
 const char *ol_init_name(ol_init i);
 int ol_init_from_name(const char *name, ol_init *out);
 
-typedef enum { OL_ARCH_MLP = 0, OL_ARCH_RESNET_CIFAR, OL_ARCH_RESNET18, OL_ARCH_COUNT } ol_arch;
+typedef enum { OL_ARCH_MLP = 0, OL_ARCH_RESNET_CIFAR, OL_ARCH_RESNET18, OL_ARCH_GPT, OL_ARCH_COUNT } ol_arch;
 
 #define OL_MLP_MAX_LAYERS 16
 
@@ -60,13 +62,21 @@ typedef struct {
     float bn_momentum;        /* 0.1 as PyTorch */
     float bn_eps;             /* 1e-5 */
     int channel_block;        /* activation layout: 0 = auto (16 with AVX-512, else 8), 1 = plain NCHW, 8, 16 */
+    /* GPT (decoder-only transformer, GPT-2 architecture): the vocabulary is
+     * num_classes; the input is seq_len token ids per sample (as floats), the
+     * logits [seq_len][vocab] per sample, one label per position */
+    int n_layer, n_head, n_embd;
+    int seq_len;              /* context length */
 } ol_model_params;
 
 typedef struct ol_model ol_model;
 
 ol_model_params ol_model_default_params(void);
 /* Parse an architecture name: "mlp", "resnet20" (any 6n+2), "plain20" (no skips),
- * "resnet18" (torchvision). Sets arch, depth and no_skip. */
+ * "resnet18" (torchvision), "gpt" (n_layer, n_head, n_embd, seq_len as set),
+ * "gpt-mini" (4 layers, 4 heads, 128 wide, context 128), "gpt2-124m" (GPT-2
+ * small: 12, 12, 768, context 1024, vocabulary 50257). Sets arch, depth and
+ * no_skip, and a preset's GPT fields. */
 int ol_model_params_set_arch(ol_ctx *ctx, ol_model_params *mp, const char *name);
 /* Canonical name of the configured architecture, e.g. "resnet20", "wrn20-4", "plain56". */
 void ol_model_params_name(const ol_model_params *mp, char *buf, size_t cap);
@@ -79,11 +89,35 @@ int ol_model_init_params(ol_ctx *ctx, ol_model *m);
 ol_paramset *ol_model_paramset(ol_model *m);
 const ol_model_params *ol_model_get_params(const ol_model *m);
 int ol_model_num_classes(const ol_model *m);
+/* Rows of logits, and labels, per sample: 1, or seq_len for a GPT. */
+int ol_model_outputs_per_sample(const ol_model *m);
 
 /* Grow the arenas for batches up to n. Forward does this on demand. */
 int ol_model_reserve(ol_ctx *ctx, ol_model *m, int n);
-/* Bytes held by activations, activation gradients and backend scratch. */
+/* Bytes held by activations, activation gradients, layer workspaces, the loss
+ * buffers and backend scratch. */
 size_t ol_model_memory_bytes(const ol_model *m);
+
+/* What a model needs at a batch size, in bytes. */
+typedef struct {
+    size_t params, grads;     /* parameters and their gradients (padded as laid out) */
+    size_t buffers;           /* non-trainable state (BatchNorm running statistics) */
+    size_t activations;       /* every layer's output at the batch */
+    size_t activation_grads;  /* their gradients (slots shared by liveness) */
+    size_t workspace;         /* per-layer workspace (max-pool indices, BatchNorm partial sums) */
+    size_t loss;              /* softmax probabilities and per-sample losses */
+    size_t total;             /* the sum of the above */
+    size_t num_params;        /* real (unpadded) trainable parameters */
+} ol_model_memory;
+
+/* Estimate, before allocating anything large, the memory a model built from
+ * mp needs at batch size `batch`: only the layer graph is described (a few KB),
+ * no parameter or activation is allocated. The activation, workspace and loss
+ * figures equal what ol_model_reserve(batch) then allocates. Not included:
+ * optimizer state (the optimizer's bytes per parameter times num_params),
+ * backend scratch (oneDNN, sized at the first pass), data. Returns OL_OK or a
+ * negative code (invalid mp or batch; *out zeroed). */
+int ol_model_memory_estimate(ol_ctx *ctx, const ol_model_params *mp, int batch, ol_model_memory *out);
 
 /* Forward pass. train != 0 uses batch statistics in BatchNorm and updates the
  * running statistics (PyTorch's train mode); 0 uses the running statistics. */
@@ -104,7 +138,9 @@ int ol_model_has_batchnorm(const ol_model *m);
 float ol_model_bn_momentum(const ol_model *m);
 void ol_model_set_bn_momentum(ol_model *m, float momentum);
 
-/* Softmax cross-entropy of the last forward's logits against labels, with
+/* Softmax cross-entropy of the last forward's logits against labels (one per
+ * sample, or for a sequence model one per position: labels [n][T], the
+ * counts and sums then run over the n*T positions), with
  * optional label smoothing. Returns the summed loss (not the mean) and the
  * number of correct top-1 predictions, and sets the logits' gradient to
  * grad_scale * d(sum of losses)/d(logits): pass 1/batch for the mean loss, or

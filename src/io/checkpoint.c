@@ -42,6 +42,9 @@ static char *model_json(const ol_model *m)
     json_t *o = json_pack("{s:s, s:i, s:i, s:b, s:s, s:o, s:[i,i,i], s:i}", "arch", arch, "depth", mp->depth, "width",
                           mp->width, "no_skip", mp->no_skip, "shortcut", sc, "widths", w, "input", mp->in_c, mp->in_h,
                           mp->in_w, "classes", mp->num_classes);
+    if (o && mp->arch == OL_ARCH_GPT) /* only for GPTs: other models' descriptions stay as they were */
+        json_object_update_new(o, json_pack("{s:i, s:i, s:i, s:i}", "n_layer", mp->n_layer, "n_head", mp->n_head,
+                                            "n_embd", mp->n_embd, "seq_len", mp->seq_len));
     char *s = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(o);
     return s;
@@ -624,7 +627,7 @@ static int model_params_from(ol_ctx *ctx, const char *path, const ol__st_file *f
         /* the architecture whose name, with the stored depth and width, is
          * exactly the stored name (a substring read resnet182 as resnet18);
          * resnet18 before the CIFAR nets, whose name it would also match */
-        static const ol_arch order[] = {OL_ARCH_MLP, OL_ARCH_RESNET18, OL_ARCH_RESNET_CIFAR};
+        static const ol_arch order[] = {OL_ARCH_MLP, OL_ARCH_GPT, OL_ARCH_RESNET18, OL_ARCH_RESNET_CIFAR};
         int found = 0;
         for (size_t a = 0; a < sizeof order / sizeof order[0] && !found; a++) {
             char name[64];
@@ -647,6 +650,17 @@ static int model_params_from(ol_ctx *ctx, const char *path, const ol__st_file *f
         mp->in_h = (int)json_integer_value(json_array_get(in, 1));
         mp->in_w = (int)json_integer_value(json_array_get(in, 2));
         mp->num_classes = (int)json_integer_value(json_object_get(o, "classes"));
+    }
+    if (rc >= 0 && mp->arch == OL_ARCH_GPT) {
+        static const char *const keys[4] = {"n_layer", "n_head", "n_embd", "seq_len"};
+        int *fields[4] = {&mp->n_layer, &mp->n_head, &mp->n_embd, &mp->seq_len};
+        for (int i = 0; i < 4 && rc >= 0; i++) {
+            json_t *v = json_object_get(o, keys[i]);
+            if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > (1 << 20))
+                rc = ol__err(ctx, OL_EFORMAT, "%s: the gpt model description has no valid %s", path, keys[i]);
+            else
+                *fields[i] = (int)json_integer_value(v);
+        }
     }
     json_decref(o);
     return rc;

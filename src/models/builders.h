@@ -8,6 +8,7 @@
 int ol__build_mlp(ol_ctx *ctx, ol_model *m, int x);
 int ol__build_resnet_cifar(ol_ctx *ctx, ol_model *m, int x);
 int ol__build_resnet18(ol_ctx *ctx, ol_model *m, int x);
+int ol__build_gpt(ol_ctx *ctx, ol_model *m, int x);
 int ol__model_init_params(ol_ctx *ctx, ol_model *m);
 
 #endif

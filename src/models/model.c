@@ -8,8 +8,6 @@
 #include "core/rng.h"
 #include "models/builders.h"
 
-void ol__graph_free(ol_model *m);
-
 static const char *const init_names[OL_INIT_COUNT] = {"pytorch", "xavier-uniform", "xavier-normal",
                                                       "kaiming-uniform", "kaiming-normal"};
 
@@ -45,14 +43,40 @@ ol_model_params ol_model_default_params(void)
     mp.max_batch = 128;
     mp.bn_momentum = 0.1f;
     mp.bn_eps = 1e-5f;
+    mp.n_layer = 4; /* gpt-mini */
+    mp.n_head = 4;
+    mp.n_embd = 128;
+    mp.seq_len = 128;
     return mp;
 }
 
-/* "resnet20", "resnet-20", "plain20", "resnet18", "mlp" */
+static void set_gpt(ol_model_params *mp, int n_layer, int n_head, int n_embd, int seq_len)
+{
+    mp->arch = OL_ARCH_GPT;
+    mp->n_layer = n_layer;
+    mp->n_head = n_head;
+    mp->n_embd = n_embd;
+    mp->seq_len = seq_len;
+}
+
+/* "resnet20", "resnet-20", "plain20", "resnet18", "mlp", "gpt", "gpt-mini", "gpt2-124m" */
 int ol_model_params_set_arch(ol_ctx *ctx, ol_model_params *mp, const char *name)
 {
     if (strcmp(name, "mlp") == 0) {
         mp->arch = OL_ARCH_MLP;
+        return OL_OK;
+    }
+    if (strcmp(name, "gpt") == 0) {
+        mp->arch = OL_ARCH_GPT;
+        return OL_OK;
+    }
+    if (strcmp(name, "gpt-mini") == 0) {
+        set_gpt(mp, 4, 4, 128, 128);
+        return OL_OK;
+    }
+    if (strcmp(name, "gpt2-124m") == 0) {
+        set_gpt(mp, 12, 12, 768, 1024);
+        mp->num_classes = 50257;
         return OL_OK;
     }
     const char *digits = NULL;
@@ -87,7 +111,9 @@ int ol_model_params_set_arch(ol_ctx *ctx, ol_model_params *mp, const char *name)
                            name);
         }
     }
-    return ol__err(ctx, OL_ENAME, "unknown model '%s' (known: mlp, resnet20/32/44/56/110, plain20/..., resnet18)",
+    return ol__err(ctx, OL_ENAME,
+                   "unknown model '%s' (known: mlp, resnet20/32/44/56/110, plain20/..., resnet18, gpt, gpt-mini, "
+                   "gpt2-124m)",
                    name);
 }
 
@@ -95,6 +121,7 @@ void ol_model_params_name(const ol_model_params *mp, char *buf, size_t cap)
 {
     switch (mp->arch) {
     case OL_ARCH_MLP: snprintf(buf, cap, "mlp"); break;
+    case OL_ARCH_GPT: snprintf(buf, cap, "gpt"); break;
     case OL_ARCH_RESNET18: snprintf(buf, cap, mp->no_skip ? "plain18" : "resnet18"); break;
     default:
         if (mp->width > 1)
@@ -104,10 +131,16 @@ void ol_model_params_name(const ol_model_params *mp, char *buf, size_t cap)
     }
 }
 
-int ol_model_create(ol_ctx *ctx, const ol_model_params *mp, ol_model **out)
+/* The model's nodes, values and parameter descriptors, nothing allocated for
+ * parameters or activations yet. Returns the logits value or < 0; *out is set
+ * (and must be freed) whenever the struct was allocated. */
+static int build_graph(ol_ctx *ctx, const ol_model_params *mp, ol_model **out)
 {
     *out = NULL;
-    if (mp->in_c <= 0 || mp->in_h <= 0 || mp->in_w <= 0)
+    const int gpt = mp->arch == OL_ARCH_GPT;
+    if (gpt && (mp->seq_len < 1 || mp->seq_len > (1 << 20)))
+        return ol__err(ctx, OL_EINVAL, "gpt: context length %d outside 1..%d", mp->seq_len, 1 << 20);
+    if (!gpt && (mp->in_c <= 0 || mp->in_h <= 0 || mp->in_w <= 0))
         return ol__err(ctx, OL_EINVAL, "invalid input shape %dx%dx%d", mp->in_c, mp->in_h, mp->in_w);
     if (mp->num_classes < 2)
         return ol__err(ctx, OL_EINVAL, "need at least 2 classes, got %d", mp->num_classes);
@@ -124,17 +157,29 @@ int ol_model_create(ol_ctx *ctx, const ol_model_params *mp, ol_model **out)
     ol_model *m = calloc(1, sizeof *m);
     if (!m)
         return ol__err(ctx, OL_ENOMEM, "out of memory");
+    *out = m;
     m->mp = *mp;
-    ol_model_params_name(mp, m->arch, sizeof m->arch);
-    int rc = ol__graph_input(ctx, m, mp->in_c, mp->in_h, mp->in_w);
-    if (rc >= 0) {
-        switch (mp->arch) {
-        case OL_ARCH_MLP: rc = ol__build_mlp(ctx, m, rc); break;
-        case OL_ARCH_RESNET_CIFAR: rc = ol__build_resnet_cifar(ctx, m, rc); break;
-        case OL_ARCH_RESNET18: rc = ol__build_resnet18(ctx, m, rc); break;
-        default: rc = ol__err(ctx, OL_EINVAL, "unknown architecture %d", (int)mp->arch);
-        }
+    if (gpt) { /* its input: seq_len token ids per sample */
+        m->mp.in_c = mp->seq_len;
+        m->mp.in_h = m->mp.in_w = 1;
     }
+    ol_model_params_name(mp, m->arch, sizeof m->arch);
+    int rc = gpt ? ol__graph_input(ctx, m, mp->seq_len, 1, 1) : ol__graph_input(ctx, m, mp->in_c, mp->in_h, mp->in_w);
+    OL__TRY(rc);
+    switch (mp->arch) {
+    case OL_ARCH_GPT: return ol__build_gpt(ctx, m, rc);
+    case OL_ARCH_MLP: return ol__build_mlp(ctx, m, rc);
+    case OL_ARCH_RESNET_CIFAR: return ol__build_resnet_cifar(ctx, m, rc);
+    case OL_ARCH_RESNET18: return ol__build_resnet18(ctx, m, rc);
+    default: return ol__err(ctx, OL_EINVAL, "unknown architecture %d", (int)mp->arch);
+    }
+}
+
+int ol_model_create(ol_ctx *ctx, const ol_model_params *mp, ol_model **out)
+{
+    *out = NULL;
+    ol_model *m = NULL;
+    int rc = build_graph(ctx, mp, &m);
     if (rc >= 0)
         rc = ol__graph_finish(ctx, m, rc);
     if (rc >= 0)
@@ -145,6 +190,31 @@ int ol_model_create(ol_ctx *ctx, const ol_model_params *mp, ol_model **out)
     }
     *out = m;
     return OL_OK;
+}
+
+int ol_model_memory_estimate(ol_ctx *ctx, const ol_model_params *mp, int batch, ol_model_memory *out)
+{
+    memset(out, 0, sizeof *out);
+    if (batch <= 0)
+        return ol__err(ctx, OL_EINVAL, "batch size must be > 0, got %d", batch);
+    ol_model *m = NULL;
+    int rc = build_graph(ctx, mp, &m);
+    if (rc >= 0)
+        rc = ol__graph_set_output(ctx, m, rc);
+    if (rc >= 0)
+        rc = ol__graph_plan_bytes(ctx, m, batch, &out->activations, &out->activation_grads, &out->workspace,
+                                  &out->loss);
+    if (rc >= 0) {
+        /* as ol_paramset_finalize lays them out */
+        out->params = ol__align_up(m->ps.numel, OL__ALIGN_FLOATS) * sizeof(float);
+        out->grads = out->params;
+        out->buffers = ol__align_up(m->ps.bnumel ? m->ps.bnumel : 1, OL__ALIGN_FLOATS) * sizeof(float);
+        out->num_params = ol_paramset_count(&m->ps);
+        out->total = out->params + out->grads + out->buffers + out->activations + out->activation_grads +
+                     out->workspace + out->loss;
+    }
+    ol_model_free(m);
+    return rc;
 }
 
 void ol_model_free(ol_model *m)
@@ -182,6 +252,7 @@ void ol_model_set_bn_momentum(ol_model *m, float momentum)
         if (m->nodes[k].op == OL__OP_BATCHNORM2D)
             m->nodes[k].bn_momentum = momentum;
 }
+int ol_model_outputs_per_sample(const ol_model *m) { return m->out_rows; }
 
 static int ends_with(const char *s, const char *suffix)
 {
@@ -189,16 +260,48 @@ static int ends_with(const char *s, const char *suffix)
     return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
+static int init_tensors(ol_ctx *ctx, ol_model *m, const float *std_of);
+
 int ol_model_init_params(ol_ctx *ctx, ol_model *m)
+{
+    ol_paramset *ps = &m->ps;
+    memset(ps->params, 0, ps->numel * sizeof(float));
+    float *std_of = calloc((size_t)ps->n + 1, sizeof(float)); /* a layer's own std (GPT-2), 0: the scheme's */
+    if (!std_of)
+        return ol__err(ctx, OL_ENOMEM, "out of memory");
+    for (int k = 0; k < m->nnodes; k++)
+        if (m->nodes[k].init_std > 0.0f) {
+            if (m->nodes[k].p_w >= 0)
+                std_of[m->nodes[k].p_w] = m->nodes[k].init_std;
+            if (m->nodes[k].p_b >= 0)
+                std_of[m->nodes[k].p_b] = m->nodes[k].init_std;
+        }
+    int rc = init_tensors(ctx, m, std_of);
+    free(std_of);
+    OL__TRY(rc);
+    for (int i = 0; i < ps->nb; i++) {
+        const ol_tensor_desc *b = &ps->b[i];
+        float v = ends_with(b->name, ".running_var") ? 1.0f : 0.0f;
+        for (size_t j = 0; j < b->numel; j++)
+            ps->buffers[b->offset + j] = v;
+    }
+    return OL_OK;
+}
+
+static int init_tensors(ol_ctx *ctx, ol_model *m, const float *std_of)
 {
     const ol_model_params *mp = &m->mp;
     ol_paramset *ps = &m->ps;
-    memset(ps->params, 0, ps->numel * sizeof(float));
     for (int i = 0; i < ps->n; i++) {
         const ol_tensor_desc *t = &ps->t[i];
         float *p = ps->params + t->offset;
         ol__rng r;
         ol__rng_seed(&r, mp->seed, OL__RNG_INIT, (uint64_t)i);
+        if (std_of[i] > 0.0f && t->kind != OL_KIND_NORM) { /* weights N(0, std^2), biases stay 0 */
+            for (size_t j = 0; t->kind == OL_KIND_WEIGHT && j < t->numel; j++)
+                p[j] = (float)(std_of[i] * ol__rng_normal(&r));
+            continue;
+        }
         if (t->kind == OL_KIND_NORM) {
             float v = ends_with(t->name, ".weight") ? 1.0f : 0.0f;
             if (mp->zero_init_residual && !mp->no_skip && ends_with(t->name, ".bn2.weight"))
@@ -242,20 +345,7 @@ int ol_model_init_params(ol_ctx *ctx, ol_model *m)
         for (size_t j = 0; j < t->numel; j++)
             p[j] = (float)(normal ? scale * ol__rng_normal(&r) : (2.0 * ol__rng_uniform(&r) - 1.0) * scale);
     }
-    for (int i = 0; i < ps->nb; i++) {
-        const ol_tensor_desc *b = &ps->b[i];
-        float v = ends_with(b->name, ".running_var") ? 1.0f : 0.0f;
-        for (size_t j = 0; j < b->numel; j++)
-            ps->buffers[b->offset + j] = v;
-    }
     return OL_OK;
-}
-
-static const char *op_name(ol__op op)
-{
-    static const char *const names[OL__OP_COUNT] = {"conv2d",  "batchnorm2d", "relu",    "add",   "shortcut-A",
-                                                    "maxpool", "avgpool",     "flatten", "linear"};
-    return (op >= 0 && op < OL__OP_COUNT) ? names[op] : "?";
 }
 
 int ol_model_summary(const ol_model *m, char *buf, size_t cap)
@@ -277,9 +367,9 @@ int ol_model_summary(const ol_model *m, char *buf, size_t cap)
             np += m->ps.t[nd->p_w].numel;
         if (nd->p_b >= 0)
             np += m->ps.t[nd->p_b].numel;
-        APPEND("  %-24s %-12s -> %4dx%3dx%3d%s%s  params %zu\n", nd->name[0] ? nd->name : "-", op_name(nd->op), y->c,
-               y->h, y->w, nd->relu ? " +relu" : "", (nd->op == OL__OP_BATCHNORM2D && nd->in[1] >= 0) ? " +residual" : "",
-               np);
+        const ol__layer_ops *ops = ol__layer_ops_of(nd->op);
+        APPEND("  %-24s %-12s -> %4dx%3dx%3d%s%s  params %zu\n", nd->name[0] ? nd->name : "-", ops->name, y->c, y->h,
+               y->w, nd->relu ? " +relu" : "", ops->note ? ops->note(nd) : "", np);
     }
 #undef APPEND
     if (cap)

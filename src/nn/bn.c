@@ -146,8 +146,9 @@ OL__INLINE void bwd_dx_task(const float *restrict dy, const float *restrict y, c
         }                                                                                                            \
     } while (0)
 
-void ol__bn_forward(ol_model *m, ol__node *nd, int N, int train)
+static int bn_forward(ol_ctx *ctx, ol_model *m, ol__node *nd, int N, int train)
 {
+    (void)ctx;
     const ol__value *xv = &m->vals[nd->in[0]];
     const ol__value *yv = &m->vals[nd->out];
     const ol__value *rv = nd->in[1] >= 0 ? &m->vals[nd->in[1]] : NULL;
@@ -159,7 +160,7 @@ void ol__bn_forward(ol_model *m, ol__node *nd, int N, int train)
     const size_t blk_elems = (size_t)HW * B;
 
     if (train) {
-        double *part = nd->partials;
+        double *part = nd->ws;
 #pragma omp parallel for schedule(static)
         for (int t = 0; t < N * CB; t++)
             OL__BLK_DISPATCH(B, stats_task(xv->data + (size_t)t * blk_elems, HW, BB, part + (size_t)t * 2 * B));
@@ -200,10 +201,12 @@ void ol__bn_forward(ol_model *m, ol__node *nd, int N, int train)
         OL__BLK_DISPATCH(B, norm_task(xv->data + off, rv ? rv->data + off : NULL, yv->data + off, HW, BB,
                                       scale + cb * B, shift + cb * B, relu));
     }
+    return OL_OK;
 }
 
-void ol__bn_backward(ol_model *m, ol__node *nd, int N)
+static int bn_backward(ol_ctx *ctx, ol_model *m, ol__node *nd, int N)
 {
+    (void)ctx;
     const ol__value *xv = &m->vals[nd->in[0]];
     const ol__value *yv = &m->vals[nd->out];
     const ol__value *rv = nd->in[1] >= 0 ? &m->vals[nd->in[1]] : NULL;
@@ -213,7 +216,7 @@ void ol__bn_backward(ol_model *m, ol__node *nd, int N)
     const float *mean = nd->save_mean, *invstd = nd->save_invstd;
     float *ca = nd->coef, *cbv = nd->coef + C, *cc = nd->coef + 2 * C;
     const size_t blk_elems = (size_t)HW * B;
-    double *part = nd->partials;
+    double *part = nd->ws;
     float *dr = (rv && nd->need_dx[1]) ? rv->grad : NULL;
     const int acc_r = nd->acc_dx[1], relu = nd->relu;
 
@@ -250,7 +253,7 @@ void ol__bn_backward(ol_model *m, ol__node *nd, int N)
         }
     }
     if (!nd->need_dx[0])
-        return;
+        return OL_OK;
     const int acc = nd->acc_dx[0];
 #pragma omp parallel for schedule(static)
     for (int t = 0; t < N * CB; t++) {
@@ -259,4 +262,80 @@ void ol__bn_backward(ol_model *m, ol__node *nd, int N)
         OL__BLK_DISPATCH(B, bwd_dx_task(yv->grad + off, yv->data + off, xv->data + off, xv->grad + off, acc, HW, BB,
                                         ca + cb * B, cbv + cb * B, cc + cb * B, relu));
     }
+    return OL_OK;
 }
+
+int ol__graph_bn(ol_ctx *ctx, ol_model *m, const char *name, int x, int residual, int relu)
+{
+    OL__TRY(ol__graph_check_value(ctx, m, x));
+    const ol__value *xv = &m->vals[x];
+    if (xv->blk > 64)
+        return ol__err(ctx, OL_ESHAPE, "bn %s: input is a sequence (layernorm normalises those)", name);
+    if (residual >= 0) {
+        OL__TRY(ol__graph_check_value(ctx, m, residual));
+        const ol__value *r = &m->vals[residual];
+        if (r->c != xv->c || r->h != xv->h || r->w != xv->w || r->blk != xv->blk)
+            return ol__err(ctx, OL_ESHAPE, "bn %s: residual %dx%dx%d does not match %dx%dx%d", name, r->c, r->h,
+                           r->w, xv->c, xv->h, xv->w);
+    }
+    int c = xv->c, h = xv->h, w = xv->w, blk = xv->blk;
+    int id = ol__graph_new_node(ctx, m, OL__OP_BATCHNORM2D, name, x, residual);
+    OL__TRY(id);
+    int64_t cs[1] = {c};
+    int pw = ol__graph_add_param(ctx, m, name, "weight", OL_KIND_NORM, 1, cs);
+    OL__TRY(pw);
+    int pb = ol__graph_add_param(ctx, m, name, "bias", OL_KIND_NORM, 1, cs);
+    OL__TRY(pb);
+    int bm = ol__graph_add_buffer(ctx, m, name, "running_mean", c);
+    OL__TRY(bm);
+    int bv = ol__graph_add_buffer(ctx, m, name, "running_var", c);
+    OL__TRY(bv);
+    int out = ol__graph_new_value(ctx, m, c, h, w, blk, id);
+    OL__TRY(out);
+    ol__node *nd = &m->nodes[id];
+    nd->out = out;
+    nd->relu = relu;
+    nd->p_w = pw;
+    nd->p_b = pb;
+    nd->b_mean = bm;
+    nd->b_var = bv;
+    nd->bn_momentum = m->mp.bn_momentum;
+    nd->bn_eps = m->mp.bn_eps;
+    return out;
+}
+
+/* per (sample, channel block) partial sums: 2 doubles per channel and sample */
+static size_t bn_workspace(const ol_model *m, const ol__node *nd, int N)
+{
+    return (size_t)N * (size_t)m->vals[nd->out].c * 2 * sizeof(double);
+}
+
+/* saved statistics and backward coefficients: mean, invstd [C] each, coef [3C] */
+static int bn_setup(ol_ctx *ctx, ol_model *m, ol__node *nd)
+{
+    int c = m->vals[nd->out].c;
+    nd->save_mean = ol__alloc((size_t)c * 5 * sizeof(float));
+    if (!nd->save_mean)
+        return ol__err(ctx, OL_ENOMEM, "out of memory");
+    nd->save_invstd = nd->save_mean + c;
+    nd->coef = nd->save_mean + 2 * c;
+    return OL_OK;
+}
+
+static void bn_destroy(ol__node *nd)
+{
+    ol__free(nd->save_mean);
+    nd->save_mean = nd->save_invstd = nd->coef = NULL;
+}
+
+static const char *bn_note(const ol__node *nd) { return nd->in[1] >= 0 ? " +residual" : ""; }
+
+const ol__layer_ops ol__layer_batchnorm2d = {
+    .name = "batchnorm2d",
+    .forward = bn_forward,
+    .backward = bn_backward,
+    .workspace_bytes = bn_workspace,
+    .setup = bn_setup,
+    .destroy = bn_destroy,
+    .note = bn_note,
+};

@@ -102,8 +102,9 @@ void ol__conv_ref_bwd_weights(const ol__value *x, const ol__value *y, int k, int
     }
 }
 
-int ol__conv_forward(ol_ctx *ctx, ol_model *m, ol__node *nd, int N)
+static int conv_forward(ol_ctx *ctx, ol_model *m, ol__node *nd, int N, int train)
 {
+    (void)train;
 #ifdef OL_HAVE_ONEDNN
     if (ctx->backend == OL_BACKEND_ONEDNN)
         return ol__conv_onednn_forward(ctx, m, nd, N);
@@ -116,7 +117,7 @@ int ol__conv_forward(ol_ctx *ctx, ol_model *m, ol__node *nd, int N)
     return OL_OK;
 }
 
-int ol__conv_backward(ol_ctx *ctx, ol_model *m, ol__node *nd, int N)
+static int conv_backward(ol_ctx *ctx, ol_model *m, ol__node *nd, int N)
 {
 #ifdef OL_HAVE_ONEDNN
     if (ctx->backend == OL_BACKEND_ONEDNN)
@@ -133,7 +134,7 @@ int ol__conv_backward(ol_ctx *ctx, ol_model *m, ol__node *nd, int N)
     return OL_OK;
 }
 
-void ol__conv_free_impl(ol__node *nd)
+static void conv_destroy(ol__node *nd)
 {
 #ifdef OL_HAVE_ONEDNN
     if (nd->impl)
@@ -141,3 +142,43 @@ void ol__conv_free_impl(ol__node *nd)
 #endif
     nd->impl = NULL;
 }
+
+int ol__graph_conv(ol_ctx *ctx, ol_model *m, const char *name, int x, int cout, int k, int stride, int pad, int bias)
+{
+    OL__TRY(ol__graph_check_value(ctx, m, x));
+    if (k <= 0 || stride <= 0 || pad < 0 || cout <= 0)
+        return ol__err(ctx, OL_EINVAL, "conv %s: invalid geometry k=%d stride=%d pad=%d cout=%d", name, k, stride, pad,
+                       cout);
+    int cin = m->vals[x].c, h = m->vals[x].h, w = m->vals[x].w;
+    int oh = (h + 2 * pad - k) / stride + 1, ow = (w + 2 * pad - k) / stride + 1;
+    if (h + 2 * pad < k || w + 2 * pad < k)
+        return ol__err(ctx, OL_ESHAPE, "conv %s: %dx%d input is smaller than the %dx%d kernel", name, h, w, k, k);
+    int id = ol__graph_new_node(ctx, m, OL__OP_CONV2D, name, x, -1);
+    OL__TRY(id);
+    int64_t wshape[4] = {cout, cin, k, k};
+    int pw = ol__graph_add_param(ctx, m, name, "weight", OL_KIND_WEIGHT, 4, wshape);
+    OL__TRY(pw);
+    int pb = -1;
+    if (bias) {
+        int64_t bshape[1] = {cout};
+        pb = ol__graph_add_param(ctx, m, name, "bias", OL_KIND_BIAS, 1, bshape);
+        OL__TRY(pb);
+    }
+    int out = ol__graph_new_value(ctx, m, cout, oh, ow, ol__graph_channel_block(m), id);
+    OL__TRY(out);
+    ol__node *nd = &m->nodes[id];
+    nd->out = out;
+    nd->k = k;
+    nd->stride = stride;
+    nd->pad = pad;
+    nd->p_w = pw;
+    nd->p_b = pb;
+    return out;
+}
+
+const ol__layer_ops ol__layer_conv2d = {
+    .name = "conv2d",
+    .forward = conv_forward,
+    .backward = conv_backward,
+    .destroy = conv_destroy,
+};

@@ -6,7 +6,9 @@
  * Activation layout: a value with channel block B stores element (n, c, h, w) at
  *   ((n*(C/B) + c/B)*H*W + h*W + w)*B + c%B
  * B = 1 is plain NCHW; B = 16 is oneDNN's nChw16c; B = C is NHWC. Features
- * (linear layers) are values with H = W = 1 and B = 1. */
+ * (linear layers) are values with H = W = 1 and B = 1. Sequences (the
+ * language-model layers) are values with C features, H = T positions, W = 1
+ * and B = C: rows [N][T][C], token-major. */
 #ifndef OL_NN_GRAPH_H
 #define OL_NN_GRAPH_H
 
@@ -27,22 +29,34 @@ typedef struct {
     int64_t grad_bytes; /* bytes needed at max batch */
 } ol__value;
 
+/* Every layer type, once: X(ENUM, ops) where ops is the layer's ol__layer_ops,
+ * defined in the layer's own file. A new layer type is one file and one row. */
+#define OL__LAYERS(X)                                                                                               \
+    X(CONV2D, ol__layer_conv2d)                                                                                      \
+    X(BATCHNORM2D, ol__layer_batchnorm2d) /* optional residual input and ReLU fused */                               \
+    X(RELU, ol__layer_relu)                                                                                          \
+    X(ADD, ol__layer_add) /* optional ReLU */                                                                        \
+    X(SHORTCUT_A, ol__layer_shortcut_a)                                                                              \
+    X(MAXPOOL2D, ol__layer_maxpool2d)                                                                                \
+    X(AVGPOOL_GLOBAL, ol__layer_avgpool)                                                                             \
+    X(FLATTEN, ol__layer_flatten)                                                                                    \
+    X(LINEAR, ol__layer_linear) /* optional ReLU; flat features or rows */                                    \
+    X(EMBEDDING, ol__layer_embedding) /* token + position */                                                        \
+    X(LAYERNORM, ol__layer_layernorm)                                                                                \
+    X(ATTENTION, ol__layer_attention) /* causal multi-head self-attention */                                         \
+    X(GELU, ol__layer_gelu) /* tanh approximation */                                                                 \
+    X(LM_HEAD, ol__layer_lm_head) /* logits against a tied embedding matrix */
+
 typedef enum {
-    OL__OP_CONV2D = 0,
-    OL__OP_BATCHNORM2D, /* optional residual input and ReLU fused */
-    OL__OP_RELU,
-    OL__OP_ADD, /* optional ReLU */
-    OL__OP_SHORTCUT_A,
-    OL__OP_MAXPOOL2D,
-    OL__OP_AVGPOOL_GLOBAL,
-    OL__OP_FLATTEN,
-    OL__OP_LINEAR, /* optional ReLU */
+#define OL__X(e, ops) OL__OP_##e,
+    OL__LAYERS(OL__X)
+#undef OL__X
     OL__OP_COUNT
 } ol__op;
 
 typedef struct ol__conv_impl ol__conv_impl; /* backend state (oneDNN primitives) */
 
-typedef struct {
+typedef struct ol__node {
     ol__op op;
     char name[OL_NAME_MAX]; /* parameter prefix, e.g. "layer1.0.conv1" */
     int in[2];              /* value indices, -1 when absent */
@@ -50,6 +64,8 @@ typedef struct {
     int acc_dx[2]; /* backward: 1 = add into the input's gradient, 0 = overwrite */
     int need_dx[2];
     int relu;
+    int heads;      /* attention: number of heads */
+    float init_std; /* > 0: weights start N(0, init_std^2), biases 0 (GPT-2); 0: the model's scheme */
     /* conv / pool geometry */
     int k, stride, pad;
     /* parameters (indices into the param set, -1 when absent) */
@@ -59,11 +75,33 @@ typedef struct {
     /* saved forward state */
     float *save_mean, *save_invstd; /* BN: [C] statistics used by the last forward */
     float *coef;                    /* BN: [3C] backward coefficients */
-    int32_t *argmax;                /* max-pool: [max_batch * out numel] */
-    double *partials;               /* BN: per-chunk reduction scratch */
+    void *ws; /* per-batch workspace, ops->workspace_bytes at max_batch (max-pool indices, BN partials) */
     ol__conv_impl *impl;
     size_t final_from; /* after this node's backward, grads at offsets >= final_from are final */
 } ol__node;
+
+/* What a layer type provides. graph.c runs every node through its type's row;
+ * nothing else in the executor knows a layer type. */
+typedef struct ol__layer_ops {
+    const char *name; /* in summaries */
+    /* y = f(x) over N samples; train != 0: batch statistics (BatchNorm) */
+    int (*forward)(ol_ctx *ctx, ol_model *m, ol__node *nd, int N, int train);
+    /* parameter gradients +=; input gradients overwritten or added as nd->acc_dx says */
+    int (*backward)(ol_ctx *ctx, ol_model *m, ol__node *nd, int N);
+    /* bytes of nd->ws at batch N beyond the output activation (NULL: none) */
+    size_t (*workspace_bytes)(const ol_model *m, const ol__node *nd, int N);
+    /* fixed state once the parameters are laid out (NULL: none) */
+    int (*setup)(ol_ctx *ctx, ol_model *m, ol__node *nd);
+    /* frees what setup and the layer's backend created (NULL: nothing) */
+    void (*destroy)(ol__node *nd);
+    /* appended to the summary line after " +relu", e.g. " +residual" (NULL: nothing) */
+    const char *(*note)(const ol__node *nd);
+} ol__layer_ops;
+
+#define OL__X(e, ops) extern const ol__layer_ops ops;
+OL__LAYERS(OL__X)
+#undef OL__X
+const ol__layer_ops *ol__layer_ops_of(ol__op op);
 
 struct ol_model {
     ol_model_params mp;
@@ -75,6 +113,7 @@ struct ol_model {
     int nvals, vals_cap;
     int logits; /* value index of the output */
     int num_classes;
+    int out_rows;  /* logits per sample: 1, or T for a sequence model */
     int max_batch; /* arenas are sized for this */
     int cur_batch; /* batch of the last forward */
     int train_bn;  /* last forward used batch statistics */
@@ -83,8 +122,8 @@ struct ol_model {
     void *bwd_hook_user;
     float *act_arena;
     float *grad_arena;
-    int32_t *idx_arena;
-    size_t act_bytes, grad_bytes, idx_bytes;
+    unsigned char *ws_arena; /* every node's nd->ws */
+    size_t act_bytes, grad_bytes, ws_bytes;
     float *probs; /* [max_batch * classes] softmax of the last loss */
     double *sample_loss; /* [max_batch] per-sample loss of the last loss call */
     void *scratch; /* shared backend scratchpad */
@@ -93,7 +132,20 @@ struct ol_model {
     size_t tmp_cap;
 };
 
-/* Building (models call these; each returns the new value index or < 0). */
+/* Building blocks for the layers' own graph functions: a new value (output
+ * tensor), a node of a layer type, a parameter or buffer named prefix.suffix.
+ * Each returns the new index or < 0. */
+int ol__graph_new_value(ol_ctx *ctx, ol_model *m, int c, int h, int w, int blk, int producer);
+int ol__graph_new_node(ol_ctx *ctx, ol_model *m, ol__op op, const char *name, int in0, int in1);
+int ol__graph_check_value(ol_ctx *ctx, const ol_model *m, int v);
+int ol__graph_add_param(ol_ctx *ctx, ol_model *m, const char *prefix, const char *suffix, ol_kind kind, int ndim,
+                        const int64_t *shape);
+int ol__graph_add_buffer(ol_ctx *ctx, ol_model *m, const char *prefix, const char *suffix, int64_t n);
+/* A node without parameters whose output has the given shape; returns the node index. */
+int ol__graph_simple_node(ol_ctx *ctx, ol_model *m, ol__op op, int a, int b, int c, int h, int w, int blk);
+
+/* Building (models call these, each defined in its layer's file; each returns
+ * the new value index or < 0). */
 int ol__graph_input(ol_ctx *ctx, ol_model *m, int c, int h, int w);
 int ol__graph_conv(ol_ctx *ctx, ol_model *m, const char *name, int x, int cout, int k, int stride, int pad,
                    int bias);
@@ -105,8 +157,24 @@ int ol__graph_maxpool(ol_ctx *ctx, ol_model *m, int x, int k, int stride, int pa
 int ol__graph_gap(ol_ctx *ctx, ol_model *m, int x);
 int ol__graph_flatten(ol_ctx *ctx, ol_model *m, int x);
 int ol__graph_linear(ol_ctx *ctx, ol_model *m, const char *name, int x, int out, int relu);
+/* Token ids x (flat, T per sample, stored as floats) -> [N][T][C] token plus
+ * position embeddings: wte [vocab][C], wpe [T][C]. */
+int ol__graph_embedding(ol_ctx *ctx, ol_model *m, const char *wte, const char *wpe, int x, int vocab, int C);
+int ol__graph_layernorm(ol_ctx *ctx, ol_model *m, const char *name, int x);
+/* qkv [N][T][3C] -> [N][T][C], causal, heads of C/heads features. */
+int ol__graph_attention(ol_ctx *ctx, ol_model *m, int qkv, int heads);
+int ol__graph_gelu(ol_ctx *ctx, ol_model *m, int x);
+/* [N][T][C] -> logits [N][T][vocab] = x wte^T with the parameter wte (index
+ * into the param set, [vocab][C]) of an embedding: tied, gradients add up. */
+int ol__graph_lm_head(ol_ctx *ctx, ol_model *m, int x, int wte);
 /* After the last node: finalize parameters, plan memory for max_batch. */
 int ol__graph_finish(ol_ctx *ctx, ol_model *m, int logits);
+/* Only the output part of finishing: the logits value and the class count. */
+int ol__graph_set_output(ol_ctx *ctx, ol_model *m, int logits);
+/* Bytes the graph needs at batch n (activations, their gradients, workspace,
+ * loss buffers), from the shapes alone: also on a graph not yet finished. */
+int ol__graph_plan_bytes(ol_ctx *ctx, ol_model *m, int n, size_t *act, size_t *grad, size_t *ws, size_t *loss);
+void ol__graph_free(ol_model *m);
 
 /* Channel block the graph gives conv outputs (16 on AVX-512, 8 otherwise). */
 int ol__graph_channel_block(const ol_model *m);
@@ -114,6 +182,15 @@ int ol__graph_channel_block(const ol_model *m);
 static inline float *ol__P(ol_model *m, int i) { return m->ps.params + m->ps.t[i].offset; }
 static inline float *ol__G(ol_model *m, int i) { return m->ps.grads + m->ps.t[i].offset; }
 static inline float *ol__BUF(ol_model *m, int i) { return m->ps.buffers + m->ps.b[i].offset; }
+
+/* Rows of v->c contiguous features per sample (flat features: 1, sequences:
+ * T), or 0 when the layout is channel-blocked. */
+static inline int ol__value_rows(const ol__value *v)
+{
+    if (v->blk == v->c)
+        return v->h * v->w;
+    return (v->h == 1 && v->w == 1) ? 1 : 0;
+}
 
 static inline size_t ol__lidx(const ol__value *v, int64_t n, int c, int h, int w)
 {
@@ -123,12 +200,8 @@ static inline size_t ol__lidx(const ol__value *v, int64_t n, int c, int h, int w
            (size_t)(c % B);
 }
 
-/* Layer kernels. N is the batch. Parameter gradients are always accumulated
- * (+=) into ps->grads; input gradients are overwritten or accumulated as
- * nd->acc_dx says. */
-int ol__conv_forward(ol_ctx *ctx, ol_model *m, ol__node *nd, int N);
-int ol__conv_backward(ol_ctx *ctx, ol_model *m, ol__node *nd, int N);
-void ol__conv_free_impl(ol__node *nd);
+/* Layer kernels: parameter gradients are always accumulated (+=) into
+ * ps->grads; input gradients are overwritten or accumulated as nd->acc_dx says. */
 /* Reference convolution on raw buffers (also used by tests). */
 void ol__conv_ref_fwd(const ol__value *x, const ol__value *y, const float *w, const float *b, int k, int stride,
                       int pad, int N, const float *xd, float *yd);
@@ -141,23 +214,6 @@ int ol__conv_onednn_forward(ol_ctx *ctx, ol_model *m, ol__node *nd, int N);
 int ol__conv_onednn_backward(ol_ctx *ctx, ol_model *m, ol__node *nd, int N);
 void ol__conv_onednn_free(ol__conv_impl *impl);
 #endif
-
-void ol__bn_forward(ol_model *m, ol__node *nd, int N, int train);
-void ol__bn_backward(ol_model *m, ol__node *nd, int N);
-void ol__relu_forward(ol_model *m, ol__node *nd, int N);
-void ol__relu_backward(ol_model *m, ol__node *nd, int N);
-void ol__add_forward(ol_model *m, ol__node *nd, int N);
-void ol__add_backward(ol_model *m, ol__node *nd, int N);
-void ol__shortcut_a_forward(ol_model *m, ol__node *nd, int N);
-void ol__shortcut_a_backward(ol_model *m, ol__node *nd, int N);
-void ol__maxpool_forward(ol_model *m, ol__node *nd, int N);
-void ol__maxpool_backward(ol_model *m, ol__node *nd, int N);
-void ol__gap_forward(ol_model *m, ol__node *nd, int N);
-void ol__gap_backward(ol_model *m, ol__node *nd, int N);
-void ol__flatten_forward(ol_model *m, ol__node *nd, int N);
-void ol__flatten_backward(ol_model *m, ol__node *nd, int N);
-void ol__linear_forward(ol_ctx *ctx, ol_model *m, ol__node *nd, int N);
-void ol__linear_backward(ol_ctx *ctx, ol_model *m, ol__node *nd, int N);
 
 /* Copy plain NCHW input into value 0 (converting the layout if needed). */
 void ol__graph_load_input(ol_model *m, const float *x, int N);

@@ -300,6 +300,8 @@ static int check_run(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, const 
         !(tp->divergence_factor >= 0) ||
         tp->checkpoint_every_steps < 0 || tp->checkpoint_every_epochs < 0 || tp->time_limit < 0)
         return ol__err(ctx, OL_EINVAL, "negative training parameter");
+    if (ol_model_outputs_per_sample(m) != 1) /* labels per position: no dataset provides them yet */
+        return ol__err(ctx, OL_EINVAL, "training a language model needs a token dataset");
     const ol_model_params *mp = ol_model_get_params(m);
     if (train->c != mp->in_c || train->h != mp->in_h || train->w != mp->in_w)
         return ol__err(ctx, OL_ESHAPE, "data is %dx%dx%d but the model expects %dx%dx%d", train->c, train->h,

@@ -14,6 +14,8 @@ int ol_evaluate(ol_ctx *ctx, ol_model *m, const ol_dataset *d, int batch, double
     if (d->num_classes > ol_model_num_classes(m))
         return ol__err(ctx, OL_ESHAPE, "dataset has %d classes, the model %d", d->num_classes,
                        ol_model_num_classes(m));
+    if (ol_model_outputs_per_sample(m) != 1) /* labels per position: no dataset provides them yet */
+        return ol__err(ctx, OL_EINVAL, "evaluating a language model needs a token dataset");
     const ol_model_params *mp = ol_model_get_params(m);
     if (d->c != mp->in_c || d->h != mp->in_h || d->w != mp->in_w) /* the model would read past a smaller image */
         return ol__err(ctx, OL_ESHAPE, "evaluation images are %dx%dx%d but the model expects %dx%dx%d", d->c, d->h,

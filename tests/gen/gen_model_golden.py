@@ -4,6 +4,8 @@ PyTorch, with deterministic parameters, one training-mode forward/backward and a
 eval-mode forward.
 
 Run with Debian's python3 (torch 1.13):  /usr/bin/python3 tests/gen/gen_model_golden.py
+(the gpt case needs torch >= 1.12 for GELU's approximate="tanh"; it was made with torch 2.15 from a
+virtual environment: /work/venv-torch/bin/python tests/gen/gen_model_golden.py gpt).
 It writes tests/fixtures/golden/<case>.json. The C test needs only those files.
 
 Networks (PyTorch definitions, written out here so no torchvision is needed):
@@ -14,6 +16,13 @@ Networks (PyTorch definitions, written out here so no torchvision is needed):
   plain8     the same without shortcuts
   resnet20a  CIFAR ResNet-20, option A, on 1x28x28
   resnet18   torchvision's resnet18 (BasicBlock, `downsample.0/.1`), on 3x32x32
+  gpt        a GPT-2 as nanoGPT's model.py (2 layers, 2 heads, width 16, context 6,
+             vocabulary 17; pre-LayerNorm blocks, causal attention, GELU tanh,
+             LM head tied to transformer.wte): tokens (7 i + 3) mod 17 as input,
+             one label (5 i + 2) mod 17 per position, cross entropy over all
+             positions; no BatchNorm, so the eval logits equal the train ones
+
+Usage: gen_model_golden.py [CASE ...]   (default: every case)
 
 Values: every tensor is filled from a 32-bit integer hash, so the C test can
 recompute them bit for bit (integer arithmetic, then one double multiply-add,
@@ -27,7 +36,8 @@ k-th buffer in named_buffers() (num_batches_tracked left out), 2000 for the
 input. Each fixture lists center and scale per tensor:
   conv/linear weights  center 0, scale 1/sqrt(fan_in)
   linear biases, BN biases, running_mean   center 0, scale 0.1
-  BN weights           center 1, scale 0.2
+  BN and LayerNorm weights  center 1, scale 0.2
+  embeddings (wte, wpe)     center 0, scale 0.5
   running_var          center 1, scale 0.5
 Labels y[n] = (3*n + 1) % classes.
 (Smooth formulas such as 0.1*sin(1 + 0.37*i + 1.1*k) make the weights periodic
@@ -191,6 +201,65 @@ class TVResNet18(nn.Module):  # torchvision.models.resnet18 structure and names
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
+class GPTAttention(nn.Module):
+    def __init__(self, C, nh):
+        super().__init__()
+        self.nh = nh
+        self.c_attn = nn.Linear(C, 3 * C)
+        self.c_proj = nn.Linear(C, C)
+
+    def forward(self, x):
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.nh, C // self.nh).transpose(1, 2) for t in (q, k, v))
+        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(C // self.nh))
+        mask = torch.tril(torch.ones(T, T, dtype=torch.bool))
+        att = F.softmax(att.masked_fill(~mask, float("-inf")), dim=-1)
+        return self.c_proj((att @ v).transpose(1, 2).contiguous().view(B, T, C))
+
+
+class GPTMLP(nn.Module):
+    def __init__(self, C):
+        super().__init__()
+        self.c_fc = nn.Linear(C, 4 * C)
+        self.c_proj = nn.Linear(4 * C, C)
+
+    def forward(self, x):
+        return self.c_proj(F.gelu(self.c_fc(x), approximate="tanh"))
+
+
+class GPTBlock(nn.Module):
+    def __init__(self, C, nh):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(C)
+        self.attn = GPTAttention(C, nh)
+        self.ln_2 = nn.LayerNorm(C)
+        self.mlp = GPTMLP(C)
+
+    def forward(self, x):
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT(nn.Module):  # nanoGPT's model.py structure and names
+    def __init__(self, vocab, seq_len, n_layer, n_head, n_embd):
+        super().__init__()
+        self.transformer = nn.ModuleDict(dict(
+            wte=nn.Embedding(vocab, n_embd), wpe=nn.Embedding(seq_len, n_embd),
+            h=nn.ModuleList([GPTBlock(n_embd, n_head) for _ in range(n_layer)]), ln_f=nn.LayerNorm(n_embd)))
+        self.lm_head = nn.Linear(n_embd, vocab, bias=False)
+        self.lm_head.weight = self.transformer.wte.weight  # tied
+
+    def forward(self, idx):
+        t = idx.shape[1]
+        x = self.transformer.wte(idx) + self.transformer.wpe(torch.arange(t))
+        for b in self.transformer.h:
+            x = b(x)
+        return self.lm_head(self.transformer.ln_f(x))
+
+
+GPT_CFG = {"arch": "gpt", "n_layer": 2, "n_head": 2, "n_embd": 16, "seq_len": 6}
+
 # (name, constructor, optimlab model description, input CxHxW, classes, batch)
 CASES = [
     ("mlp", lambda: MLP(64, [32, 16], 5), {"arch": "mlp", "widths": [32, 16]}, (1, 8, 8), 5, 6),
@@ -199,6 +268,7 @@ CASES = [
     ("plain8", lambda: CifarResNet(8, 2, 4, "A", skip=False), {"arch": "plain8", "shortcut": "A"}, (2, 12, 12), 4, 4),
     ("resnet20a", lambda: CifarResNet(20, 1, 10, "A"), {"arch": "resnet20", "shortcut": "A"}, (1, 28, 28), 10, 4),
     ("resnet18", lambda: TVResNet18(3, 10), {"arch": "resnet18"}, (3, 32, 32), 10, 8),
+    ("gpt", lambda: GPT(17, 6, 2, 2, 16), GPT_CFG, (6, 1, 1), 17, 3),
 ]
 
 
@@ -225,8 +295,10 @@ def values(stream, center, scale, n):
 
 def param_init(model, name, p):
     mod = model.get_submodule(name.rsplit(".", 1)[0])
-    if isinstance(mod, nn.BatchNorm2d):
+    if isinstance(mod, (nn.BatchNorm2d, nn.LayerNorm)):
         return (1.0, 0.2) if name.endswith(".weight") else (0.0, 0.1)
+    if isinstance(mod, nn.Embedding):
+        return (0.0, 0.5)
     if name.endswith(".bias"):
         return (0.0, 0.1)
     return (0.0, 1.0 / math.sqrt(p[0].numel()))  # weight: fan_in = numel / out
@@ -253,7 +325,12 @@ def set_params(model):
 INPUT_STREAM = 2000
 
 
-def make_input(shape, classes, batch):
+def make_input(shape, classes, batch, tokens=False):
+    if tokens:  # a language model: shape[0] positions, a label per position
+        n = batch * shape[0]
+        x = torch.tensor([(7 * i + 3) % classes for i in range(n)], dtype=torch.long).view(batch, shape[0])
+        y = torch.tensor([(5 * i + 2) % classes for i in range(n)], dtype=torch.long).view(batch, shape[0])
+        return x, y
     c, h, w = shape
     x = values(INPUT_STREAM, 0.0, 1.0, batch * c * h * w).view(batch, c, h, w)
     y = torch.tensor([(3 * n + 1) % classes for n in range(batch)], dtype=torch.long)
@@ -265,7 +342,7 @@ def run(model, x, y):
     model.zero_grad(set_to_none=True)
     model.train()
     logits = model(x)
-    loss = F.cross_entropy(logits, y, label_smoothing=LABEL_SMOOTHING)
+    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), label_smoothing=LABEL_SMOOTHING)
     loss.backward()
     out = {"logits_train": logits.detach().clone(), "loss": loss.detach().clone()}
     out["grads"] = {n: p.grad.detach().clone() for n, p in model.named_parameters()}
@@ -316,12 +393,16 @@ def main():
     torch.set_num_threads(2)
     outdir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "golden")
     os.makedirs(outdir, exist_ok=True)
+    only = sys.argv[1:]
     for name, ctor, desc, shape, classes, batch in CASES:
+        if only and name not in only:
+            continue
         torch.manual_seed(0)
         model = ctor()
         params, bufs = set_params(model)
-        x, y = make_input(shape, classes, batch)
-        ref = run(model.double(), x.double(), y)  # float32 values, float64 arithmetic
+        lm = desc["arch"] == "gpt"
+        x, y = make_input(shape, classes, batch, tokens=lm)
+        ref = run(model.double(), x if lm else x.double(), y)  # float32 values, float64 arithmetic
         model32 = ctor()
         set_params(model32)
         got = run(model32, x, y)
@@ -350,7 +431,7 @@ def main():
             "batch": batch,
             "label_smoothing": LABEL_SMOOTHING,
             "input_stream": INPUT_STREAM,
-            "labels": y.tolist(),
+            "labels": y.reshape(-1).tolist(),
             "loss": rnd(ref["loss"]),
             "logits_train": [rnd(v) for v in ref["logits_train"].reshape(-1)],
             "logits_eval": [rnd(v) for v in ref["logits_eval"].reshape(-1)],
@@ -358,6 +439,8 @@ def main():
             "params": params,
             "buffers": bufs,
         }
+        if lm:
+            fx["tokens"] = x.reshape(-1).tolist()
         path = os.path.join(outdir, name + ".json")
         with open(path, "w") as f:
             json.dump(fx, f, separators=(",", ":"))
