@@ -351,7 +351,7 @@ static int apply_resume(ol_ctx *ctx, cli_values *v, char *ckpt, size_t cap, char
     {
         if (listed(resolved, key) || strcmp(key, "resolved") == 0 || strcmp(key, "resume") == 0 || strcmp(key, "out") == 0 || strcmp(key, "config") == 0 ||
             strcmp(key, "recipe") == 0 || strcmp(key, "init-from") == 0 || strcmp(key, "stop-after") == 0 ||
-            strcmp(key, "time-limit") == 0)
+            strcmp(key, "time-limit") == 0 || strcmp(key, "max-memory") == 0) /* limits of this job, not the run */
             continue;
         int i = cli_find(v, key);
         if (i < 0) {
@@ -557,6 +557,27 @@ static int check_splits(const cli_data *d, const char *dataset, char *err, size_
     return 0;
 }
 
+/* The run's memory, estimated from the model's planned sizes before anything
+ * is allocated: refused (exit 1, one line with the estimate) when it exceeds
+ * --max-memory (by default the memory available). */
+static int check_memory(train_job *j)
+{
+    ol_train_memory tm;
+    int st = ol_train_memory_estimate(j->ctx, &j->tp, &j->mp, &j->op, &j->data.train, &j->data.test, &tm);
+    if (st < 0)
+        JOB_FAIL(cli_exit_for(st), "%s", ol_ctx_errmsg(j->ctx));
+    char what[512];
+    snprintf(what, sizeof what,
+             "this run (%zu parameters, batch %lld: parameters and gradients %.3g GB, optimizer state %.3g GB, "
+             "activations %.3g GB, data and batches %.3g GB, checkpoint %.3g GB)",
+             tm.model.param_count, (long long)tm.batch, (double)(tm.model.params + tm.model.grads) / 1e9,
+             (double)tm.optimizer / 1e9, (double)tm.model.activations / 1e9, (double)(tm.data + tm.batches) / 1e9,
+             (double)tm.checkpoint / 1e9);
+    if (ol_ctx_check_memory(j->ctx, tm.total, what) < 0)
+        JOB_FAIL(OL_EXIT_FAIL, "%s; --max-memory SIZE or none overrides the check", ol_ctx_errmsg(j->ctx));
+    return 0;
+}
+
 /* Parse-level checks and data, model, optimizer and checkpoint set-up. Returns
  * 0 or an exit status with the message in j->err; run on every rank. */
 static int job_setup(train_job *j)
@@ -580,8 +601,11 @@ static int job_setup(train_job *j)
         JOB_FAIL(OL_EXIT_USAGE, "--backend: unknown backend '%s' (auto, onednn, blas, ref)", cli_str(v, "backend"));
     if (ol_ctx_set_threads(ctx, (int)threads) < 0 || ol_ctx_set_backend(ctx, be) < 0)
         JOB_FAIL(OL_EXIT_USAGE, "%s", ol_ctx_errmsg(ctx));
-    if (cli_load_data(ctx, v, &j->data, j->err, sizeof j->err) < 0)
-        return OL_EXIT_USAGE;
+    if (cli_memory_limit(v, ctx) < 0)
+        JOB_FAIL(OL_EXIT_USAGE, "%s", v->err);
+    int st = cli_load_data(ctx, v, &j->data, j->err, sizeof j->err);
+    if (st != 0)
+        return st;
     if (check_splits(&j->data, cli_str(v, "dataset"), j->err, sizeof j->err) < 0)
         return OL_EXIT_USAGE;
     ol_train_params *tp = &j->tp;
@@ -589,11 +613,8 @@ static int job_setup(train_job *j)
     j->mp.in_h = j->data.train.h;
     j->mp.in_w = j->data.train.w;
     j->mp.num_classes = j->data.train.num_classes;
-    j->mp.max_batch = tp->batch_size;
-    int st = ol_model_create(ctx, &j->mp, &j->m);
-    if (st < 0)
-        JOB_FAIL(cli_exit_for(st), "%s", ol_ctx_errmsg(ctx));
     const int64_t n = j->data.train.n;
+    j->mp.max_batch = tp->batch_size < n ? tp->batch_size : (int)n; /* arenas no larger than the data */
     int64_t spe = tp->drop_last ? n / tp->batch_size : (n + tp->batch_size - 1) / tp->batch_size;
     if (spe < 1)
         JOB_FAIL(OL_EXIT_USAGE, "--batch-size %d is larger than the %lld training samples with --drop-last",
@@ -612,6 +633,11 @@ static int job_setup(train_job *j)
                  tp->drop_last ? " with --drop-last" : "");
     if (cli_build_sched_run(v, j->op.lr, tp, n, j->total, &j->sp))
         JOB_FAIL(OL_EXIT_USAGE, "%s", v->err);
+    tp->comm = j->comm;
+    if ((st = check_memory(j)) != 0)
+        return st;
+    if ((st = ol_model_create(ctx, &j->mp, &j->m)) < 0)
+        JOB_FAIL(cli_exit_for(st), "%s", ol_ctx_errmsg(ctx));
     st = ol_optim_create(ctx, &j->op, ol_model_paramset(j->m), &j->opt);
     if (st < 0)
         JOB_FAIL(cli_exit_for(st), "%s", ol_ctx_errmsg(ctx));
@@ -629,7 +655,6 @@ static int job_setup(train_job *j)
     const int W = ol_comm_size(j->comm);
     if (W > 1 && (tp->batch_size % W != 0))
         JOB_FAIL(OL_EXIT_USAGE, "the %d ranks do not divide --batch-size %d (the global batch)", W, tp->batch_size);
-    tp->comm = j->comm;
     cli_values eff; /* config.json: every option's effective value */
     if (cli_effective_values(&eff, v, &j->op, &j->sp, &j->bc, tp) < 0)
         JOB_FAIL(OL_EXIT_FAIL, "out of memory");

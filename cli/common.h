@@ -41,6 +41,8 @@ extern const cli_opt cli_run_opts[]; /* threads, backend, seed */
 extern const cli_opt cli_dist_opts[];
 
 int cli_build_model(cli_values *v, ol_model_params *mp);
+/* --max-memory onto ctx (ol_ctx_set_memory_limit); -1 with v->err. */
+int cli_memory_limit(cli_values *v, ol_ctx *ctx);
 int cli_build_optim(cli_values *v, ol_optim_params *op);
 /* The context holding the algorithms of the --plugin files (loaded on the
  * first call; their paths become absolute for config.json). NULL with v->err. */
@@ -120,7 +122,8 @@ typedef struct {
     ol_dataset real_test;
 } cli_data;
 /* Load the dataset named by --dataset with --data-dir, subsets and split.
- * Returns 0, or -1 with a one-line message in err. */
+ * Returns 0, or the exit status (OL_EXIT_USAGE, or OL_EXIT_FAIL when out of
+ * memory or a declared size exceeds it) with a one-line message in err. */
 int cli_load_data(ol_ctx *ctx, cli_values *v, cli_data *d, char *err, size_t cap);
 void cli_free_data(cli_data *d);
 

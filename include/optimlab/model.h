@@ -85,6 +85,19 @@ int ol_model_reserve(ol_ctx *ctx, ol_model *m, int n);
 /* Bytes held by activations, activation gradients and backend scratch. */
 size_t ol_model_memory_bytes(const ol_model *m);
 
+/* What a model of these parameters would hold, planned by the same graph
+ * builder that ol_model_create runs but without allocating anything (a size
+ * query in microseconds even for a model that would not fit): parameters,
+ * gradients, BatchNorm statistics, and the activation arenas (activations,
+ * their gradients, pooling indices, loss and BatchNorm scratch) for batches
+ * of up to `batch` samples. Backend scratch (oneDNN) is not included. */
+typedef struct {
+    uint64_t params, grads, buffers, activations; /* bytes */
+    size_t param_count;                           /* trainable parameters, padding excluded */
+    int batch;
+} ol_model_memory;
+int ol_model_memory_estimate(ol_ctx *ctx, const ol_model_params *mp, int batch, ol_model_memory *out);
+
 /* Forward pass. train != 0 uses batch statistics in BatchNorm and updates the
  * running statistics (PyTorch's train mode); 0 uses the running statistics. */
 int ol_model_forward(ol_ctx *ctx, ol_model *m, const float *x, int n, int train);

@@ -104,7 +104,9 @@ void ol_model_params_name(const ol_model_params *mp, char *buf, size_t cap)
     }
 }
 
-int ol_model_create(ol_ctx *ctx, const ol_model_params *mp, ol_model **out)
+/* Build the graph; meta != 0 plans sizes for max_batch without allocating
+ * parameters or arenas (nothing may run on such a model). */
+static int model_build(ol_ctx *ctx, const ol_model_params *mp, int meta, ol_model **out)
 {
     *out = NULL;
     if (mp->in_c <= 0 || mp->in_h <= 0 || mp->in_w <= 0)
@@ -125,6 +127,7 @@ int ol_model_create(ol_ctx *ctx, const ol_model_params *mp, ol_model **out)
     if (!m)
         return ol__err(ctx, OL_ENOMEM, "out of memory");
     m->mp = *mp;
+    m->meta = meta;
     ol_model_params_name(mp, m->arch, sizeof m->arch);
     int rc = ol__graph_input(ctx, m, mp->in_c, mp->in_h, mp->in_w);
     if (rc >= 0) {
@@ -137,13 +140,37 @@ int ol_model_create(ol_ctx *ctx, const ol_model_params *mp, ol_model **out)
     }
     if (rc >= 0)
         rc = ol__graph_finish(ctx, m, rc);
-    if (rc >= 0)
+    if (rc >= 0 && !meta)
         rc = ol_model_init_params(ctx, m);
     if (rc < 0) {
         ol_model_free(m);
         return rc;
     }
     *out = m;
+    return OL_OK;
+}
+
+int ol_model_create(ol_ctx *ctx, const ol_model_params *mp, ol_model **out)
+{
+    return model_build(ctx, mp, 0, out);
+}
+
+int ol_model_memory_estimate(ol_ctx *ctx, const ol_model_params *mp, int batch, ol_model_memory *out)
+{
+    memset(out, 0, sizeof *out);
+    if (batch <= 0)
+        return ol__err(ctx, OL_EINVAL, "batch size must be > 0, got %d", batch);
+    ol_model_params q = *mp;
+    q.max_batch = batch;
+    ol_model *m;
+    OL__TRY(model_build(ctx, &q, 1, &m));
+    out->batch = batch;
+    out->param_count = ol_paramset_count(&m->ps);
+    out->params = (uint64_t)m->ps.numel * sizeof(float);
+    out->grads = out->params;
+    out->buffers = (uint64_t)m->ps.bnumel * sizeof(float);
+    out->activations = ol__graph_activation_bytes(m);
+    ol_model_free(m);
     return OL_OK;
 }
 

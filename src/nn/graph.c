@@ -402,6 +402,17 @@ int ol_model_reserve(ol_ctx *ctx, ol_model *m, int n)
     m->act_bytes = act * sizeof(float);
     m->grad_bytes = gsz * sizeof(float);
     m->idx_bytes = idx * sizeof(int32_t);
+    m->loss_bytes = (size_t)n * (size_t)m->num_classes * sizeof(float) + (size_t)n * sizeof(double);
+    for (int k = 0; k < m->nnodes; k++)
+        if (m->nodes[k].op == OL__OP_BATCHNORM2D)
+            m->loss_bytes += (size_t)n * (size_t)m->vals[m->nodes[k].out].c * 2 * sizeof(double);
+    if (m->meta) { /* a size query: plan, allocate nothing */
+        free(slot_of);
+        free(slot_cap);
+        free(slot_off);
+        m->max_batch = n;
+        return OL_OK;
+    }
     m->act_arena = ol__alloc(m->act_bytes);
     m->grad_arena = ol__alloc(m->grad_bytes);
     m->idx_arena = ol__alloc(m->idx_bytes ? m->idx_bytes : 64);
@@ -446,7 +457,10 @@ int ol__graph_finish(ol_ctx *ctx, ol_model *m, int logits)
         return ol__err(ctx, OL_ESHAPE, "network output must be flat logits");
     m->logits = logits;
     m->num_classes = lv->c;
-    OL__TRY(ol_paramset_finalize(ctx, &m->ps));
+    if (m->meta)
+        ol__paramset_layout(&m->ps);
+    else
+        OL__TRY(ol_paramset_finalize(ctx, &m->ps));
     size_t lowest = m->ps.numel;
     for (int k = m->nnodes - 1; k >= 0; k--) {
         ol__node *nd = &m->nodes[k];
@@ -456,7 +470,7 @@ int ol__graph_finish(ol_ctx *ctx, ol_model *m, int logits)
             lowest = m->ps.t[nd->p_b].offset;
         nd->final_from = lowest;
     }
-    for (int k = 0; k < m->nnodes; k++) {
+    for (int k = 0; !m->meta && k < m->nnodes; k++) {
         ol__node *nd = &m->nodes[k];
         if (nd->op == OL__OP_BATCHNORM2D) {
             int c = m->vals[nd->out].c;
@@ -646,6 +660,11 @@ void ol_model_set_backward_hook(ol_model *m, ol_backward_hook fn, void *user)
 {
     m->bwd_hook = fn;
     m->bwd_hook_user = user;
+}
+
+uint64_t ol__graph_activation_bytes(const ol_model *m)
+{
+    return (uint64_t)m->act_bytes + m->grad_bytes + m->idx_bytes + m->loss_bytes;
 }
 
 size_t ol_model_memory_bytes(const ol_model *m)

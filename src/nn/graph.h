@@ -85,6 +85,8 @@ struct ol_model {
     float *grad_arena;
     int32_t *idx_arena;
     size_t act_bytes, grad_bytes, idx_bytes;
+    size_t loss_bytes; /* softmax, per-sample loss and BatchNorm partials at max_batch */
+    int meta;          /* built for a size query: nothing allocated, nothing runs */
     float *probs; /* [max_batch * classes] softmax of the last loss */
     double *sample_loss; /* [max_batch] per-sample loss of the last loss call */
     void *scratch; /* shared backend scratchpad */
@@ -105,8 +107,12 @@ int ol__graph_maxpool(ol_ctx *ctx, ol_model *m, int x, int k, int stride, int pa
 int ol__graph_gap(ol_ctx *ctx, ol_model *m, int x);
 int ol__graph_flatten(ol_ctx *ctx, ol_model *m, int x);
 int ol__graph_linear(ol_ctx *ctx, ol_model *m, const char *name, int x, int out, int relu);
-/* After the last node: finalize parameters, plan memory for max_batch. */
+/* After the last node: finalize parameters, plan memory for max_batch (in a
+ * meta model: plan only, allocate nothing). */
 int ol__graph_finish(ol_ctx *ctx, ol_model *m, int logits);
+/* Bytes of the planned arenas at max_batch: activations, their gradients,
+ * pooling indices, loss and BatchNorm scratch. */
+uint64_t ol__graph_activation_bytes(const ol_model *m);
 
 /* Channel block the graph gives conv outputs (16 on AVX-512, 8 otherwise). */
 int ol__graph_channel_block(const ol_model *m);

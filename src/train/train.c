@@ -45,6 +45,8 @@ int ol_evaluate(ol_ctx *ctx, ol_model *m, const ol_dataset *d, int batch, double
     if (d->c != mp->in_c || d->h != mp->in_h || d->w != mp->in_w) /* the model would read past a smaller image */
         return ol__err(ctx, OL_ESHAPE, "evaluation images are %dx%dx%d but the model expects %dx%dx%d", d->c, d->h,
                        d->w, mp->in_c, mp->in_h, mp->in_w);
+    if (batch > d->n && d->n > 0)
+        batch = (int)d->n; /* buffers no larger than the data set */
     const size_t per = (size_t)d->c * d->h * d->w;
     float *x = ol__alloc((size_t)batch * per * sizeof(float));
     int32_t *y = ol__alloc((size_t)batch * sizeof(int32_t));
@@ -85,6 +87,8 @@ int ol_evaluate_ensemble(ol_ctx *ctx, ol_model *m, const char *const *files, int
 {
     if (nf <= 0 || batch <= 0)
         return ol__err(ctx, OL_EINVAL, "ensemble of %d models, batch %d", nf, batch);
+    if (batch > d->n && d->n > 0)
+        batch = (int)d->n;
     ol_paramset *ps = ol_model_paramset(m);
     const int K = ol_model_num_classes(m);
     const size_t per = (size_t)d->c * d->h * d->w;
@@ -598,7 +602,42 @@ static int64_t max_batch_of(const ol_train_params *tp, int64_t n)
     double reached;
     if (tp->batch_sched)
         walk_steps(tp, n, -1.0, &reached, &last);
-    return last > b ? last : b;
+    if (last > b)
+        b = last;
+    return b < n ? b : n; /* a step never takes more than the whole data set */
+}
+
+int ol_train_memory_estimate(ol_ctx *ctx, const ol_train_params *tp, const ol_model_params *mp,
+                             const ol_optim_params *op, const ol_dataset *train, const ol_dataset *test,
+                             ol_train_memory *out)
+{
+    memset(out, 0, sizeof *out);
+    if (tp->batch_size <= 0 || train->n <= 0)
+        return ol__err(ctx, OL_EINVAL, "memory estimate: batch %d, %lld samples", tp->batch_size,
+                       (long long)train->n);
+    const int W = ol_comm_size(tp->comm);
+    const int64_t maxb = max_batch_of(tp, train->n), shard = (maxb + W - 1) / W;
+    int64_t mb = tp->micro_batch_size > 0 && tp->micro_batch_size < shard ? tp->micro_batch_size : shard;
+    int64_t eb = tp->eval_batch_size > 0 ? tp->eval_batch_size : tp->batch_size;
+    if (test && eb > test->n)
+        eb = test->n;
+    out->batch = maxb;
+    OL__TRY(ol_model_memory_estimate(ctx, mp, (int)(eb > mb ? eb : mb), &out->model));
+    int slots = ol_optim_state_slots(ctx, op);
+    OL__TRY(slots);
+    out->optimizer = (uint64_t)slots * out->model.params;
+    const uint64_t per = (uint64_t)train->c * (uint64_t)train->h * (uint64_t)train->w;
+    /* the loader's two batch buffers and its permutation, one evaluation batch */
+    out->batches = 2 * (uint64_t)maxb * (per * sizeof(float) + sizeof(int32_t)) + (uint64_t)train->n * sizeof(int64_t) +
+                   (uint64_t)eb * (per * sizeof(float) + sizeof(int32_t) + sizeof(int64_t));
+    out->data = (uint64_t)train->n * (per + sizeof(int32_t));
+    if (test)
+        out->data += (uint64_t)test->n * ((uint64_t)test->c * test->h * test->w + sizeof(int32_t));
+    /* a checkpoint is read back whole to verify it (and to resume) */
+    out->checkpoint = out->model.params + out->optimizer + out->model.buffers;
+    out->total = out->model.params + out->model.grads + out->model.buffers + out->model.activations + out->optimizer +
+                 out->batches + out->data + out->checkpoint;
+    return OL_OK;
 }
 
 int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt, const ol_sched_params *sched,

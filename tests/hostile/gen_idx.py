@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Small Fashion-MNIST-format (IDX, uncompressed) directories for the hostile suite:
 ok (28x28, 10 classes), classes13 (labels up to 12), test14 / test56 (test images
-14x14 / 56x56 beside 28x28 training images). Usage: gen_idx.py OUTDIR"""
+14x14 / 56x56 beside 28x28 training images), big4096 (one 4096x4096 image per split). Usage: gen_idx.py OUTDIR"""
 import os
 import struct
 import sys
@@ -10,7 +10,8 @@ import sys
 def images(path, n, h, w, seed):
     with open(path, "wb") as f:
         f.write(struct.pack(">IIII", 0x803, n, h, w))
-        f.write(bytes((i * 31 + seed * 7) % 256 for i in range(n * h * w)))
+        row = bytes((i * 31 + seed * 7) % 256 for i in range(256))
+        f.write((row * (n * h * w // 256 + 1))[:n * h * w])
 
 
 def labels(path, n, classes):
@@ -32,3 +33,4 @@ make(os.path.join(out, "ok"))
 make(os.path.join(out, "classes13"), classes=13)
 make(os.path.join(out, "test14"), test_hw=14)
 make(os.path.join(out, "test56"), test_hw=56)
+make(os.path.join(out, "big4096"), train_hw=4096, test_hw=4096, n=1, nt=1)  # one 4096x4096 image
