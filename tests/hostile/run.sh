@@ -14,7 +14,7 @@ tmp=$(mktemp -d /tmp/optimlab-hostile-XXXXXX)
 trap 'chmod -R u+w "$tmp" 2>/dev/null; rm -rf "$tmp"' EXIT
 export OMP_NUM_THREADS=1
 limit=${HOSTILE_TIMEOUT:-60}
-tried=0 crashes=0 hangs=0 wrong=0 checks=0 damaged=0
+tried=0 crashes=0 hangs=0 wrong=0 checks=0 damaged=0 elapsed_ms=0
 small=(--model mlp --widths 16 --dataset synthetic --synthetic-size 256 --batch-size 32 --threads 1 --quiet)
 
 # sha256 of every file under the protected directories (the lock file aside:
@@ -31,10 +31,12 @@ snapshot() {
 hcase() {
   local name=$1 want=$2; shift 2
   tried=$((tried + 1))
-  local before after st verdict=ok
+  local before after st verdict=ok t0
   before=$(snapshot)
+  t0=$(date +%s%N)
   timeout -k 5 "$limit" "$@" >"$tmp/out" 2>"$tmp/err" </dev/null
   st=$?
+  elapsed_ms=$((($(date +%s%N) - t0) / 1000000))
   after=$(snapshot)
   if [ $st -eq 124 ] || [ $st -eq 137 ]; then
     hangs=$((hangs + 1)); verdict=HANG
@@ -47,7 +49,7 @@ hcase() {
     damaged=$((damaged + 1)); verdict="$verdict+DAMAGED"
     diff <(echo "$before") <(echo "$after") | head -4
   fi
-  printf '%-7s %-58s exit %3d (want %d)  %s\n' "$verdict" "$name" "$st" "$want" \
+  printf '%-7s %-58s exit %3d (want %d) %6d ms  %s\n' "$verdict" "$name" "$st" "$want" "$elapsed_ms" \
     "$(grep -m1 "^optimlab:" "$tmp/err" | cut -c1-100)"
 }
 
@@ -105,6 +107,56 @@ ln -s loop1 "$tmp/data/loop/train-images-idx3-ubyte"
 hcase "a symlink loop as the training images" 2 "$bin" train "${mnist[@]}" --data-dir "$tmp/data/loop" --out "$tmp/dz"
 hcase "fine 28x28 generated set into a new directory" 0 "$bin" train "${mnist[@]}" --data-dir "$tmp/data/ok" \
   --out "$tmp/okrun"
+
+# ---- memory: refused in seconds from the estimate, or run small -------------
+# peak RSS of a command, in MB: its exit status, or 9 above the limit
+rss_under=("$py" -c 'import resource, subprocess, sys
+st = subprocess.call(sys.argv[2:])
+mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+sys.stderr.write("optimlab: (peak RSS %.0f MB)\n" % mb)
+sys.exit(9 if mb > float(sys.argv[1]) else st)')
+fast() { hcheck "refused within 5 s ($elapsed_ms ms)" test "$elapsed_ms" -lt 5000; }
+hcase "--model mlp --widths 50000,50000 (30 GB)" 1 \
+  "$bin" train "${small[@]}" --widths 50000,50000 --overwrite --out "$ref"
+fast
+hcheck "the refusal gives the estimate" grep -q "GB needed" "$tmp/err"
+hcase "one 4096x4096 image, ResNet-20 (29 GB of activations)" 1 \
+  "$bin" train --model resnet20 --dataset fashion-mnist --data-dir "$tmp/data/big4096" --batch-size 1 --quiet \
+  --overwrite --out "$ref"
+fast
+hcase "one 4096x4096 image, MLP 1024,1024 (17 G parameters)" 1 \
+  "$bin" train --model mlp --dataset fashion-mnist --data-dir "$tmp/data/big4096" --quiet --overwrite --out "$ref"
+fast
+hcase "--synthetic-size 100000000 (98 GB of data)" 1 \
+  "$bin" train "${small[@]}" --synthetic-size 100000000 --overwrite --out "$ref"
+fast
+hcase "--max-memory 1M on a small run" 1 "$bin" train "${small[@]}" --max-memory 1M --overwrite --out "$ref"
+hcase "--max-memory 10x" 2 "$bin" train "${small[@]}" --max-memory 10x --out "$tmp/mm"
+hcase "--batch-size 1048576 on 128 samples runs in under 300 MB" 0 "${rss_under[@]}" 300 \
+  "$bin" train "${small[@]}" --synthetic-size 128 --batch-size 1048576 --epochs 1 --out "$tmp/bigbatch"
+hcase "the same with --max-memory none" 0 "${rss_under[@]}" 300 "$bin" train "${small[@]}" --synthetic-size 128 \
+  --batch-size 1048576 --eval-batch-size 1048576 --epochs 1 --max-memory none --out "$tmp/bigbatch2"
+hcase "bench train --widths 50000,50000" 1 "$bin" bench train --model mlp --widths 50000,50000 --threads 1
+
+# ---- declared sizes, checked before the body is read -------------------------
+hcase "gzip IDX set, well-formed" 0 "$bin" train "${mnist[@]}" --data-dir "$tmp/data/gz-ok" --out "$tmp/gzok"
+hcase "gzip IDX whose header claims 4.1 GB" 2 "$bin" train "${mnist[@]}" --data-dir "$tmp/data/gz-claim41" \
+  --overwrite --out "$ref"
+fast
+hcase "the same with the gzip trailer forged to agree" 2 "$bin" train "${mnist[@]}" \
+  --data-dir "$tmp/data/gz-forged" --overwrite --out "$ref"
+fast
+hcase "gzip IDX with trailing garbage" 2 "$bin" train "${mnist[@]}" --data-dir "$tmp/data/gz-garbage" \
+  --overwrite --out "$ref"
+mkdir -p "$tmp/cifar6"
+for f in data_batch_1 data_batch_2 data_batch_3 data_batch_4 data_batch_5 test_batch; do
+  truncate -s 30730000 "$tmp/cifar6/$f.bin"
+done
+truncate -s 6G "$tmp/cifar6/data_batch_1.bin" # sparse: no disk used
+hcase "a 6 GB (sparse) CIFAR-10 file" 2 "$bin" train --model mlp --widths 8 --dataset cifar10 --quiet \
+  --data-dir "$tmp/cifar6" --overwrite --out "$ref"
+fast
+rm -rf "$tmp/cifar6"
 
 # ---- a second writer --------------------------------------------------------
 # another process holds the lock (and wrote its pid into it, as optimlab does)
