@@ -182,6 +182,10 @@ int cli_build_train(cli_values *v, ol_train_params *tp)
             }
         }
     }
+    if (cli_given(v, "crop-pad") && !tp->aug.crop_pad) {
+        snprintf(v->err, sizeof v->err, "--crop-pad applies only with --augment crop (here: %s)", aug);
+        return -1;
+    }
     return 0;
 }
 
@@ -302,6 +306,27 @@ static int listed(const json_t *a, const char *key)
     return 0;
 }
 
+/* A stored option of the schedule (or batch schedule) that the command line
+ * replaces on resume belongs to the old one: it is not carried over (the new
+ * schedule would reject it as not applying). */
+static int belongs_to_replaced(const cli_values *v, const json_t *stored, const char *key)
+{
+    static const char *const kinds[2] = {"schedule", "batch-schedule"};
+    const cli_opt *const tables[2] = {cli_sched_opts, cli_batch_opts};
+    for (int k = 0; k < 2; k++) {
+        const char *old = json_string_value(json_object_get(stored, kinds[k]));
+        int i = cli_find(v, kinds[k]);
+        if (!old || i < 0 || v->set[i] != 1 || strcmp(old, cli_str(v, kinds[k])) == 0)
+            continue;
+        for (const cli_opt *o = tables[k]; o->name; o++)
+            if (strcmp(o->name, key) == 0)
+                return strncmp(key, "warmup", 6) != 0 && strcmp(key, "per-epoch") != 0 &&
+                       strncmp(key, "lr-scaling", 10) != 0 && strcmp(key, "base-batch-size") != 0 &&
+                       strcmp(key, "micro-batch-size") != 0;
+    }
+    return 0;
+}
+
 static int apply_resume(ol_ctx *ctx, cli_values *v, char *ckpt, size_t cap, char *err, size_t ecap)
 {
     const char *dir = cli_str(v, "resume");
@@ -359,7 +384,7 @@ static int apply_resume(ol_ctx *ctx, cli_values *v, char *ckpt, size_t cap, char
             snprintf(err, ecap, "--resume: %.700s: unknown option '%.100s' in the stored configuration", ckpt, key);
             return -1;
         }
-        if (v->set[i] == 1)
+        if (v->set[i] == 1 || belongs_to_replaced(v, o, key))
             continue; /* the command line wins */
         const char *sv = json_is_string(val) ? json_string_value(val) : json_is_true(val) ? "1" : "0";
         const char *def = v->opts[i]->def ? v->opts[i]->def : "";
@@ -641,6 +666,8 @@ static int job_setup(train_job *j)
     st = ol_optim_create(ctx, &j->op, ol_model_paramset(j->m), &j->opt);
     if (st < 0)
         JOB_FAIL(cli_exit_for(st), "%s", ol_ctx_errmsg(ctx));
+    if (cli_given(v, "bn-recompute-batches") && !ol_optim_has_eval_mode(j->opt))
+        JOB_FAIL(OL_EXIT_USAGE, "--bn-recompute-batches applies only to Schedule-Free optimizers (sfsgd, sfadamw)");
     if (*j->ckpt) {
         if ((st = ol_checkpoint_load(ctx, j->ckpt, j->m, j->opt, &j->resume_state)) < 0)
             JOB_FAIL(cli_exit_for(st), "%s", ol_ctx_errmsg(ctx));

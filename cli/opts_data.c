@@ -72,6 +72,11 @@ int cli_load_data(ol_ctx *ctx, cli_values *v, cli_data *d, char *err, size_t cap
         snprintf(err, cap, "%s", v->err);
         return OL_EXIT_USAGE;
     }
+    const int synthetic = strcmp(name, "synthetic") == 0;
+    if (synthetic ? cli_given(v, "data-dir") : cli_given(v, "synthetic-size")) {
+        snprintf(err, cap, "--%s does not apply to --dataset %s", synthetic ? "data-dir" : "synthetic-size", name);
+        return OL_EXIT_USAGE;
+    }
     int rc;
     if (strcmp(name, "fashion-mnist") == 0 || strcmp(name, "mnist") == 0) {
         if (!*dir)

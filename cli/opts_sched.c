@@ -279,6 +279,75 @@ static int set_user_params(cli_values *v, ol_ctx *reg, ol_sched_params *sp)
     return 0;
 }
 
+/* Options that only some schedules read: given (on the command line or in a
+ * config file) for another, they would be ignored, so they are an error. A
+ * recipe's presets are left alone; a sequence's parts inherit the options, so
+ * for one the parts' schedules count. */
+#define SB(t) (1u << (t))
+#define SB_USER (1u << 31)
+#define SB_FLOOR (SB(OL_SCHED_POLYNOMIAL) | SB(OL_SCHED_COSINE) | SB(OL_SCHED_COSINE_RESTARTS) | SB(OL_SCHED_WSD))
+#define SB_CYC (SB(OL_SCHED_CYCLIC) | SB(OL_SCHED_ONECYCLE))
+static const struct {
+    const char *name;
+    unsigned types;
+    const char *which;
+} sched_applies[] = {
+    {"sched-param", SB_USER, "a registered schedule"},
+    {"step-size", SB(OL_SCHED_STEP), "step"},
+    {"gamma", SB(OL_SCHED_STEP) | SB(OL_SCHED_MULTISTEP) | SB(OL_SCHED_EXPONENTIAL), "step, multistep, exponential"},
+    {"milestones", SB(OL_SCHED_MULTISTEP), "multistep"},
+    {"min-lr-ratio", SB_FLOOR | SB(OL_SCHED_LINEAR), "polynomial, linear, cosine, cosine-restarts, wsd"},
+    {"eta-min", SB_FLOOR, "polynomial, cosine, cosine-restarts, wsd"},
+    {"power", SB(OL_SCHED_POLYNOMIAL), "polynomial"},
+    {"start-factor", SB(OL_SCHED_LINEAR), "linear"},
+    {"end-factor", SB(OL_SCHED_LINEAR), "linear"},
+    {"decay-epochs", SB(OL_SCHED_COSINE) | SB(OL_SCHED_LINEAR) | SB(OL_SCHED_POLYNOMIAL), "cosine, linear, polynomial"},
+    {"t0", SB(OL_SCHED_COSINE_RESTARTS), "cosine-restarts"},
+    {"t-mult", SB(OL_SCHED_COSINE_RESTARTS), "cosine-restarts"},
+    {"max-lr", SB_CYC, "cyclic, onecycle"},
+    {"cycle-epochs", SB(OL_SCHED_CYCLIC), "cyclic"},
+    {"step-size-up", SB(OL_SCHED_CYCLIC), "cyclic"},
+    {"step-size-down", SB(OL_SCHED_CYCLIC), "cyclic"},
+    {"cyclic-mode", SB(OL_SCHED_CYCLIC), "cyclic"},
+    {"cyclic-gamma", SB(OL_SCHED_CYCLIC), "cyclic"},
+    {"pct-start", SB(OL_SCHED_ONECYCLE), "onecycle"},
+    {"div-factor", SB(OL_SCHED_ONECYCLE), "onecycle"},
+    {"final-div-factor", SB(OL_SCHED_ONECYCLE), "onecycle"},
+    {"anneal", SB(OL_SCHED_ONECYCLE), "onecycle"},
+    {"three-phase", SB(OL_SCHED_ONECYCLE), "onecycle"},
+    {"no-cycle-momentum", SB_CYC, "cyclic, onecycle"},
+    {"base-momentum", SB_CYC, "cyclic, onecycle"},
+    {"max-momentum", SB_CYC, "cyclic, onecycle"},
+    {"decay-frac", SB(OL_SCHED_WSD), "wsd"},
+    {"wsd-decay", SB(OL_SCHED_WSD), "wsd"},
+    {"sequence", SB(OL_SCHED_SEQUENTIAL), "sequential"},
+    {"sequence-milestones", SB(OL_SCHED_SEQUENTIAL), "sequential"},
+    {"plateau-mode", SB(OL_SCHED_PLATEAU), "plateau"},
+    {"plateau-factor", SB(OL_SCHED_PLATEAU), "plateau"},
+    {"plateau-patience", SB(OL_SCHED_PLATEAU), "plateau"},
+    {"plateau-threshold", SB(OL_SCHED_PLATEAU), "plateau"},
+    {"plateau-threshold-mode", SB(OL_SCHED_PLATEAU), "plateau"},
+    {"plateau-cooldown", SB(OL_SCHED_PLATEAU), "plateau"},
+    {"plateau-min-lr", SB(OL_SCHED_PLATEAU), "plateau"},
+};
+
+static unsigned sched_bit(const ol_sched_params *sp)
+{
+    return sp->type == OL_SCHED_USER ? SB_USER : sp->type < OL_SCHED_COUNT ? SB(sp->type) : 0u;
+}
+
+static int check_sched_applies(cli_values *v, const ol_sched_params *sp)
+{
+    unsigned have = sched_bit(sp);
+    for (int i = 0; sp->type == OL_SCHED_SEQUENTIAL && i < sp->nparts; i++)
+        have |= sched_bit(&sp->parts[i]);
+    for (size_t i = 0; i < sizeof sched_applies / sizeof sched_applies[0]; i++)
+        if (cli_given(v, sched_applies[i].name) && !(sched_applies[i].types & have))
+            return fail(v, "--%s does not apply to --schedule %s (only %s)", sched_applies[i].name,
+                        cli_str(v, "schedule"), sched_applies[i].which);
+    return 0;
+}
+
 static int build_sched(cli_values *v, double base_lr, const cli_epochs *ep, int64_t total, ol_sched_params *sp,
                        int nested)
 {
@@ -384,15 +453,14 @@ static int build_sched(cli_values *v, double base_lr, const cli_epochs *ep, int6
         static const char *const modes[] = {"triangular", "triangular2", "exp_range"};
         if (!*cli_str(v, "max-lr"))
             return fail(v, "--schedule cyclic needs --max-lr (the upper lr; --lr is the lower)");
-        if (*cli_str(v, "step-size-up")) {
+        double ce = 4.0;
+        if (*cli_str(v, "cycle-epochs") && cli_double(v, "cycle-epochs", 2.0, 10.0, &ce))
+            return -1;
+        sp->step_size_up = epochs_to_steps(ep, pe, ce);
+        if (*cli_str(v, "step-size-up")) { /* overrides --cycle-epochs */
             if (cli_int(v, "step-size-up", 1, INT64_MAX / 4, &n))
                 return -1;
             sp->step_size_up = n;
-        } else {
-            double ce = 4.0;
-            if (*cli_str(v, "cycle-epochs") && cli_double(v, "cycle-epochs", 2.0, 10.0, &ce))
-                return -1;
-            sp->step_size_up = epochs_to_steps(ep, pe, ce);
         }
         if (*cli_str(v, "step-size-down")) {
             if (cli_int(v, "step-size-down", 1, INT64_MAX / 4, &n))
@@ -433,6 +501,10 @@ static int build_sched(cli_values *v, double base_lr, const cli_epochs *ep, int6
         sp->plateau_cooldown = (int)cd;
     }
     if (t == OL_SCHED_SEQUENTIAL && build_sequence(v, base_lr, ep, sp) < 0) {
+        cli_free_sched(sp);
+        return -1;
+    }
+    if (!nested && check_sched_applies(v, sp) < 0) {
         cli_free_sched(sp);
         return -1;
     }
@@ -477,6 +549,32 @@ static void batch_milestones(const ol_train_params *tp, int64_t n, const double 
     b->nmilestones = nm;
 }
 
+/* The same for the batch schedule and lr scaling options. */
+static int check_batch_applies(cli_values *v, ol_batch_sched_type t, ol_lr_scaling r)
+{
+    static const struct {
+        const char *name;
+        unsigned types;
+        const char *which;
+    } applies[] = {
+        {"batch-milestones", 1u << OL_BATCH_MILESTONES, "--batch-schedule milestones"},
+        {"batch-factor", 1u << OL_BATCH_MILESTONES, "--batch-schedule milestones"},
+        {"batch-ramp-samples", 1u << OL_BATCH_RAMP, "--batch-schedule ramp"},
+        {"batch-ramp-ratio", 1u << OL_BATCH_RAMP, "--batch-schedule ramp"},
+        {"batch-ramp-increment", 1u << OL_BATCH_RAMP, "--batch-schedule ramp"},
+        {"max-batch-size", 1u << OL_BATCH_MILESTONES | 1u << OL_BATCH_RAMP, "--batch-schedule milestones and ramp"},
+    };
+    for (size_t i = 0; i < sizeof applies / sizeof applies[0]; i++)
+        if (cli_given(v, applies[i].name) && !(applies[i].types & (1u << t)))
+            return fail(v, "--%s does not apply to --batch-schedule %s (only %s)", applies[i].name,
+                        cli_str(v, "batch-schedule"), applies[i].which);
+    if (cli_given(v, "lr-scaling-knee") && r != OL_LR_SCALING_LINEAR_THEN_SQRT)
+        return fail(v, "--lr-scaling-knee applies only to --lr-scaling linear-then-sqrt");
+    if (cli_given(v, "base-batch-size") && r == OL_LR_SCALING_NONE && strcmp(cli_str(v, "warmup-start-factor"), "auto") != 0)
+        return fail(v, "--base-batch-size applies only with --lr-scaling (or --warmup-start-factor auto)");
+    return 0;
+}
+
 int cli_build_batch_sched(cli_values *v, const ol_train_params *tp, int64_t n, cli_batch_config *bc)
 {
     const int64_t batch = tp->batch_size;
@@ -510,10 +608,10 @@ int cli_build_batch_sched(cli_values *v, const ol_train_params *tp, int64_t n, c
         if ((!*cli_str(v, "batch-ramp-samples") && !by_ratio) || b->max_batch == 0)
             return fail(v, "--batch-schedule ramp needs --batch-ramp-samples (or --batch-ramp-ratio) and "
                            "--max-batch-size (the final batch)");
+        double ratio = 0.0;
+        if (*cli_str(v, "batch-ramp-ratio") && cli_double(v, "batch-ramp-ratio", 1e-9, 1e6, &ratio))
+            return -1;
         if (by_ratio) { /* a fraction of the run's samples */
-            double ratio;
-            if (cli_double(v, "batch-ramp-ratio", 1e-9, 1e6, &ratio))
-                return -1;
             if (tp->epochs <= 0)
                 return fail(v, "--batch-ramp-ratio needs the run's length in epochs");
             x = llround(ratio * (double)tp->epochs * (double)n);
@@ -541,6 +639,8 @@ int cli_build_batch_sched(cli_values *v, const ol_train_params *tp, int64_t n, c
     if (cli_double(v, "lr-scaling-knee", 1.0, 1e9, &bc->knee) || cli_int(v, "micro-batch-size", 0, 1LL << 40, &x))
         return -1;
     bc->micro_batch = x;
+    if (check_batch_applies(v, t, bc->lr_scaling) < 0)
+        return -1;
     int64_t biggest = b->max_batch > b->batch ? b->max_batch : b->batch;
     if (bc->micro_batch > biggest)
         return fail(v, "--micro-batch-size %lld is larger than the largest batch %lld", (long long)bc->micro_batch,

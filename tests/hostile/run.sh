@@ -281,6 +281,40 @@ hcase "import of NaN weights" 2 "$bin" import "$tmp/nan.safetensors" --model mlp
 hcase "--init-from NaN weights" 2 "$bin" train "${small[@]}" --init-from "$tmp/nan.safetensors" --out "$tmp/nanrun"
 hcheck "the NaN run created no directory" test ! -e "$tmp/nanrun"
 
+# ---- options of a feature that is not enabled: rejected, not stored ---------
+# (the default schedule is cosine, batch schedule constant, no PowerSGD/DiLoCo,
+# SGD, synthetic data without augmentation); each with --overwrite of the
+# reference run, which must stay as it was
+hcase "--milestones abc" 2 "$bin" train "${small[@]}" --milestones abc --overwrite --out "$ref"
+hcase "--cyclic-mode bogus" 2 "$bin" train "${small[@]}" --cyclic-mode bogus --overwrite --out "$ref"
+hcase "--plateau-factor nan" 2 "$bin" train "${small[@]}" --plateau-factor nan --overwrite --out "$ref"
+na=(--sched-param k=1 --step-size 2 --gamma 0.5 --milestones 1,2 --power 2 --start-factor 0.5 --end-factor 0.1
+  --t0 1 --t-mult 2 --max-lr 1 --cycle-epochs 3 --step-size-up 4 --step-size-down 4 --cyclic-mode triangular2
+  --cyclic-gamma 0.9 --pct-start 0.2 --div-factor 10 --final-div-factor 100 --anneal linear --three-phase
+  --no-cycle-momentum --base-momentum 0.8 --max-momentum 0.9 --decay-frac 0.2 --wsd-decay sqrt
+  --sequence "constant; cosine" --sequence-milestones 1 --plateau-mode max --plateau-factor 0.5
+  --plateau-patience 2 --plateau-threshold 0.01 --plateau-threshold-mode abs --plateau-cooldown 1
+  --plateau-min-lr 0.001 --batch-milestones 1 --batch-factor 3 --batch-ramp-samples 100 --batch-ramp-ratio 0.5
+  --batch-ramp-increment 8 --max-batch-size 64 --lr-scaling-knee 4 --base-batch-size 64 --crop-pad 2
+  --data-dir /tmp --powersgd-start-step 2 --powersgd-min-compression 3 --powersgd-no-error-feedback
+  --powersgd-no-warm-start --outer-optimizer sgd --outer-lr 0.5 --outer-momentum 0.5 --bn-recompute-batches 5)
+i=0
+while [ $i -lt ${#na[@]} ]; do
+  opt=(${na[$i]}); i=$((i + 1))
+  if [ $i -lt ${#na[@]} ] && [ "${na[$i]#--}" = "${na[$i]}" ]; then opt+=("${na[$i]}"); i=$((i + 1)); fi
+  hcase "${opt[*]} (does not apply)" 2 "$bin" train "${small[@]}" "${opt[@]}" --overwrite --out "$ref"
+done
+hcheck "the refusal says what it applies to" grep -q "applies only\|does not apply" "$tmp/err"
+hcase "--schedule cyclic --max-lr 1 --cyclic-mode bogus" 2 "$bin" train "${small[@]}" --schedule cyclic --max-lr 1 \
+  --cyclic-mode bogus --out "$tmp/na"
+hcase "--schedule cyclic --step-size-up 4 --cycle-epochs 99 (overridden, still checked)" 2 \
+  "$bin" train "${small[@]}" --schedule cyclic --max-lr 1 --step-size-up 4 --cycle-epochs 99 --out "$tmp/na"
+hcase "--recipe goyal --schedule cosine (the recipe's milestone options stay presets)" 0 \
+  "$bin" train "${small[@]}" --recipe goyal --schedule cosine --batch-size 32 --epochs 1 --out "$tmp/na"
+"$bin" train "${small[@]}" --epochs 1 --eta-min 0.001 --out "$tmp/etamin" >/dev/null
+hcase "--resume of a cosine run with --eta-min, --schedule step (not carried over)" 0 \
+  "$bin" train --resume "$tmp/etamin" --schedule step --step-size 1 --epochs 2
+
 # ---- signals during start-up -------------------------------------------------
 "$bin" train --model mlp --widths 8 --dataset synthetic --synthetic-size 100000 --threads 1 --quiet --epochs 1 \
   --out "$tmp/sig" >/dev/null 2>"$tmp/sigerr" &
