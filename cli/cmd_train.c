@@ -679,9 +679,8 @@ static int job_setup(train_job *j)
     }
     if (cli_build_dist(v, tp))
         JOB_FAIL(OL_EXIT_USAGE, "%s", v->err);
-    const int W = ol_comm_size(j->comm);
-    if (W > 1 && (tp->batch_size % W != 0))
-        JOB_FAIL(OL_EXIT_USAGE, "the %d ranks do not divide --batch-size %d (the global batch)", W, tp->batch_size);
+    if (ol_train_check_world(ctx, tp, n, ol_comm_size(j->comm)) < 0) /* every batch of the schedule */
+        JOB_FAIL(OL_EXIT_USAGE, "%s", ol_ctx_errmsg(ctx));
     cli_values eff; /* config.json: every option's effective value */
     if (cli_effective_values(&eff, v, &j->op, &j->sp, &j->bc, tp) < 0)
         JOB_FAIL(OL_EXIT_FAIL, "out of memory");

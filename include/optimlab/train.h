@@ -161,6 +161,10 @@ int ol_train_grads(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, const fl
  * (the batch schedule walked through every epoch), for schedules that need
  * the length of training. */
 int64_t ol_train_count_steps(const ol_train_params *tp, int64_t n);
+/* OL_EINVAL naming the first step whose global batch (tp->batch_size, or the
+ * batch schedule's) `world` ranks do not divide, over the whole run on n
+ * training samples; what ol_train checks before its first step. */
+int ol_train_check_world(ol_ctx *ctx, const ol_train_params *tp, int64_t n, int world);
 
 /* The memory ol_train would need for this model, optimizer and data, before
  * any of it is created: the model's planned sizes (ol_model_memory_estimate) at

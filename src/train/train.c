@@ -536,7 +536,13 @@ static int64_t batch_for(const ol_train_params *tp, int64_t step, int64_t sample
  * step that starts at data epoch `stop` or later (a step starting at sample
  * pos of epoch e starts at epoch e + pos/n). *reached: the data epoch where
  * the walk ended; *last: the batch of its last step. */
-static int64_t walk_steps(const ol_train_params *tp, int64_t n, double stop, double *reached, int64_t *last)
+typedef struct {
+    int world;              /* > 1: stop at the first step whose global batch it does not divide */
+    int64_t step, batch;    /* that step and its batch; step -1 when none */
+} walk_divides;
+
+static int64_t walk_steps_div(const ol_train_params *tp, int64_t n, double stop, double *reached, int64_t *last,
+                              walk_divides *div)
 {
     int64_t step = 0, seen = 0;
     *reached = 0.0;
@@ -551,6 +557,11 @@ static int64_t walk_steps(const ol_train_params *tp, int64_t n, double stop, dou
             int64_t b = batch_for(tp, step, seen), left = n - pos;
             if (left <= 0 || (tp->drop_last && left < b))
                 break;
+            if (div && div->world > 1 && b % div->world != 0 && div->step < 0) {
+                div->step = step;
+                div->batch = b;
+                return step;
+            }
             int64_t k = left < b ? left : b;
             pos += k;
             seen += k;
@@ -562,6 +573,31 @@ static int64_t walk_steps(const ol_train_params *tp, int64_t n, double stop, dou
         *reached = (double)(e + 1);
     }
     return step;
+}
+
+static int64_t walk_steps(const ol_train_params *tp, int64_t n, double stop, double *reached, int64_t *last)
+{
+    return walk_steps_div(tp, n, stop, reached, last, NULL);
+}
+
+int ol_train_check_world(ol_ctx *ctx, const ol_train_params *tp, int64_t n, int world)
+{
+    if (world <= 1)
+        return OL_OK;
+    if (tp->batch_size % world != 0)
+        return ol__err(ctx, OL_EINVAL, "the %d ranks do not divide the global batch %d", world, tp->batch_size);
+    if (!tp->batch_sched || n <= 0)
+        return OL_OK;
+    walk_divides div = {world, -1, 0};
+    double reached;
+    int64_t last;
+    walk_steps_div(tp, n, -1.0, &reached, &last, &div);
+    if (div.step >= 0)
+        return ol__err(ctx, OL_EINVAL,
+                       "the %d ranks do not divide the global batch %lld of step %lld (the batch schedule's first "
+                       "such batch): choose batches that are multiples of %d",
+                       world, (long long)div.batch, (long long)div.step, world);
+    return OL_OK;
 }
 
 int64_t ol_train_count_steps(const ol_train_params *tp, int64_t n)
@@ -669,9 +705,7 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
     if (max_batch > (1 << 24))
         return ol__err(ctx, OL_ERANGE, "global batch of %lld is too large", (long long)max_batch);
     const int W = ol_comm_size(tp->comm), R = ol_comm_rank(tp->comm), root = R == 0;
-    if (W > 1 && (tp->batch_size % W != 0 || max_batch % W != 0))
-        return ol__err(ctx, OL_EINVAL, "the world size %d does not divide the global batch size %lld", W,
-                       (long long)(tp->batch_size % W ? tp->batch_size : max_batch));
+    OL__TRY(ol_train_check_world(ctx, tp, train->n, W));
     const int64_t shard_max = (max_batch + W - 1) / W;
     OL__TRY(ol_model_reserve(ctx, m, tp->micro_batch_size > 0 && tp->micro_batch_size < shard_max
                                           ? tp->micro_batch_size

@@ -71,7 +71,16 @@ expect_fail "a rank that cannot read the data" "${mpi[@]}" -np 2 bash -c \
    exec "$0" train --model mlp --dataset fashion-mnist --data-dir $d --steps 2 --quiet --threads 1 --out '"$tmp/x2" "$bin"
 expect_fail "mismatched configurations" "${mpi[@]}" -np 2 bash -c \
   'exec "$0" train --model mlp --dataset synthetic --steps 2 --quiet --threads 1 --lr 0.0${OMPI_COMM_WORLD_RANK}1 --out '"$tmp/x3" "$bin"
-[ -e "$tmp/x1" ] || [ -e "$tmp/x2" ] || [ -e "$tmp/x3" ] && { echo "FAIL: a failed launch created its run directory"; fail=1; }
+# a batch schedule whose later global batches the world size does not divide (34 x 1.5 = 51; a ramp
+# 2, 5, 8, ...): the whole schedule is checked at launch, the message names the first such batch
+bsched=(--model mlp --widths 8 --dataset synthetic --synthetic-size 512 --epochs 3 --quiet --threads 1)
+expect_fail "batch milestones 34 -> 51 on 2 ranks" "${mpi[@]}" -np 2 "$bin" train "${bsched[@]}" --batch-size 34 \
+  --batch-schedule milestones --batch-milestones 1 --batch-factor 1.5 --out "$tmp/x4"
+grep -q "global batch 51 of step" "$tmp/err" || { echo "FAIL: the message does not name batch 51"; fail=1; }
+expect_fail "batch ramp 2, 5, ... on 2 ranks" "${mpi[@]}" -np 2 "$bin" train "${bsched[@]}" --batch-size 2 \
+  --batch-schedule ramp --max-batch-size 62 --batch-ramp-increment 3 --batch-ramp-samples 500 --out "$tmp/x5"
+[ -e "$tmp/x1" ] || [ -e "$tmp/x2" ] || [ -e "$tmp/x3" ] || [ -e "$tmp/x4" ] || [ -e "$tmp/x5" ] &&
+  { echo "FAIL: a failed launch created its run directory"; fail=1; }
 
 # a rank that dies or freezes mid-run: the others stop within a bounded time
 long=(--model mlp --dataset synthetic --synthetic-size 4096 --epochs 1000 --batch-size 64 --quiet --threads 1
