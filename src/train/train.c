@@ -378,7 +378,8 @@ static int open_metrics(ol_ctx *ctx, const ol_train_params *tp, const ol_train_s
 
 /* Collective (the data-parallel mode's per-rank state goes to rank 0); rank 0 writes. */
 static int save_checkpoint(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt, ol__dsync *ds,
-                           ol_train_state *st, metrics *mt, ol_train_result *res, char *sane, char *pending)
+                           ol_train_state *st, metrics *mt, ol_train_result *res, char *sane, char *pending,
+                           int64_t *pending_step)
 {
     const ol_checkpoint_extra *extra = NULL;
     OL__TRY(ol__dsync_checkpoint(ctx, ds, opt, &extra));
@@ -396,9 +397,33 @@ static int save_checkpoint(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, 
     snprintf(res->checkpoint, sizeof res->checkpoint, "%s", path);
     /* sane once the next step's loss (of these weights) is: see the loop */
     snprintf(pending, OL__PATH_MAX, "%s", path);
+    *pending_step = st->step;
     /* never the file just written, nor the last one taken before a loss explosion */
     const char *protect[2] = {path, sane};
     return ol_checkpoint_prune_except(ctx, tp->out_dir, tp->keep_last, protect, sane[0] ? 2 : 1);
+}
+
+/* The traffic counters of st as of now: this process's (since its start-up)
+ * on top of what the run had sent before it was resumed (early0, grad0,
+ * total0); ep_early0/ep_total0: the overlap counters where the epoch began;
+ * stop_sent >= 0: what had been sent when a stop began (a resumed run redoes
+ * the stop's step, so its agreement and checkpoint count as nothing). */
+static void comm_to_state(ol_train_state *st, ol_comm *comm, const ol__dsync *ds, double ep_early0, double ep_total0,
+                          double early0, double grad0, double total0, double stop_sent)
+{
+    ol__dsync_stats s = {0};
+    if (ds)
+        ol__dsync_get_stats(ds, &s);
+    st->comm_ep_early = s.early_bytes - ep_early0;
+    st->comm_ep_grad = s.total_bytes - ep_total0;
+    st->comm_early = early0 + s.early_bytes;
+    st->comm_grad = grad0 + s.total_bytes;
+    st->comm_total = total0;
+    if (comm) {
+        ol_comm_stats cs;
+        ol_comm_get_stats(comm, &cs);
+        st->comm_total += stop_sent >= 0 ? stop_sent : cs.bytes_sent;
+    }
 }
 
 /* Traffic of the epoch's training steps on rank 0, in its epoch record. */
@@ -730,8 +755,18 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
     if (!tp->resume)
         st.loss_min = INFINITY;
     metrics mt = {0};
-    /* the newest checkpoint whose weights gave a sane loss, and the one just written */
+    /* the newest checkpoint whose weights gave a sane loss, and the one just written (on resume: the
+     * one resumed from, whose loss the first step shows) */
     char sane[OL__PATH_MAX] = "", pending[OL__PATH_MAX] = "";
+    int64_t pending_step = -1;
+    if (!tp->resume)
+        st.sane_step = -1;
+    if (tp->resume && tp->out_dir && st.sane_step >= 0)
+        ol_checkpoint_path(tp->out_dir, st.sane_step, sane, sizeof sane);
+    if (tp->resume && tp->resume_path && strlen(tp->resume_path) < sizeof pending) {
+        snprintf(pending, sizeof pending, "%s", tp->resume_path);
+        pending_step = st.step;
+    }
     OL__TRY(open_metrics(ctx, tp, &st, &mt));
     if (tp->out_dir)
         ol_checkpoint_prune(ctx, tp->out_dir, 0); /* clears temporary files of a killed run */
@@ -765,8 +800,11 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
     if (rc >= 0)
         ol__dsync_get_stats(ds, &dst);
     /* communication of the training steps, this epoch and in all */
-    double ep_bytes = 0.0, ep_ctime = 0.0, ep_time = 0.0, ep_dense = 0.0, ep_early0 = 0.0, ep_total0 = 0.0;
-    double run_bytes = 0.0, run_ctime = 0.0, run_dense = 0.0;
+    /* (the bytes are in st: they continue across a resume; the times are this process's) */
+    double ep_ctime = 0.0, ep_time = 0.0, run_ctime = 0.0;
+    double ep_early0 = dst.early_bytes - st.comm_ep_early, ep_total0 = dst.total_bytes - st.comm_ep_grad;
+    const double early0 = st.comm_early, grad0 = st.comm_grad, total0 = st.comm_total;
+    double stop_sent = -1.0; /* bytes sent when a stop was agreed (its agreement and checkpoint excluded) */
     int ckpt_pending = 0;
     const int64_t total = ol_train_count_steps(tp, ntrain);
     const int64_t per_epoch = tp->batch_sched ? 0 : (rc >= 0 ? ol_loader_batches_per_epoch(loader, tp->batch_size) : 1);
@@ -799,6 +837,7 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
             else if (W > 1 && (rc = ol_comm_allreduce_max_f64(ctx, tp->comm, want, 2)) < 0)
                 break; /* every rank stops at the same step */
             if (want[0] > 0 || want[1] > 0) {
+                stop_sent = tp->comm ? cs0.bytes_sent : -1.0; /* the stop's own traffic is not the run's */
                 stop = want[0] > 0 ? STOP_SIGNAL : STOP_TIME;
                 break;
             }
@@ -865,8 +904,10 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
                     break;
                 st.consecutive_bad = 0;
                 ol__push_loss(&st, sr.loss_sum / n);
-                if (pending[0] && ol__loss_sane(&st, tp->divergence_factor, ol_model_num_classes(m)))
+                if (pending[0] && ol__loss_sane(&st, tp->divergence_factor, ol_model_num_classes(m))) {
                     memcpy(sane, pending, sizeof sane);
+                    st.sane_step = pending_step;
+                }
                 pending[0] = '\0';
                 double dmean, dthr;
                 if (ol__diverged(&st, tp->divergence_factor, ol_model_num_classes(m), &dmean, &dthr)) {
@@ -893,13 +934,13 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
                 step_bytes = cs1.bytes_sent - cs0.bytes_sent;
                 step_ctime = cs1.seconds - cs0.seconds;
             }
-            ep_bytes += step_bytes;
+            st.comm_ep_bytes += step_bytes;
             ep_ctime += step_ctime;
             ep_time += dt;
-            ep_dense += dst.dense_step_bytes;
-            run_bytes += step_bytes;
+            st.comm_ep_dense += dst.dense_step_bytes;
+            st.comm_run_bytes += step_bytes;
             run_ctime += step_ctime;
-            run_dense += dst.dense_step_bytes;
+            st.comm_run_dense += dst.dense_step_bytes;
             last_step_time = dt;
             st.train_time += dt;
             window_time += dt;
@@ -1016,7 +1057,7 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
                 ol__jw_num(&mt.w, "test_acc", ta);
                 ol__jw_num(&mt.w, "elapsed", ei.elapsed);
                 if (eoe && W > 1)
-                    epoch_comm(&mt, ds, ep_bytes, ep_ctime, ep_time, ep_dense, ep_early0, ep_total0);
+                    epoch_comm(&mt, ds, st.comm_ep_bytes, ep_ctime, ep_time, st.comm_ep_dense, ep_early0, ep_total0);
                 ol__jw_end(&mt.w);
                 rc = ol__metrics_line(ctx, &mt);
                 if (hooks && hooks->on_eval)
@@ -1044,7 +1085,7 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
                 st.evals_done = 0;
                 st.ep_loss = 0.0;
                 st.ep_correct = st.ep_seen = 0;
-                ep_bytes = ep_ctime = ep_time = ep_dense = 0.0;
+                st.comm_ep_bytes = st.comm_ep_dense = ep_ctime = ep_time = 0.0;
                 ol__dsync_get_stats(ds, &dst);
                 ep_early0 = dst.early_bytes;
                 ep_total0 = dst.total_bytes;
@@ -1055,8 +1096,9 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
                 double tc = ol__now();
                 ckpt_pending = 0;
                 rc = local ? OL_OK : average_buffers(ctx, tp, ps);
+                comm_to_state(&st, tp->comm, ds, ep_early0, ep_total0, early0, grad0, total0, stop_sent);
                 if (rc >= 0)
-                    rc = save_checkpoint(ctx, tp, m, opt, ds, &st, &mt, res, sane, pending);
+                    rc = save_checkpoint(ctx, tp, m, opt, ds, &st, &mt, res, sane, pending, &pending_step);
                 last_ckpt_time = ol__now() - tc;
             }
             if (end_of_epoch)
@@ -1068,22 +1110,24 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
     st.elapsed = ol__now() - t_start;
     if (rc >= 0 && (stop || tp->final_checkpoint)) { /* DiLoCo: the last step or the stop follows a sync */
         rc = local ? OL_OK : average_buffers(ctx, tp, ps);
+        comm_to_state(&st, tp->comm, ds, ep_early0, ep_total0, early0, grad0, total0, stop_sent);
         if (rc >= 0)
-            rc = save_checkpoint(ctx, tp, m, opt, ds, &st, &mt, res, sane, pending);
+            rc = save_checkpoint(ctx, tp, m, opt, ds, &st, &mt, res, sane, pending, &pending_step);
     }
+    comm_to_state(&st, tp->comm, ds, ep_early0, ep_total0, early0, grad0, total0, stop_sent);
     if (tp->comm) {
         ol_comm_stats cs;
         ol_comm_get_stats(tp->comm, &cs);
-        res->comm_bytes = cs.bytes_sent;
+        res->comm_bytes = st.comm_total;
         res->comm_time = cs.seconds;
     }
     if (ds) {
         ol__dsync_get_stats(ds, &dst);
-        res->overlap = dst.total_bytes > 0 ? dst.early_bytes / dst.total_bytes : 0.0;
+        res->overlap = st.comm_grad > 0 ? st.comm_early / st.comm_grad : 0.0;
         res->syncs = dst.syncs;
     }
-    res->comm_dense_bytes = run_dense;
-    res->step_comm_bytes = run_bytes;
+    res->comm_dense_bytes = st.comm_run_dense;
+    res->step_comm_bytes = st.comm_run_bytes;
     res->step_comm_time = run_ctime;
     if (rc >= 0 && !stop)
         write_summary(ctx, &mt, &st, W > 1 ? res : NULL);

@@ -263,6 +263,16 @@ st = json.loads(json.loads(b[8:8 + n])["__metadata__"]["train_state"])
 sys.exit(0 if st["loss_hist"] and max(st["loss_hist"][:st["loss_hist_pos"]] or [0]) < 23 else 1)
 PY
 
+# the same run stopped at step 10 (after the sane checkpoint, before the explosion) and resumed:
+# the sane checkpoint stays protected from --keep-last 1 across the resume, and is named
+"$bin" train "${div[@]}" --epochs 12 --lr 30 --warmup-epochs 10 --checkpoint-every 2 --keep-last 1 --stop-after 10 \
+  --out "$tmp/d4" >/dev/null 2>&1
+hcase "the same stopped at step 10 and resumed" 3 "$bin" train --resume "$tmp/d4" --quiet
+sane4=$(grep -o "explosion: [^ ]*" "$tmp/err" | cut -d' ' -f2)
+hcheck "it names the uninterrupted run's checkpoint ($(basename "$sane")), kept" \
+  test -f "$sane4" -a "$(basename "$sane4")" = "$(basename "$sane")"
+hcheck "which verifies" "$bin" verify "$sane4"
+
 # ---- values accepted silently before ---------------------------------------
 hcase "--lr 0x10 (a hex float)" 2 "$bin" train "${small[@]}" --lr 0x10 --out "$tmp/hex"
 hcase "--momentum 1e1x" 2 "$bin" train "${small[@]}" --momentum 1e1x --out "$tmp/hex"

@@ -53,6 +53,27 @@ for model in "--model mlp --widths 128,64" "--model resnet8 --freeze-bn"; do
   done
 done
 
+# stopped mid-epoch and resumed: every communication metric (step, epoch and summary records) is
+# that of the uninterrupted run (the resumed process used to count only its own share)
+for model in "--model mlp --widths 16" "--model resnet8"; do
+  name=${model#--model }; name=${name%% *}
+  c=($model --dataset synthetic --synthetic-size 256 --epochs 2 --batch-size 32 --quiet --threads 1 --log-every 1)
+  "${mpi[@]}" -np 2 "$bin" train "${c[@]}" --out "$tmp/cm-$name-full" >/dev/null || { echo "FAIL: $name full"; fail=1; }
+  "${mpi[@]}" -np 2 "$bin" train "${c[@]}" --stop-after 5 --out "$tmp/cm-$name-part" >/dev/null 2>&1
+  "${mpi[@]}" -np 2 "$bin" train --resume "$tmp/cm-$name-part" --quiet >/dev/null || { echo "FAIL: $name resume"; fail=1; }
+  "$py" - "$tmp/cm-$name-full/metrics.jsonl" "$tmp/cm-$name-part/metrics.jsonl" "$name" <<'PY' || fail=1
+import json, sys
+a, b = ([json.loads(l) for l in open(p)] for p in sys.argv[1:3])
+keys = ("comm_bytes", "step_comm_bytes", "comm_dense_bytes", "overlap", "compression", "syncs")
+diff = [(x.get("type"), x.get("step"), k, x.get(k), y.get(k)) for x, y in zip(a, b) for k in keys if x.get(k) != y.get(k)]
+n = sum(k in x for x in a for k in keys)
+ok = len(a) == len(b) and not diff and n > 0
+print(("ok  " if ok else "FAIL") + f" {sys.argv[3]}: {n} communication fields after stop + resume vs uninterrupted"
+      + ("" if ok else f": {len(a)} vs {len(b)} records, {diff[:3]}"))
+sys.exit(0 if ok else 1)
+PY
+done
+
 # bad launches: one clear error on rank 0, a non-zero exit, no hang
 expect_fail() { # label, then the command
   local label=$1; shift
