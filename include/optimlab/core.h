@@ -77,6 +77,12 @@ int ol_backend_from_name(const char *name, ol_backend *out);
 /* Monotonic clock in seconds. */
 double ol_now(void);
 
+/* Copy src into dst (cap bytes, always NUL-terminated) with every byte that
+ * is not printable UTF-8 text (control characters, invalid or overlong
+ * sequences) written as \xNN: error messages quote names from corrupt files
+ * and pass them through this (ol_ctx_errmsg is always escaped). */
+void ol_text_escape(const char *src, char *dst, size_t cap);
+
 /* Memory this process may still allocate, in bytes: /proc/meminfo's
  * MemAvailable, lowered by its cgroup's limit minus the cgroup's usage (v2
  * memory.max, v1 memory.limit_in_bytes). OL_ENOTSUP (*bytes = UINT64_MAX)

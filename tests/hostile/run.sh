@@ -325,6 +325,20 @@ hcase "--recipe goyal --schedule cosine (the recipe's milestone options stay pre
 hcase "--resume of a cosine run with --eta-min, --schedule step (not carried over)" 0 \
   "$bin" train --resume "$tmp/etamin" --schedule step --step-size 1 --epochs 2
 
+# ---- raw bytes from corrupt headers are escaped in messages ------------------
+"$py" - "$tmp/esc.safetensors" <<'PY'
+import json, struct, sys
+h = {"\u001b[31mevil\u0007": {"dtype": "F32\u001b]0;x", "shape": [1], "data_offsets": [0, 4]}}
+b = json.dumps(h).encode()
+open(sys.argv[1], "wb").write(struct.pack("<Q", len(b)) + b + b"\0\0\0\0")
+PY
+hcase "import of a tensor named with terminal escapes" 2 "$bin" import "$tmp/esc.safetensors" --model mlp \
+  --widths 16 --input 1x28x28 --classes 10 --out "$tmp/esc2.safetensors"
+hcheck "the message shows them as \\xNN, no raw control byte" bash -c \
+  "grep -qF '\\x1b[31mevil\\x07' '$tmp/err' && ! LC_ALL=C grep -qP '[\\x00-\\x09\\x0b-\\x1f\\x7f]' '$tmp/err'"
+hcase "verify a file whose name has a control byte" 2 "$bin" verify "$tmp/$(printf 'bad\033name').safetensors"
+hcheck "the path is escaped too" bash -c "! LC_ALL=C grep -qP '[\\x00-\\x09\\x0b-\\x1f\\x7f]' '$tmp/err'"
+
 # ---- signals during start-up -------------------------------------------------
 "$bin" train --model mlp --widths 8 --dataset synthetic --synthetic-size 100000 --threads 1 --quiet --epochs 1 \
   --out "$tmp/sig" >/dev/null 2>"$tmp/sigerr" &
