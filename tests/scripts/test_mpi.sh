@@ -74,6 +74,16 @@ sys.exit(0 if ok else 1)
 PY
 done
 
+# the run directory's lock is rank 0's alone: a 2-rank resume works (the ranks do not lock each
+# other out), and one of a directory another process holds is refused with the holder's pid
+"${mpi[@]}" -np 2 "$bin" train --resume "$tmp/cm-mlp-full" --epochs 3 --quiet >/dev/null 2>"$tmp/err" ||
+  { echo "FAIL: 2-rank resume: $(head -2 "$tmp/err")"; fail=1; }
+"$py" -c 'import fcntl, os, sys, time
+f = open(sys.argv[1], "r+"); fcntl.flock(f, fcntl.LOCK_EX)
+f.truncate(0); f.write("%d\n" % os.getpid()); f.flush(); time.sleep(60)' "$tmp/cm-mlp-full/.lock" &
+holder=$!
+for _ in $(seq 1 100); do grep -q "^$holder$" "$tmp/cm-mlp-full/.lock" 2>/dev/null && break; sleep 0.05; done
+
 # bad launches: one clear error on rank 0, a non-zero exit, no hang
 expect_fail() { # label, then the command
   local label=$1; shift
@@ -100,6 +110,10 @@ expect_fail "batch milestones 34 -> 51 on 2 ranks" "${mpi[@]}" -np 2 "$bin" trai
 grep -q "global batch 51 of step" "$tmp/err" || { echo "FAIL: the message does not name batch 51"; fail=1; }
 expect_fail "batch ramp 2, 5, ... on 2 ranks" "${mpi[@]}" -np 2 "$bin" train "${bsched[@]}" --batch-size 2 \
   --batch-schedule ramp --max-batch-size 62 --batch-ramp-increment 3 --batch-ramp-samples 500 --out "$tmp/x5"
+expect_fail "2-rank resume of a directory another process holds" "${mpi[@]}" -np 2 "$bin" train \
+  --resume "$tmp/cm-mlp-full" --epochs 4 --quiet
+grep -q "in use by pid $holder" "$tmp/err" || { echo "FAIL: the refusal does not name pid $holder"; fail=1; }
+kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null
 [ -e "$tmp/x1" ] || [ -e "$tmp/x2" ] || [ -e "$tmp/x3" ] || [ -e "$tmp/x4" ] || [ -e "$tmp/x5" ] &&
   { echo "FAIL: a failed launch created its run directory"; fail=1; }
 
