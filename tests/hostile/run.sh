@@ -137,6 +137,12 @@ hcase "--batch-size 1048576 on 128 samples runs in under 300 MB" 0 "${rss_under[
 hcase "the same with --max-memory none" 0 "${rss_under[@]}" 300 "$bin" train "${small[@]}" --synthetic-size 128 \
   --batch-size 1048576 --eval-batch-size 1048576 --epochs 1 --max-memory none --out "$tmp/bigbatch2"
 hcase "bench train --widths 50000,50000" 1 "$bin" bench train --model mlp --widths 50000,50000 --threads 1
+fast
+hcase "bench optimizer --params 2000000000 --max-memory 1G" 1 "$bin" bench optimizer --params 2000000000 --max-memory 1G
+fast
+hcase "import into --widths 50000,50000" 1 "$bin" import "$(newest "$ref")" --model mlp --widths 50000,50000 \
+  --input 1x28x28 --classes 10 --out "$tmp/big.safetensors"
+fast
 
 # ---- declared sizes, checked before the body is read -------------------------
 hcase "gzip IDX set, well-formed" 0 "$bin" train "${mnist[@]}" --data-dir "$tmp/data/gz-ok" --out "$tmp/gzok"
