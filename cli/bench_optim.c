@@ -98,7 +98,18 @@ int bench_optim(int argc, char **argv)
         rc = cli_fail(OL_EXIT_FAIL, "out of memory");
         goto done;
     }
-    int st = 0;
+    /* parameters, gradients, state slots and the bandwidth probe's two buffers of the same bytes */
+    int st = cli_memory_limit(&v, ctx) < 0 ? -1 : ol_optim_state_slots(ctx, &op);
+    if (st < 0 && *v.err) {
+        rc = cli_fail(OL_EXIT_USAGE, v.err);
+        goto done;
+    }
+    if (st >= 0 && ol_ctx_check_memory(ctx, (uint64_t)n * sizeof(float) * 2 * (2 + (uint64_t)st), "this benchmark") < 0) {
+        char msg[700];
+        snprintf(msg, sizeof msg, "%s; --max-memory SIZE or none overrides the check", ol_ctx_errmsg(ctx));
+        rc = cli_fail(OL_EXIT_FAIL, msg);
+        goto done;
+    }
     for (long long i = 0; i < nt && st >= 0; i++) {
         char name[32];
         snprintf(name, sizeof name, "t%lld", i);

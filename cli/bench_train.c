@@ -124,10 +124,27 @@ int bench_train(int argc, char **argv)
     mp.in_w = w;
     mp.num_classes = (int)classes;
     mp.max_batch = (int)batch;
-    int st = ol_model_create(ctx, &mp, &m);
     ol_optim_params op = ol_optim_default_params(OL_OPT_SGD);
     op.lr = 0.01;
     op.momentum = 0.9;
+    /* the planned sizes, checked before anything is allocated */
+    ol_model_memory mm;
+    int st = cli_memory_limit(&v, ctx);
+    if (st < 0) {
+        rc = cli_fail(OL_EXIT_USAGE, v.err);
+        goto done;
+    }
+    st = ol_model_memory_estimate(ctx, &mp, (int)batch, &mm);
+    int slots = st >= 0 ? ol_optim_state_slots(ctx, &op) : st;
+    const uint64_t est = (uint64_t)slots * mm.params + mm.total +
+                         (uint64_t)batch * ((uint64_t)c * h * w * sizeof(float) + sizeof(int32_t));
+    if (slots >= 0 && ol_ctx_check_memory(ctx, est, "this benchmark") < 0) {
+        snprintf(err, sizeof err, "%s; --max-memory SIZE or none overrides the check", ol_ctx_errmsg(ctx));
+        rc = cli_fail(OL_EXIT_FAIL, err);
+        goto done;
+    }
+    if (slots >= 0)
+        st = ol_model_create(ctx, &mp, &m);
     if (st >= 0)
         st = ol_optim_create(ctx, &op, ol_model_paramset(m), &opt);
     if (st < 0) {
@@ -173,10 +190,12 @@ int bench_train(int argc, char **argv)
         printf("{\"benchmark\":\"train\",\"model\":\"%s\",\"params\":%zu,\"batch_size\":%lld,\"input\":\"%dx%dx%d\","
                "\"threads\":%d,\"backend\":\"%s\",\"steps\":%lld,\"samples_per_s\":%.1f,\"ms_per_step\":%.3f,"
                "\"median_ms_per_step\":%.3f,\"forward_ms\":%.3f,\"backward_ms\":%.3f,\"update_ms\":%.3f,"
-               "\"peak_rss_mb\":%.1f,\"model_memory_mb\":%.1f,\"openblas_core\":\"%s\",\"kernels\":\"%s\"}\n",
+               "\"peak_rss_mb\":%.1f,\"model_memory_mb\":%.1f,\"estimated_memory_mb\":%.1f,\"openblas_core\":\"%s\","
+               "\"kernels\":\"%s\"}\n",
                arch, ol_paramset_count(ps), batch, c, h, w, ol_ctx_threads(ctx),
                ol_backend_name(ol_ctx_backend(ctx)), steps, sps, mean * 1e3, median * 1e3, sum[0] / steps * 1e3,
-               sum[1] / steps * 1e3, sum[2] / steps * 1e3, rss, model_mb, ol_openblas_corename(), kinfo);
+               sum[1] / steps * 1e3, sum[2] / steps * 1e3, rss, model_mb, (double)est / 1e6, ol_openblas_corename(),
+               kinfo);
     } else {
         printf("bench train: %s (%zu parameters), batch %lld, input %dx%dx%d, %d threads\n", arch,
                ol_paramset_count(ps), batch, c, h, w, ol_ctx_threads(ctx));
@@ -185,7 +204,9 @@ int bench_train(int argc, char **argv)
                "%lld steps\n",
                mean * 1e3, median * 1e3, sum[0] / steps * 1e3, sum[1] / steps * 1e3, sum[2] / steps * 1e3, steps);
         printf("throughput: %.1f samples/s\n", sps);
-        printf("peak memory: %.1f MB resident (activations, gradients and scratch: %.1f MB)\n", rss, model_mb);
+        printf("peak memory: %.1f MB resident (activations, gradients and scratch: %.1f MB; estimated before the "
+               "run: %.1f MB)\n",
+               rss, model_mb, (double)est / 1e6);
     }
 done:
     free(x);

@@ -160,7 +160,20 @@ int cmd_import(int argc, char **argv)
     mp.num_classes = (int)classes;
     mp.max_batch = 1;
     ctx = ol_ctx_new(0);
-    int s = ctx ? ol_model_create(ctx, &mp, &m) : OL_ENOMEM;
+    if (ctx && cli_memory_limit(&v, ctx) < 0) {
+        rc = cli_fail(OL_EXIT_USAGE, v.err);
+        goto done;
+    }
+    ol_model_memory mm; /* the model and the file read whole, before either is allocated */
+    int s = ctx ? ol_model_memory_estimate(ctx, &mp, 1, &mm) : OL_ENOMEM;
+    if (s >= 0 && (s = ol_ctx_check_memory(ctx, mm.params + mm.total,
+                                           "this model")) < 0) {
+        snprintf(err, sizeof err, "%s; --max-memory SIZE or none overrides the check", ol_ctx_errmsg(ctx));
+        rc = cli_fail(OL_EXIT_FAIL, err);
+        goto done;
+    }
+    if (s >= 0)
+        s = ol_model_create(ctx, &mp, &m);
     if (s >= 0)
         s = ol_weights_import(ctx, src, m);
     if (s >= 0)

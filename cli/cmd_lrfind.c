@@ -173,16 +173,29 @@ int cmd_lrfind(int argc, char **argv)
         rc = cli_fail_ctx(ctx, OL_EXIT_USAGE);
         goto done;
     }
-    if (cli_load_data(ctx, &v, &data, err, sizeof err) < 0) {
-        rc = cli_fail(OL_EXIT_USAGE, err);
+    if (cli_memory_limit(&v, ctx) < 0) {
+        rc = cli_fail(OL_EXIT_USAGE, v.err);
+        goto done;
+    }
+    int lst = cli_load_data(ctx, &v, &data, err, sizeof err);
+    if (lst != 0) {
+        rc = cli_fail(lst, err);
         goto done;
     }
     mp.in_c = data.train.c;
     mp.in_h = data.train.h;
     mp.in_w = data.train.w;
     mp.num_classes = data.train.num_classes;
-    mp.max_batch = tp.batch_size;
-    int st = ol_model_create(ctx, &mp, &m);
+    mp.max_batch = tp.batch_size < data.train.n ? tp.batch_size : (int)data.train.n;
+    ol_train_memory tm;
+    int st = ol_train_memory_estimate(ctx, &tp, &mp, &op, &data.train, NULL, &tm);
+    if (st >= 0 && ol_ctx_check_memory(ctx, tm.total, "this range test") < 0) {
+        snprintf(err, sizeof err, "%s; --max-memory SIZE or none overrides the check", ol_ctx_errmsg(ctx));
+        rc = cli_fail(OL_EXIT_FAIL, err);
+        goto done;
+    }
+    if (st >= 0)
+        st = ol_model_create(ctx, &mp, &m);
     if (st >= 0)
         st = ol_optim_create(ctx, &op, ol_model_paramset(m), &opt);
     if (st < 0) {

@@ -182,6 +182,10 @@ int cli_build_train(cli_values *v, ol_train_params *tp)
             }
         }
     }
+    if (cli_given(v, "crop-pad") && !tp->aug.crop_pad) {
+        snprintf(v->err, sizeof v->err, "--crop-pad applies only with --augment crop (here: %s)", aug);
+        return -1;
+    }
     return 0;
 }
 
@@ -289,6 +293,29 @@ static int listed(const json_t *a, const char *key)
     return 0;
 }
 
+/* A stored option of the schedule (or batch schedule) that the command line
+ * replaces on resume belongs to the old one: it is not carried over (the new
+ * schedule would reject it as not applying). */
+static int belongs_to_replaced(const cli_values *v, const json_t *stored, const char *key)
+{
+    static const char *const kinds[2] = {"schedule", "batch-schedule"};
+    const cli_opt *const tables[2] = {cli_sched_opts, cli_batch_opts};
+    for (int k = 0; k < 2; k++) {
+        const char *old = json_string_value(json_object_get(stored, kinds[k]));
+        int i = cli_find(v, kinds[k]);
+        if (!old || i < 0 || v->set[i] != 1 || strcmp(old, cli_str(v, kinds[k])) == 0)
+            continue;
+        int mine = k == 0 && cli_is_sched_option(key);
+        for (const cli_opt *o = tables[k]; o->name && !mine; o++)
+            mine = strcmp(o->name, key) == 0;
+        if (mine)
+                return strncmp(key, "warmup", 6) != 0 && strcmp(key, "per-epoch") != 0 &&
+                       strncmp(key, "lr-scaling", 10) != 0 && strcmp(key, "base-batch-size") != 0 &&
+                       strcmp(key, "micro-batch-size") != 0;
+    }
+    return 0;
+}
+
 static int apply_resume(ol_ctx *ctx, cli_values *v, char *ckpt, size_t cap, char *err, size_t ecap)
 {
     const char *dir = cli_str(v, "resume");
@@ -338,7 +365,7 @@ static int apply_resume(ol_ctx *ctx, cli_values *v, char *ckpt, size_t cap, char
     {
         if (listed(resolved, key) || strcmp(key, "resolved") == 0 || strcmp(key, "resume") == 0 || strcmp(key, "out") == 0 || strcmp(key, "config") == 0 ||
             strcmp(key, "recipe") == 0 || strcmp(key, "init-from") == 0 || strcmp(key, "stop-after") == 0 ||
-            strcmp(key, "time-limit") == 0)
+            strcmp(key, "time-limit") == 0 || strcmp(key, "max-memory") == 0) /* limits of this job, not the run */
             continue;
         int i = cli_find(v, key);
         if (i < 0) {
@@ -346,7 +373,7 @@ static int apply_resume(ol_ctx *ctx, cli_values *v, char *ckpt, size_t cap, char
             snprintf(err, ecap, "--resume: %.700s: unknown option '%.100s' in the stored configuration", ckpt, key);
             return -1;
         }
-        if (v->set[i] == 1)
+        if (v->set[i] == 1 || belongs_to_replaced(v, o, key))
             continue; /* the command line wins */
         const char *sv = json_is_string(val) ? json_string_value(val) : json_is_true(val) ? "1" : "0";
         const char *def = v->opts[i]->def ? v->opts[i]->def : "";
@@ -524,6 +551,27 @@ static int check_splits(const cli_data *d, const char *dataset, char *err, size_
     return 0;
 }
 
+/* The run's memory, estimated from the model's planned sizes before anything
+ * is allocated: refused (exit 1, one line with the estimate) when it exceeds
+ * --max-memory (by default the memory available). */
+static int check_memory(train_job *j)
+{
+    ol_train_memory tm;
+    int st = ol_train_memory_estimate(j->ctx, &j->tp, &j->mp, &j->op, &j->data.train, &j->data.test, &tm);
+    if (st < 0)
+        JOB_FAIL(cli_exit_for(st), "%s", ol_ctx_errmsg(j->ctx));
+    char what[512];
+    snprintf(what, sizeof what,
+             "this run (%zu parameters, batch %lld: parameters and gradients %.3g GB, optimizer state %.3g GB, "
+             "activations %.3g GB, data and batches %.3g GB, checkpoint %.3g GB)",
+             tm.model.num_params, (long long)tm.batch, (double)(tm.model.params + tm.model.grads) / 1e9,
+             (double)tm.optimizer / 1e9, (double)(tm.model.total - tm.model.params - tm.model.grads - tm.model.buffers) / 1e9, (double)(tm.data + tm.batches) / 1e9,
+             (double)tm.checkpoint / 1e9);
+    if (ol_ctx_check_memory(j->ctx, tm.total, what) < 0)
+        JOB_FAIL(OL_EXIT_FAIL, "%s; --max-memory SIZE or none overrides the check", ol_ctx_errmsg(j->ctx));
+    return 0;
+}
+
 /* Parse-level checks and data, model, optimizer and checkpoint set-up. Returns
  * 0 or an exit status with the message in j->err; run on every rank. */
 static int job_setup(train_job *j)
@@ -547,8 +595,11 @@ static int job_setup(train_job *j)
         JOB_FAIL(OL_EXIT_USAGE, "--backend: unknown backend '%s' (auto, onednn, blas, ref)", cli_str(v, "backend"));
     if (ol_ctx_set_threads(ctx, (int)threads) < 0 || ol_ctx_set_backend(ctx, be) < 0)
         JOB_FAIL(OL_EXIT_USAGE, "%s", ol_ctx_errmsg(ctx));
-    if (cli_load_data(ctx, v, &j->data, j->err, sizeof j->err) < 0)
-        return OL_EXIT_USAGE;
+    if (cli_memory_limit(v, ctx) < 0)
+        JOB_FAIL(OL_EXIT_USAGE, "%s", v->err);
+    int st = cli_load_data(ctx, v, &j->data, j->err, sizeof j->err);
+    if (st != 0)
+        return st;
     if (check_splits(&j->data, cli_str(v, "dataset"), j->err, sizeof j->err) < 0)
         return OL_EXIT_USAGE;
     ol_train_params *tp = &j->tp;
@@ -556,11 +607,8 @@ static int job_setup(train_job *j)
     j->mp.in_h = j->data.train.h;
     j->mp.in_w = j->data.train.w;
     j->mp.num_classes = j->data.train.num_classes;
-    j->mp.max_batch = tp->batch_size;
-    int st = ol_model_create(ctx, &j->mp, &j->m);
-    if (st < 0)
-        JOB_FAIL(cli_exit_for(st), "%s", ol_ctx_errmsg(ctx));
     const int64_t n = j->data.train.n;
+    j->mp.max_batch = tp->batch_size < n ? tp->batch_size : (int)n; /* arenas no larger than the data */
     int64_t spe = tp->drop_last ? n / tp->batch_size : (n + tp->batch_size - 1) / tp->batch_size;
     if (spe < 1)
         JOB_FAIL(OL_EXIT_USAGE, "--batch-size %d is larger than the %lld training samples with --drop-last",
@@ -579,9 +627,16 @@ static int job_setup(train_job *j)
                  tp->drop_last ? " with --drop-last" : "");
     if (cli_build_sched_run(v, j->op.lr, tp, n, j->total, &j->sp))
         JOB_FAIL(OL_EXIT_USAGE, "%s", v->err);
+    tp->comm = j->comm;
+    if ((st = check_memory(j)) != 0)
+        return st;
+    if ((st = ol_model_create(ctx, &j->mp, &j->m)) < 0)
+        JOB_FAIL(cli_exit_for(st), "%s", ol_ctx_errmsg(ctx));
     st = ol_optim_create(ctx, &j->op, ol_model_paramset(j->m), &j->opt);
     if (st < 0)
         JOB_FAIL(cli_exit_for(st), "%s", ol_ctx_errmsg(ctx));
+    if (cli_given(v, "bn-recompute-batches") && !ol_optim_has_eval_mode(j->opt))
+        JOB_FAIL(OL_EXIT_USAGE, "--bn-recompute-batches applies only to Schedule-Free optimizers (sfsgd, sfadamw)");
     if (*j->ckpt) {
         if ((st = ol_checkpoint_load(ctx, j->ckpt, j->m, j->opt, &j->resume_state)) < 0)
             JOB_FAIL(cli_exit_for(st), "%s", ol_ctx_errmsg(ctx));
@@ -593,10 +648,8 @@ static int job_setup(train_job *j)
     }
     if (cli_build_dist(v, tp))
         JOB_FAIL(OL_EXIT_USAGE, "%s", v->err);
-    const int W = ol_comm_size(j->comm);
-    if (W > 1 && (tp->batch_size % W != 0))
-        JOB_FAIL(OL_EXIT_USAGE, "the %d ranks do not divide --batch-size %d (the global batch)", W, tp->batch_size);
-    tp->comm = j->comm;
+    if (ol_train_check_world(ctx, tp, n, ol_comm_size(j->comm)) < 0) /* every batch of the schedule */
+        JOB_FAIL(OL_EXIT_USAGE, "%s", ol_ctx_errmsg(ctx));
     cli_values eff; /* config.json: every option's effective value */
     if (cli_effective_values(&eff, v, &j->op, &j->sp, &j->bc, tp) < 0)
         JOB_FAIL(OL_EXIT_FAIL, "out of memory");

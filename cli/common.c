@@ -20,8 +20,11 @@ int cli_env_rank(void)
 
 int cli_fail(int status, const char *msg)
 {
-    if (cli_env_rank() == 0)
-        fprintf(stderr, "optimlab: %s\n", msg && *msg ? msg : "failed");
+    if (cli_env_rank() == 0) { /* a value from a corrupt file or a config is never echoed raw */
+        char safe[2048];
+        ol_text_escape(msg && *msg ? msg : "failed", safe, sizeof safe);
+        fprintf(stderr, "optimlab: %s\n", safe);
+    }
     return status;
 }
 

@@ -45,6 +45,8 @@ extern const cli_opt cli_run_opts[]; /* threads, backend, seed */
 extern const cli_opt cli_dist_opts[];
 
 int cli_build_model(cli_values *v, ol_model_params *mp);
+/* --max-memory onto ctx (ol_ctx_set_memory_limit); -1 with v->err. */
+int cli_memory_limit(cli_values *v, ol_ctx *ctx);
 int cli_build_optim(cli_values *v, ol_optim_params *op);
 /* The context holding the algorithms of the --plugin files (loaded on the
  * first call; their paths become absolute for config.json). NULL with v->err. */
@@ -80,6 +82,9 @@ void cli_free_sched(ol_sched_params *sp);
  * schedules (v's registered ones too), and the texts of the options derived
  * from the descriptors. */
 void cli_sched_help_more(FILE *f, const cli_values *v, const char *name);
+/* Whether `name` is a schedule option: of the table or of a built-in
+ * schedule's descriptor (derived). */
+int cli_is_sched_option(const char *name);
 /* Every schedule of reg (NULL: the built-ins): name, summary, aliases, options. */
 void cli_print_schedules(FILE *f, const ol_ctx *reg);
 
@@ -128,7 +133,8 @@ typedef struct {
     ol_dataset real_test;
 } cli_data;
 /* Load the dataset named by --dataset with --data-dir, subsets and split.
- * Returns 0, or -1 with a one-line message in err. */
+ * Returns 0, or the exit status (OL_EXIT_USAGE, or OL_EXIT_FAIL when out of
+ * memory or a declared size exceeds it) with a one-line message in err. */
 int cli_load_data(ol_ctx *ctx, cli_values *v, cli_data *d, char *err, size_t cap);
 void cli_free_data(cli_data *d);
 

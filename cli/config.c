@@ -247,7 +247,8 @@ static int apply_pairs(cli_values *v, const char *path, kv_list *lp, char *recip
         const char *val = *l.p[i].val ? l.p[i].val : (o->def ? o->def : ""); /* null: the default */
         if (o->kind == CLI_FLAG)
             flag_value(l.p[i].val, &val);
-        if (cli_set(v, l.p[i].key, val, 2) < 0)
+        /* null leaves the option unset (its default), so it counts as not given */
+        if (cli_set(v, l.p[i].key, val, *l.p[i].val ? 2 : 0) < 0)
             rc = -1, snprintf(v->err, sizeof v->err, "out of memory");
     }
     kv_free(&l);

@@ -95,6 +95,12 @@ const char *cli_str(const cli_values *v, const char *name)
     return i >= 0 ? v->val[i] : "";
 }
 
+int cli_given(const cli_values *v, const char *name)
+{
+    int i = cli_find(v, name);
+    return i >= 0 && (v->set[i] == 1 || v->set[i] == 2);
+}
+
 int cli_is_set(const cli_values *v, const char *name)
 {
     int i = cli_find(v, name);

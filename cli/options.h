@@ -62,6 +62,10 @@ void cli_print_help(FILE *f, const cli_values *v, const char *usage);
 int cli_find(const cli_values *v, const char *name);
 const char *cli_str(const cli_values *v, const char *name);
 int cli_is_set(const cli_values *v, const char *name);
+/* Set by the user: on the command line or in a config file (not by a recipe,
+ * not resolved from a default). An option of a feature that is not enabled
+ * is an error only when given. */
+int cli_given(const cli_values *v, const char *name);
 int cli_set(cli_values *v, const char *name, const char *value, int how); /* -1 for unknown */
 
 /* Typed getters: 0 on success, -1 with a one-line message in v->err. */

@@ -27,10 +27,12 @@ void cli_free_data(cli_data *d)
     ol_dataset_free(&d->real_test);
 }
 
-static int lib_err(ol_ctx *ctx, char *err, size_t cap)
+/* A library failure: out of memory (also a refused declared size) is a
+ * runtime failure, everything else bad input. */
+static int lib_err(ol_ctx *ctx, int rc, char *err, size_t cap)
 {
     snprintf(err, cap, "%s", ol_ctx_errmsg(ctx));
-    return -1;
+    return rc == OL_ENOMEM ? OL_EXIT_FAIL : OL_EXIT_USAGE;
 }
 
 /* Synthetic data: one draw of train + test samples from the same class
@@ -38,14 +40,18 @@ static int lib_err(ol_ctx *ctx, char *err, size_t cap)
 static int load_synthetic(ol_ctx *ctx, int64_t n, uint64_t seed, cli_data *d)
 {
     int64_t nt = n / 4 > 0 ? n / 4 : 1;
-    if (ol_dataset_synthetic(ctx, n + nt, 1, 28, 28, 10, seed, &d->train) < 0)
-        return -1;
+    int rc = ol_dataset_synthetic(ctx, n + nt, 1, 28, 28, 10, seed, &d->train);
+    if (rc < 0)
+        return rc;
     size_t per = 28 * 28;
     d->test = d->train;
     d->test.images = malloc((size_t)nt * per);
     d->test.labels = malloc((size_t)nt * sizeof(int32_t));
     if (!d->test.images || !d->test.labels)
-        return -1;
+    {
+        ol_ctx_set_error(ctx, OL_ENOMEM, "out of memory for the synthetic dataset");
+        return OL_ENOMEM;
+    }
     memcpy(d->test.images, d->train.images + (size_t)n * per, (size_t)nt * per);
     memcpy(d->test.labels, d->train.labels + n, (size_t)nt * sizeof(int32_t));
     d->test.n = nt;
@@ -64,7 +70,12 @@ int cli_load_data(ol_ctx *ctx, cli_values *v, cli_data *d, char *err, size_t cap
         cli_int(v, "synthetic-size", 8, 100000000, &nsyn) || cli_double(v, "val-split", 0.0, 0.9, &val) ||
         cli_int(v, "seed", 0, INT64_MAX, &seed)) {
         snprintf(err, cap, "%s", v->err);
-        return -1;
+        return OL_EXIT_USAGE;
+    }
+    const int synthetic = strcmp(name, "synthetic") == 0;
+    if (synthetic ? cli_given(v, "data-dir") : cli_given(v, "synthetic-size")) {
+        snprintf(err, cap, "--%s does not apply to --dataset %s", synthetic ? "data-dir" : "synthetic-size", name);
+        return OL_EXIT_USAGE;
     }
     int rc;
     if (strcmp(name, "fashion-mnist") == 0 || strcmp(name, "mnist") == 0) {
@@ -80,15 +91,10 @@ int cli_load_data(ol_ctx *ctx, cli_values *v, cli_data *d, char *err, size_t cap
         if (rc >= 0)
             rc = ol_dataset_load_cifar10(ctx, dir, 0, &d->test);
     } else if (strcmp(name, "synthetic") == 0) {
-        if (load_synthetic(ctx, nsyn, (uint64_t)seed, d) < 0) {
-            cli_free_data(d);
-            snprintf(err, cap, "out of memory for the synthetic dataset");
-            return -1;
-        }
-        rc = 0;
+        rc = load_synthetic(ctx, nsyn, (uint64_t)seed, d);
     } else {
         snprintf(err, cap, "--dataset: unknown dataset '%s' (fashion-mnist, mnist, cifar10, synthetic)", name);
-        return -1;
+        return OL_EXIT_USAGE;
     }
     if (rc >= 0 && ntrain > 0)
         rc = ol_dataset_truncate(ctx, &d->train, ntrain);
@@ -109,7 +115,7 @@ int cli_load_data(ol_ctx *ctx, cli_values *v, cli_data *d, char *err, size_t cap
     }
     if (rc < 0) {
         cli_free_data(d);
-        return lib_err(ctx, err, cap);
+        return lib_err(ctx, rc, err, cap);
     }
     return 0;
 }

@@ -49,6 +49,10 @@ static int build_outer(cli_values *v, ol_optim_params *op)
     }
     if (cli_double(v, "outer-lr", 0.0, 1e6, &op->lr))
         return -1;
+    if (t != OL_OPT_SGD && t != OL_OPT_LARS && cli_given(v, "outer-momentum")) {
+        snprintf(v->err, sizeof v->err, "--outer-momentum applies only to an SGD-family --outer-optimizer, not %s", name);
+        return -1;
+    }
     if (t == OL_OPT_SGD || t == OL_OPT_LARS) {
         if (cli_double(v, "outer-momentum", 0.0, 1.0, &op->momentum))
             return -1;
@@ -89,6 +93,19 @@ int cli_build_dist(cli_values *v, ol_train_params *tp)
                  "--powersgd-rank and --diloco-h exclude each other (DiLoCo sends no gradients to compress)");
         return -1;
     }
+    static const char *const psgd[] = {"powersgd-start-step", "powersgd-min-compression",
+                                       "powersgd-no-error-feedback", "powersgd-no-warm-start"};
+    static const char *const outer[] = {"outer-optimizer", "outer-lr", "outer-momentum"};
+    for (size_t i = 0; i < sizeof psgd / sizeof psgd[0]; i++)
+        if (rank == 0 && cli_given(v, psgd[i])) {
+            snprintf(v->err, sizeof v->err, "--%s applies only with --powersgd-rank R > 0", psgd[i]);
+            return -1;
+        }
+    for (size_t i = 0; i < sizeof outer / sizeof outer[0]; i++)
+        if (h == 0 && cli_given(v, outer[i])) {
+            snprintf(v->err, sizeof v->err, "--%s applies only with --diloco-h H > 0", outer[i]);
+            return -1;
+        }
     if (h > 0 && build_outer(v, &tp->diloco.outer))
         return -1;
     return 0;

@@ -1,4 +1,8 @@
 /* Model and run options. */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common.h"
@@ -23,7 +27,36 @@ const cli_opt cli_run_opts[] = {
     {"threads", CLI_VALUE, "0", "T", "Run", "compute threads (0 = all cores)"},
     {"backend", CLI_VALUE, "auto", "NAME", "Run", "auto, onednn, blas (reference convolutions), ref (all reference)"},
     {"seed", CLI_VALUE, "0", "S", "Run", "seed for initialisation, data order and augmentation"},
+    {"max-memory", CLI_VALUE, "auto", "SIZE", "Run",
+     "refuse (exit status 1) a run whose estimated memory exceeds SIZE (bytes, or with K, M, G, T: 8G, 512M); "
+     "auto = the memory available (MemAvailable, cgroup limit), none = no check"},
     {NULL, 0, NULL, NULL, NULL, NULL}};
+
+int cli_memory_limit(cli_values *v, ol_ctx *ctx)
+{
+    const char *s = cli_str(v, "max-memory");
+    uint64_t bytes = 0; /* auto */
+    if (strcmp(s, "none") == 0) {
+        bytes = UINT64_MAX;
+    } else if (strcmp(s, "auto") != 0) {
+        char *end;
+        errno = 0;
+        unsigned long long x = *s >= '0' && *s <= '9' ? strtoull(s, &end, 10) : 0;
+        const char *units = "KMGT", *u = *s >= '0' && *s <= '9' && *end ? strchr(units, end[0] & ~0x20) : NULL;
+        int shift = u ? 10 * (int)(u - units + 1) : 0;
+        int ok = (*s >= '0' && *s <= '9') && errno != ERANGE && x > 0 &&
+                 (*end == '\0' || (u && (end[1] == '\0' || ((end[1] & ~0x20) == 'B' && end[2] == '\0')))) &&
+                 x <= (UINT64_MAX >> 1 >> shift);
+        if (!ok) {
+            snprintf(v->err, sizeof v->err,
+                     "--max-memory: expected a size such as 8G, 512M or 1000000 bytes, auto or none, got '%.200s'", s);
+            return -1;
+        }
+        bytes = (uint64_t)x << shift;
+    }
+    ol_ctx_set_memory_limit(ctx, bytes);
+    return 0;
+}
 
 /* Model options that only some architectures have: given for another, they
  * would be ignored, so they are an error. */

@@ -418,6 +418,72 @@ static int set_sched_param(ol_ctx *reg, void *sp, const char *name, double value
     return ol_sched_param_set(reg, sp, name, value);
 }
 
+/* Whether schedule a reads option `name` (its own, or another option's value
+ * it falls back to). */
+static int algo_reads(const ol_sched_algo *a, const char *name)
+{
+    for (const ol_sched_option *o = a->options; o < a->options + OL_SCHED_MAX_OPTIONS && o->name; o++)
+        if (strcmp(o->name, name) == 0 || (o->if_unset && strncmp(o->if_unset, "--", 2) == 0 &&
+                                            strcmp(o->if_unset + 2, name) == 0))
+            return 1;
+    return 0;
+}
+
+/* An option only other schedules read, given (on the command line or in a
+ * config file), would be ignored: an error naming the schedules that read it.
+ * A recipe's presets are left alone; a sequence's parts inherit the options,
+ * so for one the parts' schedules count. Derived from the registry. */
+int cli_is_sched_option(const char *name)
+{
+    for (const cli_opt *o = cli_sched_opts; o->name; o++)
+        if (strcmp(o->name, name) == 0)
+            return 1;
+    for (int i = 0; i < OL_SCHED_COUNT; i++)
+        if (algo_reads(ol_sched_algo_at(NULL, i), name))
+            return 1;
+    return 0;
+}
+
+static int check_sched_applies(cli_values *v, const ol_sched_params *sp)
+{
+    ol_ctx *reg = cli_registry(v);
+    const ol_sched_algo *have[33];
+    int nh = 0;
+    have[nh++] = ol_sched_params_algo(sp);
+    for (int i = 0; sp->type == OL_SCHED_SEQUENTIAL && i < sp->nparts && nh < 33; i++)
+        have[nh++] = ol_sched_params_algo(&sp->parts[i]);
+    int user = 0;
+    for (int i = 0; i < nh; i++)
+        user |= have[i] && have[i]->n_params > 0;
+    if (cli_given(v, "sched-param") && !user)
+        return fail(v, "--sched-param does not apply to --schedule %s (only schedules with parameters)",
+                    cli_str(v, "schedule"));
+    if (sp->type != OL_SCHED_SEQUENTIAL)
+        for (const char *const *q = (const char *const[]){"sequence", "sequence-milestones", NULL}; *q; q++)
+            if (cli_given(v, *q))
+                return fail(v, "--%s does not apply to --schedule %s (only sequential)", *q, cli_str(v, "schedule"));
+    for (int i = 0; ol_sched_algo_at(reg, i); i++) {
+        const ol_sched_algo *a = ol_sched_algo_at(reg, i);
+        for (const ol_sched_option *o = a->options; o < a->options + OL_SCHED_MAX_OPTIONS && o->name; o++) {
+            if (!cli_given(v, o->name))
+                continue;
+            int reads = 0;
+            for (int j = 0; j < nh && !reads; j++)
+                reads = have[j] && algo_reads(have[j], o->name);
+            if (reads)
+                continue;
+            char which[512] = "";
+            size_t len = 0;
+            for (int j = 0; ol_sched_algo_at(reg, j) && len < sizeof which; j++)
+                if (algo_reads(ol_sched_algo_at(reg, j), o->name))
+                    len += (size_t)snprintf(which + len, sizeof which - len, "%s%s", len ? ", " : "",
+                                            ol_sched_algo_at(reg, j)->name);
+            return fail(v, "--%s does not apply to --schedule %s (only %s)", o->name, cli_str(v, "schedule"), which);
+        }
+    }
+    return 0;
+}
+
 static int build_sched(cli_values *v, double base_lr, const cli_epochs *ep, int64_t total, ol_sched_params *sp,
                        int nested)
 {
@@ -459,6 +525,10 @@ static int build_sched(cli_values *v, double base_lr, const cli_epochs *ep, int6
     if (apply_options(v, ep, sp))
         return -1;
     if (t == OL_SCHED_SEQUENTIAL && build_sequence(v, base_lr, ep, sp) < 0) {
+        cli_free_sched(sp);
+        return -1;
+    }
+    if (!nested && check_sched_applies(v, sp) < 0) {
         cli_free_sched(sp);
         return -1;
     }
@@ -504,6 +574,32 @@ static void batch_milestones(const ol_train_params *tp, int64_t n, const double 
     b->nmilestones = nm;
 }
 
+/* The same for the batch schedule and lr scaling options. */
+static int check_batch_applies(cli_values *v, ol_batch_sched_type t, ol_lr_scaling r)
+{
+    static const struct {
+        const char *name;
+        unsigned types;
+        const char *which;
+    } applies[] = {
+        {"batch-milestones", 1u << OL_BATCH_MILESTONES, "--batch-schedule milestones"},
+        {"batch-factor", 1u << OL_BATCH_MILESTONES, "--batch-schedule milestones"},
+        {"batch-ramp-samples", 1u << OL_BATCH_RAMP, "--batch-schedule ramp"},
+        {"batch-ramp-ratio", 1u << OL_BATCH_RAMP, "--batch-schedule ramp"},
+        {"batch-ramp-increment", 1u << OL_BATCH_RAMP, "--batch-schedule ramp"},
+        {"max-batch-size", 1u << OL_BATCH_MILESTONES | 1u << OL_BATCH_RAMP, "--batch-schedule milestones and ramp"},
+    };
+    for (size_t i = 0; i < sizeof applies / sizeof applies[0]; i++)
+        if (cli_given(v, applies[i].name) && !(applies[i].types & (1u << t)))
+            return fail(v, "--%s does not apply to --batch-schedule %s (only %s)", applies[i].name,
+                        cli_str(v, "batch-schedule"), applies[i].which);
+    if (cli_given(v, "lr-scaling-knee") && r != OL_LR_SCALING_LINEAR_THEN_SQRT)
+        return fail(v, "--lr-scaling-knee applies only to --lr-scaling linear-then-sqrt");
+    if (cli_given(v, "base-batch-size") && r == OL_LR_SCALING_NONE && strcmp(cli_str(v, "warmup-start-factor"), "auto") != 0)
+        return fail(v, "--base-batch-size applies only with --lr-scaling (or --warmup-start-factor auto)");
+    return 0;
+}
+
 int cli_build_batch_sched(cli_values *v, const ol_train_params *tp, int64_t n, cli_batch_config *bc)
 {
     const int64_t batch = tp->batch_size;
@@ -537,10 +633,10 @@ int cli_build_batch_sched(cli_values *v, const ol_train_params *tp, int64_t n, c
         if ((!*cli_str(v, "batch-ramp-samples") && !by_ratio) || b->max_batch == 0)
             return fail(v, "--batch-schedule ramp needs --batch-ramp-samples (or --batch-ramp-ratio) and "
                            "--max-batch-size (the final batch)");
+        double ratio = 0.0;
+        if (*cli_str(v, "batch-ramp-ratio") && cli_double(v, "batch-ramp-ratio", 1e-9, 1e6, &ratio))
+            return -1;
         if (by_ratio) { /* a fraction of the run's samples */
-            double ratio;
-            if (cli_double(v, "batch-ramp-ratio", 1e-9, 1e6, &ratio))
-                return -1;
             if (tp->epochs <= 0)
                 return fail(v, "--batch-ramp-ratio needs the run's length in epochs");
             x = llround(ratio * (double)tp->epochs * (double)n);
@@ -568,6 +664,8 @@ int cli_build_batch_sched(cli_values *v, const ol_train_params *tp, int64_t n, c
     if (cli_double(v, "lr-scaling-knee", 1.0, 1e9, &bc->knee) || cli_int(v, "micro-batch-size", 0, 1LL << 40, &x))
         return -1;
     bc->micro_batch = x;
+    if (check_batch_applies(v, t, bc->lr_scaling) < 0)
+        return -1;
     int64_t biggest = b->max_batch > b->batch ? b->max_batch : b->batch;
     if (bc->micro_batch > biggest)
         return fail(v, "--micro-batch-size %lld is larger than the largest batch %lld", (long long)bc->micro_batch,

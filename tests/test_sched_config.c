@@ -249,7 +249,9 @@ static void test_cli_builders(void)
     cli_set(&v, "cycle-epochs", "2.5", 1);
     ASSERT_EQ_INT(cli_build_sched(&v, 0.1, 50, 5000, &sp), 0);
     ASSERT_EQ_INT(sp.step_size_up, 125);
-    /* sequential parts */
+    /* sequential parts (the cyclic options above do not apply to them) */
+    cli_set(&v, "max-lr", "", 0);
+    cli_set(&v, "cycle-epochs", "", 0);
     cli_set(&v, "schedule", "sequential", 1);
     cli_set(&v, "sequence", "constant; step step-size=1 gamma=0.5", 1);
     cli_set(&v, "sequence-milestones", "2", 1);

@@ -48,6 +48,12 @@ typedef struct {
     int loss_hist_n, loss_hist_pos;
     uint64_t seed;
     ol_plateau plateau; /* reduce-on-plateau state */
+    int64_t sane_step;  /* the newest checkpoint whose weights gave a sane loss (kept from pruning); -1: none */
+    /* data-parallel traffic so far, so that a resumed run's records match an uninterrupted one's:
+     * training steps' bytes (sent, and what an exact all-reduce would send) in this epoch and in all,
+     * gradient bytes all-reduced during backward and in all (overlap), everything sent */
+    double comm_ep_bytes, comm_ep_dense, comm_run_bytes, comm_run_dense;
+    double comm_ep_early, comm_ep_grad, comm_early, comm_grad, comm_total;
 } ol_train_state;
 
 /* config_json may be NULL; it is stored verbatim (the CLI's effective options). */

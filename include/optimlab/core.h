@@ -77,6 +77,26 @@ int ol_backend_from_name(const char *name, ol_backend *out);
 /* Monotonic clock in seconds. */
 double ol_now(void);
 
+/* Copy src into dst (cap bytes, always NUL-terminated) with every byte that
+ * is not printable UTF-8 text (control characters, invalid or overlong
+ * sequences) written as \xNN: error messages quote names from corrupt files
+ * and pass them through this (ol_ctx_errmsg is always escaped). */
+void ol_text_escape(const char *src, char *dst, size_t cap);
+
+/* Memory this process may still allocate, in bytes: /proc/meminfo's
+ * MemAvailable, lowered by its cgroup's limit minus the cgroup's usage (v2
+ * memory.max, v1 memory.limit_in_bytes). OL_ENOTSUP (*bytes = UINT64_MAX)
+ * where neither is known. */
+int ol_memory_available(uint64_t *bytes);
+/* The budget that size checks compare with (readers' declared sizes, model
+ * and training estimates): 0 (the default) = ol_memory_available() at the time
+ * of each check, UINT64_MAX = no limit, anything else = that many bytes. */
+void ol_ctx_set_memory_limit(ol_ctx *ctx, uint64_t bytes);
+int ol_ctx_memory_limit(const ol_ctx *ctx, uint64_t *bytes);
+/* OL_OK when `bytes` fit the budget, else OL_ENOMEM with the one-line message
+ * "<what>: about X GB needed, more than the Y GB of memory available". */
+int ol_ctx_check_memory(ol_ctx *ctx, uint64_t bytes, const char *what);
+
 /* A line describing the compute kernels in use: oneDNN version and ISA, the
  * OpenBLAS core. Written into buf (always NUL-terminated). */
 void ol_ctx_kernel_info(const ol_ctx *ctx, char *buf, size_t cap);

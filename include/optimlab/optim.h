@@ -132,6 +132,9 @@ typedef struct {
 typedef struct ol_optim ol_optim;
 
 int ol_optim_create(ol_ctx *ctx, const ol_optim_params *op, const ol_paramset *ps, ol_optim **out);
+/* The number of state slots (each the size of the parameters) ol_optim_create
+ * would allocate for op, or a negative code. */
+int ol_optim_state_slots(ol_ctx *ctx, const ol_optim_params *op);
 void ol_optim_free(ol_optim *o);
 /* One update from ps->grads (which it does not modify). OL_ERANGE for a
  * negative lr or a scheduled beta1 >= 1, OL_ESTATE in eval mode or when a

@@ -181,6 +181,30 @@ int64_t ol_train_count_steps(const ol_train_params *tp, int64_t n);
  * the samples left, or none with drop_last), into batches[0..cap). Returns the
  * steps filled: fewer than cap when training ends first (epochs 0: by steps). */
 int64_t ol_train_step_batches(const ol_train_params *tp, int64_t n, int64_t *batches, int64_t cap);
+/* OL_EINVAL naming the first step whose global batch (tp->batch_size, or the
+ * batch schedule's) `world` ranks do not divide, over the whole run on n
+ * training samples; what ol_train checks before its first step. */
+int ol_train_check_world(ol_ctx *ctx, const ol_train_params *tp, int64_t n, int world);
+
+/* The memory ol_train would need for this model, optimizer and data, before
+ * any of it is created: the model's planned sizes (ol_model_memory_estimate) at
+ * the largest batch a rank's forward takes (the batch schedule's largest
+ * global batch, never more than the data set, split over tp->comm's ranks, in
+ * micro-batches; or the evaluation batch), the optimizer's state slots, the
+ * loader's and evaluation's batch buffers, the data sets themselves (test
+ * may be NULL) and one checkpoint read back. Compare out->total with ol_ctx_check_memory. */
+typedef struct {
+    ol_model_memory model;
+    uint64_t optimizer; /* state slots */
+    uint64_t batches;   /* loader and evaluation batch buffers */
+    uint64_t data;      /* the training and test sets in memory */
+    uint64_t checkpoint; /* one checkpoint read back whole (verification, resume) */
+    uint64_t total;
+    int64_t batch;      /* the largest global batch of a step */
+} ol_train_memory;
+int ol_train_memory_estimate(ol_ctx *ctx, const ol_train_params *tp, const ol_model_params *mp,
+                             const ol_optim_params *op, const ol_dataset *train, const ol_dataset *test,
+                             ol_train_memory *out);
 /* Optimizer steps taken before data epoch `epochs` (fractions allowed)
  * begins, for a training set of n samples: round(epochs * steps per epoch)
  * with a constant batch; under a batch schedule the steps walked until that

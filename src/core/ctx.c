@@ -23,13 +23,56 @@ const char *ol_strerror(int status)
     return "unknown error";
 }
 
+/* Length of the valid UTF-8 sequence of printable text at s (1 for ASCII
+ * 0x20..0x7e), or 0: a control character, a stray or overlong byte. */
+static int utf8_len(const unsigned char *s)
+{
+    if (s[0] >= 0x20 && s[0] < 0x7f)
+        return 1;
+    int n = s[0] >= 0xc2 && s[0] <= 0xdf ? 2 : (s[0] & 0xf0) == 0xe0 ? 3 : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : 0;
+    for (int i = 1; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    if ((n == 3 && ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0))) ||
+        (n == 4 && ((s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] >= 0x90))))
+        return 0; /* overlong, surrogate, beyond U+10FFFF */
+    return n;
+}
+
+void ol_text_escape(const char *src, char *dst, size_t cap)
+{
+    size_t o = 0;
+    if (!cap)
+        return;
+    for (const unsigned char *s = (const unsigned char *)src; *s;) {
+        int n = utf8_len(s);
+        if (n == 0) {
+            if (o + 4 >= cap)
+                break;
+            snprintf(dst + o, 5, "\\x%02x", *s);
+            o += 4;
+            s++;
+            continue;
+        }
+        if (o + (size_t)n >= cap)
+            break;
+        memcpy(dst + o, s, (size_t)n);
+        o += (size_t)n;
+        s += n;
+    }
+    dst[o] = '\0';
+}
+
 int ol__err(ol_ctx *ctx, int code, const char *fmt, ...)
 {
     if (ctx) {
+        char raw[sizeof ctx->errmsg];
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(ctx->errmsg, sizeof ctx->errmsg, fmt, ap);
+        vsnprintf(raw, sizeof raw, fmt, ap);
         va_end(ap);
+        /* names and values from corrupt files reach messages: never raw bytes on a terminal */
+        ol_text_escape(raw, ctx->errmsg, sizeof ctx->errmsg);
         ctx->errcode = code;
     }
     return code;

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "optimlab/core.h"
+#include "optimlab/params.h"
 
 struct ol_ctx {
     int threads;
@@ -16,6 +17,7 @@ struct ol_ctx {
     void *dnnl_engine; /* dnnl_engine_t, NULL without oneDNN */
     void *dnnl_stream; /* dnnl_stream_t */
     struct ol__registry *reg; /* registered optimizers, schedules and plugins (NULL: none) */
+    uint64_t mem_limit;       /* ol_ctx_set_memory_limit: 0 = available memory */
 };
 
 /* Frees the registry and closes its plugins (src/optim/registry.c). */
@@ -46,6 +48,10 @@ void ol__free(void *p);
 #define OL__ALIGN_FLOATS 16 /* tensor offsets in flat buffers: 64 bytes */
 #define OL__PI 3.14159265358979323846
 static inline size_t ol__align_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
+
+/* The final sizes of a parameter set's buffers (padding included), without
+ * allocating them: what ol_paramset_finalize then allocates. */
+void ol__paramset_layout(ol_paramset *ps);
 
 /* Monotonic time in seconds. */
 double ol__now(void);

@@ -76,10 +76,15 @@ int ol_paramset_add_buffer(ol_ctx *ctx, ol_paramset *ps, const char *name, int n
     return add_desc(ctx, &ps->b, &ps->nb, &ps->bcap, &ps->bnumel, name, OL_KIND_NORM, ndim, shape);
 }
 
-int ol_paramset_finalize(ol_ctx *ctx, ol_paramset *ps)
+void ol__paramset_layout(ol_paramset *ps)
 {
     ps->numel = ol__align_up(ps->numel, OL__ALIGN_FLOATS);
     ps->bnumel = ol__align_up(ps->bnumel, OL__ALIGN_FLOATS);
+}
+
+int ol_paramset_finalize(ol_ctx *ctx, ol_paramset *ps)
+{
+    ol__paramset_layout(ps);
     ps->params = ol__alloc(ps->numel * sizeof(float));
     ps->grads = ol__alloc(ps->numel * sizeof(float));
     ps->buffers = ol__alloc((ps->bnumel ? ps->bnumel : 1) * sizeof(float));

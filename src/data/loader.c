@@ -235,12 +235,14 @@ int ol_loader_create(ol_ctx *ctx, const ol_dataset *d, const ol_loader_params *l
     l->p = *lp;
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->cv, NULL);
+    if (l->p.max_batch > d->n)
+        l->p.max_batch = (int)d->n; /* a batch never holds more than the data set */
     size_t per = (size_t)d->c * d->h * d->w;
     l->perm = malloc((size_t)d->n * sizeof(int64_t));
     int ok = l->perm != NULL;
     for (int b = 0; b < 2 && ok; b++) {
-        l->buf[b].x = ol__alloc((size_t)lp->max_batch * per * sizeof(float));
-        l->buf[b].y = ol__alloc((size_t)lp->max_batch * sizeof(int32_t));
+        l->buf[b].x = ol__alloc((size_t)l->p.max_batch * per * sizeof(float));
+        l->buf[b].y = ol__alloc((size_t)l->p.max_batch * sizeof(int32_t));
         l->buf[b].n = -1;
         ok = l->buf[b].x && l->buf[b].y;
     }
@@ -310,7 +312,7 @@ static void shard(int n, int rank, int size, int *lo, int *hi)
 int ol_loader_next_shard(ol_ctx *ctx, ol_loader *l, int batch, int rank, int size, const float **x, const int32_t **y,
                          int *shard_lo, int *shard_n)
 {
-    if (batch <= 0 || batch > l->p.max_batch)
+    if (batch <= 0 || (batch > l->p.max_batch && l->p.max_batch < l->d->n)) /* larger than the data: the data */
         return ol__err(ctx, OL_ERANGE, "loader: batch of %d outside 1..%d", batch, l->p.max_batch);
     if (size < 1 || rank < 0 || rank >= size)
         return ol__err(ctx, OL_EINVAL, "loader: shard %d of %d", rank, size);

@@ -14,6 +14,7 @@
 #include "optimlab/data.h"
 
 #define OL__MAX_FILE_BYTES ((size_t)4 << 30)
+#define OL__MAX_IMAGE_SIDE 4096
 
 void ol_dataset_free(ol_dataset *d)
 {
@@ -36,12 +37,64 @@ static int file_missing(ol_ctx *ctx, const char *path)
     return OL_OK;
 }
 
-/* Read a whole file through zlib (which passes raw files through unchanged). */
+/* What a file declares about its size before any of its body is read: a
+ * gzip file (magic 1f 8b) records its uncompressed size modulo 2^32 in its
+ * last 4 bytes (ISIZE); a raw file's size is its stat size. */
+typedef struct {
+    int gzip;
+    uint64_t size; /* raw: the file's size; gzip: ISIZE */
+} declared_size;
+
+static int file_declared(ol_ctx *ctx, const char *path, declared_size *d)
+{
+    memset(d, 0, sizeof *d);
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return ol__err(ctx, OL_ENOENT, "%s: %s", path, strerror(errno));
+    d->size = (uint64_t)st.st_size;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return ol__err(ctx, OL_EIO, "%s: cannot open: %s", path, strerror(errno));
+    uint8_t magic[2] = {0, 0}, tail[4];
+    int rc = OL_OK;
+    if (fread(magic, 1, 2, f) == 2 && magic[0] == 0x1f && magic[1] == 0x8b) {
+        d->gzip = 1;
+        if (st.st_size < 18 || fseeko(f, st.st_size - 4, SEEK_SET) != 0 || fread(tail, 1, 4, f) != 4)
+            rc = ol__err(ctx, OL_EFORMAT, "%s: truncated gzip file (%lld bytes)", path, (long long)st.st_size);
+        else
+            d->size = (uint64_t)tail[0] | (uint64_t)tail[1] << 8 | (uint64_t)tail[2] << 16 | (uint64_t)tail[3] << 24;
+    }
+    fclose(f);
+    return rc;
+}
+
+/* A gzip stream whose trailer does not record `want` bytes (mod 2^32): a
+ * lying header, a truncated stream, or bytes after it (which zlib skips). */
+static int check_isize(ol_ctx *ctx, const char *path, const declared_size *d, uint64_t want)
+{
+    if (!d->gzip || d->size == (want & 0xffffffffu))
+        return OL_OK;
+    return ol__err(ctx, OL_EFORMAT,
+                   "%s: the gzip trailer records %llu uncompressed bytes but the data needs %llu: truncated, corrupt "
+                   "or followed by other bytes",
+                   path, (unsigned long long)d->size, (unsigned long long)want);
+}
+
+/* Read a whole file through zlib (which passes raw files through unchanged);
+ * the size it declares is checked against the limits before reading. */
 static int slurp(ol_ctx *ctx, const char *path, uint8_t **out, size_t *len)
 {
     *out = NULL;
     *len = 0;
     OL__TRY(file_missing(ctx, path));
+    declared_size ds;
+    OL__TRY(file_declared(ctx, path, &ds));
+    if (!ds.gzip && ds.size > OL__MAX_FILE_BYTES)
+        return ol__err(ctx, OL_EFORMAT, "%s: %llu bytes, larger than %zu bytes", path, (unsigned long long)ds.size,
+                       OL__MAX_FILE_BYTES);
+    char what[600];
+    snprintf(what, sizeof what, "%.500s (declared size)", path);
+    OL__TRY(ol_ctx_check_memory(ctx, ds.size, what));
     gzFile f = gzopen(path, "rb");
     if (!f)
         return ol__err(ctx, OL_EIO, "%s: cannot open: %s", path, strerror(errno));
@@ -89,6 +142,11 @@ static int slurp(ol_ctx *ctx, const char *path, uint8_t **out, size_t *len)
     if (zerr == Z_BUF_ERROR || closed == Z_BUF_ERROR) {
         free(buf);
         return ol__err(ctx, OL_EFORMAT, "%s: truncated compressed data", path);
+    }
+    int rc = check_isize(ctx, path, &ds, n);
+    if (rc < 0) {
+        free(buf);
+        return rc;
     }
     *out = buf;
     *len = n;
@@ -190,6 +248,8 @@ static int read_idx(ol_ctx *ctx, const char *path, int want_dims, uint32_t *dims
     struct stat st;
     if (stat(path, &st) != 0)
         return ol__err(ctx, OL_ENOENT, "%s: %s", path, strerror(errno));
+    declared_size ds;
+    OL__TRY(file_declared(ctx, path, &ds));
     gzFile f = gzopen(path, "rb");
     if (!f)
         return ol__err(ctx, OL_EIO, "%s: cannot open: %s", path, strerror(errno));
@@ -205,6 +265,16 @@ static int read_idx(ol_ctx *ctx, const char *path, int want_dims, uint32_t *dims
             goto out;
     }
     rc = check_idx_header(ctx, path, hdr, got > 0 ? (size_t)got : 0, want_dims, dims, &total);
+    if (rc >= 0 && want_dims == 3 && (dims[1] > OL__MAX_IMAGE_SIDE || dims[2] > OL__MAX_IMAGE_SIDE))
+        rc = ol__err(ctx, OL_EFORMAT, "%s: image size %ux%u is implausible (at most %dx%d)", path, dims[1], dims[2],
+                     OL__MAX_IMAGE_SIDE, OL__MAX_IMAGE_SIDE);
+    if (rc >= 0) /* the body's declared size, before any of it is read */
+        rc = check_isize(ctx, path, &ds, hlen + total);
+    if (rc >= 0) {
+        char what[600];
+        snprintf(what, sizeof what, "%.500s (declared size)", path);
+        rc = ol_ctx_check_memory(ctx, total, what);
+    }
     if (rc < 0)
         goto out;
     if (gzdirect(f)) { /* a raw file: its size says it all before any data is read */
@@ -269,7 +339,7 @@ static int idx_dataset(ol_ctx *ctx, const char *images_label, const uint32_t *id
     if (idims[0] != ldims[0])
         return ol__err(ctx, OL_EFORMAT, "%s has %u images but %s has %u labels", images_label, idims[0], labels_label,
                        ldims[0]);
-    if (idims[1] > 4096 || idims[2] > 4096)
+    if (idims[1] > OL__MAX_IMAGE_SIDE || idims[2] > OL__MAX_IMAGE_SIDE)
         return ol__err(ctx, OL_EFORMAT, "%s: image size %ux%u is implausible", images_label, idims[1], idims[2]);
     int maxl = 0;
     for (uint32_t i = 0; i < ldims[0]; i++)
@@ -429,6 +499,7 @@ int ol_dataset_synthetic(ol_ctx *ctx, int64_t n, int c, int h, int w, int classe
         return ol__err(ctx, OL_EINVAL, "synthetic dataset: invalid shape n=%lld %dx%dx%d classes=%d", (long long)n, c,
                        h, w, classes);
     size_t per = (size_t)c * h * w;
+    OL__TRY(ol_ctx_check_memory(ctx, (uint64_t)n * (per + sizeof(int32_t)), "the synthetic dataset"));
     uint8_t *tmpl = malloc(per * (size_t)classes);
     out->images = malloc(per * (size_t)n);
     out->labels = malloc((size_t)n * sizeof(int32_t));

@@ -82,6 +82,10 @@ static json_t *state_to_json(const ol_train_state *st)
                                                 "evals", (json_int_t)st->plateau.evals, "reductions",
                                                 st->plateau.reductions));
     json_object_set_new(o, "plateau_best_inf", json_integer(isfinite(st->plateau.best) ? 0 : st->plateau.best > 0 ? 1 : -1));
+    json_object_set_new(o, "sane_step", json_integer((json_int_t)st->sane_step));
+    json_object_set_new(o, "comm", json_pack("[f,f,f,f,f,f,f,f,f]", st->comm_ep_bytes, st->comm_ep_dense,
+                                             st->comm_run_bytes, st->comm_run_dense, st->comm_ep_early,
+                                             st->comm_ep_grad, st->comm_early, st->comm_grad, st->comm_total));
     return o;
 }
 
@@ -128,6 +132,19 @@ static int state_from_json(ol_ctx *ctx, const char *label, json_t *o, ol_train_s
     st->plateau.cooldown_left = (int)json_integer_value(json_object_get(pl, "cooldown_left"));
     st->plateau.evals = json_integer_value(json_object_get(pl, "evals"));
     st->plateau.reductions = (int)json_integer_value(json_object_get(pl, "reductions"));
+    /* added later in format 2: absent reads as none / no traffic */
+    json_t *ss = json_object_get(o, "sane_step"), *cm = json_object_get(o, "comm");
+    st->sane_step = json_is_integer(ss) ? json_integer_value(ss) : -1;
+    double *comm[9] = {&st->comm_ep_bytes, &st->comm_ep_dense, &st->comm_run_bytes, &st->comm_run_dense,
+                       &st->comm_ep_early, &st->comm_ep_grad, &st->comm_early, &st->comm_grad, &st->comm_total};
+    if (cm && (!json_is_array(cm) || json_array_size(cm) != 9))
+        return ol__err(ctx, OL_EFORMAT, "%s: train_state.comm is malformed", label);
+    for (size_t i = 0; cm && i < 9; i++) {
+        json_t *x = json_array_get(cm, i);
+        if (!json_is_number(x) || !(json_number_value(x) >= 0))
+            return ol__err(ctx, OL_EFORMAT, "%s: train_state.comm is malformed", label);
+        *comm[i] = json_number_value(x);
+    }
     if (st->step < 0 || st->epoch < 0 || st->epoch_pos < 0 || st->loss_hist_pos < 0 || st->loss_hist_pos >= 64)
         return ol__err(ctx, OL_EFORMAT, "%s: train_state has negative counters", label);
     return OL_OK;

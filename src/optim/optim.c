@@ -87,6 +87,14 @@ static unsigned slot_mask(const ol_optim_algo *vt, const ol_optim_params *op)
     return vt->slots_used ? (unsigned)vt->slots_used(op) : (1u << vt->n_slots) - 1u;
 }
 
+int ol_optim_state_slots(ol_ctx *ctx, const ol_optim_params *op)
+{
+    const ol_optim_algo *vt = ol_optim_params_algo(op);
+    if (!vt)
+        return ol__err(ctx, OL_ENAME, "unknown optimizer type %d (no algorithm)", (int)op->type);
+    return __builtin_popcount(slot_mask(vt, op) & ((1u << vt->n_slots) - 1u));
+}
+
 /* What a registered algorithm's kernel sees (the same buffers and
  * coefficients the built-in kernels read from the ol_optim). */
 static void step_args(ol_optim *o, ol_paramset *ps, double lr, ol_optim_step_args *a)

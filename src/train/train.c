@@ -100,7 +100,8 @@ static int open_metrics(ol_ctx *ctx, const ol_train_params *tp, const ol_train_s
 
 /* Collective (the data-parallel mode's per-rank state goes to rank 0); rank 0 writes. */
 static int save_checkpoint(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt, ol__dsync *ds,
-                           ol_train_state *st, metrics *mt, ol_train_result *res, char *sane, char *pending)
+                           ol_train_state *st, metrics *mt, ol_train_result *res, char *sane, char *pending,
+                           int64_t *pending_step)
 {
     const ol_checkpoint_extra *extra = NULL;
     OL__TRY(ol__dsync_checkpoint(ctx, ds, opt, &extra));
@@ -118,9 +119,33 @@ static int save_checkpoint(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, 
     snprintf(res->checkpoint, sizeof res->checkpoint, "%s", path);
     /* sane once the next step's loss (of these weights) is: see the loop */
     snprintf(pending, OL__PATH_MAX, "%s", path);
+    *pending_step = st->step;
     /* never the file just written, nor the last one taken before a loss explosion */
     const char *protect[2] = {path, sane};
     return ol_checkpoint_prune_except(ctx, tp->out_dir, tp->keep_last, protect, sane[0] ? 2 : 1);
+}
+
+/* The traffic counters of st as of now: this process's (since its start-up)
+ * on top of what the run had sent before it was resumed (early0, grad0,
+ * total0); ep_early0/ep_total0: the overlap counters where the epoch began;
+ * stop_sent >= 0: what had been sent when a stop began (a resumed run redoes
+ * the stop's step, so its agreement and checkpoint count as nothing). */
+static void comm_to_state(ol_train_state *st, ol_comm *comm, const ol__dsync *ds, double ep_early0, double ep_total0,
+                          double early0, double grad0, double total0, double stop_sent)
+{
+    ol__dsync_stats s = {0};
+    if (ds)
+        ol__dsync_get_stats(ds, &s);
+    st->comm_ep_early = s.early_bytes - ep_early0;
+    st->comm_ep_grad = s.total_bytes - ep_total0;
+    st->comm_early = early0 + s.early_bytes;
+    st->comm_grad = grad0 + s.total_bytes;
+    st->comm_total = total0;
+    if (comm) {
+        ol_comm_stats cs;
+        ol_comm_get_stats(comm, &cs);
+        st->comm_total += stop_sent >= 0 ? stop_sent : cs.bytes_sent;
+    }
 }
 
 /* Traffic of the epoch's training steps on rank 0, in its epoch record. */
@@ -258,8 +283,10 @@ typedef struct {
     ol_train_result *res;
     ol_train_state st;
     metrics mt;
-    /* the newest checkpoint whose weights gave a sane loss, and the one just written */
+    /* the newest checkpoint whose weights gave a sane loss, and the one just written (on resume: the
+     * one resumed from, whose loss the first step shows) */
     char sane[OL__PATH_MAX], pending[OL__PATH_MAX];
+    int64_t pending_step;
     ol_loader *loader;
     ol_paramset *ps;
     float *bn_saved; /* a skipped step puts the BN statistics back */
@@ -269,9 +296,11 @@ typedef struct {
     int64_t ntrain, total, max_batch;
     double t_begin, t_start, window_time, last_step_time, last_ckpt_time, last_eval_time;
     int64_t window_samples;
-    /* communication of the training steps, this epoch and in all */
-    double ep_bytes, ep_ctime, ep_time, ep_dense, ep_early0, ep_total0;
-    double run_bytes, run_ctime, run_dense;
+    /* communication of the training steps, this epoch and in all (the bytes
+     * are in st: they continue across a resume; the times are this process's) */
+    double ep_ctime, ep_time, run_ctime, ep_early0, ep_total0;
+    double early0, grad0, total0; /* the run's traffic before this process */
+    double stop_sent;             /* bytes sent when a stop was agreed (its agreement and checkpoint excluded) */
 } trainer;
 
 /* One step as the phases after it see it. */
@@ -316,9 +345,7 @@ static int check_run(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, const 
     if (max_batch > (1 << 24))
         return ol__err(ctx, OL_ERANGE, "global batch of %lld is too large", (long long)max_batch);
     const int W = ol_comm_size(tp->comm);
-    if (W > 1 && (tp->batch_size % W != 0 || max_batch % W != 0))
-        return ol__err(ctx, OL_EINVAL, "the world size %d does not divide the global batch size %lld", W,
-                       (long long)(tp->batch_size % W ? tp->batch_size : max_batch));
+    OL__TRY(ol_train_check_world(ctx, tp, train->n, W));
     const int64_t shard_max = (max_batch + W - 1) / W;
     OL__TRY(ol_model_reserve(ctx, m, tp->micro_batch_size > 0 && tp->micro_batch_size < shard_max
                                           ? tp->micro_batch_size
@@ -341,6 +368,14 @@ static int setup_files(trainer *t)
         if (t->plateau)
             ol_plateau_init(&t->st.plateau, t->sched);
         t->st.loss_min = INFINITY;
+        t->st.sane_step = -1;
+    }
+    t->pending_step = -1;
+    if (tp->resume && tp->out_dir && t->st.sane_step >= 0)
+        ol_checkpoint_path(tp->out_dir, t->st.sane_step, t->sane, sizeof t->sane);
+    if (tp->resume && tp->resume_path && strlen(tp->resume_path) < sizeof t->pending) {
+        snprintf(t->pending, sizeof t->pending, "%s", tp->resume_path);
+        t->pending_step = t->st.step;
     }
     OL__TRY(open_metrics(t->ctx, tp, &t->st, &t->mt));
     if (tp->out_dir)
@@ -381,6 +416,12 @@ static int setup_run(trainer *t)
     t->local = rc >= 0 && ol__dsync_local(t->ds); /* DiLoCo */
     if (rc >= 0)
         ol__dsync_get_stats(t->ds, &t->dst);
+    t->ep_early0 = t->dst.early_bytes - t->st.comm_ep_early;
+    t->ep_total0 = t->dst.total_bytes - t->st.comm_ep_grad;
+    t->early0 = t->st.comm_early;
+    t->grad0 = t->st.comm_grad;
+    t->total0 = t->st.comm_total;
+    t->stop_sent = -1.0;
     t->total = ol_train_count_steps(tp, t->ntrain);
     const int64_t per_epoch =
         tp->batch_sched ? 0 : (rc >= 0 ? ol_loader_batches_per_epoch(t->loader, tp->batch_size) : 1);
@@ -394,7 +435,7 @@ static int setup_run(trainer *t)
 
 /* Guard of every step: a stop request or the time limit, agreed by all ranks
  * (DiLoCo: only at a sync); sets t->stop. */
-static int check_stop(trainer *t, int64_t b_t, int64_t next_eval)
+static int check_stop(trainer *t, int64_t b_t, int64_t next_eval, const ol_comm_stats *cs0)
 {
     const ol_train_params *tp = &t->tp;
     const ol_train_state *st = &t->st;
@@ -409,8 +450,10 @@ static int check_stop(trainer *t, int64_t b_t, int64_t next_eval)
         want[0] = want[1] = 0.0; /* a request waits for the sync */
     else if (t->W > 1)
         OL__TRY(ol_comm_allreduce_max_f64(t->ctx, tp->comm, want, 2)); /* every rank stops at the same step */
-    if (want[0] > 0 || want[1] > 0)
+    if (want[0] > 0 || want[1] > 0) {
+        t->stop_sent = cs0 ? cs0->bytes_sent : -1.0; /* the stop's own traffic is not the run's */
         t->stop = want[0] > 0 ? STOP_SIGNAL : STOP_TIME;
+    }
     return OL_OK;
 }
 
@@ -459,8 +502,10 @@ static int take_step(trainer *t, const float *x, const int32_t *y, int k, step_r
         return skip_step(t, r, leave);
     st->consecutive_bad = 0;
     ol__push_loss(st, r->sr.loss_sum / n);
-    if (t->pending[0] && ol__loss_sane(st, tp->divergence_factor, ol_model_num_classes(t->m)))
+    if (t->pending[0] && ol__loss_sane(st, tp->divergence_factor, ol_model_num_classes(t->m))) {
         memcpy(t->sane, t->pending, sizeof t->sane);
+        st->sane_step = t->pending_step;
+    }
     t->pending[0] = '\0';
     double dmean, dthr;
     if (ol__diverged(st, tp->divergence_factor, ol_model_num_classes(t->m), &dmean, &dthr))
@@ -492,13 +537,13 @@ static void account(trainer *t, step_rec *r, const ol_comm_stats *cs0, double t0
         r->bytes = cs1.bytes_sent - cs0->bytes_sent;
         r->ctime = cs1.seconds - cs0->seconds;
     }
-    t->ep_bytes += r->bytes;
+    st->comm_ep_bytes += r->bytes;
     t->ep_ctime += r->ctime;
     t->ep_time += r->dt;
-    t->ep_dense += t->dst.dense_step_bytes;
-    t->run_bytes += r->bytes;
+    st->comm_ep_dense += t->dst.dense_step_bytes;
+    st->comm_run_bytes += r->bytes;
     t->run_ctime += r->ctime;
-    t->run_dense += t->dst.dense_step_bytes;
+    st->comm_run_dense += t->dst.dense_step_bytes;
     t->last_step_time = r->dt;
     st->train_time += r->dt;
     t->window_time += r->dt;
@@ -602,7 +647,8 @@ static int eval_record(trainer *t, const step_rec *r, double tl, double ta)
     ol__jw_num(w, "test_acc", ta);
     ol__jw_num(w, "elapsed", ei.elapsed);
     if (eoe && t->W > 1)
-        epoch_comm(&t->mt, t->ds, t->ep_bytes, t->ep_ctime, t->ep_time, t->ep_dense, t->ep_early0, t->ep_total0);
+        epoch_comm(&t->mt, t->ds, st->comm_ep_bytes, t->ep_ctime, t->ep_time, st->comm_ep_dense, t->ep_early0,
+                   t->ep_total0);
     ol__jw_end(w);
     rc = ol__metrics_line(t->ctx, &t->mt);
     if (t->hooks && t->hooks->on_eval)
@@ -668,7 +714,7 @@ static int checkpoint(trainer *t, const step_rec *r)
         st->evals_done = 0;
         st->ep_loss = 0.0;
         st->ep_correct = st->ep_seen = 0;
-        t->ep_bytes = t->ep_ctime = t->ep_time = t->ep_dense = 0.0;
+        st->comm_ep_bytes = st->comm_ep_dense = t->ep_ctime = t->ep_time = 0.0;
         ol__dsync_get_stats(t->ds, &t->dst);
         t->ep_early0 = t->dst.early_bytes;
         t->ep_total0 = t->dst.total_bytes;
@@ -680,8 +726,10 @@ static int checkpoint(trainer *t, const step_rec *r)
         double tc = ol__now();
         t->ckpt_pending = 0;
         rc = t->local ? OL_OK : average_buffers(ctx, tp, t->ps);
+        comm_to_state(st, tp->comm, t->ds, t->ep_early0, t->ep_total0, t->early0, t->grad0, t->total0, t->stop_sent);
         if (rc >= 0)
-            rc = save_checkpoint(ctx, tp, t->m, t->opt, t->ds, st, &t->mt, t->res, t->sane, t->pending);
+            rc = save_checkpoint(ctx, tp, t->m, t->opt, t->ds, st, &t->mt, t->res, t->sane, t->pending,
+                                 &t->pending_step);
         t->last_ckpt_time = ol__now() - tc;
     }
     return rc;
@@ -701,7 +749,7 @@ static int iteration(trainer *t, int *leave)
     if (tp->comm)
         ol_comm_get_stats(tp->comm, &cs0);
     const double t0 = ol__now();
-    int rc = check_stop(t, b_t, next_eval);
+    int rc = check_stop(t, b_t, next_eval, tp->comm ? &cs0 : NULL);
     if (rc < 0 || t->stop)
         return rc;
     const float *x;
@@ -742,22 +790,25 @@ static int finish(trainer *t, int rc)
     st->elapsed = ol__now() - t->t_start;
     if (rc >= 0 && (t->stop || tp->final_checkpoint)) { /* DiLoCo: the last step or the stop follows a sync */
         rc = t->local ? OL_OK : average_buffers(ctx, tp, t->ps);
+        comm_to_state(st, tp->comm, t->ds, t->ep_early0, t->ep_total0, t->early0, t->grad0, t->total0, t->stop_sent);
         if (rc >= 0)
-            rc = save_checkpoint(ctx, tp, t->m, t->opt, t->ds, st, &t->mt, res, t->sane, t->pending);
+            rc = save_checkpoint(ctx, tp, t->m, t->opt, t->ds, st, &t->mt, res, t->sane, t->pending,
+                                 &t->pending_step);
     }
+    comm_to_state(st, tp->comm, t->ds, t->ep_early0, t->ep_total0, t->early0, t->grad0, t->total0, t->stop_sent);
     if (tp->comm) {
         ol_comm_stats cs;
         ol_comm_get_stats(tp->comm, &cs);
-        res->comm_bytes = cs.bytes_sent;
+        res->comm_bytes = st->comm_total;
         res->comm_time = cs.seconds;
     }
     if (t->ds) {
         ol__dsync_get_stats(t->ds, &t->dst);
-        res->overlap = t->dst.total_bytes > 0 ? t->dst.early_bytes / t->dst.total_bytes : 0.0;
+        res->overlap = st->comm_grad > 0 ? st->comm_early / st->comm_grad : 0.0;
         res->syncs = t->dst.syncs;
     }
-    res->comm_dense_bytes = t->run_dense;
-    res->step_comm_bytes = t->run_bytes;
+    res->comm_dense_bytes = st->comm_run_dense;
+    res->step_comm_bytes = st->comm_run_bytes;
     res->step_comm_time = t->run_ctime;
     if (rc >= 0 && !t->stop)
         write_summary(ctx, &t->mt, st, t->W > 1 ? res : NULL);

@@ -20,6 +20,8 @@ int ol_evaluate(ol_ctx *ctx, ol_model *m, const ol_dataset *d, int batch, double
     if (d->c != mp->in_c || d->h != mp->in_h || d->w != mp->in_w) /* the model would read past a smaller image */
         return ol__err(ctx, OL_ESHAPE, "evaluation images are %dx%dx%d but the model expects %dx%dx%d", d->c, d->h,
                        d->w, mp->in_c, mp->in_h, mp->in_w);
+    if (batch > d->n && d->n > 0)
+        batch = (int)d->n; /* buffers no larger than the data set */
     const size_t per = (size_t)d->c * d->h * d->w;
     float *x = ol__alloc((size_t)batch * per * sizeof(float));
     int32_t *y = ol__alloc((size_t)batch * sizeof(int32_t));
@@ -60,6 +62,8 @@ int ol_evaluate_ensemble(ol_ctx *ctx, ol_model *m, const char *const *files, int
 {
     if (nf <= 0 || batch <= 0)
         return ol__err(ctx, OL_EINVAL, "ensemble of %d models, batch %d", nf, batch);
+    if (batch > d->n && d->n > 0)
+        batch = (int)d->n;
     ol_paramset *ps = ol_model_paramset(m);
     const int K = ol_model_num_classes(m);
     const size_t per = (size_t)d->c * d->h * d->w;

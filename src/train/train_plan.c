@@ -1,8 +1,10 @@
 /* The step plan of a run: the global batch of each step under a batch
  * schedule, and the number of steps over epochs of data. */
 #include <math.h>
+#include <string.h>
 
 #include "core/internal.h"
+#include "optimlab/dist.h"
 #include "optimlab/train.h"
 #include "train/train_internal.h"
 
@@ -20,8 +22,13 @@ int64_t ol__train_batch_for(const ol_train_params *tp, int64_t step, int64_t sam
  * pos of epoch e starts at epoch e + pos/n). *reached: the data epoch where
  * the walk ended; *last: the batch of its last step; batches (NULL: none)
  * receives the samples of each step (an epoch's last step takes those left). */
-static int64_t walk_steps(const ol_train_params *tp, int64_t n, double stop, double *reached, int64_t *last,
-                          int64_t *batches)
+typedef struct {
+    int world;           /* > 1: stop at the first step whose global batch it does not divide */
+    int64_t step, batch; /* that step and its batch; step -1 when none */
+} walk_divides;
+
+static int64_t walk_steps_div(const ol_train_params *tp, int64_t n, double stop, double *reached, int64_t *last,
+                              int64_t *batches, walk_divides *div)
 {
     int64_t step = 0, seen = 0;
     *reached = 0.0;
@@ -36,6 +43,11 @@ static int64_t walk_steps(const ol_train_params *tp, int64_t n, double stop, dou
             int64_t b = ol__train_batch_for(tp, step, seen), left = n - pos;
             if (left <= 0 || (tp->drop_last && left < b))
                 break;
+            if (div && div->world > 1 && b % div->world != 0 && div->step < 0) {
+                div->step = step;
+                div->batch = b;
+                return step;
+            }
             int64_t k = left < b ? left : b;
             if (batches)
                 batches[step] = k;
@@ -49,6 +61,32 @@ static int64_t walk_steps(const ol_train_params *tp, int64_t n, double stop, dou
         *reached = (double)(e + 1);
     }
     return step;
+}
+
+static int64_t walk_steps(const ol_train_params *tp, int64_t n, double stop, double *reached, int64_t *last,
+                          int64_t *batches)
+{
+    return walk_steps_div(tp, n, stop, reached, last, batches, NULL);
+}
+
+int ol_train_check_world(ol_ctx *ctx, const ol_train_params *tp, int64_t n, int world)
+{
+    if (world <= 1)
+        return OL_OK;
+    if (tp->batch_size % world != 0)
+        return ol__err(ctx, OL_EINVAL, "the %d ranks do not divide the global batch %d", world, tp->batch_size);
+    if (!tp->batch_sched || n <= 0)
+        return OL_OK;
+    walk_divides div = {world, -1, 0};
+    double reached;
+    int64_t last;
+    walk_steps_div(tp, n, -1.0, &reached, &last, NULL, &div);
+    if (div.step >= 0)
+        return ol__err(ctx, OL_EINVAL,
+                       "the %d ranks do not divide the global batch %lld of step %lld (the batch schedule's first "
+                       "such batch): choose batches that are multiples of %d",
+                       world, (long long)div.batch, (long long)div.step, world);
+    return OL_OK;
 }
 
 int64_t ol_train_count_steps(const ol_train_params *tp, int64_t n)
@@ -89,7 +127,41 @@ int64_t ol__train_max_batch(const ol_train_params *tp, int64_t n)
     double reached;
     if (tp->batch_sched)
         walk_steps(tp, n, -1.0, &reached, &last, NULL);
-    return last > b ? last : b;
+    if (last > b)
+        b = last;
+    return b < n || n <= 0 ? b : n; /* a step never takes more than the whole data set */
+}
+
+int ol_train_memory_estimate(ol_ctx *ctx, const ol_train_params *tp, const ol_model_params *mp,
+                             const ol_optim_params *op, const ol_dataset *train, const ol_dataset *test,
+                             ol_train_memory *out)
+{
+    memset(out, 0, sizeof *out);
+    if (tp->batch_size <= 0 || train->n <= 0)
+        return ol__err(ctx, OL_EINVAL, "memory estimate: batch %d, %lld samples", tp->batch_size,
+                       (long long)train->n);
+    const int W = ol_comm_size(tp->comm);
+    const int64_t maxb = ol__train_max_batch(tp, train->n), shard = (maxb + W - 1) / W;
+    int64_t mb = tp->micro_batch_size > 0 && tp->micro_batch_size < shard ? tp->micro_batch_size : shard;
+    int64_t eb = tp->eval_batch_size > 0 ? tp->eval_batch_size : tp->batch_size;
+    if (test && eb > test->n)
+        eb = test->n;
+    out->batch = maxb;
+    OL__TRY(ol_model_memory_estimate(ctx, mp, (int)(eb > mb ? eb : mb), &out->model));
+    int slots = ol_optim_state_slots(ctx, op);
+    OL__TRY(slots);
+    out->optimizer = (uint64_t)slots * out->model.params;
+    const uint64_t per = (uint64_t)train->c * (uint64_t)train->h * (uint64_t)train->w;
+    /* the loader's two batch buffers and its permutation, one evaluation batch */
+    out->batches = 2 * (uint64_t)maxb * (per * sizeof(float) + sizeof(int32_t)) + (uint64_t)train->n * sizeof(int64_t) +
+                   (uint64_t)eb * (per * sizeof(float) + sizeof(int32_t) + sizeof(int64_t));
+    out->data = (uint64_t)train->n * (per + sizeof(int32_t));
+    if (test)
+        out->data += (uint64_t)test->n * ((uint64_t)test->c * test->h * test->w + sizeof(int32_t));
+    /* a checkpoint is read back whole to verify it (and to resume) */
+    out->checkpoint = out->model.params + out->optimizer + out->model.buffers;
+    out->total = out->model.total + out->optimizer + out->batches + out->data + out->checkpoint;
+    return OL_OK;
 }
 
 int64_t ol_train_step_batches(const ol_train_params *tp, int64_t n, int64_t *batches, int64_t cap)

@@ -14,7 +14,7 @@ tmp=$(mktemp -d /tmp/optimlab-hostile-XXXXXX)
 trap 'chmod -R u+w "$tmp" 2>/dev/null; rm -rf "$tmp"' EXIT
 export OMP_NUM_THREADS=1
 limit=${HOSTILE_TIMEOUT:-60}
-tried=0 crashes=0 hangs=0 wrong=0 checks=0 damaged=0
+tried=0 crashes=0 hangs=0 wrong=0 checks=0 damaged=0 elapsed_ms=0
 small=(--model mlp --widths 16 --dataset synthetic --synthetic-size 256 --batch-size 32 --threads 1 --quiet)
 
 # sha256 of every file under the protected directories (the lock file aside:
@@ -31,10 +31,12 @@ snapshot() {
 hcase() {
   local name=$1 want=$2; shift 2
   tried=$((tried + 1))
-  local before after st verdict=ok
+  local before after st verdict=ok t0
   before=$(snapshot)
+  t0=$(date +%s%N)
   timeout -k 5 "$limit" "$@" >"$tmp/out" 2>"$tmp/err" </dev/null
   st=$?
+  elapsed_ms=$((($(date +%s%N) - t0) / 1000000))
   after=$(snapshot)
   if [ $st -eq 124 ] || [ $st -eq 137 ]; then
     hangs=$((hangs + 1)); verdict=HANG
@@ -47,7 +49,7 @@ hcase() {
     damaged=$((damaged + 1)); verdict="$verdict+DAMAGED"
     diff <(echo "$before") <(echo "$after") | head -4
   fi
-  printf '%-7s %-58s exit %3d (want %d)  %s\n' "$verdict" "$name" "$st" "$want" \
+  printf '%-7s %-58s exit %3d (want %d) %6d ms  %s\n' "$verdict" "$name" "$st" "$want" "$elapsed_ms" \
     "$(grep -m1 "^optimlab:" "$tmp/err" | cut -c1-100)"
 }
 
@@ -105,6 +107,62 @@ ln -s loop1 "$tmp/data/loop/train-images-idx3-ubyte"
 hcase "a symlink loop as the training images" 2 "$bin" train "${mnist[@]}" --data-dir "$tmp/data/loop" --out "$tmp/dz"
 hcase "fine 28x28 generated set into a new directory" 0 "$bin" train "${mnist[@]}" --data-dir "$tmp/data/ok" \
   --out "$tmp/okrun"
+
+# ---- memory: refused in seconds from the estimate, or run small -------------
+# peak RSS of a command, in MB: its exit status, or 9 above the limit
+rss_under=("$py" -c 'import resource, subprocess, sys
+st = subprocess.call(sys.argv[2:])
+mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+sys.stderr.write("optimlab: (peak RSS %.0f MB)\n" % mb)
+sys.exit(9 if mb > float(sys.argv[1]) else st)')
+fast() { hcheck "refused within 5 s ($elapsed_ms ms)" test "$elapsed_ms" -lt 5000; }
+hcase "--model mlp --widths 50000,50000 (30 GB)" 1 \
+  "$bin" train "${small[@]}" --widths 50000,50000 --overwrite --out "$ref"
+fast
+hcheck "the refusal gives the estimate" grep -q "GB needed" "$tmp/err"
+hcase "one 4096x4096 image, ResNet-20 (29 GB of activations)" 1 \
+  "$bin" train --model resnet20 --dataset fashion-mnist --data-dir "$tmp/data/big4096" --batch-size 1 --quiet \
+  --overwrite --out "$ref"
+fast
+hcase "one 4096x4096 image, MLP 1024,1024 (17 G parameters)" 1 \
+  "$bin" train --model mlp --dataset fashion-mnist --data-dir "$tmp/data/big4096" --quiet --overwrite --out "$ref"
+fast
+hcase "--synthetic-size 100000000 (98 GB of data)" 1 \
+  "$bin" train "${small[@]}" --synthetic-size 100000000 --overwrite --out "$ref"
+fast
+hcase "--max-memory 1M on a small run" 1 "$bin" train "${small[@]}" --max-memory 1M --overwrite --out "$ref"
+hcase "--max-memory 10x" 2 "$bin" train "${small[@]}" --max-memory 10x --out "$tmp/mm"
+hcase "--batch-size 1048576 on 128 samples runs in under 300 MB" 0 "${rss_under[@]}" 300 \
+  "$bin" train "${small[@]}" --synthetic-size 128 --batch-size 1048576 --epochs 1 --out "$tmp/bigbatch"
+hcase "the same with --max-memory none" 0 "${rss_under[@]}" 300 "$bin" train "${small[@]}" --synthetic-size 128 \
+  --batch-size 1048576 --eval-batch-size 1048576 --epochs 1 --max-memory none --out "$tmp/bigbatch2"
+hcase "bench train --widths 50000,50000" 1 "$bin" bench train --model mlp --widths 50000,50000 --threads 1
+fast
+hcase "bench optimizer --params 2000000000 --max-memory 1G" 1 "$bin" bench optimizer --params 2000000000 --max-memory 1G
+fast
+hcase "import into --widths 50000,50000" 1 "$bin" import "$(newest "$ref")" --model mlp --widths 50000,50000 \
+  --input 1x28x28 --classes 10 --out "$tmp/big.safetensors"
+fast
+
+# ---- declared sizes, checked before the body is read -------------------------
+hcase "gzip IDX set, well-formed" 0 "$bin" train "${mnist[@]}" --data-dir "$tmp/data/gz-ok" --out "$tmp/gzok"
+hcase "gzip IDX whose header claims 4.1 GB" 2 "$bin" train "${mnist[@]}" --data-dir "$tmp/data/gz-claim41" \
+  --overwrite --out "$ref"
+fast
+hcase "the same with the gzip trailer forged to agree" 2 "$bin" train "${mnist[@]}" \
+  --data-dir "$tmp/data/gz-forged" --overwrite --out "$ref"
+fast
+hcase "gzip IDX with trailing garbage" 2 "$bin" train "${mnist[@]}" --data-dir "$tmp/data/gz-garbage" \
+  --overwrite --out "$ref"
+mkdir -p "$tmp/cifar6"
+for f in data_batch_1 data_batch_2 data_batch_3 data_batch_4 data_batch_5 test_batch; do
+  truncate -s 30730000 "$tmp/cifar6/$f.bin"
+done
+truncate -s 6G "$tmp/cifar6/data_batch_1.bin" # sparse: no disk used
+hcase "a 6 GB (sparse) CIFAR-10 file" 2 "$bin" train --model mlp --widths 8 --dataset cifar10 --quiet \
+  --data-dir "$tmp/cifar6" --overwrite --out "$ref"
+fast
+rm -rf "$tmp/cifar6"
 
 # ---- a second writer --------------------------------------------------------
 # another process holds the lock (and wrote its pid into it, as optimlab does)
@@ -211,6 +269,16 @@ st = json.loads(json.loads(b[8:8 + n])["__metadata__"]["train_state"])
 sys.exit(0 if st["loss_hist"] and max(st["loss_hist"][:st["loss_hist_pos"]] or [0]) < 23 else 1)
 PY
 
+# the same run stopped at step 10 (after the sane checkpoint, before the explosion) and resumed:
+# the sane checkpoint stays protected from --keep-last 1 across the resume, and is named
+"$bin" train "${div[@]}" --epochs 12 --lr 30 --warmup-epochs 10 --checkpoint-every 2 --keep-last 1 --stop-after 10 \
+  --out "$tmp/d4" >/dev/null 2>&1
+hcase "the same stopped at step 10 and resumed" 3 "$bin" train --resume "$tmp/d4" --quiet
+sane4=$(grep -o "explosion: [^ ]*" "$tmp/err" | cut -d' ' -f2)
+hcheck "it names the uninterrupted run's checkpoint ($(basename "$sane")), kept" \
+  test -f "$sane4" -a "$(basename "$sane4")" = "$(basename "$sane")"
+hcheck "which verifies" "$bin" verify "$sane4"
+
 # ---- values accepted silently before ---------------------------------------
 hcase "--lr 0x10 (a hex float)" 2 "$bin" train "${small[@]}" --lr 0x10 --out "$tmp/hex"
 hcase "--momentum 1e1x" 2 "$bin" train "${small[@]}" --momentum 1e1x --out "$tmp/hex"
@@ -228,6 +296,54 @@ hcase "import of NaN weights" 2 "$bin" import "$tmp/nan.safetensors" --model mlp
   --classes 10 --out "$tmp/nan2.safetensors"
 hcase "--init-from NaN weights" 2 "$bin" train "${small[@]}" --init-from "$tmp/nan.safetensors" --out "$tmp/nanrun"
 hcheck "the NaN run created no directory" test ! -e "$tmp/nanrun"
+
+# ---- options of a feature that is not enabled: rejected, not stored ---------
+# (the default schedule is cosine, batch schedule constant, no PowerSGD/DiLoCo,
+# SGD, synthetic data without augmentation); each with --overwrite of the
+# reference run, which must stay as it was
+hcase "--milestones abc" 2 "$bin" train "${small[@]}" --milestones abc --overwrite --out "$ref"
+hcase "--cyclic-mode bogus" 2 "$bin" train "${small[@]}" --cyclic-mode bogus --overwrite --out "$ref"
+hcase "--plateau-factor nan" 2 "$bin" train "${small[@]}" --plateau-factor nan --overwrite --out "$ref"
+na=(--sched-param k=1 --step-size 2 --gamma 0.5 --milestones 1,2 --power 2 --start-factor 0.5 --end-factor 0.1
+  --t0 1 --t-mult 2 --max-lr 1 --cycle-epochs 3 --step-size-up 4 --step-size-down 4 --cyclic-mode triangular2
+  --cyclic-gamma 0.9 --pct-start 0.2 --div-factor 10 --final-div-factor 100 --anneal linear --three-phase
+  --no-cycle-momentum --base-momentum 0.8 --max-momentum 0.9 --decay-frac 0.2 --wsd-decay sqrt
+  --sequence "constant; cosine" --sequence-milestones 1 --plateau-mode max --plateau-factor 0.5
+  --plateau-patience 2 --plateau-threshold 0.01 --plateau-threshold-mode abs --plateau-cooldown 1
+  --plateau-min-lr 0.001 --batch-milestones 1 --batch-factor 3 --batch-ramp-samples 100 --batch-ramp-ratio 0.5
+  --batch-ramp-increment 8 --max-batch-size 64 --lr-scaling-knee 4 --base-batch-size 64 --crop-pad 2
+  --data-dir /tmp --powersgd-start-step 2 --powersgd-min-compression 3 --powersgd-no-error-feedback
+  --powersgd-no-warm-start --outer-optimizer sgd --outer-lr 0.5 --outer-momentum 0.5 --bn-recompute-batches 5)
+i=0
+while [ $i -lt ${#na[@]} ]; do
+  opt=(${na[$i]}); i=$((i + 1))
+  if [ $i -lt ${#na[@]} ] && [ "${na[$i]#--}" = "${na[$i]}" ]; then opt+=("${na[$i]}"); i=$((i + 1)); fi
+  hcase "${opt[*]} (does not apply)" 2 "$bin" train "${small[@]}" "${opt[@]}" --overwrite --out "$ref"
+done
+hcheck "the refusal says what it applies to" grep -q "applies only\|does not apply" "$tmp/err"
+hcase "--schedule cyclic --max-lr 1 --cyclic-mode bogus" 2 "$bin" train "${small[@]}" --schedule cyclic --max-lr 1 \
+  --cyclic-mode bogus --out "$tmp/na"
+hcase "--schedule cyclic --step-size-up 4 --cycle-epochs 99 (overridden, still checked)" 2 \
+  "$bin" train "${small[@]}" --schedule cyclic --max-lr 1 --step-size-up 4 --cycle-epochs 99 --out "$tmp/na"
+hcase "--recipe goyal --schedule cosine (the recipe's milestone options stay presets)" 0 \
+  "$bin" train "${small[@]}" --recipe goyal --schedule cosine --batch-size 32 --epochs 1 --out "$tmp/na"
+"$bin" train "${small[@]}" --epochs 1 --eta-min 0.001 --out "$tmp/etamin" >/dev/null
+hcase "--resume of a cosine run with --eta-min, --schedule step (not carried over)" 0 \
+  "$bin" train --resume "$tmp/etamin" --schedule step --step-size 1 --epochs 2
+
+# ---- raw bytes from corrupt headers are escaped in messages ------------------
+"$py" - "$tmp/esc.safetensors" <<'PY'
+import json, struct, sys
+h = {"\u001b[31mevil\u0007": {"dtype": "F32\u001b]0;x", "shape": [1], "data_offsets": [0, 4]}}
+b = json.dumps(h).encode()
+open(sys.argv[1], "wb").write(struct.pack("<Q", len(b)) + b + b"\0\0\0\0")
+PY
+hcase "import of a tensor named with terminal escapes" 2 "$bin" import "$tmp/esc.safetensors" --model mlp \
+  --widths 16 --input 1x28x28 --classes 10 --out "$tmp/esc2.safetensors"
+hcheck "the message shows them as \\xNN, no raw control byte" bash -c \
+  "grep -qF '\\x1b[31mevil\\x07' '$tmp/err' && ! LC_ALL=C grep -qP '[\\x00-\\x09\\x0b-\\x1f\\x7f]' '$tmp/err'"
+hcase "verify a file whose name has a control byte" 2 "$bin" verify "$tmp/$(printf 'bad\033name').safetensors"
+hcheck "the path is escaped too" bash -c "! LC_ALL=C grep -qP '[\\x00-\\x09\\x0b-\\x1f\\x7f]' '$tmp/err'"
 
 # ---- signals during start-up -------------------------------------------------
 "$bin" train --model mlp --widths 8 --dataset synthetic --synthetic-size 100000 --threads 1 --quiet --epochs 1 \

@@ -53,6 +53,37 @@ for model in "--model mlp --widths 128,64" "--model resnet8 --freeze-bn"; do
   done
 done
 
+# stopped mid-epoch and resumed: every communication metric (step, epoch and summary records) is
+# that of the uninterrupted run (the resumed process used to count only its own share)
+for model in "--model mlp --widths 16" "--model resnet8"; do
+  name=${model#--model }; name=${name%% *}
+  c=($model --dataset synthetic --synthetic-size 256 --epochs 2 --batch-size 32 --quiet --threads 1 --log-every 1)
+  "${mpi[@]}" -np 2 "$bin" train "${c[@]}" --out "$tmp/cm-$name-full" >/dev/null || { echo "FAIL: $name full"; fail=1; }
+  "${mpi[@]}" -np 2 "$bin" train "${c[@]}" --stop-after 5 --out "$tmp/cm-$name-part" >/dev/null 2>&1
+  "${mpi[@]}" -np 2 "$bin" train --resume "$tmp/cm-$name-part" --quiet >/dev/null || { echo "FAIL: $name resume"; fail=1; }
+  "$py" - "$tmp/cm-$name-full/metrics.jsonl" "$tmp/cm-$name-part/metrics.jsonl" "$name" <<'PY' || fail=1
+import json, sys
+a, b = ([json.loads(l) for l in open(p)] for p in sys.argv[1:3])
+keys = ("comm_bytes", "step_comm_bytes", "comm_dense_bytes", "overlap", "compression", "syncs")
+diff = [(x.get("type"), x.get("step"), k, x.get(k), y.get(k)) for x, y in zip(a, b) for k in keys if x.get(k) != y.get(k)]
+n = sum(k in x for x in a for k in keys)
+ok = len(a) == len(b) and not diff and n > 0
+print(("ok  " if ok else "FAIL") + f" {sys.argv[3]}: {n} communication fields after stop + resume vs uninterrupted"
+      + ("" if ok else f": {len(a)} vs {len(b)} records, {diff[:3]}"))
+sys.exit(0 if ok else 1)
+PY
+done
+
+# the run directory's lock is rank 0's alone: a 2-rank resume works (the ranks do not lock each
+# other out), and one of a directory another process holds is refused with the holder's pid
+"${mpi[@]}" -np 2 "$bin" train --resume "$tmp/cm-mlp-full" --epochs 3 --quiet >/dev/null 2>"$tmp/err" ||
+  { echo "FAIL: 2-rank resume: $(head -2 "$tmp/err")"; fail=1; }
+"$py" -c 'import fcntl, os, sys, time
+f = open(sys.argv[1], "r+"); fcntl.flock(f, fcntl.LOCK_EX)
+f.truncate(0); f.write("%d\n" % os.getpid()); f.flush(); time.sleep(60)' "$tmp/cm-mlp-full/.lock" &
+holder=$!
+for _ in $(seq 1 100); do grep -q "^$holder$" "$tmp/cm-mlp-full/.lock" 2>/dev/null && break; sleep 0.05; done
+
 # bad launches: one clear error on rank 0, a non-zero exit, no hang
 expect_fail() { # label, then the command
   local label=$1; shift
@@ -71,7 +102,20 @@ expect_fail "a rank that cannot read the data" "${mpi[@]}" -np 2 bash -c \
    exec "$0" train --model mlp --dataset fashion-mnist --data-dir $d --steps 2 --quiet --threads 1 --out '"$tmp/x2" "$bin"
 expect_fail "mismatched configurations" "${mpi[@]}" -np 2 bash -c \
   'exec "$0" train --model mlp --dataset synthetic --steps 2 --quiet --threads 1 --lr 0.0${OMPI_COMM_WORLD_RANK}1 --out '"$tmp/x3" "$bin"
-[ -e "$tmp/x1" ] || [ -e "$tmp/x2" ] || [ -e "$tmp/x3" ] && { echo "FAIL: a failed launch created its run directory"; fail=1; }
+# a batch schedule whose later global batches the world size does not divide (34 x 1.5 = 51; a ramp
+# 2, 5, 8, ...): the whole schedule is checked at launch, the message names the first such batch
+bsched=(--model mlp --widths 8 --dataset synthetic --synthetic-size 512 --epochs 3 --quiet --threads 1)
+expect_fail "batch milestones 34 -> 51 on 2 ranks" "${mpi[@]}" -np 2 "$bin" train "${bsched[@]}" --batch-size 34 \
+  --batch-schedule milestones --batch-milestones 1 --batch-factor 1.5 --out "$tmp/x4"
+grep -q "global batch 51 of step" "$tmp/err" || { echo "FAIL: the message does not name batch 51"; fail=1; }
+expect_fail "batch ramp 2, 5, ... on 2 ranks" "${mpi[@]}" -np 2 "$bin" train "${bsched[@]}" --batch-size 2 \
+  --batch-schedule ramp --max-batch-size 62 --batch-ramp-increment 3 --batch-ramp-samples 500 --out "$tmp/x5"
+expect_fail "2-rank resume of a directory another process holds" "${mpi[@]}" -np 2 "$bin" train \
+  --resume "$tmp/cm-mlp-full" --epochs 4 --quiet
+grep -q "in use by pid $holder" "$tmp/err" || { echo "FAIL: the refusal does not name pid $holder"; fail=1; }
+kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null
+[ -e "$tmp/x1" ] || [ -e "$tmp/x2" ] || [ -e "$tmp/x3" ] || [ -e "$tmp/x4" ] || [ -e "$tmp/x5" ] &&
+  { echo "FAIL: a failed launch created its run directory"; fail=1; }
 
 # a rank that dies or freezes mid-run: the others stop within a bounded time
 long=(--model mlp --dataset synthetic --synthetic-size 4096 --epochs 1000 --batch-size 64 --quiet --threads 1
