@@ -865,6 +865,7 @@ int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt,
                     if (tp->batch_sched || tp->lr_scaling != OL_LR_SCALING_NONE)
                         ol__jw_num(&mt.w, "samples", (double)st.samples_seen);
                     if (W > 1) {
+                        ol__jw_int(&mt.w, "ranks", W);
                         ol__jw_num(&mt.w, "comm_bytes", si.comm_bytes);
                         ol__jw_num(&mt.w, "comm_time", si.comm_time);
                         ol__jw_num(&mt.w, "step_time", dt);
