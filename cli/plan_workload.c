@@ -117,10 +117,10 @@ static int run_model_options(cli_values *v, const char *dir, char *input, size_t
     }
     for (const cli_opt *op = cli_model_opts; op->name; op++) {
         json_t *val = json_object_get(o, op->name);
-        if (json_is_string(val))
-            cli_set(v, op->name, json_string_value(val), 2);
-        else if (json_is_boolean(val))
-            cli_set(v, op->name, json_is_true(val) ? "1" : "0", 2);
+        const char *sv = json_is_string(val) ? json_string_value(val) : json_is_true(val) ? "1" : "0";
+        /* a default stays a default: options that do not apply must stay unset */
+        if ((json_is_string(val) || json_is_boolean(val)) && strcmp(sv, op->def ? op->def : "") != 0)
+            cli_set(v, op->name, sv, 2);
     }
     const char *ds = json_string_value(json_object_get(o, "dataset"));
     snprintf(input, cap, "%s", ds && strcmp(ds, "cifar10") == 0 ? "3x32x32" : "1x28x28");

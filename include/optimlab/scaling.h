@@ -133,7 +133,8 @@ ol_scaling_workload ol_scaling_workload_from_profile(const ol_scaling_profile *p
 /* PowerSGD of rank r on ps's tensors: the bytes one step sends (from
  * ol_powersgd_sizes) and the median time of ol_powersgd_reduce over reps
  * calls on comm, which must be a single process (so the time is the
- * compression's compute alone). ps's gradients are overwritten. */
+ * compression's compute alone); reps 0: the bytes only. ps's gradients are
+ * overwritten. */
 int ol_scaling_measure_powersgd(ol_ctx *ctx, ol_comm *comm, ol_paramset *ps, int r, int reps, double *sent_bytes,
                                 double *seconds);
 

@@ -396,8 +396,8 @@ int ol_scaling_measure_powersgd(ol_ctx *ctx, ol_comm *comm, ol_paramset *ps, int
     *sent_bytes = *seconds = 0.0;
     if (ol_comm_size(comm) != 1)
         return ol__err(ctx, OL_EINVAL, "measuring PowerSGD's compute needs a single-process communicator");
-    if (reps < 1)
-        return ol__err(ctx, OL_EINVAL, "PowerSGD measurement: reps %d must be at least 1", reps);
+    if (reps < 0)
+        return ol__err(ctx, OL_EINVAL, "PowerSGD measurement: reps %d must not be negative", reps);
     ol_powersgd_params pp = ol_powersgd_default_params();
     pp.rank = r;
     ol_powersgd *p;
@@ -405,6 +405,10 @@ int ol_scaling_measure_powersgd(ol_ctx *ctx, ol_comm *comm, ol_paramset *ps, int
     size_t sent, dense;
     ol_powersgd_sizes(p, &sent, &dense);
     *sent_bytes = (double)sent * sizeof(float);
+    if (reps == 0) {
+        ol_powersgd_free(p);
+        return OL_OK;
+    }
     double *t = malloc((size_t)(reps + 1) * sizeof(double));
     int rc = t ? OL_OK : ol__err(ctx, OL_ENOMEM, "out of memory");
     uint64_t s = 0x9E3779B97F4A7C15ULL;

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Validate `optimlab plan-scaling` on this machine: measure the step time of
+# ResNet-20 with the exact all-reduce, PowerSGD and DiLoCo on 1, 2 and 4 MPI
+# ranks (weak scaling, BATCH samples per rank, 1 thread per rank), fit only
+# the link's bandwidth and latency to `optimlab bench allreduce` (ring model),
+# give the planner the one-rank run's compute, and print predicted against
+# measured step times. Medians over REPS interleaved repetitions.
+# usage: bench/validate_scaling.sh [path/to/optimlab]
+# env:   REPS=3 STEPS=40 BATCH=32 NPS="1 2 4" R=2 H=10 OUT=/tmp/validate_scaling
+set -eu
+bin=${1:-build/optimlab}
+REPS=${REPS:-3} STEPS=${STEPS:-40} BATCH=${BATCH:-32} NPS=${NPS:-"1 2 4"} R=${R:-2} H=${H:-10}
+OUT=${OUT:-/tmp/validate_scaling}
+py=/usr/bin/python3; [ -x $py ] || py=python3
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+mpi() { mpirun --allow-run-as-root --oversubscribe -np "$@"; }
+mkdir -p "$OUT"
+: >"$OUT/allreduce.jsonl"
+: >"$OUT/runs.txt"
+echo "load before: $(uptime)"
+for rep in $(seq "$REPS"); do
+    for np in 2 4; do
+        for size in 4K 64K 256K 1M 4M; do
+            mpi $np "$bin" bench allreduce --size $size --iters 50 --warmup 10 --json >>"$OUT/allreduce.jsonl"
+        done
+    done
+    for np in $NPS; do
+        for m in exact psgd diloco; do
+            case $m in
+            exact) extra=() ;;
+            psgd) extra=(--powersgd-rank "$R") ;;
+            diloco) extra=(--diloco-h "$H") ;;
+            esac
+            dir="$OUT/run-$np-$m-$rep"
+            mpi "$np" "$bin" train --model resnet20 --steps "$STEPS" --batch-size $((np * BATCH)) --threads 1 \
+                --log-every 1 --train-subset 8192 --test-subset 256 --keep-last 1 --quiet --overwrite \
+                --out "$dir" "${extra[@]}" >/dev/null
+            echo "$np $m $rep $dir" >>"$OUT/runs.txt"
+        done
+    done
+done
+echo "load after: $(uptime)"
+# fit 1/B and alpha of T = 2(N-1)/N S/B + 2(N-1) alpha to the medians of every (N, size)
+fit=$("$py" - "$OUT/allreduce.jsonl" <<'EOF'
+import json, statistics, sys
+from collections import defaultdict
+t = defaultdict(list)
+for line in open(sys.argv[1]):
+    o = json.loads(line)
+    t[(o["ranks"], o["bytes"])].append(o["median_s"])
+rows = [(2 * (n - 1) / n * s, 2 * (n - 1), statistics.median(v)) for (n, s), v in sorted(t.items())]
+# least squares with relative weights (each point's error counts the same)
+a11 = sum(x * x / y / y for x, _, y in rows); a12 = sum(x * c / y / y for x, c, y in rows)
+a22 = sum(c * c / y / y for _, c, y in rows)
+b1 = sum(x / y for x, _, y in rows); b2 = sum(c / y for _, c, y in rows)
+det = a11 * a22 - a12 * a12
+inv_b = (b1 * a22 - b2 * a12) / det; alpha = (a11 * b2 - a12 * b1) / det
+if alpha < 0: alpha = 0.0; inv_b = b1 / a11
+for (n, s), v in sorted(t.items()):
+    pred = 2 * (n - 1) / n * s * inv_b + 2 * (n - 1) * alpha
+    print(f"# allreduce N={n} {s:>8} B: measured {statistics.median(v)*1e3:.4f} ms, fitted {pred*1e3:.4f} ms", file=sys.stderr)
+print(1 / inv_b, alpha)
+EOF
+)
+read -r bw lat <<<"$fit"
+echo "fitted link: bandwidth $bw B/s, latency $lat s"
+# the one-rank exact run's throughput is the compute the planner gets
+sps=$("$py" - "$OUT/runs.txt" "$BATCH" <<'EOF'
+import json, statistics, sys
+v = []
+for line in open(sys.argv[1]):
+    np_, m, rep, d = line.split()
+    if np_ == "1" and m == "exact":
+        st = [json.loads(l) for l in open(d + "/metrics.jsonl")]
+        st = [o for o in st if o.get("type") == "step" and o["step"] > 5]
+        v.append(statistics.mean(o["batch"] / o["samples_per_s"] for o in st))
+print(int(sys.argv[2]) / statistics.median(v))
+EOF
+)
+echo "one rank: $sps samples/s"
+"$bin" plan-scaling --model resnet20 --per-worker-batch "$BATCH" --workers "$(echo $NPS | tr ' ' ,)" \
+    --link-bandwidth "$bw" --latency "$lat" --topology ring --samples-per-s "$sps" --powersgd "$R" --diloco "$H" \
+    --threads 1 --json >"$OUT/plan.json"
+"$py" - "$OUT/runs.txt" "$OUT/plan.json" "$R" "$H" "$BATCH" <<'EOF'
+import json, statistics, sys
+from collections import defaultdict
+R, H, BATCH = sys.argv[3], sys.argv[4], int(sys.argv[5])
+meas = defaultdict(list)
+for line in open(sys.argv[1]):
+    np_, m, rep, d = line.split()
+    st = [json.loads(l) for l in open(d + "/metrics.jsonl")]
+    st = [o for o in st if o.get("type") == "step" and o["step"] > 5]
+    step = statistics.mean(o.get("step_time", o["batch"] / o["samples_per_s"]) for o in st)
+    comm = statistics.mean(o.get("comm_time", 0.0) for o in st)
+    comp = statistics.mean(o.get("compute_time", o["batch"] / o["samples_per_s"]) for o in st)
+    meas[(int(np_), m)].append((step, comm, comp))
+plan = json.load(open(sys.argv[2]))
+key = {"exact": "exact", "psgd": "powersgd", "diloco": "diloco"}
+name = {"exact": "exact all-reduce", "psgd": f"PowerSGD r={R}", "diloco": f"DiLoCo H={H}"}
+print(f"\nResNet-20, {BATCH} samples per rank, 1 thread per rank; times per step in ms (means over the steps after"
+      " the 5th, medians over the repetitions)\n")
+print("| ranks | method | measured step | min-max | predicted step | error | measured comm wait | predicted comm | measured compute |")
+print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+for (n, m), v in sorted(meas.items(), key=lambda kv: (kv[0][0], list(key).index(kv[0][1]))):
+    p = [q for q in plan["points"] if q["workers"] == n and q["method"] == key[m]][0]
+    step = statistics.median(x[0] for x in v)
+    comm = statistics.median(x[1] for x in v)
+    comp = statistics.median(x[2] for x in v)
+    lo, hi = min(x[0] for x in v), max(x[0] for x in v)
+    err = 100 * (p["step_s"] - step) / step
+    print(f"| {n} | {name[m]} | {step*1e3:.1f} | {lo*1e3:.1f}-{hi*1e3:.1f} | {p['step_s']*1e3:.1f} | {err:+.1f} % |"
+          f" {comm*1e3:.2f} | {p['comm_s']*1e3:.3f} | {comp*1e3:.1f} |")
+EOF
