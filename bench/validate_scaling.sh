@@ -3,8 +3,9 @@
 # ResNet-20 with the exact all-reduce, PowerSGD and DiLoCo on 1, 2 and 4 MPI
 # ranks (weak scaling, BATCH samples per rank, 1 thread per rank), fit only
 # the link's bandwidth and latency to `optimlab bench allreduce` (ring model),
-# give the planner the one-rank run's compute, and print predicted against
-# measured step times. Medians over REPS interleaved repetitions.
+# give the planner one worker's compute measured by one-process runs (alone,
+# and N at once: the CPU share each of N ranks gets here), and print predicted
+# against measured step times. Medians over REPS interleaved repetitions.
 # usage: bench/validate_scaling.sh [path/to/optimlab]
 # env:   REPS=3 STEPS=40 BATCH=32 NPS="1 2 4" R=2 H=10 OUT=/tmp/validate_scaling
 set -eu
@@ -25,6 +26,14 @@ for rep in $(seq "$REPS"); do
         done
     done
     for np in $NPS; do
+        # np independent one-process runs at once: the compute each rank gets when np share the CPUs
+        for i in $(seq "$np"); do
+            "$bin" train --model resnet20 --steps "$STEPS" --batch-size "$BATCH" --threads 1 --log-every 1 \
+                --train-subset 8192 --test-subset 256 --keep-last 1 --quiet --overwrite \
+                --out "$OUT/solo-$np-$i-$rep" >/dev/null &
+        done
+        wait
+        for i in $(seq "$np"); do echo "$np solo $rep $OUT/solo-$np-$i-$rep" >>"$OUT/runs.txt"; done
         for m in exact psgd diloco; do
             case $m in
             exact) extra=() ;;
@@ -64,23 +73,32 @@ EOF
 )
 read -r bw lat <<<"$fit"
 echo "fitted link: bandwidth $bw B/s, latency $lat s"
-# the one-rank exact run's throughput is the compute the planner gets
-sps=$("$py" - "$OUT/runs.txt" "$BATCH" <<'EOF'
+# the planner gets one worker's compute from one-process runs of the same training: alone
+# (ranks 1) and np at once (the CPU share each of np ranks has on this machine)
+"$py" - "$OUT/runs.txt" "$BATCH" >"$OUT/sps.txt" <<'EOF2'
 import json, statistics, sys
-v = []
+from collections import defaultdict
+per_rep = defaultdict(list)
 for line in open(sys.argv[1]):
     np_, m, rep, d = line.split()
-    if np_ == "1" and m == "exact":
+    if m == "solo":
         st = [json.loads(l) for l in open(d + "/metrics.jsonl")]
         st = [o for o in st if o.get("type") == "step" and o["step"] > 5]
-        v.append(statistics.mean(o["batch"] / o["samples_per_s"] for o in st))
-print(int(sys.argv[2]) / statistics.median(v))
-EOF
-)
-echo "one rank: $sps samples/s"
-"$bin" plan-scaling --model resnet20 --per-worker-batch "$BATCH" --workers "$(echo $NPS | tr ' ' ,)" \
-    --link-bandwidth "$bw" --latency "$lat" --topology ring --samples-per-s "$sps" --powersgd "$R" --diloco "$H" \
-    --threads 1 --json >"$OUT/plan.json"
+        per_rep[(int(np_), rep)].append(statistics.mean(o["batch"] / o["samples_per_s"] for o in st))
+sps = defaultdict(list)
+for (n, rep), v in per_rep.items():
+    sps[n].append(int(sys.argv[2]) / statistics.mean(v))
+for n in sorted(sps):
+    print(n, statistics.median(sps[n]))
+EOF2
+cat "$OUT/sps.txt" | while read -r n s; do echo "one worker's compute, $n process(es) at once: $s samples/s"; done
+read -r _ sps1 < <(head -1 "$OUT/sps.txt")
+plan() { # samples/s, workers, output
+    "$bin" plan-scaling --model resnet20 --per-worker-batch "$BATCH" --workers "$2" --link-bandwidth "$bw" \
+        --latency "$lat" --topology ring --samples-per-s "$1" --powersgd "$R" --diloco "$H" --threads 1 --json >"$3"
+}
+plan "$sps1" "$(echo $NPS | tr ' ' ,)" "$OUT/plan.json"
+while read -r n s; do plan "$s" "$n" "$OUT/plan-matched-$n.json"; done <"$OUT/sps.txt"
 "$py" - "$OUT/runs.txt" "$OUT/plan.json" "$R" "$H" "$BATCH" <<'EOF'
 import json, statistics, sys
 from collections import defaultdict
@@ -95,19 +113,27 @@ for line in open(sys.argv[1]):
     comp = statistics.mean(o.get("compute_time", o["batch"] / o["samples_per_s"]) for o in st)
     meas[(int(np_), m)].append((step, comm, comp))
 plan = json.load(open(sys.argv[2]))
-key = {"exact": "exact", "psgd": "powersgd", "diloco": "diloco"}
+matched = {}
+for n in {k[0] for k in meas}:
+    matched[n] = json.load(open(sys.argv[2].replace("plan.json", f"plan-matched-{n}.json")))
+key = {"exact": "exact", "psgd": "powersgd", "diloco": "diloco", "solo": "exact"}
 name = {"exact": "exact all-reduce", "psgd": f"PowerSGD r={R}", "diloco": f"DiLoCo H={H}"}
 print(f"\nResNet-20, {BATCH} samples per rank, 1 thread per rank; times per step in ms (means over the steps after"
       " the 5th, medians over the repetitions)\n")
-print("| ranks | method | measured step | min-max | predicted step | error | measured comm wait | predicted comm | measured compute |")
-print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+print("| ranks | method | measured step | min-max | predicted (1-rank compute) | error | predicted (compute of n at once) | error | measured comm wait | predicted comm | measured compute |")
+print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for (n, m), v in sorted(meas.items(), key=lambda kv: (kv[0][0], list(key).index(kv[0][1]))):
+    if m == "solo":
+        continue
     p = [q for q in plan["points"] if q["workers"] == n and q["method"] == key[m]][0]
+    pm = [q for q in matched[n]["points"] if q["workers"] == n and q["method"] == key[m]][0]
     step = statistics.median(x[0] for x in v)
     comm = statistics.median(x[1] for x in v)
     comp = statistics.median(x[2] for x in v)
     lo, hi = min(x[0] for x in v), max(x[0] for x in v)
     err = 100 * (p["step_s"] - step) / step
+    errm = 100 * (pm["step_s"] - step) / step
     print(f"| {n} | {name[m]} | {step*1e3:.1f} | {lo*1e3:.1f}-{hi*1e3:.1f} | {p['step_s']*1e3:.1f} | {err:+.1f} % |"
-          f" {comm*1e3:.2f} | {p['comm_s']*1e3:.3f} | {comp*1e3:.1f} |")
+          f" {pm['step_s']*1e3:.1f} | {errm:+.1f} % |"
+          f" {comm*1e3:.2f} | {pm['comm_s']*1e3:.3f} | {comp*1e3:.1f} |")
 EOF
