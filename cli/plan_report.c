@@ -25,12 +25,13 @@ static const char *method_key(ol_plan_method m)
 static double per_worker(const plan_inputs *in, int n) { return in->global ? in->batch / n : in->batch; }
 
 /* The worker count from which variant j's throughput beats the exact
- * all-reduce's at every larger count of the list (0: never). */
-static int break_even(const plan_inputs *in, const ol_plan_point *pt, int j)
+ * all-reduce's by more than the fraction `gain` at every larger count of the
+ * list (0: never). */
+static int break_even(const plan_inputs *in, const ol_plan_point *pt, int j, double gain)
 {
     int from = 0;
     for (int i = in->nworkers - 1; i >= 0; i--) {
-        if (pt[i * in->nvar + j].throughput <= pt[i * in->nvar].throughput)
+        if (pt[i * in->nvar + j].throughput <= (1.0 + gain) * pt[i * in->nvar].throughput)
             break;
         from = in->workers[i];
     }
@@ -56,11 +57,16 @@ static void print_summary(FILE *f, const plan_inputs *in, const ol_plan_point *p
     for (int j = 1; j < in->nvar; j++) {
         char lab[64];
         variant_label(&in->var[j], lab, sizeof lab);
-        const int from = break_even(in, pt, j);
+        const int from = break_even(in, pt, j, 0.0), from10 = break_even(in, pt, j, 0.1);
+        const int last = in->nworkers - 1;
+        const double g = pt[last * in->nvar + j].throughput / pt[last * in->nvar].throughput - 1.0;
         if (from)
-            fprintf(f, "%s: more throughput than the exact all-reduce from %d workers on\n", lab, from);
+            fprintf(f, "%s: more throughput than the exact all-reduce from %d workers on", lab, from);
         else
-            fprintf(f, "%s: never more throughput than the exact all-reduce at the listed counts\n", lab);
+            fprintf(f, "%s: never more throughput than the exact all-reduce at the listed counts", lab);
+        if (from10)
+            fprintf(f, ", 10%% more from %d", from10);
+        fprintf(f, "; %+.1f%% at %d\n", 100.0 * g, in->workers[last]);
     }
 }
 
@@ -142,7 +148,11 @@ static void print_json(const plan_inputs *in, const ol_plan_point *pt)
     printf("],\"break_even\":{");
     for (int j = 1; j < in->nvar; j++)
         printf("%s\"%s%d\":%d", j > 1 ? "," : "", method_key(in->var[j].method), in->var[j].param,
-               break_even(in, pt, j));
+               break_even(in, pt, j, 0.0));
+    printf("},\"break_even_10pct\":{");
+    for (int j = 1; j < in->nvar; j++)
+        printf("%s\"%s%d\":%d", j > 1 ? "," : "", method_key(in->var[j].method), in->var[j].param,
+               break_even(in, pt, j, 0.1));
     printf("}}\n");
 }
 
