@@ -72,8 +72,8 @@ static void print_summary(FILE *f, const plan_inputs *in, const ol_plan_point *p
 
 static void print_table(const plan_inputs *in, const ol_plan_point *pt)
 {
-    printf("plan-scaling: %s, %zu parameters (%.3f MB of gradients per exact all-reduce)\n", in->model_name,
-           in->nparams, in->w.grad_bytes / 1e6);
+    printf("plan-scaling: %s, %zu parameters (%.3f MB of gradients per exact all-reduce, in %d buckets)\n",
+           in->model_name, in->nparams, in->w.grad_bytes / 1e6, in->w.nbuckets);
     printf("batch: %s %.0f\n", in->global ? "global" : "per worker", in->batch);
     printf("compute: %s\n", in->compute_note);
     printf("network: %s\n", in->net_desc);
@@ -119,8 +119,10 @@ static void print_json(const plan_inputs *in, const ol_plan_point *pt)
 {
     printf("{\"model\":");
     json_str(in->model_name);
-    printf(",\"params\":%zu,\"grad_bytes\":%.17g,\"diloco_bytes\":%.17g,\"batch\":%.17g,\"batch_kind\":\"%s\",",
-           in->nparams, in->w.grad_bytes, in->w.diloco_bytes, in->batch, in->global ? "global" : "per_worker");
+    printf(",\"params\":%zu,\"grad_bytes\":%.17g,\"buckets\":%d,\"diloco_bytes\":%.17g,\"batch\":%.17g,"
+           "\"batch_kind\":\"%s\",",
+           in->nparams, in->w.grad_bytes, in->w.nbuckets, in->w.diloco_bytes, in->batch,
+           in->global ? "global" : "per_worker");
     printf("\"compute\":");
     json_str(in->compute_note);
     printf(",\"fwd_s_per_sample\":%.9g,\"bwd_s_per_sample\":%.9g,\"update_s\":%.9g,", in->w.fwd_per_sample,
