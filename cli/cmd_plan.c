@@ -26,7 +26,8 @@ static const cli_opt plan_opts[] = {
     {"profile-steps", CLI_VALUE, "5", "N", "Workload", "timed steps of the measurement here (medians)"},
     {"bucket-size", CLI_VALUE, "256", "KB", "Workload", "gradient bucket size of the exact all-reduce (train's)"},
     {"workers", CLI_VALUE, "1-1024", "LIST", "Cluster", "worker counts: 1,2,4 or ranges A-B (powers of 2 between)"},
-    {"network", CLI_VALUE, "", "PRESET", "Cluster", "link preset: 10gbe, 25gbe, 100gbe, edr, hdr, ndr, nvlink3, nvlink4, pcie4"},
+    {"network", CLI_VALUE, "", "PRESET", "Cluster",
+     "link preset: 10gbe, 25gbe, 100gbe, edr, hdr, ndr, nvlink3, nvlink4, pcie4"},
     {"link-bandwidth", CLI_VALUE, "", "BW", "Cluster", "per-worker link (hier: per node), e.g. 100Gb/s, 12.5GB/s"},
     {"latency", CLI_VALUE, "", "T", "Cluster", "per-message latency, e.g. 1.5us (default: the preset's, else 5us)"},
     {"topology", CLI_VALUE, "ring", "NAME", "Cluster", "ring, tree (binomial reduce + broadcast), hier (nodes x GPUs)"},
@@ -112,7 +113,11 @@ static int opt_unit(cli_values *v, const char *name, int kind, double *out)
     return -1;
 }
 
-static int cmp_int(const void *a, const void *b) { return (*(const int *)a > *(const int *)b) - (*(const int *)a < *(const int *)b); }
+static int cmp_int(const void *a, const void *b)
+{
+    const int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
 
 /* "1,2,4" or "1-512" (the powers of two between, ends included). */
 static int parse_workers(cli_values *v, int *w, int *n)
@@ -196,8 +201,8 @@ static int parse_net(cli_values *v, ol_net *net, char *desc, size_t cap)
                      ol_topology_name(net->topo), net->bandwidth / 1e9, net->latency * 1e6, p >= 0 ? " (" : "",
                      p >= 0 ? presets[p].what : "", p >= 0 ? ")" : "");
     if (net->topo == OL_TOPO_HIER && o > 0 && (size_t)o < cap)
-        snprintf(desc + o, cap - (size_t)o, " between nodes of %d GPUs linked at %.4g GB/s, %.3g us", net->gpus_per_node,
-                 net->intra_bandwidth / 1e9, net->intra_latency * 1e6);
+        snprintf(desc + o, cap - (size_t)o, " between nodes of %d GPUs linked at %.4g GB/s, %.3g us",
+                 net->gpus_per_node, net->intra_bandwidth / 1e9, net->intra_latency * 1e6);
     ol_ctx *tmp = ol_ctx_new(1);
     int rc = tmp ? ol_net_check(tmp, net) : OL_ENOMEM;
     if (rc < 0)
