@@ -150,5 +150,6 @@ int cmd_lrfind(int argc, char **argv);
 int cmd_recipes(int argc, char **argv);
 int bench_optim(int argc, char **argv);
 int cmd_trajectory(int argc, char **argv);
+int cmd_plan(int argc, char **argv);
 
 #endif

@@ -37,6 +37,7 @@ static const struct {
     {"lr-find", cmd_lrfind, "learning-rate range test (optimlab lr-find --help)"},
     {"recipes", cmd_recipes, "list the recipes (--recipe NAME presets)"},
     {"trajectory", cmd_trajectory, "optimizer paths on 2-D test functions, with contour plots"},
+    {"plan-scaling", cmd_plan, "predict data-parallel scaling, PowerSGD and DiLoCo at cluster scale"},
     {"version", cmd_version, "print the version and the compute kernels in use"},
 };
 

@@ -68,6 +68,11 @@ void ol_comm_reset_stats(ol_comm *c);
  * ranks. deterministic: gather the buckets and sum them in rank order, so the
  * result is bitwise the single-process accumulation of the same shards. */
 typedef struct ol_ddp ol_ddp;
+/* The buckets ol_ddp_create makes: contiguous float ranges [lo[k], hi[k]) of
+ * the flat gradient buffer at tensor boundaries, each at least bucket_bytes
+ * (1024 floats at least), listed from the end of the buffer (the order in
+ * which backward finishes them). lo and hi hold ps->n entries; returns the count. */
+int ol_ddp_bucket_layout(const ol_paramset *ps, size_t bucket_bytes, size_t *lo, size_t *hi);
 int ol_ddp_create(ol_ctx *ctx, ol_comm *c, ol_model *m, size_t bucket_bytes, int deterministic, ol_ddp **out);
 void ol_ddp_free(ol_ddp *d);
 void ol_ddp_arm(ol_ddp *d);

@@ -60,6 +60,27 @@ static void hook(void *user, size_t final_from)
 #endif
 }
 
+int ol_ddp_bucket_layout(const ol_paramset *ps, size_t bucket_bytes, size_t *lo, size_t *hi)
+{
+    size_t per = bucket_bytes / sizeof(float);
+    if (per < 1024)
+        per = 1024;
+    /* contiguous ranges at tensor boundaries, from the end of the buffer (the
+     * last layers finish backward first) */
+    int nb = 0;
+    size_t h = ps->numel;
+    for (int i = ps->n - 1; i >= 0; i--) {
+        size_t l = i == 0 ? 0 : ps->t[i].offset;
+        if (h - l >= per || i == 0) {
+            lo[nb] = l;
+            hi[nb] = h;
+            nb++;
+            h = l;
+        }
+    }
+    return nb;
+}
+
 int ol_ddp_create(ol_ctx *ctx, ol_comm *c, ol_model *m, size_t bucket_bytes, int deterministic, ol_ddp **out)
 {
     *out = NULL;
@@ -71,26 +92,21 @@ int ol_ddp_create(ol_ctx *ctx, ol_comm *c, ol_model *m, size_t bucket_bytes, int
     d->ps = ol_model_paramset(m);
     d->deterministic = deterministic;
     const ol_paramset *ps = d->ps;
-    size_t per = bucket_bytes / sizeof(float);
-    if (per < 1024)
-        per = 1024;
-    d->b = calloc((size_t)(ps->n > 0 ? ps->n : 1), sizeof(bucket));
-    if (!d->b) {
+    const size_t nt = (size_t)(ps->n > 0 ? ps->n : 1);
+    d->b = calloc(nt, sizeof(bucket));
+    size_t *lo = malloc(2 * nt * sizeof *lo);
+    if (!d->b || !lo) {
+        free(d->b);
+        free(lo);
         free(d);
         return ol__err(ctx, OL_ENOMEM, "out of memory");
     }
-    /* contiguous ranges at tensor boundaries, from the end of the buffer (the
-     * last layers finish backward first) */
-    size_t hi = ps->numel;
-    for (int i = ps->n - 1; i >= 0; i--) {
-        size_t lo = i == 0 ? 0 : ps->t[i].offset;
-        if (hi - lo >= per || i == 0) {
-            d->b[d->nb].lo = lo;
-            d->b[d->nb].hi = hi;
-            d->nb++;
-            hi = lo;
-        }
+    d->nb = ol_ddp_bucket_layout(ps, bucket_bytes, lo, lo + nt);
+    for (int i = 0; i < d->nb; i++) {
+        d->b[i].lo = lo[i];
+        d->b[i].hi = lo[nt + (size_t)i];
     }
+    free(lo);
     if (deterministic && c->size > 1)
         for (int i = 0; i < d->nb; i++) {
             d->b[i].gather = malloc((d->b[i].hi - d->b[i].lo) * (size_t)c->size * sizeof(float));

@@ -590,6 +590,7 @@ static int log_step(trainer *t, const step_rec *r)
     if (t->tp.batch_sched || t->tp.lr_scaling != OL_LR_SCALING_NONE)
         ol__jw_num(w, "samples", (double)st->samples_seen);
     if (t->W > 1) {
+        ol__jw_int(w, "ranks", t->W);
         ol__jw_num(w, "comm_bytes", si.comm_bytes);
         ol__jw_num(w, "comm_time", si.comm_time);
         ol__jw_num(w, "step_time", r->dt);
