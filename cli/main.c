@@ -39,6 +39,7 @@ static const struct {
     {"recipes", cmd_recipes, "list the recipes (--recipe NAME presets)"},
     {"trajectory", cmd_trajectory, "optimizer paths on 2-D test functions, with contour plots"},
     {"eval", cmd_eval, "loss and accuracy of a checkpoint on the train/test set (optimlab eval --help)"},
+    {"landscape", cmd_landscape, "loss landscapes: interpolation, 2-D filter-normalized and PCA planes"},
     {"version", cmd_version, "print the version and the compute kernels in use"},
 };
 
