@@ -166,13 +166,6 @@ static int load_same_arch(ol_ctx *ctx, const char *path, ol_model *m, ol_model *
     int s = ol_model_create(ctx, &mp, out);
     if (s >= 0)
         s = ol_checkpoint_load(ctx, path, *out, NULL, ts);
-    if (s == OL_ESHAPE || s == OL_EFORMAT) {
-        char arch[64];
-        ol_model_params_name(&mp, arch, sizeof arch);
-        snprintf(err, cap, "%.800s does not match the first checkpoint's model (%s): %s", path, arch,
-                 ol_ctx_errmsg(ctx));
-        return OL_EXIT_USAGE;
-    }
     if (s < 0) {
         snprintf(err, cap, "%s", ol_ctx_errmsg(ctx));
         return cli_exit_for(s);

@@ -14,5 +14,6 @@
 #include "optimlab/checkpoint.h"
 #include "optimlab/dist.h"
 #include "optimlab/lrfind.h"
+#include "optimlab/landscape.h"
 
 #endif
