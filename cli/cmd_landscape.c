@@ -36,7 +36,8 @@ static const cli_opt landscape_opts[] = {
     {"vtk", CLI_FLAG, "0", NULL, "Landscape", "2d: also write surface.vtk (VTK legacy, opens in ParaView)"},
     {"out", CLI_VALUE, "", "DIR", "Landscape", "output directory [RUN/landscape-<mode>-<directions>]"},
     {"overwrite", CLI_FLAG, "0", NULL, "Landscape", "replace a landscape of other settings in --out"},
-    {"threads", CLI_VALUE, "0", "T", "Run", "model replicas evaluating points in parallel, per rank (0 = all cores)"},
+    {"threads", CLI_VALUE, "0", "T", "Run",
+     "model replicas evaluating points in parallel, per rank (0 = the cores divided by the ranks on the node)"},
     {"backend", CLI_VALUE, "auto", "NAME", "Run", "auto, onednn, blas, ref"},
     {NULL, 0, NULL, NULL, NULL, NULL}};
 
@@ -456,8 +457,11 @@ static int ls_prepare(ls_job *j, const char *src, char *json_path, size_t cap)
         return rc;
     if (o->batch == 0)
         o->batch = j->r.batch;
-    if (o->threads == 0)
-        o->threads = ol_ctx_threads(j->ctx);
+    if (o->threads == 0) { /* all cores, shared by the ranks on this node */
+        const char *local = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+        const int per_node = local && atoi(local) > 0 ? atoi(local) : 1;
+        o->threads = ol_ctx_threads(j->ctx) / per_node > 0 ? ol_ctx_threads(j->ctx) / per_node : 1;
+    }
     g->dims = o->dims;
     g->levels = o->levels;
     g->set[0] = o->want[0] ? "train" : NULL;
