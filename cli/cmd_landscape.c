@@ -19,7 +19,8 @@ static const cli_opt landscape_opts[] = {
     {"mode", CLI_VALUE, "2d", "1d|2d", "Landscape", "a line (1d) or a plane (2d) through the checkpoint"},
     {"directions", CLI_VALUE, "random", "KIND", "Landscape",
      "random (filter-normalized Gaussian) or pca (principal directions of the run's checkpoints, 2d)"},
-    {"to", CLI_VALUE, "", "CKPT2", "Landscape", "1d: the line from the checkpoint (0) to CKPT2 (1), BatchNorm statistics interpolated too"},
+    {"to", CLI_VALUE, "", "CKPT2", "Landscape",
+     "1d: the line from the checkpoint (0) to CKPT2 (1), BatchNorm statistics interpolated too"},
     {"grid", CLI_VALUE, "", "NxM|N", "Landscape", "points per axis [2d: 21x21, 1d: 51]"},
     {"range", CLI_VALUE, "", "A:B", "Landscape",
      "coordinates along x [random: -1:1, --to: -0.5:1.5, pca: around the trajectory]"},
@@ -154,7 +155,8 @@ static int parse_ls_opts(cli_values *v, ls_opts *o, char *err, size_t cap)
     o->vtk = cli_flag(v, "vtk");
     o->overwrite = cli_flag(v, "overwrite");
     if (ol_backend_from_name(cli_str(v, "backend"), &o->be) < 0)
-        return fail_opt(err, cap, "--backend: unknown backend '%.100s' (auto, onednn, blas, ref)", cli_str(v, "backend"));
+        return fail_opt(err, cap, "--backend: unknown backend '%.100s' (auto, onednn, blas, ref)",
+                        cli_str(v, "backend"));
     return 0;
 }
 
@@ -365,7 +367,8 @@ static void setup_grid_coords(ls_job *j)
     snprintf(j->g.settings, sizeof j->g.settings,
              "checkpoint=%.1500s step=%lld mode=%dd directions=%s to=%.1500s seed=%lld include-bn-bias=%d grid=%dx%d "
              "x=%.17g:%.17g y=%.17g:%.17g set=%s%s%s train-subset=%lld test-subset=%lld batch=%lld",
-             basename(real), (long long)j->r.ts.step, o->dims, *o->to ? "to" : o->pca ? "pca" : "random", *real2 ? basename(real2) : "", o->seed,
+             basename(real), (long long)j->r.ts.step, o->dims, *o->to ? "to" : o->pca ? "pca" : "random",
+             *real2 ? basename(real2) : "", o->seed,
              o->include, j->g.nx, j->g.ny, o->x0, o->x1, o->y0, o->y1, o->want[0] ? "train" : "",
              o->want[0] && o->want[1] ? "," : "", o->want[1] ? "test" : "", o->ntrain, o->ntest, o->batch);
 }
@@ -547,7 +550,8 @@ int cmd_landscape(int argc, char **argv)
         rc = argc >= 3 ? OL_EXIT_OK : OL_EXIT_USAGE;
         goto done;
     }
-    if (cli_parse(&j->v, argc, argv, 3, &help) != 0 || (!help && parse_ls_opts(&j->v, &j->o, j->err, sizeof j->err) < 0)) {
+    if (cli_parse(&j->v, argc, argv, 3, &help) != 0 ||
+        (!help && parse_ls_opts(&j->v, &j->o, j->err, sizeof j->err) < 0)) {
         rc = cli_fail(OL_EXIT_USAGE, j->v.err[0] ? j->v.err : j->err);
         goto done;
     }

@@ -161,9 +161,9 @@ static void draw_bands(ol__svg *s, const ol__contour *c, const double *lev, int 
                 band_color((band + 0.5) / (nl + 1), col, sizeof col);
             else
                 snprintf(col, sizeof col, "#ffffff");
-            ol__svg_cell(s, coord(c->x, c->nx, (double)I * (c->nx - 1) / CELLS), coord(c->y, c->ny, (double)J * (c->ny - 1) / CELLS),
-                         coord(c->x, c->nx, (double)E * (c->nx - 1) / CELLS),
-                         coord(c->y, c->ny, (double)(J + 1) * (c->ny - 1) / CELLS), col);
+            const double fx = (double)(c->nx - 1) / CELLS, fy = (double)(c->ny - 1) / CELLS;
+            ol__svg_cell(s, coord(c->x, c->nx, I * fx), coord(c->y, c->ny, J * fy), coord(c->x, c->nx, E * fx),
+                         coord(c->y, c->ny, (J + 1) * fy), col);
             I = E;
         }
     }
