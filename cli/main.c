@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "evalrun.h"
 
 /* Debian's OpenBLAS 0.3.21 falls back to its generic kernel on CPUs newer than
  * it knows, and picks its kernel when it is loaded, before main runs. Re-run
@@ -38,6 +39,8 @@ static const struct {
     {"recipes", cmd_recipes, "list the recipes (--recipe NAME presets)"},
     {"trajectory", cmd_trajectory, "optimizer paths on 2-D test functions, with contour plots"},
     {"plan-scaling", cmd_plan, "predict data-parallel scaling, PowerSGD and DiLoCo at cluster scale"},
+    {"eval", cmd_eval, "loss and accuracy of a checkpoint on the train/test set (optimlab eval --help)"},
+    {"landscape", cmd_landscape, "loss landscapes: interpolation, 2-D filter-normalized and PCA planes"},
     {"version", cmd_version, "print the version and the compute kernels in use"},
 };
 

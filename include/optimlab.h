@@ -15,5 +15,6 @@
 #include "optimlab/dist.h"
 #include "optimlab/lrfind.h"
 #include "optimlab/scaling.h"
+#include "optimlab/landscape.h"
 
 #endif

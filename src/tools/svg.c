@@ -228,11 +228,21 @@ void ol__svg_text(ol__svg *s, double px, double py, const char *anchor, int size
     put(s, "</text>\n");
 }
 
+void ol__svg_label(ol__svg *s, double px, double py, int size, const char *color, const char *text)
+{
+    put(s, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"%d\" text-anchor=\"middle\" dominant-baseline=\"central\" "
+           "fill=\"%s\" stroke=\"white\" stroke-width=\"3\" paint-order=\"stroke\">",
+        px, py, size, color);
+    put_escaped(s, text);
+    put(s, "</text>\n");
+}
+
 void ol__svg_cell(ol__svg *s, double x0, double y0, double x1, double y1, const char *fill)
 {
     double a = ol__svg_px(s, x0), b = ol__svg_px(s, x1), c = ol__svg_py(s, y0), d = ol__svg_py(s, y1);
-    put(s, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"%s\"/>\n", fmin(a, b), fmin(c, d),
-        fabs(b - a) + 0.3, fabs(d - c) + 0.3, fill);
+    /* crisp edges: anti-aliased neighbours would leave hairlines between cells */
+    put(s, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"%s\" shape-rendering=\"crispEdges\"/>\n",
+        fmin(a, b), fmin(c, d), fabs(b - a) + 0.3, fabs(d - c) + 0.3, fill);
 }
 
 void ol__svg_legend(ol__svg *s, const char *const *labels, const char *const *colors, int n)

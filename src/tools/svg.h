@@ -34,6 +34,8 @@ void ol__svg_marker(ol__svg *s, double x, double y, double r, const char *color)
 void ol__svg_vline(ol__svg *s, double x, const char *color, const char *label);
 void ol__svg_text(ol__svg *s, double px, double py, const char *anchor, int size, const char *color,
                   const char *text);
+/* Centred text with a white halo, readable on top of lines and bands (contour labels). */
+void ol__svg_label(ol__svg *s, double px, double py, int size, const char *color, const char *text);
 /* Filled rectangle in data coordinates (heat maps, contour bands). */
 void ol__svg_cell(ol__svg *s, double x0, double y0, double x1, double y1, const char *fill);
 void ol__svg_legend(ol__svg *s, const char *const *labels, const char *const *colors, int n);

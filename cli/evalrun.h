@@ -1,0 +1,35 @@
+/* What the commands that look at a trained run share (eval, landscape): the
+ * checkpoint of RUN_DIR or a file, the model with its weights, and the data
+ * the run trained on, normalised exactly as in training. */
+#ifndef OL_CLI_EVALRUN_H
+#define OL_CLI_EVALRUN_H
+
+#include "common.h"
+
+typedef struct {
+    char ckpt[4096];   /* the checkpoint file */
+    ol_model *m;       /* its architecture and weights */
+    ol_train_state ts; /* its training progress */
+    cli_data data;     /* train, test (validation when the run held one out), real_test */
+    int batch;         /* the run's evaluation batch size */
+    char dataset[32];
+} cli_run;
+
+/* Path of the checkpoint src names: the newest valid one of a run directory,
+ * or src itself. Returns 0 or a negative OL_E* code (message in ctx). */
+int cli_run_checkpoint(ol_ctx *ctx, const char *src, char *path, size_t cap);
+
+/* Open src and, with load_data, the run's data (its stored configuration:
+ * dataset, data directory, subsets, validation split, seed), then keep the
+ * first ntrain / ntest samples (0: all); data_dir ("": the run's) overrides
+ * the directory. The normalisation statistics are the training run's (from
+ * its whole training set) whatever ntrain is. Returns an exit status with a
+ * one-line message in err. */
+int cli_run_open(ol_ctx *ctx, const char *src, int load_data, const char *data_dir, int64_t ntrain, int64_t ntest,
+                 cli_run *r, char *err, size_t cap);
+void cli_run_close(cli_run *r);
+
+int cmd_eval(int argc, char **argv);
+int cmd_landscape(int argc, char **argv);
+
+#endif
