@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "runs.h"
 
 /* Debian's OpenBLAS 0.3.21 falls back to its generic kernel on CPUs newer than
  * it knows, and picks its kernel when it is loaded, before main runs. Re-run
@@ -37,6 +38,8 @@ static const struct {
     {"lr-find", cmd_lrfind, "learning-rate range test (optimlab lr-find --help)"},
     {"recipes", cmd_recipes, "list the recipes (--recipe NAME presets)"},
     {"trajectory", cmd_trajectory, "optimizer paths on 2-D test functions, with contour plots"},
+    {"report", cmd_report, "compare run directories: an HTML page with plots and a markdown table"},
+    {"sweep", cmd_sweep, "run a grid of configurations from a YAML file (optimlab sweep --help)"},
     {"version", cmd_version, "print the version and the compute kernels in use"},
 };
 
