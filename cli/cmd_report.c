@@ -334,7 +334,7 @@ static void md_esc(FILE *f, const char *s)
 
 static void write_tables(const report *R, FILE *h, FILE *md)
 {
-    fputs("<table>\n<tr>", h);
+    fputs("<div class=\"wide\"><table>\n<tr>", h);
     for (int c = 0; c < C_COUNT; c++)
         fprintf(h, "<th>%s</th>", col_name[c]);
     fputs("</tr>\n", h);
@@ -379,7 +379,7 @@ static void write_tables(const report *R, FILE *h, FILE *md)
             fputs("\n", md);
         }
     }
-    fputs("</table>\n", h);
+    fputs("</table></div>\n", h);
 }
 
 /* ---- plots ---------------------------------------------------------------- */
@@ -415,7 +415,7 @@ static int series(const run_data *r, int p, double **xo, double **yo)
             x[k] = p == P_LOSS_EPOCH || p == P_LOSS_SAMPLES ? s->epoch * per : s->step;
             y[k] = p == P_LR ? s->lr : p == P_BATCH ? s->batch : p == P_GNORM ? s->grad_norm : s->loss;
             /* an epoch's partial last batch is not the schedule's batch size */
-            if (p == P_BATCH && i > 0 && i + 1 < n && s->batch < r->steps[i - 1].batch && s->batch < r->steps[i + 1].batch)
+            if (p == P_BATCH && i > 0 && s->batch < r->steps[i - 1].batch && (i + 1 == n || s->batch < r->steps[i + 1].batch))
                 continue;
         }
         k++;
@@ -447,7 +447,21 @@ static int plot(const report *R, int g, int p, FILE *h, FILE *md, const char *ou
     int rc = 0;
     if (anyx && anyy) {
         /* losses and gradient norms span decades: log scale when all positive and they do */
-        int logy = (p == P_LOSS_EPOCH || p == P_LOSS_SAMPLES || p == P_GNORM || p == P_LR) && y0 > 0 && y1 / y0 > 20;
+        int logy = (p == P_LOSS_EPOCH || p == P_LOSS_SAMPLES || p == P_GNORM) && y0 > 0 && y1 / y0 > 20;
+        if (p == P_LR) { /* lrs of different magnitudes (SGD and Adam): log, down to 1e-4 of the largest */
+            double pmin = INFINITY;
+            for (int j = 0; j < m; j++)
+                if (ol__range(ys[j], ns[j], 1, &lo, &hi))
+                    pmin = fmin(pmin, hi);
+            logy = isfinite(pmin) && pmin > 0 && y1 / pmin > 20;
+            if (logy) {
+                y0 = fmax(y0, 1e-4 * y1);
+                for (int j = 0; j < m; j++)
+                    for (int k = 0; k < ns[j]; k++)
+                        if (!(ys[j][k] >= y0))
+                            ys[j][k] = NAN; /* off the scale: the line stops there */
+            }
+        }
         if (!logy) {
             double pad = 0.05 * (y1 - y0);
             y0 = p == P_BATCH || p == P_LR ? fmin(0.0, y0) : y0 - pad;
@@ -456,10 +470,22 @@ static int plot(const report *R, int g, int p, FILE *h, FILE *md, const char *ou
         if (p != P_ACC_EPOCH && p != P_ACC_SAMPLES && p != P_BATCH && x0 > 0 && !logy)
             x0 = 0;
         ol__svg s;
-        if ((rc = ol__svg_begin(R->ctx, &s, 560, 340, fmin(x0, 0.0), x1, y0, y1, 0, logy)) < 0) {
+        if (logy) { /* whole decades: every tick labelled */
+            y0 = pow(10.0, floor(log10(y0) + 1e-9));
+            y1 = pow(10.0, ceil(log10(y1) - 1e-9));
+        }
+        const int legend = m <= 12 ? m : 0, lh = 17; /* below the plot: it never hides a curve */
+        if ((rc = ol__svg_begin(R->ctx, &s, 560, 340 + lh * legend + 6, fmin(x0, 0.0), x1, y0, y1, 0, logy)) < 0) {
             fprintf(stderr, "optimlab: %s\n", ol_ctx_errmsg(R->ctx));
         } else {
-            ol__svg_axes(&s, plot_info[p].title, plot_info[p].xlabel, plot_info[p].ylabel);
+            s.mb += lh * legend + 6;
+            ol__svg_axes(&s, plot_info[p].title, NULL, plot_info[p].ylabel);
+            ol__svg_text(&s, (s.ml + s.W - s.mr) / 2, s.H - s.mb + 40, "middle", 13, "#111", plot_info[p].xlabel);
+            for (int j = 0; j < legend; j++) {
+                double y = s.H - lh * (legend - j) + 4;
+                ol__svg_text(&s, s.ml, y, "start", 12, ol__svg_color(idx[j]), (idx[j] / 10) % 2 ? "- - -" : "\u2501\u2501\u2501");
+                ol__svg_text(&s, s.ml + 34, y, "start", 12, "#111", R->label[idx[j]]);
+            }
             for (int j = 0; j < m; j++) {
                 const char *col = ol__svg_color(idx[j]);
                 ol__svg_polyline(&s, xs[j], ys[j], ns[j], col, 1.8, (idx[j] / 10) % 2);
@@ -501,6 +527,7 @@ static const char *const css =
     "h1{font-size:22px;margin:0 0 6px}h2{font-size:17px;margin:26px 0 8px}p{margin:4px 0 10px;max-width:1100px}"
     "table{border-collapse:collapse;font-size:13px;background:white}"
     "th,td{border:1px solid #ccc;padding:4px 8px;white-space:nowrap}th{background:#eee;text-align:left}"
+    "td:first-child{white-space:normal;min-width:180px;max-width:340px}.wide{overflow-x:auto}"
     "td.n{text-align:right;font-variant-numeric:tabular-nums}tr.group td{background:#f0f4fa;font-weight:bold}"
     ".sw{display:inline-block;width:14px;height:4px;margin:0 6px 3px 0;vertical-align:middle}"
     ".plots{display:grid;grid-template-columns:repeat(auto-fill,minmax(420px,560px));gap:12px}"
