@@ -1,5 +1,6 @@
 /* Grid files of optimlab sweep (format in sweep.h), read with libyaml's
  * document API so every error names its line. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +19,8 @@ typedef struct {
 static int fail(parse *P, const yaml_node_t *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(parse *P, const yaml_node_t *n, const char *fmt, ...)
 {
-    int len = snprintf(P->err, P->cap, "%s:%zu: ", P->path, n ? n->start_mark.line + 1 : 1);
+    int len = n ? snprintf(P->err, P->cap, "%s:%zu: ", P->path, n->start_mark.line + 1)
+                : snprintf(P->err, P->cap, "%s: ", P->path);
     va_list ap;
     va_start(ap, fmt);
     if (len >= 0 && (size_t)len < P->cap)
@@ -341,7 +343,7 @@ int sweep_grid_load(const char *path, sweep_grid *g, char *err, size_t cap)
     memset(g, 0, sizeof *g);
     FILE *f = fopen(path, "rb");
     if (!f) {
-        snprintf(err, cap, "cannot open %s", path);
+        snprintf(err, cap, "cannot open %s: %s", path, strerror(errno));
         return -1;
     }
     yaml_parser_t ps;
