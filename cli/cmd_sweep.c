@@ -47,7 +47,7 @@ static const char *const sweep_usage =
     "\n"
     "example: optimlab sweep experiments/large-batch.yaml --jobs 2";
 
-enum { J_TODO, J_RUNNING, J_DONE, J_DIVERGED, J_FAILED, J_STOPPED };
+enum { J_TODO, J_RUNNING, J_DONE, J_DIVERGED, J_FAILED, J_STOPPED, J_LRFIND, J_COUNT };
 
 typedef struct {
     const sweep_conf *c;
@@ -55,7 +55,10 @@ typedef struct {
     char **args; /* train options of the configuration (without --out), NULL-terminated */
     int nargs;
     int resume;
+    int need_lr;  /* the grid's lr-find picks this run's lr */
+    char lr[64];  /* the lr it picked ("" = not yet) */
     long long total, step0, step; /* steps: in all, at the start of this sweep, now */
+    double batch;                 /* progress weighs steps by their samples */
     int state;
     pid_t pid;
 } sweep_job;
@@ -63,6 +66,8 @@ typedef struct {
 typedef struct {
     sweep_grid g;
     sweep_job *jobs;
+    char **lrf; /* the grid's lr-find options as arguments */
+    int nlrf;
     int threads_each;
     char err[1400];
 } sweep;
@@ -82,16 +87,46 @@ static int is_true(const char *s, int *out)
     return -1;
 }
 
-static int add_arg(sweep_job *j, const char *a)
+static int push(char ***arr, int *n, const char *a)
 {
-    char **na = realloc(j->args, (size_t)(j->nargs + 2) * sizeof *na);
+    char **na = realloc(*arr, (size_t)(*n + 2) * sizeof *na);
     if (!na)
         return -1;
-    j->args = na;
-    if (!(j->args[j->nargs] = strdup(a)))
+    *arr = na;
+    if (!(na[*n] = strdup(a)))
         return -1;
-    j->args[++j->nargs] = NULL;
+    na[++*n] = NULL;
     return 0;
+}
+
+static int add_arg(sweep_job *j, const char *a) { return push(&j->args, &j->nargs, a); }
+
+/* The grid's lr-find: options of lr-find's own table (the rest comes from each run). */
+static int lrfind_args(sweep *S)
+{
+    cli_values lv;
+    const cli_opt *const t[] = {cli_lrfind_opts, NULL};
+    cli_init(&lv, t);
+    int rc = 0;
+    for (int i = 0; i < S->g.lrfind.n && rc == 0; i++) {
+        const char *k = S->g.lrfind.kv[i].key, *val = S->g.lrfind.kv[i].val;
+        char opt[160];
+        snprintf(opt, sizeof opt, "--%.150s", k);
+        static const char *const sweep_keys[] = {"start-lr", "end-lr", "sweep-lrs", "sweep-per-decade", "sweep-steps", NULL};
+        int ok = 0;
+        for (int m = 0; sweep_keys[m] && !ok; m++)
+            ok = !strcmp(k, sweep_keys[m]);
+        if (!ok || cli_find(&lv, k) < 0) { /* the range test's options do not apply to --mode sweep */
+            snprintf(S->err, sizeof S->err, "lr-find: '%s' is not an option of the lr sweep (start-lr, end-lr, sweep-lrs, "
+                     "sweep-per-decade, sweep-steps)", k);
+            rc = -1;
+        } else if (*val && (push(&S->lrf, &S->nlrf, opt) < 0 || push(&S->lrf, &S->nlrf, val) < 0)) {
+            snprintf(S->err, sizeof S->err, "out of memory");
+            rc = -1;
+        }
+    }
+    cli_free(&lv);
+    return rc;
 }
 
 /* --key value pairs; flags appear when true; "" (null) leaves the default. */
@@ -177,6 +212,7 @@ static int check_conf(sweep *S, sweep_job *j)
             tp.lr_knee = bc.knee;
             tp.micro_batch_size = (int)bc.micro_batch;
             j->total = ol_train_count_steps(&tp, n);
+            j->batch = tp.batch_size;
             if (!cli_build_sched_run(&v, op.lr, &tp, n, j->total, &sp))
                 rc = 0;
             cli_free_sched(&sp);
@@ -308,6 +344,11 @@ static int classify(sweep *S, int dry)
             j->state = J_DIVERGED;
         else
             j->resume = run_has_checkpoint(j->dir);
+        log_path(S, j, "lr", path, sizeof path);
+        char *lr = j->need_lr ? read_small(path) : NULL;
+        if (lr && atof(lr) > 0)
+            snprintf(j->lr, sizeof j->lr, "%.*s", (int)strcspn(lr, "\n"), lr);
+        free(lr);
         run_progress(j->dir, &j->step0);
         if (j->state == J_DONE)
             j->step0 = j->total;
@@ -315,16 +356,20 @@ static int classify(sweep *S, int dry)
             j->step0 = 0;
         j->step = j->step0;
         if (dry)
-            printf("%-40s %s\n", j->c->name,
+            printf("%-40s %s%s%s\n", j->c->name,
                    j->state == J_DONE       ? "finished"
                    : j->state == J_DIVERGED ? "diverged before"
                    : j->resume              ? "to resume"
-                                            : "to run");
+                                            : "to run",
+                   j->state == J_TODO && !j->resume && j->need_lr ? (*j->lr ? ", lr chosen by lr-find: " : ", lr from lr-find") : "",
+                   j->state == J_TODO && !j->resume && j->need_lr ? j->lr : "");
     }
     return 0;
 }
 
 /* ---- SLURM ------------------------------------------------------------------ */
+
+static char **lrfind_argv(sweep *S, sweep_job *j, char *outp, char *threads);
 
 static int write_slurm(sweep *S, const char *grid_path)
 {
@@ -363,15 +408,40 @@ static int write_slurm(sweep *S, const char *grid_path)
             if (a + 1 < j->nargs)
                 fputc(' ', f);
         }
-        fputs(") ;;\n", f);
+        fputs(")", f);
+        char **lrf = j->need_lr ? lrfind_argv(S, j, NULL, NULL) : NULL;
+        if (lrf) {
+            fputs("; LRF=(", f);
+            for (int a = 2; lrf[a]; a++) {
+                sh_word(f, lrf[a]);
+                if (lrf[a + 1])
+                    fputc(' ', f);
+            }
+            fputs(")", f);
+        } else
+            fputs("; LRF=()", f);
+        free(lrf);
+        fputs(" ;;\n", f);
     }
     fputs("  *) echo \"no configuration $SLURM_ARRAY_TASK_ID\" >&2; exit 2 ;;\nesac\nRUN=\"$OUT/$NAME\"\n\n"
           "if grep -qs '\"type\":\"summary\"' \"$RUN/metrics.jsonl\"; then\n"
           "  echo \"$NAME: finished already\"; exit 0\nfi\n"
+          "export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}\n"
           "if ls \"$RUN\"/ckpt-*.safetensors >/dev/null 2>&1; then\n"
           "  ARGS=(--resume \"$RUN\")                    # requeued: continue from the newest checkpoint\n"
-          "else\n  ARGS+=(--out \"$RUN\" --overwrite)\nfi\n"
-          "export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}\n\n"
+          "else\n"
+          "  if [ ${#LRF[@]} -gt 0 ]; then            # the lr of lr-find --mode sweep, chosen once\n"
+          "    LOG=\"$OUT/logs/$NAME\"\n"
+          "    if [ ! -s \"$LOG.lr\" ]; then\n"
+          "      \"$OPTIMLAB\" lr-find \"${LRF[@]}\" --out \"$LOG.lrfind\" --threads \"$OMP_NUM_THREADS\" >\"$LOG.lrfind.log\" 2>&1 "
+          "|| exit $?\n"
+          "      sed -n 's/^best lr: \\([0-9][0-9.e+-]*\\).*/\\1/p' \"$LOG.lrfind.log\" >\"$LOG.lr\"\n"
+          "    fi\n"
+          "    LR=$(cat \"$LOG.lr\")\n"
+          "    [ -n \"$LR\" ] || { echo \"$NAME: lr-find found no lr (see $LOG.lrfind.log)\" >&2; exit 1; }\n"
+          "    ARGS+=(--lr \"$LR\")\n"
+          "  fi\n"
+          "  ARGS+=(--out \"$RUN\" --overwrite)\nfi\n\n"
           "# preemption or the time limit: optimlab checkpoints and exits with status 4, and the task is requeued\n"
           "trap 'kill -USR1 $PID 2>/dev/null' USR1 TERM\n"
           "\"$OPTIMLAB\" train \"${ARGS[@]}\" --threads \"$OMP_NUM_THREADS\" &\nPID=$!\n"
@@ -402,6 +472,8 @@ static void on_signal(int sig)
     signal(sig, SIG_DFL); /* a second signal ends the sweep at once (the runs still checkpoint) */
 }
 
+static pid_t spawn(char **argv, const char *logp);
+
 static pid_t launch(sweep *S, sweep_job *j)
 {
     char logp[4600], cmdp[4600], th[32];
@@ -414,7 +486,7 @@ static pid_t launch(sweep *S, sweep_job *j)
     }
     free(text);
     snprintf(th, sizeof th, "%d", S->threads_each);
-    const char *extra[8];
+    const char *extra[10];
     int ne = 0;
     if (j->resume) {
         extra[ne++] = "--resume";
@@ -423,6 +495,10 @@ static pid_t launch(sweep *S, sweep_job *j)
         extra[ne++] = "--out";
         extra[ne++] = j->dir;
         extra[ne++] = "--overwrite"; /* a start that never reached a checkpoint */
+        if (*j->lr) {
+            extra[ne++] = "--lr";
+            extra[ne++] = j->lr;
+        }
         if (!sweep_conf_get(j->c, "threads")) {
             extra[ne++] = "--threads";
             extra[ne++] = th;
@@ -440,11 +516,71 @@ static pid_t launch(sweep *S, sweep_job *j)
     for (int i = 0; i < ne; i++)
         argv[k++] = (char *)extra[i];
     argv[k] = NULL;
-    int fd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        free(argv);
-        return -1;
+    pid_t pid = spawn(argv, logp);
+    free(argv);
+    return pid;
+}
+
+/* The lr-find command of a run (words borrowed from j and S; free the array):
+ * its options but the distributed ones (lr-find has none), then the grid's
+ * lr-find options; --out and --threads when given. */
+static char **lrfind_argv(sweep *S, sweep_job *j, char *outp, char *threads)
+{
+    cli_values dv, tv;
+    const cli_opt *const dist[] = {cli_dist_opts, NULL};
+    cli_init(&dv, dist);
+    cli_init(&tv, cli_train_tables);
+    char **argv = calloc((size_t)(j->nargs + S->nlrf + 12), sizeof *argv);
+    if (argv) {
+        int k = 0;
+        argv[k++] = "optimlab";
+        argv[k++] = "lr-find";
+        argv[k++] = "--mode";
+        argv[k++] = "sweep";
+        for (int i = 0; i < j->nargs; i++) {
+            int t = cli_find(&tv, j->args[i] + 2), pair = t >= 0 && tv.opts[t]->kind != CLI_FLAG;
+            if (cli_find(&dv, j->args[i] + 2) < 0) {
+                argv[k++] = j->args[i];
+                if (pair)
+                    argv[k++] = j->args[i + 1];
+            }
+            i += pair;
+        }
+        for (int i = 0; i < S->nlrf; i++)
+            argv[k++] = S->lrf[i];
+        if (outp) {
+            argv[k++] = "--out";
+            argv[k++] = outp;
+        }
+        if (threads && !sweep_conf_get(j->c, "threads")) {
+            argv[k++] = "--threads";
+            argv[k++] = threads;
+        }
+        argv[k] = NULL;
     }
+    cli_free(&dv);
+    cli_free(&tv);
+    return argv;
+}
+
+static pid_t launch_lrfind(sweep *S, sweep_job *j)
+{
+    char logp[4600], outp[4600], th[32];
+    log_path(S, j, "lrfind.log", logp, sizeof logp);
+    log_path(S, j, "lrfind", outp, sizeof outp);
+    snprintf(th, sizeof th, "%d", S->threads_each);
+    char **argv = lrfind_argv(S, j, outp, th);
+    pid_t pid = argv ? spawn(argv, logp) : -1;
+    free(argv);
+    return pid;
+}
+
+/* Run argv (optimlab's own binary) in its own process group, output appended to logp. */
+static pid_t spawn(char **argv, const char *logp)
+{
+    int fd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -1;
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
@@ -458,7 +594,6 @@ static pid_t launch(sweep *S, sweep_job *j)
         _exit(127);
     }
     close(fd);
-    free(argv);
     return pid;
 }
 
@@ -473,30 +608,30 @@ static void fmt_dur(double s, char *b, size_t cap)
 
 static void progress_line(sweep *S, double t0, int tty)
 {
-    long long all = 0, done = 0, fresh = 0, fresh_total = 0;
-    int counts[6] = {0};
+    double all = 0, done = 0, fresh = 0, fresh_total = 0; /* in samples: a large-batch step is worth more */
+    int counts[J_COUNT] = {0};
     for (int i = 0; i < S->g.nconf; i++) {
         sweep_job *j = &S->jobs[i];
         if (j->state == J_RUNNING)
             run_progress(j->dir, &j->step);
-        long long s = j->state == J_DONE ? j->total : j->step;
-        all += j->total;
-        done += s < j->total ? s : j->total;
+        long long s = j->state == J_DONE || j->state == J_DIVERGED ? j->total : j->step < j->total ? j->step : j->total;
+        all += j->batch * (double)j->total;
+        done += j->batch * (double)s;
         if (j->state != J_DIVERGED) {
-            fresh += (s < j->total ? s : j->total) - j->step0;
-            fresh_total += j->total - j->step0;
+            fresh += j->batch * (double)(s - j->step0);
+            fresh_total += j->batch * (double)(j->total - j->step0);
         }
         counts[j->state]++;
     }
-    double el = ol_now() - t0, eta = fresh > 0 ? el * (double)(fresh_total - fresh) / (double)fresh : NAN;
+    double el = ol_now() - t0, eta = fresh > 0 ? el * (fresh_total - fresh) / fresh : NAN;
     char e1[32], e2[32] = "?";
     fmt_dur(el, e1, sizeof e1);
     if (isfinite(eta))
         fmt_dur(eta, e2, sizeof e2);
-    printf("%ssweep: %5.1f%% of %lld steps, runs: %d finished, %d running, %d to go%s%s, elapsed %s, eta %s%s",
-           tty ? "\r\033[K" : "", all ? 100.0 * (double)done / (double)all : 100.0, all, counts[J_DONE],
-           counts[J_RUNNING], counts[J_TODO], counts[J_FAILED] ? ", some failed" : "",
-           counts[J_DIVERGED] ? ", some diverged" : "", e1, e2, tty ? "" : "\n");
+    printf("%ssweep: %5.1f%% of the samples, runs: %d finished, %d running, %d to go%s%s, elapsed %s, eta %s%s",
+           tty ? "\r\033[K" : "", all > 0 ? 100.0 * done / all : 100.0, counts[J_DONE], counts[J_RUNNING] + counts[J_LRFIND],
+           counts[J_TODO], counts[J_FAILED] ? ", some failed" : "", counts[J_DIVERGED] ? ", some diverged" : "", e1, e2,
+           tty ? "" : "\n");
     fflush(stdout);
 }
 
@@ -517,6 +652,31 @@ static void reaped(sweep *S, sweep_job *j, int wst, int tty)
     printf("\n");
 }
 
+/* An lr-find ended: its best lr becomes the run's (OUT/logs/NAME.lr), or the run fails. */
+static void lrfind_done(sweep *S, sweep_job *j, int wst, int tty)
+{
+    char path[4600], *log;
+    log_path(S, j, "lrfind.log", path, sizeof path);
+    log = WIFEXITED(wst) && WEXITSTATUS(wst) == 0 ? read_small(path) : NULL;
+    const char *best = log ? strstr(log, "\nbest lr: ") : NULL;
+    double lr = best ? atof(best + 10) : 0.0;
+    j->pid = 0;
+    if (lr > 0 && isfinite(lr)) {
+        snprintf(j->lr, sizeof j->lr, "%.3g", lr);
+        char lrp[4600], text[80];
+        log_path(S, j, "lr", lrp, sizeof lrp);
+        snprintf(text, sizeof text, "%s\n", j->lr);
+        write_small(lrp, text);
+        j->state = J_TODO;
+        printf("%s%s: lr-find chose lr %s\n", tty ? "\r\033[K" : "", j->c->name, j->lr);
+    } else {
+        j->state = sweep_stop ? J_STOPPED : J_FAILED;
+        printf("%s%s: lr-find %s (see %s)\n", tty ? "\r\033[K" : "", j->c->name,
+               sweep_stop ? "stopped" : best ? "found no lr: every candidate diverged" : "failed", path);
+    }
+    free(log);
+}
+
 static int run_all(sweep *S, int jobs)
 {
     const int tty = isatty(STDOUT_FILENO);
@@ -529,37 +689,47 @@ static int run_all(sweep *S, int jobs)
     sigaction(SIGUSR1, &sa, NULL);
     const double t0 = ol_now();
     double last = 0;
-    int running = 0, forwarded = 0, next = 0, rc = OL_EXIT_OK;
+    int running = 0, forwarded = 0, rc = OL_EXIT_OK;
     for (;;) {
         if (sweep_stop && !forwarded) {
             for (int i = 0; i < S->g.nconf; i++)
-                if (S->jobs[i].state == J_RUNNING)
+                if (S->jobs[i].state == J_RUNNING || S->jobs[i].state == J_LRFIND)
                     kill(S->jobs[i].pid, SIGTERM);
             forwarded = 1;
         }
-        while (!sweep_stop && running < jobs && next < S->g.nconf) {
-            sweep_job *j = &S->jobs[next++];
+        int todo = 0;
+        for (int i = 0; i < S->g.nconf; i++) {
+            sweep_job *j = &S->jobs[i];
             if (j->state != J_TODO)
                 continue;
-            if ((j->pid = launch(S, j)) < 0) {
+            if (sweep_stop || running >= jobs) {
+                todo++;
+                continue;
+            }
+            const int lrfind = j->need_lr && !j->resume && !*j->lr;
+            if ((j->pid = lrfind ? launch_lrfind(S, j) : launch(S, j)) < 0) {
                 fprintf(stderr, "optimlab: cannot start run %s: %s\n", j->c->name, strerror(errno));
                 j->state = J_FAILED;
                 continue;
             }
             if (!tty)
-                printf("%s: %s\n", j->c->name, j->resume ? "resuming" : "starting");
-            j->state = J_RUNNING;
+                printf("%s: %s\n", j->c->name, lrfind ? "lr-find" : j->resume ? "resuming" : "starting");
+            j->state = lrfind ? J_LRFIND : J_RUNNING;
             running++;
         }
         int wst;
         pid_t pid;
         while ((pid = waitpid(-1, &wst, WNOHANG)) > 0)
             for (int i = 0; i < S->g.nconf; i++)
-                if (S->jobs[i].state == J_RUNNING && S->jobs[i].pid == pid) {
-                    reaped(S, &S->jobs[i], wst, tty);
+                if ((S->jobs[i].state == J_RUNNING || S->jobs[i].state == J_LRFIND) && S->jobs[i].pid == pid) {
+                    if (S->jobs[i].state == J_LRFIND)
+                        lrfind_done(S, &S->jobs[i], wst, tty);
+                    else
+                        reaped(S, &S->jobs[i], wst, tty);
                     running--;
+                    todo += S->jobs[i].state == J_TODO;
                 }
-        if (running == 0 && (sweep_stop || next >= S->g.nconf))
+        if (running == 0 && (sweep_stop || todo == 0))
             break;
         double now = ol_now();
         if (now - last >= (tty ? 1.0 : 30.0)) {
@@ -622,8 +792,11 @@ static int sweep_main(sweep *S, cli_values *v, const char *grid_path)
         sweep_job *j = &S->jobs[i];
         j->c = &S->g.conf[i];
         snprintf(j->dir, sizeof j->dir, "%s/%s", S->g.out, j->c->name);
+        j->need_lr = S->g.lr_find && !sweep_conf_get(j->c, "lr");
         bad = build_args(S, j, &tv) < 0 || check_conf(S, j) < 0;
     }
+    if (!bad && S->g.lr_find)
+        bad = lrfind_args(S) < 0;
     cli_free(&tv);
     if (bad) {
         char msg[1600];
@@ -722,6 +895,9 @@ int cmd_sweep(int argc, char **argv)
         free(S.jobs[i].args);
     }
     free(S.jobs);
+    for (int i = 0; i < S.nlrf; i++)
+        free(S.lrf[i]);
+    free(S.lrf);
     sweep_grid_free(&S.g);
     free(opts);
     cli_free(&v);

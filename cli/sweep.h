@@ -9,6 +9,10 @@
  *       batch-size: [128, 4096]
  *     runs:                      # each: the fixed options and these
  *       - {optimizer: lars, batch-size: 4096, name: lars-4096}
+ *     lr-find: {sweep-lrs: "0.01,0.1,1", sweep-steps: 100}   # optional: see below
+ *
+ * With lr-find (a mapping of lr-find options, or true), each run that sets
+ * no lr gets the best of `optimlab lr-find --mode sweep` on its configuration.
  *
  * Each configuration is named after the options whose values differ between
  * the configurations (batch-size=128,optimizer=sgd), unless it has a name. */
@@ -33,6 +37,8 @@ typedef struct {
     char group_by[128];
     sweep_conf *conf;
     int nconf;
+    int lr_find;        /* pick the lr of runs without one with lr-find --mode sweep */
+    sweep_conf lrfind;  /* its options (name unused) */
 } sweep_grid;
 
 /* Parse path and expand it into configurations, named. Returns 0, or -1 with

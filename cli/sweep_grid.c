@@ -310,8 +310,20 @@ static int read_top(parse *P, yaml_node_t *root, const char *path, sweep_grid *g
             snprintf(dst, cap, "%s", s);
             continue;
         }
+        if (key && !strcmp(key, "lr-find")) {
+            const char *s = scalar(v);
+            int on = s && (!strcmp(s, "true") || !strcmp(s, "yes"));
+            if (g->lr_find)
+                return fail(P, k, "duplicate key 'lr-find'");
+            if (s && !on && strcmp(s, "false") && strcmp(s, "no"))
+                return fail(P, v, "lr-find: expected true, false or a mapping of lr-find options");
+            if (!s && read_options(P, v, "lr-find", &g->lrfind, NULL, 0) < 0)
+                return -1;
+            g->lr_find = on || !s;
+            continue;
+        }
         if (!slot)
-            return fail(P, k, "unknown key '%s' (out, group-by, fixed, grid, runs)", key ? key : "?");
+            return fail(P, k, "unknown key '%s' (out, group-by, fixed, grid, runs, lr-find)", key ? key : "?");
         if (*slot)
             return fail(P, k, "duplicate key '%s'", key);
         *slot = v;
@@ -385,5 +397,6 @@ void sweep_grid_free(sweep_grid *g)
     for (int i = 0; i < g->nconf; i++)
         conf_free(&g->conf[i]);
     free(g->conf);
+    conf_free(&g->lrfind);
     memset(g, 0, sizeof *g);
 }

@@ -84,10 +84,29 @@ check "a task runs its configuration" grep -q '"type":"summary"' "$tmp/sl/${name
 (cd "$tmp" && SLURM_ARRAY_TASK_ID=3 bash "$s" >"$tmp/task.txt" 2>&1)
 check "a finished task exits at once" grep -q 'finished already' "$tmp/task.txt"
 
-# bad grid files: one line, exit 2, nothing run
+# lr-find: a run without an lr gets the best of an lr sweep, recorded in its config
+cat >"$tmp/lrf.yaml" <<YAML
+out: $tmp/lrf
+fixed: {model: mlp, widths: [32], dataset: synthetic, synthetic-size: 512, epochs: 1, optimizer: sgd}
+runs:
+  - {name: found}
+  - {name: given, lr: 0.05}
+lr-find: {sweep-lrs: "0.01,0.1", sweep-steps: 5}
+YAML
+"$bin" sweep "$tmp/lrf.yaml" --threads 1 >"$tmp/lrf.txt" 2>&1
+check "lr-find sweep exits 0" test $? -eq 0
+lr=$(cat "$tmp/lrf/logs/found.lr" 2>/dev/null)
+check "lr-find chose one of the candidates" grep -q -x -e 0.01 -e 0.1 "$tmp/lrf/logs/found.lr"
+check "the chosen lr is in the run's config" grep -q "\"lr\": \"$lr\"" "$tmp/lrf/found/config.json"
+check "a run with an lr keeps it" test ! -e "$tmp/lrf/logs/given.lr" -a -n "$(grep '"lr": "0.05"' "$tmp/lrf/given/config.json")"
+"$bin" sweep "$tmp/lrf.yaml" --slurm --out "$tmp/lrfsl" >/dev/null
+check "the SLURM script runs lr-find too" grep -q 'lr-find "${LRF\[@\]}"' "$tmp/lrfsl/sweep.sbatch"
+check "... and passes bash -n" bash -n "$tmp/lrfsl/sweep.sbatch"
+
+# bad grid files: one line, exit 2 (--dry-run: a grid that wrongly passed must not start a real run)
 bad() { # bad DESCRIPTION YAML EXPECTED-MESSAGE
   printf '%s\n' "$2" >"$tmp/bad.yaml"
-  "$bin" sweep "$tmp/bad.yaml" --out "$tmp/badout" >/dev/null 2>"$tmp/err.txt"
+  "$bin" sweep "$tmp/bad.yaml" --out "$tmp/badout" --dry-run >/dev/null 2>"$tmp/err.txt"
   local st=$?
   check "$1" test $st -eq 2 -a "$(wc -l <"$tmp/err.txt")" -eq 1 -a ! -e "$tmp/badout"
   grep -q -F -- "$3" "$tmp/err.txt" || { echo "FAIL $1: message: $(cat "$tmp/err.txt")"; fail=1; }
@@ -100,4 +119,5 @@ bad "a bad value" 'grid: {lr: [0.1, fast]}' "--lr: expected a number, got 'fast'
 bad "an unknown schedule" 'grid: {schedule: [cosine, cosinus]}' "unknown schedule 'cosinus'"
 bad "an unknown top-level key" 'grids: {lr: [0.1]}' "unknown key 'grids'"
 bad "out set per run" 'runs: [{out: x}]' "'out' is set by the sweep"
+bad "an unknown lr-find option" $'lr-find: {num-iter: 5}\nruns: [{lr: 0.1}]' "lr-find: 'num-iter' is not an option of the lr sweep"
 exit $fail
