@@ -398,14 +398,14 @@ static const struct {
 };
 
 /* x and y of run r in plot p (malloc'd; n points). */
-static int series(const run_data *r, int p, double **xo, double **yo)
+static int series(const run_data *r, int p, double unit, double **xo, double **yo)
 {
     int evals = p == P_ACC_EPOCH || p == P_ACC_SAMPLES;
     int n = evals ? r->nevals : r->nsteps, k = 0;
     double *x = malloc(sizeof(double) * (size_t)(n + 1)), *y = malloc(sizeof(double) * (size_t)(n + 1));
     if (!x || !y)
         exit(OL_EXIT_FAIL);
-    double per = p == P_ACC_SAMPLES || p == P_LOSS_SAMPLES ? r->n_train : 1.0;
+    double per = p == P_ACC_SAMPLES || p == P_LOSS_SAMPLES ? r->n_train / unit : 1.0;
     for (int i = 0; i < n; i++) {
         if (evals) {
             x[k] = r->evals[i].epoch * per;
@@ -428,12 +428,19 @@ static int series(const run_data *r, int p, double **xo, double **yo)
 /* One plot of the runs of group g, as an inline <svg> in h and a file beside the page. */
 static int plot(const report *R, int g, int p, FILE *h, FILE *md, const char *outdir)
 {
-    double *xs[256] = {0}, *ys[256] = {0};
+    double *xs[256] = {0}, *ys[256] = {0}, most = 0;
     int ns[256] = {0}, idx[256], m = 0;
+    for (int i = 0; i < R->n; i++) /* samples in thousands or millions: readable ticks */
+        if (R->group[i] == g && R->runs[i].epochs_reached * R->runs[i].n_train > most)
+            most = R->runs[i].epochs_reached * R->runs[i].n_train;
+    const double unit = most >= 1e8 ? 1e6 : most >= 1e5 ? 1e3 : 1.0;
+    char xlabel[64];
+    snprintf(xlabel, sizeof xlabel, "%s%s", plot_info[p].xlabel,
+             p != P_ACC_SAMPLES && p != P_LOSS_SAMPLES ? "" : unit == 1e6 ? " (millions)" : unit == 1e3 ? " (thousands)" : "");
     for (int i = 0; i < R->n && m < 256; i++)
         if (R->group[i] == g) {
             idx[m] = i;
-            ns[m] = series(&R->runs[i], p, &xs[m], &ys[m]);
+            ns[m] = series(&R->runs[i], p, unit, &xs[m], &ys[m]);
             m++;
         }
     double x0 = 0, x1 = 0, y0 = 0, y1 = 0, lo, hi;
@@ -480,7 +487,7 @@ static int plot(const report *R, int g, int p, FILE *h, FILE *md, const char *ou
         } else {
             s.mb += lh * legend + 6;
             ol__svg_axes(&s, plot_info[p].title, NULL, plot_info[p].ylabel);
-            ol__svg_text(&s, (s.ml + s.W - s.mr) / 2, s.H - s.mb + 40, "middle", 13, "#111", plot_info[p].xlabel);
+            ol__svg_text(&s, (s.ml + s.W - s.mr) / 2, s.H - s.mb + 40, "middle", 13, "#111", xlabel);
             for (int j = 0; j < legend; j++) {
                 double y = s.H - lh * (legend - j) + 4;
                 ol__svg_text(&s, s.ml, y, "start", 12, ol__svg_color(idx[j]), (idx[j] / 10) % 2 ? "- - -" : "\u2501\u2501\u2501");

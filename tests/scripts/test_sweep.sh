@@ -65,6 +65,21 @@ check "the killed run resumed from its checkpoint" grep -q '^resuming from .*ckp
 check "all four finished" test "$(cat "$out"/*/metrics.jsonl | grep -c '"type":"summary"')" -eq 4
 check "the report covers the grid" test "$(grep -c '<tr><td><span class="sw"' "$out/report/report.html")" -eq 4
 
+# SIGTERM to the sweep: its running run checkpoints and exits 4, so does the sweep; the rerun continues
+"$bin" sweep "$tmp/grid.yaml" --out "$tmp/term" --jobs 1 --threads 1 --no-report >"$tmp/term1.txt" 2>&1 & sweep=$!
+first=$tmp/term/${names[0]}
+for _ in $(seq 3000); do
+  ls "$first"/ckpt-*.safetensors >/dev/null 2>&1 && break
+  sleep 0.01
+done
+kill -TERM $sweep; wait $sweep; st=$?
+check "a stopped sweep exits 4" test $st -eq 4
+check "its run stopped with status 4" grep -qx 4 "$tmp/term/logs/${names[0]}.status"
+check "nothing else started" test ! -e "$tmp/term/${names[1]}"
+"$bin" sweep "$tmp/grid.yaml" --out "$tmp/term" --jobs 2 --threads 2 --no-report >"$tmp/term2.txt" 2>&1
+check "the rerun finishes the grid" test $? -eq 0 -a "$(cat "$tmp/term"/*/metrics.jsonl | grep -c '"type":"summary"')" -eq 4
+check "the stopped run resumed" grep -q '^resuming from .*ckpt-' "$tmp/term/logs/${names[0]}.log"
+
 # a grid whose fixed options changed does not reuse the runs
 sed 's/epochs: 3/epochs: 4/' "$tmp/grid.yaml" >"$tmp/grid2.yaml"
 "$bin" sweep "$tmp/grid2.yaml" >/dev/null 2>"$tmp/err.txt"
