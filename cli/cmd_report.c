@@ -425,6 +425,37 @@ static int series(const run_data *r, int p, double unit, double **xo, double **y
     return k;
 }
 
+/* The y range of plot p, and whether its axis is logarithmic (1). */
+static int y_scale(int p, double **ys, const int *ns, int m, double *y0, double *y1)
+{
+    double lo, hi;
+    /* losses and gradient norms span decades: log scale when all positive and they do */
+    int logy = (p == P_LOSS_EPOCH || p == P_LOSS_SAMPLES || p == P_GNORM) && *y0 > 0 && *y1 / *y0 > 20;
+    if (p == P_LR) { /* lrs of different magnitudes (SGD and Adam): log, down to 1e-4 of the largest */
+        double pmin = INFINITY;
+        for (int j = 0; j < m; j++)
+            if (ol__range(ys[j], ns[j], 1, &lo, &hi))
+                pmin = fmin(pmin, hi);
+        logy = isfinite(pmin) && pmin > 0 && *y1 / pmin > 20;
+        if (logy) {
+            *y0 = fmax(*y0, 1e-4 * *y1);
+            for (int j = 0; j < m; j++)
+                for (int k = 0; k < ns[j]; k++)
+                    if (!(ys[j][k] >= *y0))
+                        ys[j][k] = NAN; /* off the scale: the line stops there */
+        }
+    }
+    if (logy) { /* whole decades: every tick labelled */
+        *y0 = pow(10.0, floor(log10(*y0) + 1e-9));
+        *y1 = pow(10.0, ceil(log10(*y1) - 1e-9));
+    } else {
+        double pad = 0.05 * (*y1 - *y0);
+        *y0 = p == P_BATCH || p == P_LR ? fmin(0.0, *y0) : *y0 - pad;
+        *y1 += pad;
+    }
+    return logy;
+}
+
 /* One plot of the runs of group g, as an inline <svg> in h and a file beside the page. */
 static int plot(const report *R, int g, int p, FILE *h, FILE *md, const char *outdir)
 {
@@ -453,34 +484,8 @@ static int plot(const report *R, int g, int p, FILE *h, FILE *md, const char *ou
     }
     int rc = 0;
     if (anyx && anyy) {
-        /* losses and gradient norms span decades: log scale when all positive and they do */
-        int logy = (p == P_LOSS_EPOCH || p == P_LOSS_SAMPLES || p == P_GNORM) && y0 > 0 && y1 / y0 > 20;
-        if (p == P_LR) { /* lrs of different magnitudes (SGD and Adam): log, down to 1e-4 of the largest */
-            double pmin = INFINITY;
-            for (int j = 0; j < m; j++)
-                if (ol__range(ys[j], ns[j], 1, &lo, &hi))
-                    pmin = fmin(pmin, hi);
-            logy = isfinite(pmin) && pmin > 0 && y1 / pmin > 20;
-            if (logy) {
-                y0 = fmax(y0, 1e-4 * y1);
-                for (int j = 0; j < m; j++)
-                    for (int k = 0; k < ns[j]; k++)
-                        if (!(ys[j][k] >= y0))
-                            ys[j][k] = NAN; /* off the scale: the line stops there */
-            }
-        }
-        if (!logy) {
-            double pad = 0.05 * (y1 - y0);
-            y0 = p == P_BATCH || p == P_LR ? fmin(0.0, y0) : y0 - pad;
-            y1 += pad;
-        }
-        if (p != P_ACC_EPOCH && p != P_ACC_SAMPLES && p != P_BATCH && x0 > 0 && !logy)
-            x0 = 0;
+        int logy = y_scale(p, ys, ns, m, &y0, &y1);
         ol__svg s;
-        if (logy) { /* whole decades: every tick labelled */
-            y0 = pow(10.0, floor(log10(y0) + 1e-9));
-            y1 = pow(10.0, ceil(log10(y1) - 1e-9));
-        }
         const int legend = m <= 12 ? m : 0, lh = 17; /* below the plot: it never hides a curve */
         if ((rc = ol__svg_begin(R->ctx, &s, 560, 340 + lh * legend + 6, fmin(x0, 0.0), x1, y0, y1, 0, logy)) < 0) {
             fprintf(stderr, "optimlab: %s\n", ol_ctx_errmsg(R->ctx));
