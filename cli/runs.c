@@ -235,7 +235,7 @@ int run_load(const char *dir, run_data *r, char *err, size_t cap)
     while (len > 1 && r->dir[len - 1] == '/')
         r->dir[--len] = '\0';
     const char *slash = strrchr(r->dir, '/');
-    snprintf(r->name, sizeof r->name, "%s", slash ? slash + 1 : r->dir);
+    snprintf(r->name, sizeof r->name, "%.255s", slash ? slash + 1 : r->dir);
     if (!(r->config = load_config(r->dir, err, cap)))
         return -1;
     r->status = RUN_STOPPED;

@@ -279,7 +279,7 @@ static int name_runs(parse *P, sweep_grid *g)
             snprintf(name, sizeof name, "run");
         if (strlen(name) >= sizeof c->name - 1 || strlen(name) > 200)
             return fail(P, NULL, "run at line %d: its name '%.60s...' is too long: give it a name:", c->line, name);
-        snprintf(c->name, sizeof c->name, "%s", name);
+        snprintf(c->name, sizeof c->name, "%.255s", name);
     }
     for (int i = 0; i < g->nconf; i++)
         for (int j = 0; j < i; j++)
