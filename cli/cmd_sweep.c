@@ -45,7 +45,7 @@ static const char *const sweep_usage =
     "OUT/report/report.html compares them. Exit status: 0 every run finished (or diverged), 1 a run\n"
     "failed, 2 bad grid file or options, 4 stopped by a signal (the runs checkpointed; rerun to continue).\n"
     "\n"
-    "example: optimlab sweep experiments/large-batch.yaml --jobs 2";
+    "example: optimlab sweep experiments/example-mlp.yaml --jobs 2";
 
 enum { J_TODO, J_RUNNING, J_DONE, J_DIVERGED, J_FAILED, J_STOPPED, J_LRFIND, J_COUNT };
 

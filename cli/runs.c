@@ -242,6 +242,8 @@ int run_load(const char *dir, run_data *r, char *err, size_t cap)
     r->best_acc = r->final_acc = r->final_loss = r->elapsed = r->train_time = r->comm_bytes = NAN;
     loader L = {.r = r, .epoch_first = NAN};
     int bad = each_record(r->dir, add_record, &L);
+    if (bad < 0 && run_locked(r->dir))
+        bad = 0; /* just started: config.json written, nothing logged yet */
     if (bad < 0) {
         snprintf(err, cap, "%.900s is not a run directory (no readable metrics.jsonl)", r->dir);
         run_free(r);

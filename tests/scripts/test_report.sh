@@ -61,6 +61,16 @@ if command -v flock >/dev/null; then
   "$bin" report "$tmp/sgd" "$tmp/live" --out "$tmp/rep5" >/dev/null 2>&1
   check "a run in progress is shown as running" grep -q '<td>running</td>' "$tmp/rep5/report.html"
   kill $lockpid; wait $lockpid 2>/dev/null
+  # a run that has only started: config.json, no metrics.jsonl yet
+  mkdir "$tmp/start" && cp "$tmp/sgd/config.json" "$tmp/start/"
+  ( exec 9>"$tmp/start/.lock"; flock 9; exec sleep 60 ) >/dev/null 2>&1 & lockpid=$!
+  for _ in $(seq 50); do flock -n "$tmp/start/.lock" true 2>/dev/null || break; sleep 0.1; done
+  "$bin" report "$tmp/sgd" "$tmp/start" --out "$tmp/rep5b" >/dev/null 2>"$tmp/err.txt"
+  check "a run that just started is shown as running, no warning" \
+    test "$(grep -c '<td>running</td>' "$tmp/rep5b/report.html")" -eq 1 -a ! -s "$tmp/err.txt"
+  kill $lockpid; wait $lockpid 2>/dev/null
+  "$bin" report "$tmp/sgd" "$tmp/start" --out "$tmp/rep5c" >/dev/null 2>"$tmp/err.txt"
+  check "... and without its writer it is no run" grep -q 'start is not a run directory (no readable metrics.jsonl); skipped' "$tmp/err.txt"
 fi
 "$bin" report "$tmp/sgd" "$tmp/live" --out "$tmp/rep6" >/dev/null 2>&1
 check "an interrupted run is shown as stopped" grep -q '<td>stopped</td>' "$tmp/rep6/report.html"
