@@ -13,7 +13,7 @@
 #include "core/textbuf.h"
 #include "optimlab/lrfind.h"
 
-static const cli_opt lrfind_opts[] = {
+const cli_opt cli_lrfind_opts[] = {
     {"mode", CLI_VALUE, "range", "MODE", "LR finder",
      "range: one run with the lr growing every step; sweep: one short training per candidate lr"},
     {"start-lr", CLI_VALUE, "1e-7", "LR", "LR finder", "first lr of the range (sweep: first candidate)"},
@@ -61,7 +61,7 @@ static int write_csv(ol_ctx *ctx, const char *path, const char *header, const do
 
 int cmd_lrfind(int argc, char **argv)
 {
-    const cli_opt *const tables[] = {cli_model_opts, cli_data_opts,  cli_optim_opts, lrfind_opts,    cli_train_opts,
+    const cli_opt *const tables[] = {cli_model_opts, cli_data_opts,  cli_optim_opts, cli_lrfind_opts, cli_train_opts,
                                      cli_run_opts,   cli_sched_opts, cli_batch_opts, cli_config_opts, NULL};
     cli_values v;
     cli_init(&v, tables);

@@ -741,14 +741,15 @@ static int open_run_dir(train_job *j, const char *dir)
     return write_config(j->ctx, j->config, dir, j->err, sizeof j->err) < 0 ? OL_EXIT_FAIL : 0;
 }
 
+const cli_opt *const cli_train_tables[] = {cli_model_opts, cli_data_opts, cli_optim_opts, cli_sched_opts, cli_batch_opts,
+                                           cli_train_opts, cli_dist_opts, cli_run_opts,  cli_config_opts, NULL};
+
 int cmd_train(int argc, char **argv)
 {
-    const cli_opt *const tables[] = {cli_model_opts, cli_data_opts, cli_optim_opts, cli_sched_opts, cli_batch_opts,
-                                     cli_train_opts, cli_dist_opts, cli_run_opts,  cli_config_opts, NULL};
     train_job job, *j = &job;
     memset(j, 0, sizeof *j);
     j->lock_fd = -1;
-    cli_init(&j->v, tables);
+    cli_init(&j->v, cli_train_tables);
     int help = 0, rc = OL_EXIT_OK;
     const double t_cmd = ol_now();
     j->ctx = ol_ctx_new(0);

@@ -43,6 +43,8 @@ extern const cli_opt cli_config_opts[]; /* --config, --recipe */
 extern const cli_opt cli_train_opts[];
 extern const cli_opt cli_run_opts[]; /* threads, backend, seed */
 extern const cli_opt cli_dist_opts[];
+extern const cli_opt *const cli_train_tables[]; /* every option of train, NULL-terminated */
+extern const cli_opt cli_lrfind_opts[];         /* lr-find's own options */
 
 int cli_build_model(cli_values *v, ol_model_params *mp);
 /* --max-memory onto ctx (ol_ctx_set_memory_limit); -1 with v->err. */

@@ -6,6 +6,7 @@
 
 #include "common.h"
 #include "evalrun.h"
+#include "runs.h"
 
 /* Debian's OpenBLAS 0.3.21 falls back to its generic kernel on CPUs newer than
  * it knows, and picks its kernel when it is loaded, before main runs. Re-run
@@ -41,6 +42,8 @@ static const struct {
     {"plan-scaling", cmd_plan, "predict data-parallel scaling, PowerSGD and DiLoCo at cluster scale"},
     {"eval", cmd_eval, "loss and accuracy of a checkpoint on the train/test set (optimlab eval --help)"},
     {"landscape", cmd_landscape, "loss landscapes: interpolation, 2-D filter-normalized and PCA planes"},
+    {"report", cmd_report, "compare run directories: an HTML page with plots and a markdown table"},
+    {"sweep", cmd_sweep, "run a grid of configurations from a YAML file (optimlab sweep --help)"},
     {"version", cmd_version, "print the version and the compute kernels in use"},
 };
 

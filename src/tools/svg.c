@@ -266,6 +266,12 @@ const char *ol__svg_color(int i)
     return pal[((i % 10) + 10) % 10];
 }
 
+int ol__svg_end(ol_ctx *ctx, ol__svg *s)
+{
+    put(s, "</svg>\n");
+    return s->tb.failed ? ol__err(ctx, OL_ENOMEM, "out of memory drawing a plot") : OL_OK;
+}
+
 int ol__svg_save(ol_ctx *ctx, ol__svg *s, const char *path)
 {
     put(s, "</svg>\n");

@@ -43,6 +43,10 @@ void ol__svg_legend(ol__svg *s, const char *const *labels, const char *const *co
 const char *ol__svg_color(int i);
 /* Finish and write to path (temporary file + rename). */
 int ol__svg_save(ol_ctx *ctx, ol__svg *s, const char *path);
+/* Finish without writing (instead of ol__svg_save): s->tb.buf then holds the
+ * s->tb.len bytes of the document, to embed in a page; OL_ENOMEM when drawing
+ * ran out of memory. */
+int ol__svg_end(ol_ctx *ctx, ol__svg *s);
 /* Range of finite values; returns 0 when there are none. */
 int ol__range(const double *v, int n, int positive_only, double *lo, double *hi);
 

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# optimlab report on two short real runs: the table rows, the labels by the
+# option that differs, inline SVG plots, nothing external; and hostile input
+# (a directory that is not a run, malformed metrics and config, a run still
+# being written). Usage: test_report.sh path/to/optimlab
+set -uo pipefail
+bin=$1
+tmp=$(mktemp -d /tmp/optimlab-report-XXXXXX)
+trap 'kill $lockpid 2>/dev/null; rm -rf "$tmp"' EXIT
+lockpid=
+fail=0
+check() { # check DESCRIPTION COMMAND...
+  local what=$1; shift
+  if "$@"; then echo "ok   $what"; else echo "FAIL $what"; fail=1; fi
+}
+common=(--model mlp --widths 32 --dataset synthetic --synthetic-size 512 --epochs 2 --batch-size 64 --threads 1
+        --quiet --log-every 2)
+"$bin" train "${common[@]}" --optimizer sgd --out "$tmp/sgd" >/dev/null || { echo "FAIL train sgd"; exit 1; }
+"$bin" train "${common[@]}" --optimizer adamw --lr 1e-3 --out "$tmp/adamw" >/dev/null || { echo "FAIL train adamw"; exit 1; }
+
+"$bin" report "$tmp/sgd" "$tmp/adamw" --out "$tmp/rep" >"$tmp/out.txt" 2>"$tmp/err.txt"
+check "report exits 0" test $? -eq 0
+check "no warnings for good runs" test ! -s "$tmp/err.txt"
+h=$tmp/rep/report.html
+md=$tmp/rep/report.md
+check "report.html and report.md written" test -s "$h" -a -s "$md"
+check "two table rows in the page" test "$(grep -c '<tr><td><span class="sw"' "$h")" -eq 2
+check "runs labelled by the differing options" grep -q 'optimizer=sgd lr=0.1' "$h"
+check "second label" grep -q 'optimizer=adamw lr=1e-3' "$h"
+check "varying options listed" grep -q 'they differ in <code>optimizer</code>, <code>lr</code>' "$h"
+check "seven inline SVG plots" test "$(grep -c '<svg ' "$h")" -eq 7
+check "plots as files for the markdown" test -s "$tmp/rep/acc-epoch.svg" -a -s "$tmp/rep/grad-norm.svg"
+check "markdown table rows" test "$(grep -c '^| optimizer=' "$md")" -eq 2
+check "final accuracy cells" test "$(grep -c '[0-9]\.[0-9][0-9] %' "$md")" -ge 2
+# self-contained: the only URL is the SVG namespace name; no scripts, links or images to fetch
+check "no external URLs" test -z "$(grep -o 'https\?://[^"]*' "$h" | grep -v '^http://www.w3.org/2000/svg$')"
+check "no scripts, sources or links" test -z "$(grep -Eio '<script|src=|href=|@import|url\(' "$h")"
+
+# hostile input
+mkdir -p "$tmp/notrun"
+"$bin" report "$tmp/sgd" "$tmp/notrun" "$tmp/missing" --out "$tmp/rep2" >/dev/null 2>"$tmp/err.txt"
+check "non-run directories skipped: exit 0" test $? -eq 0
+check "one warning line each" test "$(grep -c '^optimlab: warning: .*skipped$' "$tmp/err.txt")" -eq 2
+"$bin" report "$tmp/notrun" "$tmp/missing" --out "$tmp/rep3" >/dev/null 2>"$tmp/err.txt"
+check "no run at all: exit 2, one line" test $? -eq 2 -a "$(grep -vc warning "$tmp/err.txt")" -eq 1
+check "nothing written without runs" test ! -e "$tmp/rep3/report.html"
+cp -r "$tmp/adamw" "$tmp/bad"
+printf '{"type":"step","step":\nnot json\n[1,2]\n{"type":"epoch","step":99,"epo' >>"$tmp/bad/metrics.jsonl"
+cp -r "$tmp/sgd" "$tmp/badcfg" && echo '{"model": ' >"$tmp/badcfg/config.json"
+"$bin" report "$tmp/sgd" "$tmp/bad" "$tmp/badcfg" --out "$tmp/rep4" >/dev/null 2>"$tmp/err.txt"
+check "malformed lines skipped: exit 0" test $? -eq 0
+check "malformed lines counted" grep -q 'bad/metrics.jsonl: 3 malformed or mismatched lines skipped' "$tmp/err.txt"
+check "malformed config.json skipped" grep -q 'badcfg/config.json:[0-9]*: malformed config.json' "$tmp/err.txt"
+check "the damaged run is still reported" test "$(grep -c '<tr><td><span class="sw"' "$tmp/rep4/report.html")" -eq 2
+# a run being written: no summary yet, its lock held
+cp -r "$tmp/sgd" "$tmp/live" && grep -v '"type":"summary"' "$tmp/sgd/metrics.jsonl" >"$tmp/live/metrics.jsonl"
+if command -v flock >/dev/null; then
+  # the lock holder is the process itself (exec): killing it releases the lock
+  ( exec 9>"$tmp/live/.lock"; flock 9; exec sleep 60 ) >/dev/null 2>&1 & lockpid=$!
+  for _ in $(seq 50); do flock -n "$tmp/live/.lock" true 2>/dev/null || break; sleep 0.1; done
+  "$bin" report "$tmp/sgd" "$tmp/live" --out "$tmp/rep5" >/dev/null 2>&1
+  check "a run in progress is shown as running" grep -q '<td>running</td>' "$tmp/rep5/report.html"
+  kill $lockpid; wait $lockpid 2>/dev/null
+  # a run that has only started: config.json, no metrics.jsonl yet
+  mkdir "$tmp/start" && cp "$tmp/sgd/config.json" "$tmp/start/"
+  ( exec 9>"$tmp/start/.lock"; flock 9; exec sleep 60 ) >/dev/null 2>&1 & lockpid=$!
+  for _ in $(seq 50); do flock -n "$tmp/start/.lock" true 2>/dev/null || break; sleep 0.1; done
+  "$bin" report "$tmp/sgd" "$tmp/start" --out "$tmp/rep5b" >/dev/null 2>"$tmp/err.txt"
+  check "a run that just started is shown as running, no warning" \
+    test "$(grep -c '<td>running</td>' "$tmp/rep5b/report.html")" -eq 1 -a ! -s "$tmp/err.txt"
+  kill $lockpid; wait $lockpid 2>/dev/null
+  "$bin" report "$tmp/sgd" "$tmp/start" --out "$tmp/rep5c" >/dev/null 2>"$tmp/err.txt"
+  check "... and without its writer it is no run" grep -q 'start is not a run directory (no readable metrics.jsonl); skipped' "$tmp/err.txt"
+fi
+"$bin" report "$tmp/sgd" "$tmp/live" --out "$tmp/rep6" >/dev/null 2>&1
+check "an interrupted run is shown as stopped" grep -q '<td>stopped</td>' "$tmp/rep6/report.html"
+"$bin" report "$tmp/sgd" "$tmp/adamw" --group-by optimizer --out "$tmp/rep7" >/dev/null
+check "--group-by: a section per value" test "$(grep -c '<h2>optimizer = ' "$tmp/rep7/report.html")" -eq 2
+"$bin" report "$tmp/sgd" --group-by nosuchoption --out "$tmp/rep8" >/dev/null 2>"$tmp/err.txt"
+check "--group-by an unknown key: exit 2" test $? -eq 2 -a "$(wc -l <"$tmp/err.txt")" -eq 1
+"$bin" report "$tmp/sgd" >/dev/null 2>"$tmp/err.txt"
+check "missing --out: exit 2" test $? -eq 2
+exit $fail

@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# optimlab sweep on a 2x2 grid of tiny runs: names, --dry-run, one run killed
+# (SIGKILL) mid-way, then the sweep again: finished runs skipped, the killed
+# one resumed from its checkpoint; a changed grid refused; the SLURM script
+# passes bash -n and runs a task; bad grid files exit 2 with one line.
+# Usage: test_sweep.sh path/to/optimlab
+set -uo pipefail
+bin=$1
+tmp=$(mktemp -d /tmp/optimlab-sweep-XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+fail=0
+check() { # check DESCRIPTION COMMAND...
+  local what=$1; shift
+  if "$@"; then echo "ok   $what"; else echo "FAIL $what"; fail=1; fi
+}
+cat >"$tmp/grid.yaml" <<YAML
+out: $tmp/out
+fixed:
+  model: mlp
+  widths: [256, 256]
+  dataset: synthetic
+  synthetic-size: 8192
+  epochs: 3
+  checkpoint-every: 20
+  log-every: 10
+grid:
+  optimizer: [sgd, adamw]
+  batch-size: [32, 64]
+YAML
+out=$tmp/out
+names=("optimizer=sgd,batch-size=32" "optimizer=sgd,batch-size=64" "optimizer=adamw,batch-size=32"
+       "optimizer=adamw,batch-size=64")
+
+"$bin" sweep "$tmp/grid.yaml" --dry-run >"$tmp/dry.txt"
+check "--dry-run exits 0" test $? -eq 0
+check "--dry-run lists the four runs by their varying options" \
+  test "$(grep -c -F -e "${names[0]}" -e "${names[1]}" -e "${names[2]}" -e "${names[3]}" "$tmp/dry.txt")" -eq 8
+check "--dry-run runs nothing" test ! -e "$out"
+
+# the sweep, one run at a time; the first run is killed (SIGKILL) once it has a checkpoint
+"$bin" sweep "$tmp/grid.yaml" --jobs 1 --threads 1 --no-report >"$tmp/sweep1.txt" 2>&1 & sweep=$!
+victim=$out/${names[0]}
+killed=0
+for _ in $(seq 3000); do
+  if ls "$victim"/ckpt-*.safetensors >/dev/null 2>&1 && [ -s "$victim/.lock" ]; then
+    kill -9 "$(cat "$victim/.lock")" && killed=1
+    break
+  fi
+  sleep 0.01
+done
+wait $sweep; st=$?
+check "a run was killed mid-way" test $killed -eq 1
+check "the killed run has no summary" test "$(grep -c '"type":"summary"' "$victim/metrics.jsonl")" -eq 0
+check "the sweep reports the failure (exit 1)" test $st -eq 1
+check "the other three finished" test "$(cat "$out"/*/metrics.jsonl | grep -c '"type":"summary"')" -eq 3
+for n in "${names[@]:1}"; do cp "$out/$n/metrics.jsonl" "$tmp/$n.before"; done
+
+"$bin" sweep "$tmp/grid.yaml" --jobs 2 --threads 2 >"$tmp/sweep2.txt" 2>&1
+check "the second sweep exits 0" test $? -eq 0
+check "finished runs skipped" grep -q '(3 finished or diverged before: skipped)' "$tmp/sweep2.txt"
+check "only the killed run ran" test "$(grep -c ': finished$' "$tmp/sweep2.txt")" -eq 1
+untouched() { for n in "${names[@]:1}"; do cmp -s "$tmp/$n.before" "$out/$n/metrics.jsonl" || return 1; done; }
+check "finished runs untouched" untouched
+check "the killed run resumed from its checkpoint" grep -q '^resuming from .*ckpt-' "$out/logs/${names[0]}.log"
+check "all four finished" test "$(cat "$out"/*/metrics.jsonl | grep -c '"type":"summary"')" -eq 4
+check "the report covers the grid" test "$(grep -c '<tr><td><span class="sw"' "$out/report/report.html")" -eq 4
+
+# SIGTERM to the sweep: its running run checkpoints and exits 4, so does the sweep; the rerun continues
+"$bin" sweep "$tmp/grid.yaml" --out "$tmp/term" --jobs 1 --threads 1 --no-report >"$tmp/term1.txt" 2>&1 & sweep=$!
+first=$tmp/term/${names[0]}
+for _ in $(seq 3000); do
+  ls "$first"/ckpt-*.safetensors >/dev/null 2>&1 && break
+  sleep 0.01
+done
+kill -TERM $sweep; wait $sweep; st=$?
+check "a stopped sweep exits 4" test $st -eq 4
+check "its run stopped with status 4" grep -qx 4 "$tmp/term/logs/${names[0]}.status"
+check "nothing else started" test ! -e "$tmp/term/${names[1]}"
+"$bin" sweep "$tmp/grid.yaml" --out "$tmp/term" --jobs 2 --threads 2 --no-report >"$tmp/term2.txt" 2>&1
+check "the rerun finishes the grid" test $? -eq 0 -a "$(cat "$tmp/term"/*/metrics.jsonl | grep -c '"type":"summary"')" -eq 4
+check "the stopped run resumed" grep -q '^resuming from .*ckpt-' "$tmp/term/logs/${names[0]}.log"
+
+# a grid whose fixed options changed does not reuse the runs
+sed 's/epochs: 3/epochs: 4/' "$tmp/grid.yaml" >"$tmp/grid2.yaml"
+"$bin" sweep "$tmp/grid2.yaml" >/dev/null 2>"$tmp/err.txt"
+check "changed options refused (exit 2, one line)" test $? -eq 2 -a "$(wc -l <"$tmp/err.txt")" -eq 1
+check "... naming the run" grep -q 'was started with other options' "$tmp/err.txt"
+
+# SLURM: a job array, requeue-safe
+"$bin" sweep "$tmp/grid.yaml" --slurm --out "$tmp/sl" >/dev/null
+s=$tmp/sl/sweep.sbatch
+check "--slurm writes the script" test -s "$s"
+check "it passes bash -n" bash -n "$s"
+check "one array task per configuration" grep -q '^#SBATCH --array=0-3$' "$s"
+check "requeue on exit status 4" grep -q 'scontrol requeue' "$s"
+check "it resumes from a checkpoint" grep -q -- '--resume "$RUN"' "$s"
+(cd "$tmp" && SLURM_ARRAY_TASK_ID=3 SLURM_CPUS_PER_TASK=1 bash "$s" >"$tmp/task.txt" 2>&1)
+check "a task runs its configuration" grep -q '"type":"summary"' "$tmp/sl/${names[3]}/metrics.jsonl"
+(cd "$tmp" && SLURM_ARRAY_TASK_ID=3 bash "$s" >"$tmp/task.txt" 2>&1)
+check "a finished task exits at once" grep -q 'finished already' "$tmp/task.txt"
+
+# lr-find: a run without an lr gets the best of an lr sweep, recorded in its config
+cat >"$tmp/lrf.yaml" <<YAML
+out: $tmp/lrf
+fixed: {model: mlp, widths: [32], dataset: synthetic, synthetic-size: 512, epochs: 1, optimizer: sgd}
+runs:
+  - {name: found}
+  - {name: given, lr: 0.05}
+lr-find: {sweep-lrs: "0.01,0.1", sweep-steps: 5}
+YAML
+"$bin" sweep "$tmp/lrf.yaml" --threads 1 >"$tmp/lrf.txt" 2>&1
+check "lr-find sweep exits 0" test $? -eq 0
+lr=$(cat "$tmp/lrf/logs/found.lr" 2>/dev/null)
+check "lr-find chose one of the candidates" grep -q -x -e 0.01 -e 0.1 "$tmp/lrf/logs/found.lr"
+check "the chosen lr is in the run's config" grep -q "\"lr\": \"$lr\"" "$tmp/lrf/found/config.json"
+check "a run with an lr keeps it" test ! -e "$tmp/lrf/logs/given.lr" -a -n "$(grep '"lr": "0.05"' "$tmp/lrf/given/config.json")"
+"$bin" sweep "$tmp/lrf.yaml" --slurm --out "$tmp/lrfsl" >/dev/null
+check "the SLURM script runs lr-find too" grep -q 'lr-find "${LRF\[@\]}"' "$tmp/lrfsl/sweep.sbatch"
+check "... and passes bash -n" bash -n "$tmp/lrfsl/sweep.sbatch"
+
+# bad grid files: one line, exit 2 (--dry-run: a grid that wrongly passed must not start a real run)
+bad() { # bad DESCRIPTION YAML EXPECTED-MESSAGE
+  printf '%s\n' "$2" >"$tmp/bad.yaml"
+  "$bin" sweep "$tmp/bad.yaml" --out "$tmp/badout" --dry-run >/dev/null 2>"$tmp/err.txt"
+  local st=$?
+  check "$1" test $st -eq 2 -a "$(wc -l <"$tmp/err.txt")" -eq 1 -a ! -e "$tmp/badout"
+  grep -q -F -- "$3" "$tmp/err.txt" || { echo "FAIL $1: message: $(cat "$tmp/err.txt")"; fail=1; }
+}
+bad "bad YAML" 'grid: {lr: [0.1, 0.2}' "bad.yaml:1: did not find expected"
+bad "unknown option" 'grid: {optimiser: [sgd, adamw]}' "unknown option 'optimiser'"
+bad "empty list" 'grid: {lr: []}' "the list of 'lr' is empty"
+bad "duplicate run names" $'runs:\n  - {lr: 0.1}\n  - {lr: 0.1}' "two runs are named 'run'"
+bad "a bad value" 'grid: {lr: [0.1, fast]}' "--lr: expected a number, got 'fast'"
+bad "an unknown schedule" 'grid: {schedule: [cosine, cosinus]}' "unknown schedule 'cosinus'"
+bad "an unknown top-level key" 'grids: {lr: [0.1]}' "unknown key 'grids'"
+bad "out set per run" 'runs: [{out: x}]' "'out' is set by the sweep"
+bad "an unknown lr-find option" $'lr-find: {num-iter: 5}\nruns: [{lr: 0.1}]' "lr-find: 'num-iter' is not an option of the lr sweep"
+exit $fail
