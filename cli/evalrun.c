@@ -55,10 +55,18 @@ static int apply_run_config(json_t *o, cli_values *v, int *batch, char *err, siz
 {
     const char *key;
     json_t *val;
+    const json_t *resolved = json_object_get(o, "resolved");
     json_object_foreach(o, key, val)
     {
         const char *sv = json_text(val);
-        if (cli_find(v, key) >= 0 && sv && cli_set(v, key, sv, 2) < 0) {
+        const int i = cli_find(v, key);
+        int from_default = 0; /* resolved from a default: it stays one (options that do not apply stay unset) */
+        for (size_t k = 0; k < json_array_size(resolved); k++)
+            from_default |= json_is_string(json_array_get(resolved, k)) &&
+                            strcmp(json_string_value(json_array_get(resolved, k)), key) == 0;
+        if (i < 0 || !sv || from_default || strcmp(sv, v->opts[i]->def ? v->opts[i]->def : "") == 0)
+            continue;
+        if (cli_set(v, key, sv, 2) < 0) {
             snprintf(err, cap, "stored configuration: bad value for '%.100s'", key);
             return -1;
         }
@@ -82,13 +90,14 @@ static int load_run_data(ol_ctx *ctx, cli_run *r, json_t *cfg, const char *data_
         rc = -1;
     if (rc == 0 && *data_dir)
         cli_set(&v, "data-dir", data_dir, 1);
-    if (rc == 0 && cli_load_data(ctx, &v, &r->data, err, cap) < 0)
+    int exit_code = OL_EXIT_USAGE;
+    if (rc == 0 && (exit_code = cli_load_data(ctx, &v, &r->data, err, cap)) != OL_EXIT_OK)
         rc = -1;
     if (rc == 0)
         snprintf(r->dataset, sizeof r->dataset, "%s", cli_str(&v, "dataset"));
     cli_free(&v);
     if (rc < 0)
-        return OL_EXIT_USAGE;
+        return exit_code;
     /* subsets after the statistics: the run's normalisation whatever the subset */
     ol_dataset *sets[3] = {&r->data.train, &r->data.test, &r->data.real_test};
     int64_t keep[3] = {ntrain, ntest, ntest};
