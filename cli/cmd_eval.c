@@ -54,25 +54,6 @@ static int parse_sets(const char *list, int want[3], char *err, size_t cap)
     return 0;
 }
 
-static int write_atomic(const char *path, const char *text, char *err, size_t cap)
-{
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        snprintf(err, cap, "cannot write %.900s: %s", tmp, strerror(errno));
-        return -1;
-    }
-    int bad = fputs(text, f) == EOF || fputc('\n', f) == EOF;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        snprintf(err, cap, "cannot write %.900s: %s", path, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
-}
-
 typedef struct {
     long long ntrain, ntest, batch, threads;
     int want[3];
@@ -200,7 +181,11 @@ int cmd_eval(int argc, char **argv)
         rc = cli_fail(OL_EXIT_FAIL, "out of memory");
         goto done;
     }
-    if (*cli_str(&v, "out") && write_atomic(cli_str(&v, "out"), text, err, sizeof err) < 0)
+    size_t tlen = strlen(text);
+    text[tlen] = '\n'; /* json_dumps' terminator: the file ends with a newline */
+    int wrote = !*cli_str(&v, "out") || cli_write_file(ctx, cli_str(&v, "out"), text, tlen + 1, err, sizeof err) == 0;
+    text[tlen] = '\0';
+    if (!wrote)
         rc = cli_fail(OL_EXIT_FAIL, err);
     else if (cli_flag(&v, "json"))
         printf("%s\n", text);

@@ -514,13 +514,9 @@ static int plot(const report *R, int g, int p, FILE *h, FILE *md, const char *ou
             if ((rc = ol__svg_end(R->ctx, &s)) >= 0) {
                 fwrite(s.tb.buf, 1, s.tb.len, h);
                 snprintf(path, sizeof path, "%s/%s", outdir, fname);
-                FILE *f = fopen(path, "w");
-                if (!f || fwrite(s.tb.buf, 1, s.tb.len, f) != s.tb.len)
-                    rc = -1;
-                if (f && fclose(f) != 0)
-                    rc = -1;
-                if (rc < 0)
-                    fprintf(stderr, "optimlab: cannot write %s: %s\n", path, strerror(errno));
+                char err[1024];
+                if ((rc = cli_write_file(R->ctx, path, s.tb.buf, s.tb.len, err, sizeof err)) < 0)
+                    fprintf(stderr, "optimlab: %s\n", err);
                 fprintf(md, "![%s vs %s](%s)\n", plot_info[p].title, plot_info[p].xlabel, fname);
             } else
                 fprintf(stderr, "optimlab: %s\n", ol_ctx_errmsg(R->ctx));
@@ -548,18 +544,15 @@ static const char *const css =
 
 static int write_page(report *R, const char *outdir, const char *title, const char *warnings)
 {
-    char hp[4200], mp[4200], htmp[4300], mtmp[4300];
+    char hp[4200], mp[4200], err[1024];
     snprintf(hp, sizeof hp, "%s/report.html", outdir);
     snprintf(mp, sizeof mp, "%s/report.md", outdir);
-    snprintf(htmp, sizeof htmp, "%s.tmp", hp);
-    snprintf(mtmp, sizeof mtmp, "%s.tmp", mp);
-    FILE *h = fopen(htmp, "w"), *md = fopen(mtmp, "w");
+    cli_memfile hm, mm;
+    FILE *h = cli_memfile_open(&hm), *md = cli_memfile_open(&mm);
     if (!h || !md) {
-        fprintf(stderr, "optimlab: cannot write in %s: %s\n", outdir, strerror(errno));
-        if (h)
-            fclose(h);
-        if (md)
-            fclose(md);
+        cli_memfile_discard(&hm);
+        cli_memfile_discard(&mm);
+        fprintf(stderr, "optimlab: out of memory writing the report\n");
         return OL_EXIT_FAIL;
     }
     fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>", h);
@@ -608,33 +601,17 @@ static int write_page(report *R, const char *outdir, const char *title, const ch
     }
     fputs("\n", md);
     fputs("<p>Written by optimlab report " OL_VERSION_STRING ".</p>\n</body></html>\n", h);
-    int bad = ferror(h) || ferror(md);
-    bad |= fclose(h) != 0;
-    bad |= fclose(md) != 0;
-    if (rc || bad || rename(htmp, hp) != 0 || rename(mtmp, mp) != 0) {
-        if (!rc)
-            fprintf(stderr, "optimlab: cannot write %s: %s\n", hp, strerror(errno));
-        unlink(htmp);
-        unlink(mtmp);
+    if (rc) { /* a plot failed (said): write neither page */
+        cli_memfile_discard(&hm);
+        cli_memfile_discard(&mm);
+        return OL_EXIT_FAIL;
+    }
+    if (cli_memfile_save(&hm, hp, err, sizeof err) < 0 || cli_memfile_save(&mm, mp, err, sizeof err) < 0) {
+        fprintf(stderr, "optimlab: %s\n", err);
+        cli_memfile_discard(&mm);
         return OL_EXIT_FAIL;
     }
     return 0;
-}
-
-static int make_dir(const char *dir)
-{
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s", dir);
-    for (char *p = tmp + 1;; p++)
-        if (*p == '/' || *p == '\0') {
-            char c = *p;
-            *p = '\0';
-            if (mkdir(tmp, 0777) != 0 && errno != EEXIST)
-                return -1;
-            *p = c;
-            if (!c)
-                return 0;
-        }
 }
 
 static int report_render(const char *const *dirs, int ndirs, const char *group_by, const char *outdir,
@@ -666,11 +643,10 @@ static int report_render(const char *const *dirs, int ndirs, const char *group_b
         snprintf(err, sizeof err, "--group-by: '%.200s' is not an option in %.800s/config.json", R.group_by,
                  R.runs[0].dir);
         rc = cli_fail(OL_EXIT_USAGE, err);
-    } else if (make_dir(outdir) != 0) {
-        snprintf(err, sizeof err, "cannot create %.900s: %s", outdir, strerror(errno));
-        rc = cli_fail(OL_EXIT_FAIL, err);
     } else if (!(R.ctx = ol_ctx_new(0))) {
         rc = cli_fail(OL_EXIT_FAIL, "out of memory");
+    } else if (cli_mkdir_p(R.ctx, outdir, err, sizeof err) != 0) {
+        rc = cli_fail(OL_EXIT_FAIL, err);
     } else {
         make_groups(&R);
         R.nkeys = varying(&R, -1, NULL, &R.keys);

@@ -228,22 +228,6 @@ static int check_conf(sweep *S, sweep_job *j)
 
 /* ---- files ----------------------------------------------------------------- */
 
-static int make_dirs(const char *dir)
-{
-    char tmp[4400];
-    snprintf(tmp, sizeof tmp, "%s", dir);
-    for (char *p = tmp + 1;; p++)
-        if (*p == '/' || *p == '\0') {
-            char c = *p;
-            *p = '\0';
-            if (mkdir(tmp, 0777) != 0 && errno != EEXIST)
-                return -1;
-            *p = c;
-            if (!c)
-                return 0;
-        }
-}
-
 /* Shell words: plain ones as they are, others single-quoted. */
 static void sh_word(FILE *f, const char *s)
 {
@@ -299,18 +283,12 @@ static char *read_small(const char *path)
 
 static int write_small(const char *path, const char *text)
 {
-    char tmp[4700];
-    snprintf(tmp, sizeof tmp, "%.4600s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return -1;
-    int bad = fputs(text, f) == EOF;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
+    cli_memfile m;
+    FILE *f = cli_memfile_open(&m);
+    if (f)
+        fputs(text, f);
+    char err[64];
+    return cli_memfile_save(&m, path, err, sizeof err);
 }
 
 /* What to do with each run; refuses a run started with other options, or one in use. */
@@ -822,10 +800,13 @@ static int sweep_main(sweep *S, cli_values *v, const char *grid_path)
     }
     char logs[4200];
     snprintf(logs, sizeof logs, "%s/logs", S->g.out);
-    if (make_dirs(logs) < 0) {
-        snprintf(S->err, sizeof S->err, "cannot create %.900s: %s", logs, strerror(errno));
+    ol_ctx *fctx = ol_ctx_new(1);
+    int made = fctx && cli_mkdir_p(fctx, logs, S->err, sizeof S->err) == 0;
+    if (!fctx)
+        snprintf(S->err, sizeof S->err, "out of memory");
+    ol_ctx_free(fctx);
+    if (!made)
         return cli_fail(OL_EXIT_FAIL, S->err);
-    }
     if (cli_flag(v, "slurm")) {
         int rc = write_slurm(S, grid_path);
         return rc ? cli_fail(rc, S->err) : rc;

@@ -76,3 +76,38 @@ int cli_write_file(ol_ctx *ctx, const char *path, const char *text, size_t len, 
 {
     return fs_result(ctx, ol__write_file_atomic(ctx, path, text, len), err, cap);
 }
+
+FILE *cli_memfile_open(cli_memfile *m)
+{
+    m->buf = NULL;
+    m->len = 0;
+    m->f = open_memstream(&m->buf, &m->len);
+    return m->f;
+}
+
+void cli_memfile_discard(cli_memfile *m)
+{
+    if (m->f)
+        fclose(m->f);
+    m->f = NULL;
+    free(m->buf);
+    m->buf = NULL;
+}
+
+int cli_memfile_save(cli_memfile *m, const char *path, char *err, size_t cap)
+{
+    int bad = !m->f || ferror(m->f);
+    if (m->f && fclose(m->f) != 0)
+        bad = 1;
+    m->f = NULL;
+    ol_ctx *ctx = bad ? NULL : ol_ctx_new(1);
+    int rc = -1;
+    if (bad || !ctx)
+        snprintf(err, cap, "out of memory composing %.900s", path);
+    else
+        rc = cli_write_file(ctx, path, m->buf ? m->buf : "", m->len, err, cap);
+    ol_ctx_free(ctx);
+    free(m->buf);
+    m->buf = NULL;
+    return rc;
+}

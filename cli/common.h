@@ -32,6 +32,18 @@ int cli_fail_ctx(ol_ctx *ctx, int status);
  * the library's src/core/fsutil.h); 0, or -1 with ctx's one-line message in err. */
 int cli_mkdir_p(ol_ctx *ctx, const char *dir, char *err, size_t cap);
 int cli_write_file(ol_ctx *ctx, const char *path, const char *text, size_t len, char *err, size_t cap);
+/* A file composed with stdio in memory, then written by cli_write_file:
+ *   cli_memfile m; FILE *f = cli_memfile_open(&m); ...fprintf(f, ...)...;
+ *   cli_memfile_save(&m, path, err, cap);   (0, or -1 with the message in err)
+ * save closes and frees in every case (cli_memfile_open's NULL included). */
+typedef struct {
+    FILE *f;
+    char *buf;
+    size_t len;
+} cli_memfile;
+FILE *cli_memfile_open(cli_memfile *m);
+void cli_memfile_discard(cli_memfile *m); /* close and free without writing */
+int cli_memfile_save(cli_memfile *m, const char *path, char *err, size_t cap);
 int cli_exit_for(int status);
 
 extern const cli_opt cli_model_opts[];

@@ -108,16 +108,16 @@ int ls_save(const char *path, const ls_grid *g, int complete, char *err, size_t 
         json_object_set_new(t, "explained_variance_ratio", jarray(g->ratio, 2, 1));
         json_object_set_new(o, "trajectory", t);
     }
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%.4100s.tmp", path);
-    int rc = json_dump_file(o, tmp, JSON_REAL_PRECISION(17) | JSON_COMPACT);
+    cli_memfile m;
+    FILE *f = cli_memfile_open(&m);
+    const int dumped = f && json_dumpf(o, f, JSON_REAL_PRECISION(17) | JSON_COMPACT) == 0;
     json_decref(o);
-    if (rc != 0 || rename(tmp, path) != 0) {
-        snprintf(err, cap, "cannot write %.900s: %s", path, strerror(errno));
-        unlink(tmp);
+    if (!dumped) {
+        cli_memfile_discard(&m);
+        snprintf(err, cap, "out of memory composing %.900s", path);
         return -1;
     }
-    return 0;
+    return cli_memfile_save(&m, path, err, cap);
 }
 
 int ls_load(const char *path, ls_grid *g, int *found, char *err, size_t cap)
@@ -171,13 +171,10 @@ int ls_load(const char *path, ls_grid *g, int *found, char *err, size_t cap)
 
 static int write_csv(const char *path, const ls_grid *g, char *err, size_t cap)
 {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%.4100s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        snprintf(err, cap, "cannot write %.900s: %s", tmp, strerror(errno));
-        return -1;
-    }
+    cli_memfile m;
+    FILE *f = cli_memfile_open(&m);
+    if (!f)
+        return cli_memfile_save(&m, path, err, cap);
     fprintf(f, g->dims == 2 ? "x,y" : "x");
     for (int s = 0; s < 2; s++)
         if (g->set[s])
@@ -195,14 +192,7 @@ static int write_csv(const char *path, const ls_grid *g, char *err, size_t cap)
                     fprintf(f, ",%.10g,%.10g", v[2 * s], v[2 * s + 1]);
             fprintf(f, "\n");
         }
-    int bad = ferror(f);
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        snprintf(err, cap, "cannot write %.900s: %s", path, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
+    return cli_memfile_save(&m, path, err, cap);
 }
 
 /* VTK legacy structured grid: height = loss of the first set (non-finite
@@ -214,13 +204,10 @@ static int write_vtk(const char *path, const ls_grid *g, char *err, size_t cap)
     for (int p = 0; p < n; p++)
         if (isfinite(g->val[4 * p + 2 * s0]))
             top = fmax(top, g->val[4 * p + 2 * s0]);
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%.4100s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        snprintf(err, cap, "cannot write %.900s: %s", tmp, strerror(errno));
-        return -1;
-    }
+    cli_memfile m;
+    FILE *f = cli_memfile_open(&m);
+    if (!f)
+        return cli_memfile_save(&m, path, err, cap);
     fprintf(f, "# vtk DataFile Version 3.0\noptimlab loss landscape: %s loss\nASCII\nDATASET STRUCTURED_GRID\n"
                "DIMENSIONS %d %d 1\nPOINTS %d double\n",
             g->set[s0], g->nx, g->ny, n);
@@ -237,14 +224,7 @@ static int write_vtk(const char *path, const ls_grid *g, char *err, size_t cap)
         for (int p = 0; p < n; p++)
             fprintf(f, "%.9g\n", isfinite(g->val[4 * p + k]) ? g->val[4 * p + k] : top);
     }
-    int bad = ferror(f);
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        snprintf(err, cap, "cannot write %.900s: %s", path, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
+    return cli_memfile_save(&m, path, err, cap);
 }
 
 static int cmp_double(const void *a, const void *b)
