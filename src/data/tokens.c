@@ -65,7 +65,7 @@ int ol_dataset_from_tokens(ol_ctx *ctx, const uint16_t *tokens, int64_t ntokens,
     return adopt(ctx, copy, ntokens, vocab, seq_len, "the token stream", out);
 }
 
-/* The whole of a regular file; its size from stat, checked against the memory budget. */
+/* The whole of a regular file (its size from stat, checked against the memory budget by the caller). */
 static int read_file(ol_ctx *ctx, const char *path, uint8_t **buf, size_t *len)
 {
     *buf = NULL;
@@ -75,9 +75,6 @@ static int read_file(ol_ctx *ctx, const char *path, uint8_t **buf, size_t *len)
         return ol__err(ctx, OL_ENOENT, "%s: %s", path, strerror(errno));
     if (!S_ISREG(st.st_mode))
         return ol__err(ctx, OL_EIO, "%s: not a regular file", path);
-    char what[600];
-    snprintf(what, sizeof what, "%.500s (file size)", path);
-    OL__TRY(ol_ctx_check_memory(ctx, (uint64_t)st.st_size, what));
     FILE *f = fopen(path, "rb");
     if (!f)
         return ol__err(ctx, OL_EIO, "%s: cannot open: %s", path, strerror(errno));
@@ -107,6 +104,16 @@ int ol_dataset_load_text(ol_ctx *ctx, const char *const *paths, int npaths, int 
         return ol__err(ctx, OL_EINVAL, "no text file");
     if (!(val_fraction > 0.0 && val_fraction < 1.0))
         return ol__err(ctx, OL_ERANGE, "validation fraction must be in (0, 1), got %g", val_fraction);
+    uint64_t bytes = 0; /* each byte: read once, then a uint16 token */
+    for (int i = 0; i < npaths; i++) {
+        struct stat st;
+        if (stat(paths[i], &st) != 0)
+            return ol__err(ctx, OL_ENOENT, "%s: %s", paths[i], strerror(errno));
+        if (!S_ISREG(st.st_mode))
+            return ol__err(ctx, OL_EIO, "%s: not a regular file", paths[i]);
+        bytes += (uint64_t)st.st_size;
+    }
+    OL__TRY(ol_ctx_check_memory(ctx, 3 * bytes, "the text (one byte read, two as a token, for each character)"));
     uint16_t *all = NULL;
     int64_t total = 0;
     for (int i = 0; i < npaths; i++) {
@@ -156,36 +163,60 @@ static int32_t le32(const uint8_t *p)
     return (int32_t)((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
 }
 
+/* The header, checked against the file's size before any of the body is read. */
+static int tokens_header(ol_ctx *ctx, const char *path, FILE *f, int64_t *n)
+{
+    struct stat st;
+    uint8_t h[OL__TOKENS_HEADER * 4];
+    const size_t hdr = sizeof h;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode))
+        return ol__err(ctx, OL_EIO, "%s: not a regular file", path);
+    const uint64_t size = (uint64_t)st.st_size;
+    if (size < hdr || fread(h, 1, hdr, f) != hdr)
+        return ol__err(ctx, OL_EFORMAT, "%s: %llu bytes, shorter than the 1024-byte header of a token file", path,
+                       (unsigned long long)size);
+    if (le32(h) != OL__TOKENS_MAGIC)
+        return ol__err(ctx, OL_EFORMAT, "%s: magic %d, expected %d (llm.c token file)", path, le32(h),
+                       OL__TOKENS_MAGIC);
+    if (le32(h + 4) != OL__TOKENS_VERSION)
+        return ol__err(ctx, OL_EFORMAT, "%s: version %d, expected %d (uint16 tokens)", path, le32(h + 4),
+                       OL__TOKENS_VERSION);
+    *n = le32(h + 8);
+    if (*n < 0 || size - hdr != (uint64_t)*n * sizeof(uint16_t))
+        return ol__err(ctx, OL_EFORMAT, "%s: the header declares %lld tokens (%lld bytes) but the body has %llu bytes%s",
+                       path, (long long)*n, (long long)*n * 2, (unsigned long long)(size - hdr),
+                       *n >= 0 && size - hdr < (uint64_t)*n * 2 ? ": truncated" : "");
+    char what[600];
+    snprintf(what, sizeof what, "%.500s (%lld tokens)", path, (long long)*n);
+    return ol_ctx_check_memory(ctx, (uint64_t)*n * sizeof(uint16_t), what);
+}
+
 int ol_dataset_load_tokens(ol_ctx *ctx, const char *path, int vocab, int seq_len, ol_dataset *out)
 {
     memset(out, 0, sizeof *out);
-    uint8_t *b;
-    size_t len;
-    OL__TRY(read_file(ctx, path, &b, &len));
-    const size_t hdr = OL__TOKENS_HEADER * sizeof(int32_t);
-    int rc = OL_OK;
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return ol__err(ctx, OL_ENOENT, "%s: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return ol__err(ctx, OL_EIO, "%s: not a regular file", path);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return ol__err(ctx, OL_EIO, "%s: cannot open: %s", path, strerror(errno));
     int64_t n = 0;
-    if (len < hdr)
-        rc = ol__err(ctx, OL_EFORMAT, "%s: %zu bytes, shorter than the 1024-byte header of a token file", path, len);
-    else if (le32(b) != OL__TOKENS_MAGIC)
-        rc = ol__err(ctx, OL_EFORMAT, "%s: magic %d, expected %d (llm.c token file)", path, le32(b),
-                     OL__TOKENS_MAGIC);
-    else if (le32(b + 4) != OL__TOKENS_VERSION)
-        rc = ol__err(ctx, OL_EFORMAT, "%s: version %d, expected %d (uint16 tokens)", path, le32(b + 4),
-                     OL__TOKENS_VERSION);
-    else if ((n = le32(b + 8)) < 0 || (uint64_t)(len - hdr) != (uint64_t)n * sizeof(uint16_t))
-        rc = ol__err(ctx, OL_EFORMAT, "%s: the header declares %lld tokens (%lld bytes) but the body has %zu bytes%s",
-                     path, (long long)n, (long long)n * 2, len - hdr,
-                     (uint64_t)(len - hdr) < (uint64_t)n * 2 ? ": truncated" : "");
+    int rc = tokens_header(ctx, path, f, &n);
     uint16_t *t = rc >= 0 ? malloc((size_t)(n > 0 ? n : 1) * sizeof(uint16_t)) : NULL;
     if (rc >= 0 && !t)
         rc = ol__err(ctx, OL_ENOMEM, "out of memory for %lld tokens", (long long)n);
-    for (int64_t i = 0; rc >= 0 && i < n; i++)
-        t[i] = (uint16_t)(b[hdr + 2 * (size_t)i] | b[hdr + 2 * (size_t)i + 1] << 8);
-    free(b);
+    if (rc >= 0 && fread(t, sizeof(uint16_t), (size_t)n, f) != (size_t)n)
+        rc = ol__err(ctx, OL_EIO, "%s: read error", path);
+    fclose(f);
     if (rc < 0) {
         free(t);
         return rc;
+    }
+    for (int64_t i = 0; i < n; i++) { /* stored little-endian */
+        const uint8_t *b = (const uint8_t *)(t + i);
+        t[i] = (uint16_t)(b[0] | b[1] << 8);
     }
     char what[600];
     snprintf(what, sizeof what, "%.500s", path);
