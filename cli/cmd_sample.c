@@ -15,7 +15,8 @@ static const cli_opt sample_opts[] = {
     {"temperature", CLI_VALUE, "1", "T", "Sample", "divide the logits by T (0 = always the most likely token)"},
     {"top-k", CLI_VALUE, "0", "K", "Sample", "draw only from the K most likely tokens (0 = all)"},
     {"seed", CLI_VALUE, "0", "S", "Sample", "seed of the draws: the same seed gives the same text"},
-    {"seq-len", CLI_VALUE, "0", "T", "Sample", "context the model sees, at most the checkpoint's (0 = the checkpoint's)"},
+    {"seq-len", CLI_VALUE, "0", "T", "Sample",
+     "context the model sees, at most the checkpoint's (0 = the checkpoint's)"},
     {"threads", CLI_VALUE, "0", "T", "Run", "compute threads (0 = all cores)"},
     {NULL, 0, NULL, NULL, NULL, NULL}};
 

@@ -533,7 +533,8 @@ typedef struct {
 static int check_splits(const cli_data *d, const char *dataset, char *err, size_t cap)
 {
     const ol_dataset *tr = &d->train;
-    if (strcmp(dataset, "synthetic") != 0 && !tr->tokens && tr->num_classes != 10) { /* a named dataset has a known class count */
+    /* a named image dataset has a known class count */
+    if (strcmp(dataset, "synthetic") != 0 && !tr->tokens && tr->num_classes != 10) {
         snprintf(err, cap, "--dataset %s has 10 classes, but the training labels need %d", dataset, tr->num_classes);
         return -1;
     }

@@ -14,9 +14,11 @@ const cli_opt cli_data_opts[] = {
     {"text-file", CLI_VALUE, "", "FILE", "Data",
      "--dataset text: byte-level text, its last --val-split (default 0.1) held out for validation [the files of "
      "/usr/share/games/fortunes, Debian package fortunes]"},
-    {"train-bin", CLI_VALUE, "", "FILE", "Data", "--dataset tokens: training tokens (llm.c format: 256 x int32 header, uint16 ids)"},
+    {"train-bin", CLI_VALUE, "", "FILE", "Data",
+     "--dataset tokens: training tokens (llm.c format: 256 x int32 header, uint16 ids)"},
     {"val-bin", CLI_VALUE, "", "FILE", "Data", "--dataset tokens: validation tokens (same format)"},
-    {"vocab-size", CLI_VALUE, "50257", "V", "Data", "--dataset tokens: vocabulary (GPT-2's 50257); larger ids are an error"},
+    {"vocab-size", CLI_VALUE, "50257", "V", "Data",
+     "--dataset tokens: vocabulary (GPT-2's 50257); larger ids are an error"},
     {"data-dir", CLI_VALUE, "", "DIR", "Data",
      "dataset directory [fashion-mnist: /usr/share/datasets/fashion-mnist, cifar10: data/cifar-10-batches-bin]"},
     {"train-subset", CLI_VALUE, "0", "N", "Data", "use only the first N training samples (0 = all)"},

@@ -183,8 +183,9 @@ static int tokens_header(ol_ctx *ctx, const char *path, FILE *f, int64_t *n)
                        OL__TOKENS_VERSION);
     *n = le32(h + 8);
     if (*n < 0 || size - hdr != (uint64_t)*n * sizeof(uint16_t))
-        return ol__err(ctx, OL_EFORMAT, "%s: the header declares %lld tokens (%lld bytes) but the body has %llu bytes%s",
-                       path, (long long)*n, (long long)*n * 2, (unsigned long long)(size - hdr),
+        return ol__err(ctx, OL_EFORMAT,
+                       "%s: the header declares %lld tokens (%lld bytes) but the body has %llu bytes%s", path,
+                       (long long)*n, (long long)*n * 2, (unsigned long long)(size - hdr),
                        *n >= 0 && size - hdr < (uint64_t)*n * 2 ? ": truncated" : "");
     char what[600];
     snprintf(what, sizeof what, "%.500s (%lld tokens)", path, (long long)*n);

@@ -334,7 +334,8 @@ static int check_run(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, const 
     if (ol_dataset_outputs_per_sample(train) != P)
         return ol__err(ctx, OL_ESHAPE, "the data has %d labels per sample, the model %d outputs (%s)",
                        ol_dataset_outputs_per_sample(train), P,
-                       P > 1 ? "a language model needs a token stream of its context" : "a token stream needs a language model");
+                       P > 1 ? "a language model needs a token stream of its context"
+                             : "a token stream needs a language model");
     if (P > 1 && tp->snapshot_ensemble)
         return ol__err(ctx, OL_ENOTSUP, "snapshot ensembles of language models are not supported");
     const ol_model_params *mp = ol_model_get_params(m);
