@@ -609,6 +609,8 @@ static int job_setup(train_job *j)
         return st;
     if (check_splits(&j->data, cli_str(v, "dataset"), j->err, sizeof j->err) < 0)
         return OL_EXIT_USAGE;
+    if (j->data.train.tokens && j->tp.snapshot_ensemble) /* the ensemble averages one softmax per sample */
+        JOB_FAIL(OL_EXIT_USAGE, "--snapshot-ensemble does not apply to language models");
     ol_train_params *tp = &j->tp;
     j->mp.in_c = j->data.train.c;
     j->mp.in_h = j->data.train.h;

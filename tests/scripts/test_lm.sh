@@ -36,6 +36,19 @@ if not ok:
 sys.exit(0 if ok else 1)
 PY
 
+# optimlab eval recomputes the run's last validation loss from its checkpoint, with perplexity and bits per byte
+"$bin" eval "$tmp/run" --set test --json --threads 1 > "$tmp/eval.json" || bad "eval of a language-model run"
+"$py" - "$tmp/eval.json" "$tmp/run/metrics.jsonl" <<'PY' && ok "eval: the run's validation loss, ppl and bpb" || fail=1
+import json, math, sys
+e = json.load(open(sys.argv[1]))["test"]
+last = [json.loads(l) for l in open(sys.argv[2]) if '"epoch"' in l and '"test_loss"' in l][-1]
+ok = abs(e["loss"] - last["test_loss"]) < 1e-9 and abs(e["ppl"] - math.exp(e["loss"])) < 1e-9 * e["ppl"]
+ok &= abs(e["bpb"] - e["loss"] / math.log(2)) < 1e-12
+if not ok:
+    print("FAIL eval:", e, last["test_loss"])
+sys.exit(0 if ok else 1)
+PY
+
 # 2. exact resume: stopped after 7 steps (mid-epoch), resumed; micro-batches and AdamW state
 resume_case() {
   local name=$1; shift
@@ -147,6 +160,8 @@ expect2 "--n-layer for a ResNet" "$bin" train --model resnet20 --n-layer 2 --out
 expect2 "--width for a GPT" "$bin" train "${gpt[@]}" --width 2 --out "$tmp/out"
 expect2 "--augment for text" "$bin" train "${gpt[@]}" --augment crop --out "$tmp/out"
 expect2 "--n-head not dividing --n-embd" "$bin" train "${gpt[@]}" --n-head 3 --out "$tmp/out"
+expect2 "--snapshot-ensemble for a GPT" "$bin" train "${gpt[@]}" --snapshot-ensemble 2 --schedule cosine-restarts \
+  --out "$tmp/out"
 expect2 "--train-bin for text" "$bin" train "${gpt[@]}" --train-bin "$tmp/train.bin" --out "$tmp/out"
 expect2 "sample: prompt longer than the context" "$bin" sample "$tmp/run" --prompt "$(head -c 33 "$tmp/text.txt")"
 expect2 "sample: --seq-len beyond the context" "$bin" sample "$tmp/run" --seq-len 33
