@@ -1,6 +1,7 @@
 /* optimlab eval: loss and accuracy of a checkpoint, without training. */
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,8 +96,15 @@ static int eval_sets(ol_ctx *ctx, cli_run *r, const eval_opts_t *o, int batch, j
             snprintf(err, cap, "%s", ol_ctx_errmsg(ctx));
             return cli_exit_for(s);
         }
-        json_object_set_new(res, names[i], json_pack("{s:f,s:f,s:I,s:f}", "loss", loss, "acc", acc, "n",
-                                                     (json_int_t)sets[i]->n, "seconds", ol_now() - t0));
+        json_t *one = json_pack("{s:f,s:f,s:I,s:f}", "loss", loss, "acc", acc, "n", (json_int_t)sets[i]->n,
+                                "seconds", ol_now() - t0);
+        if (one && sets[i]->tokens) { /* a language model: perplexity, bits per token (per byte at vocabulary 256) */
+            json_object_set_new(one, "ppl", json_real(exp(loss)));
+            json_object_set_new(one, "bits_per_token", json_real(loss / log(2.0)));
+            if (sets[i]->num_classes == 256)
+                json_object_set_new(one, "bpb", json_real(loss / log(2.0)));
+        }
+        json_object_set_new(res, names[i], one);
     }
     return OL_EXIT_OK;
 }
@@ -110,7 +118,14 @@ static void print_text(const json_t *res, const cli_run *r)
     static const char *const names[3] = {"train", "test", "val"};
     for (int i = 0; i < 3; i++) {
         json_t *s = json_object_get(res, names[i]);
-        if (s)
+        if (s && json_object_get(s, "ppl"))
+            printf("%-5s loss %.4f  perplexity %.2f  %.3f bits per token  acc %.2f%%  (%lld windows, %.1f s)\n",
+                   names[i], json_real_value(json_object_get(s, "loss")), json_real_value(json_object_get(s, "ppl")),
+                   json_real_value(json_object_get(s, "bits_per_token")),
+                   100.0 * json_real_value(json_object_get(s, "acc")),
+                   (long long)json_integer_value(json_object_get(s, "n")),
+                   json_real_value(json_object_get(s, "seconds")));
+        else if (s)
             printf("%-5s loss %.4f  acc %.2f%%  (%lld samples, %.1f s)\n", names[i],
                    json_real_value(json_object_get(s, "loss")), 100.0 * json_real_value(json_object_get(s, "acc")),
                    (long long)json_integer_value(json_object_get(s, "n")),

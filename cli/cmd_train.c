@@ -195,6 +195,7 @@ typedef struct {
     int tty, quiet, log_every;
     double last_draw;
     int has_val;
+    int per; /* a language model's tokens per sample (throughput in tokens/s), else 0 */
 } progress;
 
 static void fmt_time(double s, char *buf, size_t cap)
@@ -227,15 +228,15 @@ static void on_step(void *user, const ol_step_info *s)
         for (int i = 0; i < width; i++)
             bar[i] = i < fill ? '=' : (i == fill ? '>' : ' ');
         bar[width] = '\0';
-        printf("\r\033[Kepoch %6.2f [%s] %5.1f%% step %lld/%lld  loss %.4f  acc %5.1f%%  lr %.3g  %5.0f img/s  %s<%s",
+        printf("\r\033[Kepoch %6.2f [%s] %5.1f%% step %lld/%lld  loss %.4f  acc %5.1f%%  lr %.3g  %5.0f %s  %s<%s",
                s->epoch, bar, 100.0 * frac, (long long)s->step, (long long)s->total_steps, s->loss, 100.0 * s->acc,
-               s->lr, s->samples_per_s, el, et);
+               s->lr, s->samples_per_s * (p->per ? p->per : 1), p->per ? "tok/s" : "img/s", el, et);
         fflush(stdout);
     } else if (s->step % p->log_every == 0 || s->step == s->total_steps) {
-        printf("step %lld/%lld  epoch %.2f  loss %.4f  acc %.1f%%  lr %.4g  grad-norm %.3g  %.0f img/s  elapsed %s  "
+        printf("step %lld/%lld  epoch %.2f  loss %.4f  acc %.1f%%  lr %.4g  grad-norm %.3g  %.0f %s  elapsed %s  "
                "eta %s\n",
                (long long)s->step, (long long)s->total_steps, s->epoch, s->loss, 100.0 * s->acc, s->lr, s->grad_norm,
-               s->samples_per_s, el, et);
+               s->samples_per_s * (p->per ? p->per : 1), p->per ? "tokens/s" : "img/s", el, et);
         fflush(stdout);
     }
 }
@@ -247,9 +248,14 @@ static void on_eval(void *user, const ol_eval_info *e)
         return;
     char el[32];
     fmt_time(e->elapsed, el, sizeof el);
-    printf("%sepoch %.2f  train loss %.4f acc %.2f%%  %s loss %.4f acc %.2f%%  [%s]\n", p->tty ? "\r\033[K" : "",
-           e->epoch, e->train_loss, 100.0 * e->train_acc, p->has_val ? "val" : "test", e->test_loss,
-           100.0 * e->test_acc, el);
+    if (p->per) /* language model: validation loss, perplexity, bits per token */
+        printf("%sepoch %.2f  train loss %.4f  val loss %.4f ppl %.2f bits/token %.3f  acc %.2f%%  [%s]\n",
+               p->tty ? "\r\033[K" : "", e->epoch, e->train_loss, e->test_loss, exp(e->test_loss),
+               e->test_loss / log(2.0), 100.0 * e->test_acc, el);
+    else
+        printf("%sepoch %.2f  train loss %.4f acc %.2f%%  %s loss %.4f acc %.2f%%  [%s]\n", p->tty ? "\r\033[K" : "",
+               e->epoch, e->train_loss, 100.0 * e->train_acc, p->has_val ? "val" : "test", e->test_loss,
+               100.0 * e->test_acc, el);
     fflush(stdout);
 }
 
@@ -527,7 +533,8 @@ typedef struct {
 static int check_splits(const cli_data *d, const char *dataset, char *err, size_t cap)
 {
     const ol_dataset *tr = &d->train;
-    if (strcmp(dataset, "synthetic") != 0 && tr->num_classes != 10) { /* a named dataset has a known class count */
+    /* a named image dataset has a known class count */
+    if (strcmp(dataset, "synthetic") != 0 && !tr->tokens && tr->num_classes != 10) {
         snprintf(err, cap, "--dataset %s has 10 classes, but the training labels need %d", dataset, tr->num_classes);
         return -1;
     }
@@ -602,6 +609,8 @@ static int job_setup(train_job *j)
         return st;
     if (check_splits(&j->data, cli_str(v, "dataset"), j->err, sizeof j->err) < 0)
         return OL_EXIT_USAGE;
+    if (j->data.train.tokens && j->tp.snapshot_ensemble) /* the ensemble averages one softmax per sample */
+        JOB_FAIL(OL_EXIT_USAGE, "--snapshot-ensemble does not apply to language models");
     ol_train_params *tp = &j->tp;
     j->mp.in_c = j->data.train.c;
     j->mp.in_h = j->data.train.h;
@@ -813,7 +822,8 @@ int cmd_train(int argc, char **argv)
     }
     tp->stop_flag = &stop_requested;
     progress pr = {.tty = isatty(STDOUT_FILENO), .quiet = cli_flag(&j->v, "quiet") || !root,
-                   .log_every = tp->log_every, .has_val = j->data.has_val};
+                   .log_every = tp->log_every, .has_val = j->data.has_val,
+                   .per = j->data.train.tokens ? j->data.train.seq_len : 0};
     if (!pr.quiet) {
         char arch[64], kinfo[512];
         ol_model_params_name(&j->mp, arch, sizeof arch);
@@ -821,7 +831,8 @@ int cmd_train(int argc, char **argv)
         printf("optimlab %s: %s (%zu parameters) on %s (%lld train / %lld %s, %dx%dx%d), %s lr %g, batch %d, "
                "%lld steps, %d threads",
                OL_VERSION_STRING, arch, ol_paramset_count(ol_model_paramset(j->m)), cli_str(&j->v, "dataset"),
-               (long long)j->data.train.n, (long long)j->data.test.n, j->data.has_val ? "val" : "test", j->mp.in_c,
+               (long long)j->data.train.n, (long long)j->data.test.n,
+               j->data.has_val || j->data.train.tokens ? "val" : "test", j->mp.in_c,
                j->mp.in_h, j->mp.in_w, ol_optim_params_name(&j->op), j->op.lr, tp->batch_size, (long long)j->total,
                ol_ctx_threads(j->ctx));
         if (ol_comm_size(j->comm) > 1)
@@ -865,10 +876,16 @@ int cmd_train(int argc, char **argv)
         }
         final_test = ta;
     }
-    printf("done: %lld steps, %d epochs in %.1f s (%.0f img/s training); %s accuracy: final %.2f%%, best %.2f%% "
-           "(epoch %.2f)\n",
-           (long long)res.steps, res.epochs_done, res.elapsed, res.samples_per_s, j->data.has_val ? "val" : "test",
-           100.0 * res.final_test_acc, 100.0 * res.best_test_acc, res.best_epoch);
+    if (pr.per)
+        printf("done: %lld steps, %d epochs in %.1f s (%.0f tokens/s training); val loss %.4f, perplexity %.2f, "
+               "%.3f bits per token\n",
+               (long long)res.steps, res.epochs_done, res.elapsed, res.samples_per_s * pr.per, res.final_test_loss,
+               exp(res.final_test_loss), res.final_test_loss / log(2.0));
+    else
+        printf("done: %lld steps, %d epochs in %.1f s (%.0f img/s training); %s accuracy: final %.2f%%, best %.2f%% "
+               "(epoch %.2f)\n",
+               (long long)res.steps, res.epochs_done, res.elapsed, res.samples_per_s, j->data.has_val ? "val" : "test",
+               100.0 * res.final_test_acc, 100.0 * res.best_test_acc, res.best_epoch);
     if (j->data.has_val)
         printf("test accuracy (evaluated once, at the end): %.2f%%\n", 100.0 * final_test);
     if (res.snapshots > 0)

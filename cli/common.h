@@ -59,6 +59,9 @@ extern const cli_opt *const cli_train_tables[]; /* every option of train, NULL-t
 extern const cli_opt cli_lrfind_opts[];         /* lr-find's own options */
 
 int cli_build_model(cli_values *v, ol_model_params *mp);
+/* The context length of the language model v's --model and --seq-len build;
+ * 0 when v has no model options or the model is not a language model. */
+int cli_model_context(cli_values *v);
 /* --max-memory onto ctx (ol_ctx_set_memory_limit); -1 with v->err. */
 int cli_memory_limit(cli_values *v, ol_ctx *ctx);
 int cli_build_optim(cli_values *v, ol_optim_params *op);

@@ -81,7 +81,7 @@ static int apply_run_config(json_t *o, cli_values *v, int *batch, char *err, siz
 static int load_run_data(ol_ctx *ctx, cli_run *r, json_t *cfg, const char *data_dir, int64_t ntrain, int64_t ntest,
                          char *err, size_t cap)
 {
-    const cli_opt *const tables[] = {cli_data_opts, cli_run_opts, NULL};
+    const cli_opt *const tables[] = {cli_data_opts, cli_run_opts, cli_model_opts, NULL}; /* model: a GPT's context */
     cli_values v;
     cli_init(&v, tables);
     int rc = 0;
@@ -102,7 +102,7 @@ static int load_run_data(ol_ctx *ctx, cli_run *r, json_t *cfg, const char *data_
     ol_dataset *sets[3] = {&r->data.train, &r->data.test, &r->data.real_test};
     int64_t keep[3] = {ntrain, ntest, ntest};
     for (int i = 0; i < 3; i++) {
-        if (keep[i] <= 0 || !sets[i]->images)
+        if (keep[i] <= 0 || (!sets[i]->images && !sets[i]->tokens))
             continue;
         if (keep[i] > sets[i]->n) {
             snprintf(err, cap, "--%s-subset %lld: the %s set has only %lld samples", i == 0 ? "train" : "test",

@@ -31,5 +31,6 @@ void cli_run_close(cli_run *r);
 
 int cmd_eval(int argc, char **argv);
 int cmd_landscape(int argc, char **argv);
+int cmd_sample(int argc, char **argv);
 
 #endif

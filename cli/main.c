@@ -41,6 +41,7 @@ static const struct {
     {"trajectory", cmd_trajectory, "optimizer paths on 2-D test functions, with contour plots"},
     {"plan-scaling", cmd_plan, "predict data-parallel scaling, PowerSGD and DiLoCo at cluster scale"},
     {"eval", cmd_eval, "loss and accuracy of a checkpoint on the train/test set (optimlab eval --help)"},
+    {"sample", cmd_sample, "generate text with a trained language model (optimlab sample --help)"},
     {"landscape", cmd_landscape, "loss landscapes: interpolation, 2-D filter-normalized and PCA planes"},
     {"report", cmd_report, "compare run directories: an HTML page with plots and a markdown table"},
     {"sweep", cmd_sweep, "run a grid of configurations from a YAML file (optimlab sweep --help)"},

@@ -9,7 +9,13 @@
 
 const cli_opt cli_model_opts[] = {
     {"model", CLI_VALUE, "resnet20", "NAME", "Model",
-     "mlp, resnet20/32/44/56/110 (any 6n+2), plain20/... (no skips), resnet18 (torchvision)"},
+     "mlp, resnet20/32/44/56/110 (any 6n+2), plain20/... (no skips), resnet18 (torchvision), gpt (GPT-2 "
+     "architecture, set its shape with --n-layer --n-head --n-embd --seq-len), gpt-mini (4 layers, 4 heads, 128 "
+     "wide, context 128), gpt2-124m (GPT-2 small: 12, 12, 768, context 1024)"},
+    {"n-layer", CLI_VALUE, "", "L", "Model", "GPT: transformer blocks [the preset's; gpt: 4]"},
+    {"n-head", CLI_VALUE, "", "H", "Model", "GPT: attention heads, dividing --n-embd [the preset's; gpt: 4]"},
+    {"n-embd", CLI_VALUE, "", "C", "Model", "GPT: embedding width [the preset's; gpt: 128]"},
+    {"seq-len", CLI_VALUE, "", "T", "Model", "GPT: context length, the tokens of one sample [the preset's; gpt: 128]"},
     {"width", CLI_VALUE, "1", "K", "Model", "width multiplier of CIFAR ResNets: 16K/32K/64K channels"},
     {"no-skip", CLI_FLAG, "0", NULL, "Model", "build the ResNet without shortcut connections"},
     {"shortcut", CLI_VALUE, "A", "A|B", "Model",
@@ -73,6 +79,11 @@ static int check_model_applies(cli_values *v, const ol_model_params *mp)
         {"layout", 1u << OL_ARCH_RESNET_CIFAR | 1u << OL_ARCH_RESNET18, "convolutional models"},
         {"shortcut", 1u << OL_ARCH_RESNET_CIFAR, "CIFAR ResNets (resnet18 always uses 1x1 conv + BN)"},
         {"widths", 1u << OL_ARCH_MLP, "the MLP"},
+        {"init", ~(1u << OL_ARCH_GPT), "MLPs and ResNets (a GPT starts as GPT-2 does)"},
+        {"n-layer", 1u << OL_ARCH_GPT, "GPT models"},
+        {"n-head", 1u << OL_ARCH_GPT, "GPT models"},
+        {"n-embd", 1u << OL_ARCH_GPT, "GPT models"},
+        {"seq-len", 1u << OL_ARCH_GPT, "GPT models"},
     };
     for (size_t i = 0; i < sizeof applies / sizeof applies[0]; i++)
         if (cli_is_set(v, applies[i].name) && !(applies[i].archs & (1u << mp->arch))) {
@@ -85,6 +96,22 @@ static int check_model_applies(cli_values *v, const ol_model_params *mp)
         return -1;
     }
     return 0;
+}
+
+int cli_model_context(cli_values *v)
+{
+    if (cli_find(v, "model") < 0)
+        return 0;
+    ol_model_params mp = ol_model_default_params();
+    ol_ctx *tmp = ol_ctx_new(0);
+    int rc = tmp ? ol_model_params_set_arch(tmp, &mp, cli_str(v, "model")) : -1;
+    ol_ctx_free(tmp);
+    if (rc < 0 || mp.arch != OL_ARCH_GPT)
+        return 0;
+    long long x;
+    if (*cli_str(v, "seq-len") && cli_int(v, "seq-len", 1, 1 << 20, &x) == 0)
+        return (int)x;
+    return mp.seq_len;
 }
 
 int cli_build_model(cli_values *v, ol_model_params *mp)
@@ -101,12 +128,23 @@ int cli_build_model(cli_values *v, ol_model_params *mp)
     ol_ctx_free(tmp);
     if (rc < 0)
         return -1;
-    if (mp->arch == OL_ARCH_GPT) { /* the library has the model; the text datasets are still to come */
-        snprintf(v->err, sizeof v->err, "--model %s: language models need a text dataset, which optimlab cannot load yet",
-                 cli_str(v, "model"));
-        return -1;
-    }
     long long x;
+    if (mp->arch == OL_ARCH_GPT) {
+        static const char *const names[4] = {"n-layer", "n-head", "n-embd", "seq-len"};
+        static const long long hi[4] = {1024, 1024, 1 << 16, 1 << 20};
+        int *fields[4] = {&mp->n_layer, &mp->n_head, &mp->n_embd, &mp->seq_len};
+        for (int i = 0; i < 4; i++) {
+            if (!*cli_str(v, names[i]))
+                continue;
+            if (cli_int(v, names[i], 1, hi[i], &x))
+                return -1;
+            *fields[i] = (int)x;
+        }
+        if (mp->n_embd % mp->n_head != 0) {
+            snprintf(v->err, sizeof v->err, "--n-head %d does not divide --n-embd %d", mp->n_head, mp->n_embd);
+            return -1;
+        }
+    }
     if (cli_int(v, "width", 1, 64, &x))
         return -1;
     mp->width = (int)x;

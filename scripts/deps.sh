@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install (as root) or name the Debian packages optimlab needs.
 #   scripts/deps.sh build   - compiler, CMake and libraries
-#   scripts/deps.sh run     - the above plus the Fashion-MNIST dataset
+#   scripts/deps.sh run     - the above plus the Fashion-MNIST dataset and the fortunes text corpus
 #   scripts/deps.sh test    - the above plus what the tests use
 #   scripts/deps.sh fuzz | valgrind - the tools of those CI targets
 set -euo pipefail
@@ -10,8 +10,8 @@ pkgs=(build-essential cmake pkg-config libopenblas-dev libdnnl-dev zlib1g-dev li
       libopenmpi-dev openmpi-bin)
 case "$what" in
   build) ;;
-  run) pkgs+=(dataset-fashion-mnist) ;;
-  test) pkgs+=(dataset-fashion-mnist python3 python3-numpy) ;;
+  run) pkgs+=(dataset-fashion-mnist fortunes) ;;
+  test) pkgs+=(dataset-fashion-mnist fortunes python3 python3-numpy) ;;
   fuzz) pkgs+=(clang libclang-rt-dev) ;;
   valgrind) pkgs+=(valgrind) ;;
   *) echo "usage: $0 build|run|test|fuzz|valgrind" >&2; exit 2 ;;

@@ -190,8 +190,9 @@ expect_bad "unknown model" train "${SYN[@]}" --model resnet-banana "${O[@]}"
 expect_msg "unknown model" "resnet-banana"
 expect_bad "model depth not 6n+2" train "${SYN[@]}" --model resnet21 "${O[@]}"
 # a GPT on image data used to run on with labels per sample where it reads one per position
-expect_bad "language model without text data" train "${SYN[@]}" --model gpt-mini "${O[@]}"
-expect_msg "language model without text data" "text dataset"
+expect_bad "language model without text data" train --dataset synthetic --synthetic-size 16 --model gpt-mini \
+  "${TINY[@]}" "${O[@]}"
+expect_msg "language model without text data" "--dataset text or tokens"
 expect_bad "unknown option" train "${SYN[@]}" --learning-rate 0.1 "${O[@]}"
 expect_msg "unknown option" "learning-rate"
 expect_bad "unexpected argument" train "${SYN[@]}" "${O[@]}" stray

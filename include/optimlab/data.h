@@ -1,7 +1,8 @@
 /* Datasets and the batch loader.
  *
  * Images are kept as uint8 [n][c][h][w] with int32 labels; batches are
- * normalised float32 NCHW. Every random choice (shuffle order, crop offset,
+ * normalised float32 NCHW. Text is a stream of uint16 token ids cut into
+ * windows (see ol_dataset.tokens). Every random choice (shuffle order, crop offset,
  * flip) is a hash of (seed, epoch, sample index), so an epoch can be replayed
  * from any position and results do not depend on threads. */
 #ifndef OPTIMLAB_DATA_H
@@ -27,6 +28,16 @@ typedef struct {
     int32_t *labels; /* [n] */
     float mean[OL_DATA_MAX_CHANNELS]; /* per-channel normalisation, in [0,1] pixel units */
     float std[OL_DATA_MAX_CHANNELS];
+    /* A token stream (language models) instead of images: images and labels are
+     * NULL, tokens holds ntokens ids below num_classes (the vocabulary). It is
+     * cut into n = (ntokens - 1) / seq_len non-overlapping windows, as llm.c's
+     * data loader does: sample i is tokens[i*T .. i*T + T] (T + 1 tokens), its
+     * input the first T ids (floats, c = T, h = w = 1), its labels the T ids
+     * after them. The loader shuffles windows per epoch as it shuffles images,
+     * so a batch is a pure function of (seed, epoch, position). */
+    uint16_t *tokens;
+    int64_t ntokens;
+    int seq_len;
 } ol_dataset;
 
 void ol_dataset_free(ol_dataset *d); /* frees the arrays; NULL-safe */
@@ -40,6 +51,25 @@ int ol_dataset_load_cifar10(ol_ctx *ctx, const char *dir, int train, ol_dataset 
 /* Synthetic classification data for tests and benchmarks: each class is a
  * fixed random template plus noise. Deterministic in seed. */
 int ol_dataset_synthetic(ol_ctx *ctx, int64_t n, int c, int h, int w, int classes, uint64_t seed, ol_dataset *out);
+
+/* Token streams. A copy of tokens[0..ntokens) with vocabulary `vocab`
+ * (every id must be below it) cut into windows of seq_len + 1 tokens. */
+int ol_dataset_from_tokens(ol_ctx *ctx, const uint16_t *tokens, int64_t ntokens, int vocab, int seq_len,
+                           ol_dataset *out);
+/* Byte-level text (vocabulary 256): the files concatenated in the given
+ * order; the last val_fraction of the bytes (in (0, 1)) is the validation set,
+ * the rest the training set. An empty or unreadable file, or a part too short
+ * for one window of seq_len + 1 bytes, is OL_EIO / OL_EFORMAT / OL_ERANGE. */
+int ol_dataset_load_text(ol_ctx *ctx, const char *const *paths, int npaths, int seq_len, double val_fraction,
+                         ol_dataset *train, ol_dataset *val);
+/* llm.c's token file: a header of 256 int32 (magic 20240520, version 1, the
+ * token count), then that many uint16 tokens. A wrong magic or version, a
+ * truncated or overlong body, or an id >= vocab is OL_EFORMAT. */
+int ol_dataset_load_tokens(ol_ctx *ctx, const char *path, int vocab, int seq_len, ol_dataset *out);
+/* Labels per sample: seq_len for a token stream, 1 for images. */
+int ol_dataset_outputs_per_sample(const ol_dataset *d);
+/* Bytes the dataset holds in memory. */
+uint64_t ol_dataset_memory_bytes(const ol_dataset *d);
 
 /* Keep the first n samples (n <= d->n). */
 int ol_dataset_truncate(ol_ctx *ctx, ol_dataset *d, int64_t n);
@@ -56,7 +86,9 @@ typedef struct {
 } ol_augment;
 
 /* Fill x [n][c][h][w] and y [n] with samples idx[0..n), normalised and, when
- * aug is non-NULL, augmented with randomness keyed by (seed, epoch, idx[i]). */
+ * aug is non-NULL, augmented with randomness keyed by (seed, epoch, idx[i]).
+ * A token stream fills x [n][T] with the windows' ids and y [n][T] with the
+ * next ids (aug ignored). */
 void ol_dataset_fill(const ol_dataset *d, const int64_t *idx, int n, const ol_augment *aug, uint64_t seed,
                      int64_t epoch, float *x, int32_t *y);
 

@@ -142,8 +142,8 @@ typedef struct {
 } ol_train_result;
 
 typedef struct {
-    double loss_sum; /* summed over the batch */
-    int correct;
+    double loss_sum; /* summed over the batch (a sequence model: of each sample's mean over its positions) */
+    int correct;     /* top-1 correct predictions (a sequence model: counted over the n * positions) */
     double grad_norm; /* before clipping */
     /* wall time of the step's parts, in seconds: forward and loss; backward,
      * gradient reduction and clipping; the update (0 when skipped) */
@@ -219,7 +219,8 @@ int64_t ol_train_epoch_steps(const ol_train_params *tp, int64_t n, double epochs
 int ol_train(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim *opt, const ol_sched_params *sched,
              const ol_dataset *train, const ol_dataset *test, const ol_train_hooks *hooks, ol_train_result *res);
 
-/* Mean loss and accuracy of m on d (BatchNorm in eval mode). */
+/* Mean loss and accuracy of m on d (BatchNorm in eval mode); a language
+ * model's over every position of every window (next-token top-1 accuracy). */
 int ol_evaluate(ol_ctx *ctx, ol_model *m, const ol_dataset *d, int batch, double *loss, double *acc);
 
 /* Accuracy and loss of the averaged softmax of the models in the given weight

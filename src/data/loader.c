@@ -21,6 +21,8 @@ int ol_dataset_truncate(ol_ctx *ctx, ol_dataset *d, int64_t n)
 int ol_dataset_split(ol_ctx *ctx, ol_dataset *d, double val_fraction, uint64_t seed, ol_dataset *val)
 {
     memset(val, 0, sizeof *val);
+    if (d->tokens) /* a random split of windows would leak text between the sets */
+        return ol__err(ctx, OL_EINVAL, "a token stream is split into training and validation text when loaded");
     if (!(val_fraction > 0.0 && val_fraction < 1.0))
         return ol__err(ctx, OL_ERANGE, "validation fraction must be in (0, 1), got %g", val_fraction);
     int64_t nv = (int64_t)(val_fraction * (double)d->n + 0.5);
@@ -78,6 +80,11 @@ int ol_dataset_split(ol_ctx *ctx, ol_dataset *d, double val_fraction, uint64_t s
 
 void ol_dataset_compute_stats(const ol_dataset *d, float *mean, float *std)
 {
+    if (d->tokens) { /* token ids are not normalised */
+        mean[0] = 0.0f;
+        std[0] = 1.0f;
+        return;
+    }
     size_t hw = (size_t)d->h * d->w;
     for (int c = 0; c < d->c; c++) {
         double s = 0.0, ss = 0.0;
@@ -144,6 +151,17 @@ static void fill_one(const ol_dataset *d, int64_t idx, const ol_augment *aug, ui
 void ol_dataset_fill(const ol_dataset *d, const int64_t *idx, int n, const ol_augment *aug, uint64_t seed,
                      int64_t epoch, float *x, int32_t *y)
 {
+    if (d->tokens) {
+        const int T = d->seq_len;
+        for (int i = 0; i < n; i++) {
+            const uint16_t *t = d->tokens + (size_t)idx[i] * T;
+            for (int j = 0; j < T; j++) {
+                x[(size_t)i * T + j] = (float)t[j];
+                y[(size_t)i * T + j] = t[j + 1];
+            }
+        }
+        return;
+    }
     const size_t per = (size_t)d->c * d->h * d->w;
     for (int i = 0; i < n; i++) {
         fill_one(d, idx[i], aug, seed, epoch, x + (size_t)i * per);
@@ -226,6 +244,8 @@ int ol_loader_create(ol_ctx *ctx, const ol_dataset *d, const ol_loader_params *l
         return ol__err(ctx, OL_EINVAL, "loader: batch size must be > 0, got %d", lp->max_batch);
     if (d->n <= 0)
         return ol__err(ctx, OL_EINVAL, "loader: the dataset is empty");
+    if (d->tokens && (lp->aug.crop_pad || lp->aug.hflip))
+        return ol__err(ctx, OL_EINVAL, "image augmentation does not apply to a token stream");
     if (lp->aug.crop_pad < 0 || lp->aug.crop_pad > d->h || lp->aug.crop_pad > d->w)
         return ol__err(ctx, OL_ERANGE, "random-crop padding must be in [0, %d], got %d", d->h, lp->aug.crop_pad);
     struct ol_loader *l = calloc(1, sizeof *l);
@@ -242,7 +262,7 @@ int ol_loader_create(ol_ctx *ctx, const ol_dataset *d, const ol_loader_params *l
     int ok = l->perm != NULL;
     for (int b = 0; b < 2 && ok; b++) {
         l->buf[b].x = ol__alloc((size_t)l->p.max_batch * per * sizeof(float));
-        l->buf[b].y = ol__alloc((size_t)l->p.max_batch * sizeof(int32_t));
+        l->buf[b].y = ol__alloc((size_t)l->p.max_batch * ol_dataset_outputs_per_sample(d) * sizeof(int32_t));
         l->buf[b].n = -1;
         ok = l->buf[b].x && l->buf[b].y;
     }

@@ -22,9 +22,11 @@ void ol_dataset_free(ol_dataset *d)
         return;
     free(d->images);
     free(d->labels);
+    free(d->tokens);
     d->images = NULL;
     d->labels = NULL;
-    d->n = 0;
+    d->tokens = NULL;
+    d->n = d->ntokens = 0;
 }
 
 static int file_missing(ol_ctx *ctx, const char *path)

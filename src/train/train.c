@@ -293,6 +293,7 @@ typedef struct {
     ol__dsync *ds;
     ol__dsync_stats dst;
     int W, R, root, local, plateau, epochs, log_every, ckpt_pending, stop;
+    int P; /* labels per sample: a language model's positions, else 1 */
     int64_t ntrain, total, max_batch;
     double t_begin, t_start, window_time, last_step_time, last_ckpt_time, last_eval_time;
     int64_t window_samples;
@@ -329,8 +330,14 @@ static int check_run(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, const 
         !(tp->divergence_factor >= 0) ||
         tp->checkpoint_every_steps < 0 || tp->checkpoint_every_epochs < 0 || tp->time_limit < 0)
         return ol__err(ctx, OL_EINVAL, "negative training parameter");
-    if (ol_model_outputs_per_sample(m) != 1) /* labels per position: no dataset provides them yet */
-        return ol__err(ctx, OL_EINVAL, "training a language model needs a token dataset");
+    const int P = ol_model_outputs_per_sample(m);
+    if (ol_dataset_outputs_per_sample(train) != P)
+        return ol__err(ctx, OL_ESHAPE, "the data has %d labels per sample, the model %d outputs (%s)",
+                       ol_dataset_outputs_per_sample(train), P,
+                       P > 1 ? "a language model needs a token stream of its context"
+                             : "a token stream needs a language model");
+    if (P > 1 && tp->snapshot_ensemble)
+        return ol__err(ctx, OL_ENOTSUP, "snapshot ensembles of language models are not supported");
     const ol_model_params *mp = ol_model_get_params(m);
     if (train->c != mp->in_c || train->h != mp->in_h || train->w != mp->in_w)
         return ol__err(ctx, OL_ESHAPE, "data is %dx%dx%d but the model expects %dx%dx%d", train->c, train->h,
@@ -399,6 +406,7 @@ static int setup_run(trainer *t)
     int rc = ol_loader_create(ctx, t->train, &lp, &t->loader);
     t->ps = ol_model_paramset(t->m);
     t->ntrain = t->train->n;
+    t->P = ol_model_outputs_per_sample(t->m);
     t->bn_saved = malloc((t->ps->bnumel ? t->ps->bnumel : 1) * sizeof(float));
     if (rc >= 0 && !t->bn_saved)
         rc = ol__err(ctx, OL_ENOMEM, "out of memory");
@@ -565,7 +573,7 @@ static int log_step(trainer *t, const step_rec *r)
                        .lr = r->lr,
                        .momentum = r->mom,
                        .loss = r->sr.loss_sum / n,
-                       .acc = (double)r->sr.correct / n,
+                       .acc = (double)r->sr.correct / ((double)n * t->P),
                        .grad_norm = r->sr.grad_norm,
                        .samples_per_s = t->window_time > 0 ? t->window_samples / t->window_time : 0.0,
                        .elapsed = ol__now() - t->t_start,
@@ -597,12 +605,24 @@ static int log_step(trainer *t, const step_rec *r)
         ol__jw_num(w, "compute_time", r->dt - si.comm_time);
     }
     ol__jw_num(w, "samples_per_s", si.samples_per_s);
+    if (t->P > 1)
+        ol__jw_num(w, "tokens_per_s", si.samples_per_s * t->P);
     ol__jw_num(w, "elapsed", si.elapsed);
     ol__jw_end(w);
     int rc = ol__metrics_line(t->ctx, &t->mt);
     t->window_time = 0.0;
     t->window_samples = 0;
     return rc;
+}
+
+/* A language model's evaluation in the units of the field: perplexity, bits
+ * per token, and bits per byte when a token is a byte (vocabulary 256). */
+static void lm_metrics(ol__jw *w, const ol_dataset *test, double loss)
+{
+    ol__jw_num(w, "test_ppl", exp(loss));
+    ol__jw_num(w, "test_bits_per_token", loss / log(2.0));
+    if (test->num_classes == 256)
+        ol__jw_num(w, "test_bpb", loss / log(2.0));
 }
 
 /* Evaluate, second half: best and final values, the plateau rule, the
@@ -617,7 +637,7 @@ static int eval_record(trainer *t, const step_rec *r, double tl, double ta)
                        .epoch = r->epoch_f,
                        .end_of_epoch = eoe,
                        .train_loss = st->ep_loss / st->ep_seen,
-                       .train_acc = (double)st->ep_correct / st->ep_seen,
+                       .train_acc = (double)st->ep_correct / ((double)st->ep_seen * t->P),
                        .test_loss = tl,
                        .test_acc = ta,
                        .elapsed = ol__now() - t->t_start};
@@ -646,6 +666,8 @@ static int eval_record(trainer *t, const step_rec *r, double tl, double ta)
     ol__jw_num(w, "train_acc", ei.train_acc);
     ol__jw_num(w, "test_loss", tl);
     ol__jw_num(w, "test_acc", ta);
+    if (t->P > 1) /* language model: loss in nats per token */
+        lm_metrics(w, t->test, tl);
     ol__jw_num(w, "elapsed", ei.elapsed);
     if (eoe && t->W > 1)
         epoch_comm(&t->mt, t->ds, st->comm_ep_bytes, t->ep_ctime, t->ep_time, st->comm_ep_dense, t->ep_early0,

@@ -14,8 +14,10 @@ int ol_evaluate(ol_ctx *ctx, ol_model *m, const ol_dataset *d, int batch, double
     if (d->num_classes > ol_model_num_classes(m))
         return ol__err(ctx, OL_ESHAPE, "dataset has %d classes, the model %d", d->num_classes,
                        ol_model_num_classes(m));
-    if (ol_model_outputs_per_sample(m) != 1) /* labels per position: no dataset provides them yet */
-        return ol__err(ctx, OL_EINVAL, "evaluating a language model needs a token dataset");
+    const int P = ol_model_outputs_per_sample(m);
+    if (ol_dataset_outputs_per_sample(d) != P)
+        return ol__err(ctx, OL_ESHAPE, "evaluation data has %d labels per sample, the model %d outputs",
+                       ol_dataset_outputs_per_sample(d), P);
     const ol_model_params *mp = ol_model_get_params(m);
     if (d->c != mp->in_c || d->h != mp->in_h || d->w != mp->in_w) /* the model would read past a smaller image */
         return ol__err(ctx, OL_ESHAPE, "evaluation images are %dx%dx%d but the model expects %dx%dx%d", d->c, d->h,
@@ -24,7 +26,7 @@ int ol_evaluate(ol_ctx *ctx, ol_model *m, const ol_dataset *d, int batch, double
         batch = (int)d->n; /* buffers no larger than the data set */
     const size_t per = (size_t)d->c * d->h * d->w;
     float *x = ol__alloc((size_t)batch * per * sizeof(float));
-    int32_t *y = ol__alloc((size_t)batch * sizeof(int32_t));
+    int32_t *y = ol__alloc((size_t)batch * P * sizeof(int32_t));
     int64_t *idx = malloc((size_t)batch * sizeof(int64_t));
     if (!x || !y || !idx) {
         ol__free(x);
@@ -52,8 +54,8 @@ int ol_evaluate(ol_ctx *ctx, ol_model *m, const ol_dataset *d, int batch, double
     ol__free(y);
     free(idx);
     OL__TRY(rc);
-    *loss = total / (double)d->n;
-    *acc = (double)correct / (double)d->n;
+    *loss = total / ((double)d->n * P);
+    *acc = (double)correct / ((double)d->n * P);
     return OL_OK;
 }
 
@@ -62,6 +64,8 @@ int ol_evaluate_ensemble(ol_ctx *ctx, ol_model *m, const char *const *files, int
 {
     if (nf <= 0 || batch <= 0)
         return ol__err(ctx, OL_EINVAL, "ensemble of %d models, batch %d", nf, batch);
+    if (ol_model_outputs_per_sample(m) != 1 || d->tokens)
+        return ol__err(ctx, OL_ENOTSUP, "snapshot ensembles of language models are not supported");
     if (batch > d->n && d->n > 0)
         batch = (int)d->n;
     ol_paramset *ps = ol_model_paramset(m);

@@ -153,11 +153,12 @@ int ol_train_memory_estimate(ol_ctx *ctx, const ol_train_params *tp, const ol_mo
     out->optimizer = (uint64_t)slots * out->model.params;
     const uint64_t per = (uint64_t)train->c * (uint64_t)train->h * (uint64_t)train->w;
     /* the loader's two batch buffers and its permutation, one evaluation batch */
-    out->batches = 2 * (uint64_t)maxb * (per * sizeof(float) + sizeof(int32_t)) + (uint64_t)train->n * sizeof(int64_t) +
-                   (uint64_t)eb * (per * sizeof(float) + sizeof(int32_t) + sizeof(int64_t));
-    out->data = (uint64_t)train->n * (per + sizeof(int32_t));
+    const uint64_t ylen = (uint64_t)ol_dataset_outputs_per_sample(train) * sizeof(int32_t);
+    out->batches = 2 * (uint64_t)maxb * (per * sizeof(float) + ylen) + (uint64_t)train->n * sizeof(int64_t) +
+                   (uint64_t)eb * (per * sizeof(float) + ylen + sizeof(int64_t));
+    out->data = ol_dataset_memory_bytes(train);
     if (test)
-        out->data += (uint64_t)test->n * ((uint64_t)test->c * test->h * test->w + sizeof(int32_t));
+        out->data += ol_dataset_memory_bytes(test);
     /* a checkpoint is read back whole to verify it (and to resume) */
     out->checkpoint = out->model.params + out->optimizer + out->model.buffers;
     out->total = out->model.total + out->optimizer + out->batches + out->data + out->checkpoint;

@@ -43,6 +43,7 @@ static int train_grads(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol__
     double t = ol__now();
     const ol_model_params *mp = ol_model_get_params(m);
     const size_t per = (size_t)mp->in_c * mp->in_h * mp->in_w;
+    const int P = ol_model_outputs_per_sample(m); /* labels per sample: the loss is the mean over n*P positions */
     const int mb = tp->micro_batch_size > 0 && tp->micro_batch_size < k ? tp->micro_batch_size : (k > 0 ? k : 1);
     ol_paramset *ps = ol_model_paramset(m);
     ol_paramset_zero_grads(ps);
@@ -53,8 +54,9 @@ static int train_grads(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol__
         int c = 0;
         rc = ol_model_forward(ctx, m, x + (size_t)lo * per, kk, !tp->freeze_bn);
         if (rc >= 0)
-            rc = ol_model_loss(ctx, m, y + lo, kk, tp->label_smoothing, 1.0f / (float)(local ? k : n), &l, &c);
-        out->loss_sum += l;
+            rc = ol_model_loss(ctx, m, y + (size_t)lo * P, kk, tp->label_smoothing,
+                               1.0f / ((float)(local ? k : n) * (float)P), &l, &c);
+        out->loss_sum += P > 1 ? l / P : l;
         out->correct += c;
         local_bad |= !isfinite(l);
         const double t1 = ol__now();

@@ -345,6 +345,59 @@ hcheck "the message shows them as \\xNN, no raw control byte" bash -c \
 hcase "verify a file whose name has a control byte" 2 "$bin" verify "$tmp/$(printf 'bad\033name').safetensors"
 hcheck "the path is escaped too" bash -c "! LC_ALL=C grep -qP '[\\x00-\\x09\\x0b-\\x1f\\x7f]' '$tmp/err'"
 
+# ---- language models: text and llm.c token files ------------------------------
+gpt=(--model gpt --n-layer 1 --n-head 2 --n-embd 16 --seq-len 16 --threads 1 --quiet --batch-size 8)
+head -c 20000 "$here/../../README.md" > "$tmp/text.txt"
+"$bin" train "${gpt[@]}" --dataset text --text-file "$tmp/text.txt" --steps 3 --epochs 0 --out "$tmp/lmref" \
+  >/dev/null || { echo "FAIL: language-model reference run"; exit 1; }
+protected=("$ref" "$tmp/lmref")
+"$py" - "$tmp" <<'PY'
+import struct, sys
+d = sys.argv[1]
+def write(name, toks, magic=20240520, version=1, count=None, cut=0, extra=b""):
+    h = [0] * 256
+    h[0], h[1], h[2] = magic, version, len(toks) if count is None else count
+    body = struct.pack("<%dH" % len(toks), *toks)
+    open(d + "/" + name, "wb").write(struct.pack("<256i", *h) + body[:len(body) - cut] + extra)
+toks = [i % 200 for i in range(500)]
+write("ok.bin", toks)
+write("magic.bin", toks, magic=0x7fffffff)
+write("version.bin", toks, version=-1)
+write("trunc.bin", toks, cut=1)
+write("claim.bin", toks, count=2**31 - 1)
+write("negative.bin", toks, count=-5)
+write("extra.bin", toks, extra=b"\0")
+write("vocab.bin", toks[:-1] + [65535])
+write("empty.bin", [])
+open(d + "/header-only.bin", "wb").write(struct.pack("<100i", 20240520, 1, 0, *[0] * 97))
+PY
+tokens=("$bin" train "${gpt[@]}" --dataset tokens --vocab-size 256 --val-bin "$tmp/ok.bin" --train-bin)
+hcase "token file, well-formed" 0 "${tokens[@]}" "$tmp/ok.bin" --epochs 1 --out "$tmp/tokok"
+hcase "language-model run into a non-empty run directory" 2 "${tokens[@]}" "$tmp/ok.bin" --out "$tmp/lmref"
+for k in magic version trunc claim negative extra vocab empty header-only; do
+  hcase "token file: $k" 2 "${tokens[@]}" "$tmp/$k.bin" --out "$tmp/tok-$k"
+  hcheck "no directory created (token file: $k)" test ! -e "$tmp/tok-$k"
+done
+hcase "token file: /dev/zero" 2 "${tokens[@]}" /dev/zero --out "$tmp/tok-z"
+hcase "token file: a directory" 2 "${tokens[@]}" "$tmp" --out "$tmp/tok-z"
+: > "$tmp/empty.txt"
+hcase "text: an empty file" 2 "$bin" train "${gpt[@]}" --dataset text --text-file "$tmp/empty.txt" --out "$tmp/tx"
+hcase "text: /dev/zero" 2 "$bin" train "${gpt[@]}" --dataset text --text-file /dev/zero --out "$tmp/tx"
+hcase "text: a symlink loop" 2 "$bin" train "${gpt[@]}" --dataset text --text-file "$tmp/data/loop/loop1" --out "$tmp/tx"
+truncate -s 40G "$tmp/sparse.txt"
+hcase "text: a 40 GB (sparse) file, refused from its size" 1 \
+  "$bin" train "${gpt[@]}" --dataset text --text-file "$tmp/sparse.txt" --out "$tmp/tx"
+rm -f "$tmp/sparse.txt"
+hcase "--seq-len 100000 on 20 KB of text" 2 "$bin" train "${gpt[@]}" --dataset text --text-file "$tmp/text.txt" \
+  --seq-len 100000 --out "$tmp/tx"
+hcheck "no directory created (text cases)" test ! -e "$tmp/tx"
+hcase "sample: a prompt longer than the context" 2 "$bin" sample "$tmp/lmref" --prompt "$(head -c 17 "$tmp/text.txt")"
+hcase "sample: --seq-len beyond the checkpoint's context" 2 "$bin" sample "$tmp/lmref" --seq-len 17
+hcase "sample: --top-k beyond the vocabulary" 2 "$bin" sample "$tmp/lmref" --top-k 257
+hcase "sample: --temperature -1" 2 "$bin" sample "$tmp/lmref" --temperature -1
+hcase "sample: a run of an image model" 2 "$bin" sample "$ref"
+hcase "sample: 20 tokens" 0 "$bin" sample "$tmp/lmref" --prompt "The" --tokens 20 --seed 1 --threads 1
+
 # ---- signals during start-up -------------------------------------------------
 "$bin" train --model mlp --widths 8 --dataset synthetic --synthetic-size 100000 --threads 1 --quiet --epochs 1 \
   --out "$tmp/sig" >/dev/null 2>"$tmp/sigerr" &
