@@ -238,7 +238,7 @@ static void test_top_eigen_and_trace(fixture *f)
     ol_hessian *h = hessian(f, 8);
     ol_linop op = ol_hessian_linop(h);
     ol_eigen_params ep = ol_eigen_default_params();
-    ep.max_iter = 1000, ep.tol = 1e-6, ep.seed = 11; /* the products carry ~1e-5 relative error */
+    ep.max_iter = 1000, ep.tol = 1e-6, ep.seed = 11; /* the products carry ~1e-4 relative error */
     double lam[2], lam2[2];
     ol_eigen_info info;
     ASSERT_OK(ol_eigen_power(f->ctx, &op, 2, &ep, lam, NULL, &info), f->ctx);
@@ -289,9 +289,11 @@ static void test_symmetry_batches_restore(fixture *f)
     fill_random(ps, 1, u);
     fill_random(ps, 2, v);
     ol_hessian *h = hessian(f, 5), *h24 = hessian(f, NS);
-    ASSERT_OK(ol_hessian_vector_product(f->ctx, h, u, hu, 0), f->ctx);
-    ASSERT_OK(ol_hessian_vector_product(f->ctx, h, v, hv, 0), f->ctx);
-    ASSERT_OK(ol_hessian_vector_product(f->ctx, h24, v, hv24, 0), f->ctx);
+    /* a larger step than the default: this smooth little net allows it, and float rounding then stays
+     * below the 1e-5 these checks of structure need (at the default step it is ~1e-4) */
+    ASSERT_OK(ol_hessian_vector_product(f->ctx, h, u, hu, 1e-3), f->ctx);
+    ASSERT_OK(ol_hessian_vector_product(f->ctx, h, v, hv, 1e-3), f->ctx);
+    ASSERT_OK(ol_hessian_vector_product(f->ctx, h24, v, hv24, 1e-3), f->ctx);
     ASSERT_TRUE(memcmp(w, ps->params, n * sizeof(float)) == 0);
     double uhv = 0, vhu = 0, nu = 0, nv = 0, diff = 0, nhv = 0;
     for (size_t i = 0; i < n; i++) {

@@ -10,12 +10,16 @@
  *
  * Hessian-vector products are central finite differences of the gradient,
  *   Hv ~ (g(w + t v) - g(w - t v)) / (2 t),   t = delta * max(|w|, 1) / |v|,
- * with the gradients summed over batches in double. delta (fd_step) is the
- * relative size of the step: large enough that w + t v rounded to float still
- * moves every weight by about t v (rounding error u/delta relative, u = 6e-8),
- * small enough that the truncation error (delta^2 times the relative change of
- * the curvature over |w|) stays below the float rounding error of the gradient
- * divided by t. docs/landscape.md has the error analysis.
+ * with the gradients summed over batches in double. ReLUs keep the on/off
+ * pattern they have at w (ol_model_set_relu_pattern): the loss is then smooth
+ * along the step and has at w the Hessian backpropagation (PyHessian's double
+ * backward) sees; without it, every ReLU whose input changes sign within the
+ * step adds a jump of the gradient divided by t, a bias and a noise that do
+ * not vanish as t shrinks. delta (fd_step) is the relative size of the step:
+ * the truncation error grows as delta^2, the float rounding of the gradients
+ * (relative 1e-7 or so) divided by t as 1/delta; 1e-4 balances the two on
+ * the MLPs and ResNets measured in docs/landscape.md (about 1e-5 relative in
+ * v'Hv). Max-pooling choices are not frozen.
  *
  * Intended usage:
  *   ol_hessian_params hp = ol_hessian_default_params();
@@ -99,7 +103,8 @@ int ol_trace_hutchinson(ol_ctx *ctx, const ol_linop *op, const ol_trace_params *
 typedef struct {
     const ol_dataset *data; /* the samples the loss averages over */
     int batch;              /* samples per forward/backward pass (memory, not the result) */
-    double fd_step;         /* delta above (1e-3) */
+    double fd_step;         /* delta above (1e-4) */
+    int freeze_relu;        /* 1: ReLUs keep their pattern at the weights of creation (default); 0: free */
 } ol_hessian_params;
 
 ol_hessian_params ol_hessian_default_params(void);

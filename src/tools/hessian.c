@@ -192,12 +192,47 @@ struct ol_hessian {
     int64_t *idx;
     float *w0;   /* the weights, kept while a product perturbs them */
     double *gm;  /* the gradient at w - t v */
+    unsigned char *pattern; /* the ReLU pattern at the weights of creation, [samples][relu units]; NULL: free */
+    size_t units;
     int64_t passes;
 };
 
+/* Batch b's samples into h->x, h->y; returns the batch's size. */
+static int load_batch(ol_hessian *h, int64_t s)
+{
+    const ol_dataset *d = h->data;
+    const int b = (int)(d->n - s < h->batch ? d->n - s : h->batch);
+    for (int i = 0; i < b; i++)
+        h->idx[i] = s + i;
+    ol_dataset_fill(d, h->idx, b, NULL, 0, 0, h->x, h->y);
+    return b;
+}
+
+/* One eval-mode forward over the samples, recording which ReLU outputs are positive. */
+static int record_pattern(ol_ctx *ctx, ol_hessian *h)
+{
+    const ol_dataset *d = h->data;
+    h->units = ol_model_relu_units(h->m);
+    const uint64_t bytes = (uint64_t)d->n * h->units;
+    if (h->units == 0)
+        return OL_OK;
+    OL__TRY(ol_ctx_check_memory(ctx, bytes, "the ReLU pattern of the Hessian's samples"));
+    h->pattern = malloc((size_t)bytes);
+    if (!h->pattern)
+        return ol__err(ctx, OL_ENOMEM, "out of memory for the ReLU pattern (%llu bytes)", (unsigned long long)bytes);
+    int rc = OL_OK;
+    for (int64_t s = 0; s < d->n && rc >= 0; s += h->batch) {
+        const int b = load_batch(h, s);
+        ol_model_set_relu_pattern(h->m, OL_RELU_RECORD, h->pattern + (size_t)s * h->units);
+        rc = ol_model_forward(ctx, h->m, h->x, b, 0);
+    }
+    ol_model_set_relu_pattern(h->m, OL_RELU_FREE, NULL);
+    return rc;
+}
+
 ol_hessian_params ol_hessian_default_params(void)
 {
-    ol_hessian_params hp = {.data = NULL, .batch = 256, .fd_step = 1e-3};
+    ol_hessian_params hp = {.data = NULL, .batch = 256, .fd_step = 1e-4, .freeze_relu = 1};
     return hp;
 }
 
@@ -210,6 +245,7 @@ void ol_hessian_free(ol_hessian *h)
     free(h->idx);
     free(h->w0);
     free(h->gm);
+    free(h->pattern);
     free(h);
 }
 
@@ -253,6 +289,8 @@ int ol_hessian_create(ol_ctx *ctx, ol_model *m, const ol_hessian_params *hp, ol_
     int rc = h->x && h->y && h->idx && h->w0 && h->gm ? OL_OK : ol__err(ctx, OL_ENOMEM, "out of memory");
     if (rc >= 0)
         rc = ol_model_reserve(ctx, m, h->batch);
+    if (rc >= 0 && hp->freeze_relu)
+        rc = record_pattern(ctx, h);
     if (rc < 0) {
         ol_hessian_free(h);
         return rc;
@@ -278,22 +316,29 @@ int ol_hessian_gradient(ol_ctx *ctx, ol_hessian *h, double *g, double *loss)
     const float *grads = h->ps->grads;
     double total = 0.0;
     memset(g, 0, n * sizeof(double));
-    for (int64_t s = 0; s < d->n; s += h->batch) {
-        const int b = (int)(d->n - s < h->batch ? d->n - s : h->batch);
-        for (int i = 0; i < b; i++)
-            h->idx[i] = s + i;
-        ol_dataset_fill(d, h->idx, b, NULL, 0, 0, h->x, h->y);
+    int rc = OL_OK;
+    for (int64_t s = 0; s < d->n && rc >= 0; s += h->batch) {
+        const int b = load_batch(h, s);
         ol_paramset_zero_grads(h->ps);
         double l = 0.0;
         int c = 0;
-        OL__TRY(ol_model_forward(ctx, h->m, h->x, b, 0)); /* eval mode: running statistics, nothing updated */
-        OL__TRY(ol_model_loss(ctx, h->m, h->y, b, 0.0f, 1.0f / (float)b, &l, &c));
-        OL__TRY(ol_model_backward(ctx, h->m));
+        if (h->pattern)
+            ol_model_set_relu_pattern(h->m, OL_RELU_APPLY, h->pattern + (size_t)s * h->units);
+        rc = ol_model_forward(ctx, h->m, h->x, b, 0); /* eval mode: running statistics, nothing updated */
+        if (rc >= 0)
+            rc = ol_model_loss(ctx, h->m, h->y, b, 0.0f, 1.0f / (float)b, &l, &c);
+        if (rc >= 0)
+            rc = ol_model_backward(ctx, h->m);
+        ol_model_set_relu_pattern(h->m, OL_RELU_FREE, NULL);
+        if (rc < 0)
+            break;
         const double wgt = (double)b / (double)d->n; /* batch mean -> mean over all samples */
         for (size_t i = 0; i < n; i++)
             g[i] += wgt * (double)grads[i];
         total += l;
     }
+    if (rc < 0)
+        return rc;
     h->passes++;
     if (loss)
         *loss = total / (double)d->n;
