@@ -47,7 +47,8 @@ static void ref_init(ol_model *m, const ol_dataset *d, mlp_ref *r)
 /* Mean loss gradient (g) and, for direction v, H v (hv), analytically in
  * double: z = W1 x + b1, a = relu(z), o = W2 a + b2, p = softmax(o), r = p - e_y;
  * R{.} is the directional derivative along v. */
-static void ref_grad_hvp(const mlp_ref *r, const double *v, double *g, double *hv, size_t n)
+static void ref_grad_hvp_mask(const mlp_ref *r, const unsigned char *mask, const double *v, double *g, double *hv,
+                              size_t n)
 {
     memset(g, 0, n * sizeof(double));
     memset(hv, 0, n * sizeof(double));
@@ -59,8 +60,10 @@ static void ref_grad_hvp(const mlp_ref *r, const double *v, double *g, double *h
             z[h] = r->b1[h], Rz[h] = c1[h];
             for (int i = 0; i < D; i++)
                 z[h] += (double)r->w1[h * D + i] * x[i], Rz[h] += V1[h * D + i] * x[i];
-            a[h] = z[h] > 0 ? z[h] : 0.0;
-            Ra[h] = z[h] > 0 ? Rz[h] : 0.0;
+            const int on = mask ? mask[s * HID + h] : z[h] > 0; /* a frozen pattern, or the ReLU's own */
+            a[h] = on ? z[h] : 0.0;
+            Ra[h] = on ? Rz[h] : 0.0;
+            z[h] = on ? 1.0 : -1.0; /* only its sign is used below */
         }
         double mx = -INFINITY, se = 0.0, pRo = 0.0;
         for (int k = 0; k < K; k++) {
@@ -94,6 +97,11 @@ static void ref_grad_hvp(const mlp_ref *r, const double *v, double *g, double *h
                 g[r->o_w1 + h * D + i] += dz * x[i] / NS, hv[r->o_w1 + h * D + i] += Rdz * x[i] / NS;
         }
     }
+}
+
+static void ref_grad_hvp(const mlp_ref *r, const double *v, double *g, double *hv, size_t n)
+{
+    ref_grad_hvp_mask(r, NULL, v, g, hv, n);
 }
 
 /* Eigenvalues of the symmetric m x m matrix a (destroyed) by cyclic Jacobi. */
@@ -406,6 +414,149 @@ static void test_quadratic(void)
     ol_ctx_free(ctx);
 }
 
+/* Gradient of the library at the current weights, with the ReLU pattern given (or free). */
+static void lib_grad(fixture *f, unsigned char *pattern, double *g)
+{
+    ol_paramset *ps = ol_model_paramset(f->m);
+    double l;
+    int c;
+    ol_paramset_zero_grads(ps);
+    ol_model_set_relu_pattern(f->m, OL_RELU_APPLY, pattern);
+    ASSERT_OK(ol_model_forward(f->ctx, f->m, f->ref.x, NS, 0), f->ctx);
+    ASSERT_OK(ol_model_loss(f->ctx, f->m, f->ref.y, NS, 0.0f, 1.0f / NS, &l, &c), f->ctx);
+    ASSERT_OK(ol_model_backward(f->ctx, f->m), f->ctx);
+    ol_model_set_relu_pattern(f->m, OL_RELU_FREE, NULL);
+    for (size_t i = 0; i < f->n; i++)
+        g[i] = ps->grads[i];
+}
+
+/* The frozen pattern: recorded as the ReLUs' own at w; at weights far from w
+ * (hidden units that changed sign) forward and backward follow it, as the
+ * double-precision network with the same mask does; free again afterwards. */
+static void test_frozen_pattern(fixture *f)
+{
+    ol_paramset *ps = ol_model_paramset(f->m);
+    const size_t n = f->n;
+    ASSERT_EQ_INT(ol_model_relu_units(f->m), HID);
+    unsigned char pat[NS * HID], own[NS * HID];
+    ol_model_set_relu_pattern(f->m, OL_RELU_RECORD, pat);
+    ASSERT_OK(ol_model_forward(f->ctx, f->m, f->ref.x, NS, 0), f->ctx);
+    ol_model_set_relu_pattern(f->m, OL_RELU_FREE, NULL);
+    float *w = malloc(n * sizeof(float));
+    double *g = malloc(n * sizeof(double)), *gr = malloc(n * sizeof(double)), *hv = malloc(n * sizeof(double));
+    double *zero = calloc(n, sizeof(double));
+    memcpy(w, ps->params, n * sizeof(float));
+    int flips = 0, same = 1;
+    for (int s = 0; s < NS; s++)
+        for (int h = 0; h < HID; h++) {
+            double z = f->ref.b1[h];
+            for (int i = 0; i < D; i++)
+                z += (double)f->ref.w1[h * D + i] * f->ref.x[s * D + i];
+            own[s * HID + h] = z > 0;
+            same &= pat[s * HID + h] == own[s * HID + h];
+        }
+    ASSERT_TRUE(same);
+    for (int i = 0; i < HID * D + HID; i++) /* move the first layer a lot */
+        ps->params[f->ref.o_w1 + (size_t)i % (HID * D)] += (float)(0.4 * sin(3.0 * i));
+    for (int s = 0; s < NS; s++)
+        for (int h = 0; h < HID; h++) {
+            double z = f->ref.b1[h];
+            for (int i = 0; i < D; i++)
+                z += (double)f->ref.w1[h * D + i] * f->ref.x[s * D + i];
+            flips += (z > 0) != pat[s * HID + h];
+        }
+    double worst = 0.0, worst_free = 0.0, gmax = 0.0;
+    lib_grad(f, pat, g);
+    ref_grad_hvp_mask(&f->ref, pat, zero, gr, hv, n);
+    for (size_t i = 0; i < n; i++)
+        worst = fmax(worst, fabs(g[i] - gr[i])), gmax = fmax(gmax, fabs(gr[i]));
+    lib_grad(f, NULL, g); /* free again: the ReLUs' own pattern */
+    ref_grad_hvp(&f->ref, zero, gr, hv, n);
+    for (size_t i = 0; i < n; i++)
+        worst_free = fmax(worst_free, fabs(g[i] - gr[i]));
+    printf("frozen ReLU pattern: %d of %d units flipped sign; gradient off by %.2e frozen, %.2e free (of %.3f)\n",
+           flips, NS * HID, worst, worst_free, gmax);
+    ASSERT_TRUE(flips >= 10);
+    ASSERT_TRUE(worst <= 1e-5 * gmax);
+    ASSERT_TRUE(worst_free <= 1e-5 * gmax);
+    memcpy(ps->params, w, n * sizeof(float));
+    free(w), free(g), free(gr), free(hv), free(zero);
+}
+
+/* Mean loss of a resnet8 at its weights with the pattern applied (or free). */
+static double resnet_loss(ol_ctx *ctx, ol_model *m, const float *x, const int32_t *y, int n, unsigned char *pat,
+                          int backward)
+{
+    double l = 0;
+    int c;
+    ol_paramset_zero_grads(ol_model_paramset(m));
+    ol_model_set_relu_pattern(m, pat ? OL_RELU_APPLY : OL_RELU_FREE, pat);
+    ASSERT_OK(ol_model_forward(ctx, m, x, n, 0), ctx);
+    ASSERT_OK(ol_model_loss(ctx, m, y, n, 0.0f, 1.0f / n, &l, &c), ctx);
+    if (backward)
+        ASSERT_OK(ol_model_backward(ctx, m), ctx);
+    ol_model_set_relu_pattern(m, OL_RELU_FREE, NULL);
+    return l / n;
+}
+
+/* The frozen pattern through BatchNorm+ReLU and residual add+ReLU nodes: far
+ * from where it was recorded, the gradient backward computes is the derivative
+ * of the loss forward computes (central difference in double along a direction). */
+static void test_frozen_resnet(void)
+{
+    enum { N = 6 };
+    ol_ctx *ctx = ol_ctx_new(1);
+    ol_dataset d;
+    ol_model_params mp = ol_model_default_params();
+    ol_model *m = NULL;
+    ASSERT_OK(ol_dataset_synthetic(ctx, N, 1, 12, 12, 10, 2, &d), ctx);
+    ol_model_params_set_arch(ctx, &mp, "resnet8");
+    mp.in_c = 1, mp.in_h = mp.in_w = 12, mp.max_batch = N, mp.seed = 4;
+    ASSERT_OK(ol_model_create(ctx, &mp, &m), ctx);
+    ol_paramset *ps = ol_model_paramset(m);
+    float x[N * 144];
+    int32_t y[N];
+    int64_t idx[N] = {0, 1, 2, 3, 4, 5};
+    ol_dataset_fill(&d, idx, N, NULL, 0, 0, x, y);
+    const size_t units = ol_model_relu_units(m);
+    unsigned char *pat = malloc(N * units), *pat2 = malloc(N * units);
+    ol_model_set_relu_pattern(m, OL_RELU_RECORD, pat);
+    ASSERT_OK(ol_model_forward(ctx, m, x, N, 0), ctx);
+    ol_model_set_relu_pattern(m, OL_RELU_FREE, NULL);
+    double *v = malloc(ps->numel * sizeof(double));
+    for (size_t i = 0; i < ps->numel; i++) {
+        v[i] = 0.05 * sin(1.3 * (double)i);
+        ps->params[i] += ps->params[i] != 0.0f ? (float)(0.3 * cos(0.7 * (double)i)) * ps->params[i] : 0.0f;
+    }
+    ol_model_set_relu_pattern(m, OL_RELU_RECORD, pat2); /* how many units the move flipped */
+    ASSERT_OK(ol_model_forward(ctx, m, x, N, 0), ctx);
+    size_t flips = 0;
+    for (size_t i = 0; i < N * units; i++)
+        flips += pat[i] != pat2[i];
+    resnet_loss(ctx, m, x, y, N, pat, 1);
+    double gv = 0.0;
+    for (size_t i = 0; i < ps->numel; i++)
+        gv += (double)ps->grads[i] * v[i];
+    float *w = malloc(ps->numel * sizeof(float));
+    memcpy(w, ps->params, ps->numel * sizeof(float));
+    const double eps = 1e-2;
+    for (size_t i = 0; i < ps->numel; i++)
+        ps->params[i] = (float)(w[i] + eps * v[i]);
+    const double lp = resnet_loss(ctx, m, x, y, N, pat, 0);
+    for (size_t i = 0; i < ps->numel; i++)
+        ps->params[i] = (float)(w[i] - eps * v[i]);
+    const double lm = resnet_loss(ctx, m, x, y, N, pat, 0);
+    const double fd = (lp - lm) / (2 * eps);
+    printf("frozen pattern in resnet8: %zu of %zu ReLU outputs flipped; g'v %.6f, loss difference %.6f\n", flips,
+           N * units, gv, fd);
+    ASSERT_TRUE(flips > N * units / 50);
+    ASSERT_TRUE(fabs(gv - fd) <= 1e-3 * fabs(gv) + 1e-5);
+    free(pat), free(pat2), free(v), free(w);
+    ol_model_free(m);
+    ol_dataset_free(&d);
+    ol_ctx_free(ctx);
+}
+
 int main(void)
 {
     fixture f;
@@ -413,7 +564,9 @@ int main(void)
     test_columns_and_gradient(&f);
     test_top_eigen_and_trace(&f);
     test_symmetry_batches_restore(&f);
+    test_frozen_pattern(&f);
     fixture_free(&f);
     test_quadratic();
+    test_frozen_resnet();
     return tu_finish("test_hessian");
 }
