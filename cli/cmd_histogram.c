@@ -243,6 +243,25 @@ static int draw_panel(ol_ctx *ctx, const hist_job *j, const panel *p, int legend
     return rc;
 }
 
+/* The legend alone, in the top left of an empty cell. */
+static int draw_legend_cell(ol_ctx *ctx, const hist_job *j, int W, int H, ol__svg *s)
+{
+    char lbl[32][32], col[32][16];
+    const char *labels[32], *colors[32];
+    const int n = j->nck < 32 ? j->nck : 32;
+    int rc = ol__svg_begin(ctx, s, W, H, 0.0, 1.0, 0.0, 1.0, 0, 0);
+    if (rc < 0)
+        return rc;
+    for (int c = 0; c < n; c++) {
+        snprintf(lbl[c], sizeof lbl[c], "step %lld", j->steps[c]);
+        seq_color(c, j->nck, col[c], sizeof col[c]);
+        labels[c] = lbl[c], colors[c] = col[c];
+    }
+    s->mr = W - 78 - 170 - 24; /* ol__svg_legend sits 170 px left of the right margin */
+    ol__svg_legend(s, labels, colors, n);
+    return ol__svg_end(ctx, s);
+}
+
 /* All panels in a grid of up to three columns, each a nested <svg>. */
 static int write_svg(ol_ctx *ctx, const hist_job *j, int logy, const char *path, char *err, size_t cap)
 {
@@ -253,9 +272,11 @@ static int write_svg(ol_ctx *ctx, const hist_job *j, int logy, const char *path,
                   "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
                   W * cols, H * rows, W * cols, H * rows);
     int rc = OL_OK;
-    for (int k = 0; k < j->np && rc >= 0; k++) {
+    const int free_cell = j->np % cols != 0; /* the legend goes there, off the curves */
+    for (int k = 0; k < j->np + free_cell && rc >= 0; k++) {
         ol__svg s;
-        rc = draw_panel(ctx, j, &j->p[k], k == 0, logy, W, H, &s);
+        rc = k < j->np ? draw_panel(ctx, j, &j->p[k], k == 0 && !free_cell, logy, W, H, &s)
+                       : draw_legend_cell(ctx, j, W, H, &s);
         if (rc >= 0) /* "<svg " -> "<svg x=.. y=.. " */
             ol__tb_printf(&doc, "<svg x=\"%d\" y=\"%d\" %s", W * (k % cols), H * (k / cols), s.tb.buf + 5);
         ol__svg_free(&s);
