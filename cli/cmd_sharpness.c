@@ -20,7 +20,8 @@ static const cli_opt sharp_opts[] = {
      "stop the trace when its standard error is below X times its value (0: all samples)"},
     {"fd-step", CLI_VALUE, "1e-4", "X", "Sharpness",
      "finite-difference step relative to the weights: t = X max(|w|,1) / |v|"},
-    {"train-subset", CLI_VALUE, "1000", "N", "Sharpness", "the first N training samples (the loss is their mean)"},
+    {"train-subset", CLI_VALUE, "1000", "N", "Sharpness",
+     "the first N training samples (the loss is their mean; by default at most the whole set)"},
     {"batch-size", CLI_VALUE, "0", "B", "Sharpness", "samples per pass (0 = the run's evaluation batch)"},
     {"seed", CLI_VALUE, "0", "S", "Sharpness", "seed of the start and Rademacher vectors"},
     {"data-dir", CLI_VALUE, "", "DIR", "Sharpness", "dataset directory (default: the run's)"},
@@ -253,7 +254,12 @@ int cmd_sharpness(int argc, char **argv)
         rc = cli_fail_ctx(ctx, OL_EXIT_USAGE);
         goto done;
     }
-    rc = cli_run_open(ctx, argv[2], 1, cli_str(&v, "data-dir"), o.ntrain, 0, &r, err, sizeof err);
+    /* the default subset is at most the set; a given one must fit */
+    const int given = cli_given(&v, "train-subset");
+    rc = cli_run_open(ctx, argv[2], 1, cli_str(&v, "data-dir"), given ? o.ntrain : 0, 0, &r, err, sizeof err);
+    if (rc == OL_EXIT_OK && !given && r.data.train.n > o.ntrain &&
+        ol_dataset_truncate(ctx, &r.data.train, o.ntrain) < 0)
+        rc = OL_EXIT_FAIL, snprintf(err, sizeof err, "%s", ol_ctx_errmsg(ctx));
     const int batch = o.batch > 0 ? (int)o.batch : r.batch;
     if (rc == OL_EXIT_OK && !(res = header(&r, &o, batch, ctx)))
         rc = OL_EXIT_FAIL, snprintf(err, sizeof err, "out of memory");

@@ -27,7 +27,7 @@
  *   ol_hessian *h; ol_hessian_create(ctx, m, &hp, &h);        // m: weights at which to look
  *   ol_linop op = ol_hessian_linop(h);                        // H as an operator
  *   ol_eigen_power(ctx, &op, k, &ep, eigvals, NULL, &info);   // top-k eigenvalues
- *   ol_trace_hutchinson(ctx, &op, &tp, &tr);                  // trace with its standard error
+ *   ol_trace_hutchinson(ctx, &op, &tp, &tr, NULL);            // trace with its standard error
  *   ol_hessian_free(h);
  * The Hessian keeps pointers to m and hp->data: they must outlive it. Every
  * product overwrites m's gradient buffer and restores m's parameters bitwise. */

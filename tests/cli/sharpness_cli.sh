@@ -26,6 +26,9 @@ timeout 300 "$bin" sharpness "$run" "${common[@]}" --top-k 2 --trace --trace-sam
     >"$tmp/b.json" || fail "sharpness again"
 timeout 300 "$bin" sharpness "$run/ckpt-00000008.safetensors" "${common[@]}" --batch-size 7 --seed 5 --json \
     >"$tmp/c.json" || fail "sharpness CKPT, batch 7, seed 5"
+timeout 300 "$bin" sharpness "$run" --threads 1 --json >"$tmp/d.json" || fail "sharpness with the default subset"
+"$py" -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(d["samples"] != 512)' "$tmp/d.json" \
+    && echo "ok   the default --train-subset (1000) takes the whole set of 512" || fail "default subset: $(head -c 300 "$tmp/d.json")"
 "$py" - "$tmp/a.json" "$tmp/b.json" "$tmp/o/sharpness.json" "$tmp/c.json" <<'PY' || fail "sharpness results"
 import json, sys
 a, b, o, c = (json.load(open(f)) for f in sys.argv[1:5])
