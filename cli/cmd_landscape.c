@@ -1,7 +1,6 @@
 /* optimlab landscape: loss along a line or over a plane around a checkpoint
  * (Li et al. 2018; Goodfellow et al. 2015), in parallel over model replicas
  * and MPI ranks, resumable. */
-#include <dirent.h>
 #include <errno.h>
 #include <libgen.h>
 #include <math.h>
@@ -176,43 +175,6 @@ static int load_same_arch(ol_ctx *ctx, const char *path, ol_model *m, ol_model *
     return OL_EXIT_OK;
 }
 
-static int cmp_ll(const void *a, const void *b)
-{
-    long long x = *(const long long *)a, y = *(const long long *)b;
-    return (x > y) - (x < y);
-}
-
-/* Steps of the checkpoints ckpt-<step>.safetensors in dir, up to max_step, sorted. */
-static int list_steps(const char *dir, long long max_step, long long **steps, int *n)
-{
-    DIR *d = opendir(dir);
-    *n = 0;
-    *steps = NULL;
-    if (!d)
-        return -1;
-    int cap = 0;
-    for (struct dirent *e; (e = readdir(d));) {
-        long long st;
-        char tail[32];
-        if (sscanf(e->d_name, "ckpt-%lld.safetensor%31s", &st, tail) != 2 || strcmp(tail, "s") != 0 || st > max_step)
-            continue;
-        if (*n == cap) {
-            cap = cap ? 2 * cap : 64;
-            long long *t = realloc(*steps, sizeof(long long) * (size_t)cap);
-            if (!t) {
-                closedir(d);
-                return -1;
-            }
-            *steps = t;
-        }
-        (*steps)[(*n)++] = st;
-    }
-    closedir(d);
-    if (*n > 0)
-        qsort(*steps, (size_t)*n, sizeof(long long), cmp_ll);
-    return 0;
-}
-
 /* PCA directions of the checkpoints of the run up to r's, the trajectory projected into g. */
 static int pca_directions(ol_ctx *ctx, cli_run *r, const ls_opts *o, float *d1, float *d2, ls_grid *g, char *err,
                           size_t cap)
@@ -222,7 +184,7 @@ static int pca_directions(ol_ctx *ctx, cli_run *r, const ls_opts *o, float *d1, 
     snprintf(dir, sizeof dir, "%s", dirname(path0));
     long long *steps = NULL;
     int n = 0, rc = OL_EXIT_OK;
-    if (list_steps(dir, (long long)r->ts.step, &steps, &n) < 0 || n < 3) {
+    if (cli_run_list_steps(dir, (long long)r->ts.step, &steps, &n) < 0 || n < 3) {
         free(steps);
         snprintf(err, cap, "--directions pca: %.800s has %d checkpoints up to step %lld, at least 3 are needed "
                            "(train with --checkpoint-every and --keep-last 0)",

@@ -1,4 +1,5 @@
 /* Opening a trained run for evaluation: checkpoint, model, and the run's data. */
+#include <dirent.h>
 #include <jansson.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -148,6 +149,42 @@ int cli_run_open(ol_ctx *ctx, const char *src, int load_data, const char *data_d
         }
     }
     return rc;
+}
+
+static int cmp_ll(const void *a, const void *b)
+{
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return (x > y) - (x < y);
+}
+
+int cli_run_list_steps(const char *dir, long long max_step, long long **steps, int *n)
+{
+    DIR *d = opendir(dir);
+    *n = 0;
+    *steps = NULL;
+    if (!d)
+        return -1;
+    int cap = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        long long st;
+        char tail[32];
+        if (sscanf(e->d_name, "ckpt-%lld.safetensor%31s", &st, tail) != 2 || strcmp(tail, "s") != 0 || st > max_step)
+            continue;
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 64;
+            long long *t = realloc(*steps, sizeof(long long) * (size_t)cap);
+            if (!t) {
+                closedir(d);
+                return -1;
+            }
+            *steps = t;
+        }
+        (*steps)[(*n)++] = st;
+    }
+    closedir(d);
+    if (*n > 0)
+        qsort(*steps, (size_t)*n, sizeof(long long), cmp_ll);
+    return 0;
 }
 
 void cli_run_close(cli_run *r)

@@ -29,8 +29,15 @@ int cli_run_open(ol_ctx *ctx, const char *src, int load_data, const char *data_d
                  cli_run *r, char *err, size_t cap);
 void cli_run_close(cli_run *r);
 
+/* Steps of the checkpoints ckpt-<step>.safetensors in dir, up to max_step,
+ * sorted (*steps malloc'd, caller frees). Returns -1 when dir cannot be read
+ * or memory runs out. */
+int cli_run_list_steps(const char *dir, long long max_step, long long **steps, int *n);
+
 int cmd_eval(int argc, char **argv);
 int cmd_landscape(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
+int cmd_sharpness(int argc, char **argv);
+int cmd_histogram(int argc, char **argv);
 
 #endif

@@ -43,6 +43,8 @@ static const struct {
     {"eval", cmd_eval, "loss and accuracy of a checkpoint on the train/test set (optimlab eval --help)"},
     {"sample", cmd_sample, "generate text with a trained language model (optimlab sample --help)"},
     {"landscape", cmd_landscape, "loss landscapes: interpolation, 2-D filter-normalized and PCA planes"},
+    {"sharpness", cmd_sharpness, "top Hessian eigenvalues and Hessian trace of a checkpoint's training loss"},
+    {"histogram", cmd_histogram, "weight distributions of a run's checkpoints, per tensor or layer (SVG)"},
     {"report", cmd_report, "compare run directories: an HTML page with plots and a markdown table"},
     {"sweep", cmd_sweep, "run a grid of configurations from a YAML file (optimlab sweep --help)"},
     {"version", cmd_version, "print the version and the compute kernels in use"},

@@ -16,5 +16,6 @@
 #include "optimlab/lrfind.h"
 #include "optimlab/scaling.h"
 #include "optimlab/landscape.h"
+#include "optimlab/hessian.h"
 
 #endif

@@ -119,6 +119,20 @@ typedef struct {
  * negative code (invalid mp or batch; *out zeroed). */
 int ol_model_memory_estimate(ol_ctx *ctx, const ol_model_params *mp, int batch, ol_model_memory *out);
 
+/* Freezing the ReLU activation pattern (for finite-difference Hessian-vector
+ * products, optimlab/hessian.h: the loss with a frozen pattern is smooth in the
+ * weights and has, at the weights where the pattern was recorded, the same
+ * gradient and the same Hessian as backpropagation sees).
+ * OL_RELU_RECORD: each forward writes pattern[i] = (output i of a ReLU > 0);
+ * OL_RELU_APPLY: each forward uses output i = pattern[i] ? pre-activation : 0,
+ * and backward passes gradients where the pattern is 1. The pattern of a
+ * forward of n samples is n * ol_model_relu_units(m) bytes (caller-owned;
+ * point at the next batch's part before each forward). NULL: ReLUs as usual.
+ * Max-pooling choices are not frozen. */
+typedef enum { OL_RELU_FREE = 0, OL_RELU_RECORD, OL_RELU_APPLY } ol_relu_mode;
+size_t ol_model_relu_units(const ol_model *m); /* ReLU outputs per sample */
+void ol_model_set_relu_pattern(ol_model *m, ol_relu_mode mode, unsigned char *pattern);
+
 /* Forward pass. train != 0 uses batch statistics in BatchNorm and updates the
  * running statistics (PyTorch's train mode); 0 uses the running statistics. */
 int ol_model_forward(ol_ctx *ctx, ol_model *m, const float *x, int n, int train);

@@ -80,18 +80,18 @@ OL__INLINE void bwd_reduce_task(const float *restrict dy, const float *restrict 
             const size_t o = (size_t)i * B;
 #pragma omp simd
             for (int j = 0; j < B; j++) {
-                float dz = (!relu || y[o + j] > 0.0f) ? dy[o + j] : 0.0f;
+                float dz = (!relu || y[o + j] != 0.0f) ? dy[o + j] : 0.0f;
                 fs[j] += dz;
                 fsx[j] += dz * (x[o + j] - mean[j]);
             }
             if (dr && acc_r) {
 #pragma omp simd
                 for (int j = 0; j < B; j++)
-                    dr[o + j] += (!relu || y[o + j] > 0.0f) ? dy[o + j] : 0.0f;
+                    dr[o + j] += (!relu || y[o + j] != 0.0f) ? dy[o + j] : 0.0f;
             } else if (dr) {
 #pragma omp simd
                 for (int j = 0; j < B; j++)
-                    dr[o + j] = (!relu || y[o + j] > 0.0f) ? dy[o + j] : 0.0f;
+                    dr[o + j] = (!relu || y[o + j] != 0.0f) ? dy[o + j] : 0.0f;
             }
         }
         for (int j = 0; j < B; j++) {
@@ -114,13 +114,13 @@ OL__INLINE void bwd_dx_task(const float *restrict dy, const float *restrict y, c
         if (acc) {
 #pragma omp simd
             for (int j = 0; j < B; j++) {
-                float dz = (!relu || y[o + j] > 0.0f) ? dy[o + j] : 0.0f;
+                float dz = (!relu || y[o + j] != 0.0f) ? dy[o + j] : 0.0f;
                 dx[o + j] += a[j] * dz + b[j] * x[o + j] + c[j];
             }
         } else {
 #pragma omp simd
             for (int j = 0; j < B; j++) {
-                float dz = (!relu || y[o + j] > 0.0f) ? dy[o + j] : 0.0f;
+                float dz = (!relu || y[o + j] != 0.0f) ? dy[o + j] : 0.0f;
                 dx[o + j] = a[j] * dz + b[j] * x[o + j] + c[j];
             }
         }

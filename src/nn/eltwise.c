@@ -33,7 +33,7 @@ static int relu_backward(ol_ctx *ctx, ol_model *m, ol__node *nd, int N)
     const int acc = nd->acc_dx[0];
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
-        float g = y[i] > 0.0f ? dy[i] : 0.0f;
+        float g = y[i] != 0.0f ? dy[i] : 0.0f; /* y >= 0, or a frozen pattern's pre-activation */
         dx[i] = acc ? dx[i] + g : g;
     }
     return OL_OK;
@@ -69,7 +69,7 @@ static int add_backward(ol_ctx *ctx, ol_model *m, ol__node *nd, int N)
         const int acc = nd->acc_dx[j];
 #pragma omp parallel for schedule(static)
         for (size_t i = 0; i < n; i++) {
-            float g = (!relu || y[i] > 0.0f) ? dy[i] : 0.0f;
+            float g = (!relu || y[i] != 0.0f) ? dy[i] : 0.0f;
             dx[i] = acc ? dx[i] + g : g;
         }
     }

@@ -428,14 +428,67 @@ void ol__graph_load_input(ol_model *m, const float *x, int N)
     memcpy(v->data, x, (size_t)N * v->numel * sizeof(float));
 }
 
+size_t ol_model_relu_units(const ol_model *m)
+{
+    size_t s = 0;
+    for (int k = 0; k < m->nnodes; k++)
+        if (m->nodes[k].op == OL__OP_RELU || m->nodes[k].relu)
+            s += m->vals[m->nodes[k].out].numel;
+    return s;
+}
+
+void ol_model_set_relu_pattern(ol_model *m, ol_relu_mode mode, unsigned char *pattern)
+{
+    m->relu_mode = pattern ? (int)mode : OL_RELU_FREE;
+    m->relu_pat = pattern;
+}
+
+/* A node ending in a ReLU, with the pattern recorded (y > 0) or applied: the
+ * node runs without its ReLU, then y = pattern ? y : 0. The backward passes
+ * treat y != 0 as active, so they follow the pattern too. */
+static int relu_node_pattern(ol_ctx *ctx, ol_model *m, ol__node *nd, int n, int train, unsigned char *pat)
+{
+    const size_t cnt = (size_t)n * m->vals[nd->out].numel;
+    float *y = m->vals[nd->out].data;
+    if (m->relu_mode == OL_RELU_RECORD) {
+        OL__TRY(ol__layer_ops_of(nd->op)->forward(ctx, m, nd, n, train));
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < cnt; i++)
+            pat[i] = y[i] > 0.0f;
+        return OL_OK;
+    }
+    if (nd->op == OL__OP_RELU) {
+        const float *x = m->vals[nd->in[0]].data;
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < cnt; i++)
+            y[i] = pat[i] ? x[i] : 0.0f;
+        return OL_OK;
+    }
+    nd->relu = 0;
+    const int rc = ol__layer_ops_of(nd->op)->forward(ctx, m, nd, n, train);
+    nd->relu = 1;
+    OL__TRY(rc);
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < cnt; i++)
+        y[i] = pat[i] ? y[i] : 0.0f;
+    return OL_OK;
+}
+
 int ol_model_forward(ol_ctx *ctx, ol_model *m, const float *x, int n, int train)
 {
     if (!x)
         return ol__err(ctx, OL_EINVAL, "forward: no input");
     OL__TRY(ol_model_reserve(ctx, m, n));
     ol__graph_load_input(m, x, n);
+    unsigned char *pat = m->relu_pat;
     for (int k = 0; k < m->nnodes; k++) {
         ol__node *nd = &m->nodes[k];
+        const int has_relu = nd->op == OL__OP_RELU || nd->relu;
+        if (has_relu && m->relu_mode != OL_RELU_FREE) {
+            OL__TRY(relu_node_pattern(ctx, m, nd, n, train, pat));
+            pat += (size_t)n * m->vals[nd->out].numel;
+            continue;
+        }
         OL__TRY(ol__layer_ops_of(nd->op)->forward(ctx, m, nd, n, train));
     }
     m->cur_batch = n;

@@ -118,6 +118,8 @@ struct ol_model {
     int cur_batch; /* batch of the last forward */
     int train_bn;  /* last forward used batch statistics */
     int input_grad; /* backward also computes d loss / d input */
+    int relu_mode;  /* ol_relu_mode: ReLU outputs as computed, recorded or frozen */
+    unsigned char *relu_pat; /* the pattern for the next forward (caller-owned) */
     ol_backward_hook bwd_hook;
     void *bwd_hook_user;
     float *act_arena;

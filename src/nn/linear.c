@@ -43,7 +43,7 @@ static void mask_and_bias_grad(float *dz, const float *y, int N, int O, float *d
             if (y) {
                 const float *yr = y + (size_t)n * O + o0;
                 for (int j = 0; j < w; j++) /* a masked store: vectorises, a select into the sum does not */
-                    if (!(yr[j] > 0.0f))
+                    if (yr[j] == 0.0f)
                         row[j] = 0.0f;
             }
 #pragma omp simd

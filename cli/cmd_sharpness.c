@@ -1,0 +1,278 @@
+/* optimlab sharpness: top Hessian eigenvalues and the Hessian trace of a
+ * checkpoint's training loss. */
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "evalrun.h"
+#include "optimlab/hessian.h"
+
+static const cli_opt sharp_opts[] = {
+    {"top-k", CLI_VALUE, "1", "K", "Sharpness", "eigenvalues of largest magnitude to compute (1..16)"},
+    {"iters", CLI_VALUE, "100", "N", "Sharpness", "power iterations per eigenvalue at most"},
+    {"tol", CLI_VALUE, "1e-3", "X", "Sharpness",
+     "stop an eigenvalue when it changes by less than X relative between iterations"},
+    {"trace", CLI_FLAG, "0", NULL, "Sharpness", "also estimate the Hessian trace (Hutchinson)"},
+    {"trace-samples", CLI_VALUE, "100", "N", "Sharpness", "Rademacher vectors for the trace at most"},
+    {"trace-tol", CLI_VALUE, "0.01", "X", "Sharpness",
+     "stop the trace when its standard error is below X times its value (0: all samples)"},
+    {"fd-step", CLI_VALUE, "1e-4", "X", "Sharpness",
+     "finite-difference step relative to the weights: t = X max(|w|,1) / |v|"},
+    {"train-subset", CLI_VALUE, "1000", "N", "Sharpness",
+     "the first N training samples (the loss is their mean; by default at most the whole set)"},
+    {"batch-size", CLI_VALUE, "0", "B", "Sharpness", "samples per pass (0 = the run's evaluation batch)"},
+    {"seed", CLI_VALUE, "0", "S", "Sharpness", "seed of the start and Rademacher vectors"},
+    {"data-dir", CLI_VALUE, "", "DIR", "Sharpness", "dataset directory (default: the run's)"},
+    {"json", CLI_FLAG, "0", NULL, "Sharpness", "print the result as JSON"},
+    {"out", CLI_VALUE, "", "DIR", "Sharpness", "also write DIR/sharpness.json"},
+    {"threads", CLI_VALUE, "0", "T", "Run", "compute threads (0 = all cores)"},
+    {"backend", CLI_VALUE, "auto", "NAME", "Run", "auto, onednn, blas, ref"},
+    {NULL, 0, NULL, NULL, NULL, NULL}};
+
+static const char *const sharp_usage =
+    "usage: optimlab sharpness RUN_DIR|CHECKPOINT [--top-k K] [--trace] [--iters N] [--tol X] [--train-subset N]\n"
+    "                          [--batch-size B] [--seed S] [--json] [--out DIR]\n"
+    "\n"
+    "Curvature of the mean training loss at a run's newest valid checkpoint (or the given checkpoint) on\n"
+    "its first N training samples, with BatchNorm in eval mode (running statistics), as PyHessian does:\n"
+    "the K Hessian eigenvalues of largest magnitude by power iteration with deflation, and with --trace\n"
+    "the Hessian trace by Hutchinson's estimator with its standard error. Hessian-vector products are\n"
+    "central differences of gradients; the output includes an estimate of their error (v'Hv and Hv along\n"
+    "the top eigenvector at the step and at a quarter of it). See docs/landscape.md. The run directory\n"
+    "is only read.";
+
+typedef struct {
+    long long topk, iters, trace_samples, ntrain, batch, seed, threads;
+    double tol, trace_tol, fd_step;
+    ol_backend be;
+} sharp_opts_t;
+
+static int sharp_parse(cli_values *v, sharp_opts_t *o, char *err, size_t cap)
+{
+    if (cli_int(v, "top-k", 1, 16, &o->topk) || cli_int(v, "iters", 1, 100000, &o->iters) ||
+        cli_int(v, "trace-samples", 2, 1000000, &o->trace_samples) ||
+        cli_int(v, "train-subset", 1, INT64_MAX, &o->ntrain) || cli_int(v, "batch-size", 0, 1 << 20, &o->batch) ||
+        cli_int(v, "seed", 0, INT64_MAX, &o->seed) || cli_int(v, "threads", 0, 1024, &o->threads) ||
+        cli_double(v, "tol", 0.0, 1.0, &o->tol) || cli_double(v, "trace-tol", 0.0, 1.0, &o->trace_tol) ||
+        cli_double(v, "fd-step", 1e-7, 0.1, &o->fd_step)) {
+        snprintf(err, cap, "%s", v->err);
+        return -1;
+    }
+    if (ol_backend_from_name(cli_str(v, "backend"), &o->be) < 0) {
+        snprintf(err, cap, "--backend: unknown backend '%.100s' (auto, onednn, blas, ref)", cli_str(v, "backend"));
+        return -1;
+    }
+    return 0;
+}
+
+/* The finite-difference error along the top eigenvector v: the relative
+ * change of v'Hv and of the vector Hv from the step to a quarter of it. */
+static int fd_check(ol_ctx *ctx, ol_hessian *h, const double *v, double fd_step, double *rayleigh, double *vec)
+{
+    const size_t n = ol_hessian_dim(h);
+    double *a = malloc(n * sizeof(double)), *b = malloc(n * sizeof(double));
+    int s = a && b ? OL_OK : (ol_ctx_set_error(ctx, OL_ENOMEM, "out of memory"), OL_ENOMEM);
+    if (s >= 0)
+        s = ol_hessian_vector_product(ctx, h, v, a, fd_step);
+    if (s >= 0)
+        s = ol_hessian_vector_product(ctx, h, v, b, fd_step / 4.0);
+    if (s >= 0) {
+        double d = 0.0, na = 0.0, qa = 0.0, qb = 0.0;
+        for (size_t i = 0; i < n; i++)
+            d += (a[i] - b[i]) * (a[i] - b[i]), na += a[i] * a[i], qa += v[i] * a[i], qb += v[i] * b[i];
+        *vec = na > 0.0 ? sqrt(d / na) : 0.0;
+        *rayleigh = qa != 0.0 ? fabs(qa - qb) / fabs(qa) : fabs(qb);
+    }
+    free(a);
+    free(b);
+    return s;
+}
+
+/* Eigenvalues, trace and the check into res. */
+static int sharpness(ol_ctx *ctx, cli_run *r, const sharp_opts_t *o, int batch, int want_trace, json_t *res,
+                     char *err, size_t cap)
+{
+    ol_hessian_params hp = ol_hessian_default_params();
+    hp.data = &r->data.train;
+    hp.batch = batch;
+    hp.fd_step = o->fd_step;
+    ol_hessian *h = NULL;
+    const int k = (int)o->topk;
+    double *vecs = NULL, *g = NULL, lam[16], loss = 0.0, gnorm = 0.0, check[2] = {0.0, 0.0}, t0 = ol_now();
+    ol_eigen_info info;
+    ol_trace_result tr = {0, 0, 0};
+    int s = ol_hessian_create(ctx, r->m, &hp, &h);
+    const size_t n = s >= 0 ? ol_hessian_dim(h) : 0;
+    if (s >= 0) {
+        vecs = malloc((size_t)k * n * sizeof(double));
+        g = malloc(n * sizeof(double));
+        s = vecs && g ? OL_OK : (ol_ctx_set_error(ctx, OL_ENOMEM, "out of memory"), OL_ENOMEM);
+    }
+    if (s >= 0)
+        s = ol_hessian_gradient(ctx, h, g, &loss);
+    for (size_t i = 0; s >= 0 && i < n; i++)
+        gnorm += g[i] * g[i];
+    ol_linop op = s >= 0 ? ol_hessian_linop(h) : (ol_linop){0, NULL, NULL, NULL};
+    ol_eigen_params ep = {.max_iter = (int)o->iters, .tol = o->tol, .seed = (uint64_t)o->seed};
+    if (s >= 0)
+        s = ol_eigen_power(ctx, &op, k, &ep, lam, vecs, &info);
+    if (s >= 0)
+        s = fd_check(ctx, h, vecs, o->fd_step, &check[0], &check[1]);
+    ol_trace_params tp = {.max_samples = (int)o->trace_samples, .min_samples = 10, .tol = o->trace_tol,
+                          .seed = (uint64_t)o->seed};
+    if (s >= 0 && want_trace)
+        s = ol_trace_hutchinson(ctx, &op, &tp, &tr, NULL);
+    if (s >= 0) {
+        json_t *ev = json_array(), *it = json_array(), *cv = json_array();
+        for (int i = 0; i < k; i++) {
+            json_array_append_new(ev, json_real(lam[i]));
+            json_array_append_new(it, json_integer(info.iters[i]));
+            json_array_append_new(cv, json_boolean(info.converged[i]));
+        }
+        json_object_set_new(res, "loss", json_real(loss));
+        json_object_set_new(res, "grad_norm", json_real(sqrt(gnorm)));
+        json_object_set_new(res, "eigenvalues", ev);
+        json_object_set_new(res, "iterations", it);
+        json_object_set_new(res, "converged", cv);
+        if (want_trace)
+            json_object_set_new(res, "trace", json_pack("{s:f,s:f,s:i}", "mean", tr.trace, "stderr", tr.std_err,
+                                                        "samples", tr.samples));
+        json_object_set_new(res, "fd_check", json_pack("{s:f,s:f}", "rayleigh", check[0], "vector", check[1]));
+        json_object_set_new(res, "gradient_passes", json_integer((json_int_t)ol_hessian_passes(h)));
+        json_object_set_new(res, "seconds", json_real(ol_now() - t0));
+    } else {
+        snprintf(err, cap, "%s", ol_ctx_errmsg(ctx));
+    }
+    ol_hessian_free(h);
+    free(vecs);
+    free(g);
+    return s >= 0 ? OL_EXIT_OK : cli_exit_for(s);
+}
+
+static double jreal(const json_t *o, const char *key)
+{
+    return json_number_value(json_object_get(o, key));
+}
+
+static void print_text(const json_t *res, const cli_run *r)
+{
+    char arch[64];
+    ol_model_params_name(ol_model_get_params(r->m), arch, sizeof arch);
+    printf("%s: step %lld, epoch %lld (%s, %zu parameters, %s)\n", r->ckpt, (long long)r->ts.step,
+           (long long)r->ts.epoch, arch, ol_paramset_count(ol_model_paramset(r->m)), r->dataset);
+    printf("mean training loss on %lld samples (BatchNorm in eval mode): %.6f, gradient norm %.4g\n",
+           (long long)json_integer_value(json_object_get(res, "samples")), jreal(res, "loss"), jreal(res, "grad_norm"));
+    const json_t *ev = json_object_get(res, "eigenvalues"), *it = json_object_get(res, "iterations"),
+                 *cv = json_object_get(res, "converged");
+    for (size_t i = 0; i < json_array_size(ev); i++)
+        printf("eigenvalue %zu: %.6g  (%lld iterations%s)\n", i + 1, json_real_value(json_array_get(ev, i)),
+               (long long)json_integer_value(json_array_get(it, i)),
+               json_is_true(json_array_get(cv, i)) ? ", converged" : ", NOT converged: raise --iters");
+    const json_t *tr = json_object_get(res, "trace");
+    if (tr)
+        printf("trace: %.6g +- %.3g (standard error, %lld Rademacher vectors)\n", jreal(tr, "mean"),
+               jreal(tr, "stderr"), (long long)json_integer_value(json_object_get(tr, "samples")));
+    const json_t *fc = json_object_get(res, "fd_check");
+    printf("finite differences (step %g), at a quarter step along the top eigenvector: v'Hv changes by %.1e, "
+           "Hv by %.1e (relative)\n",
+           jreal(res, "fd_step"), jreal(fc, "rayleigh"), jreal(fc, "vector"));
+    printf("%lld gradient passes, %.1f s\n", (long long)json_integer_value(json_object_get(res, "gradient_passes")),
+           jreal(res, "seconds"));
+}
+
+static int emit(ol_ctx *ctx, cli_values *v, const json_t *res, const cli_run *r, char *err, size_t cap)
+{
+    char *text = json_dumps(res, JSON_REAL_PRECISION(17) | JSON_INDENT(2));
+    if (!text) {
+        snprintf(err, cap, "out of memory");
+        return OL_EXIT_FAIL;
+    }
+    int rc = OL_EXIT_OK;
+    const char *dir = cli_str(v, "out");
+    if (*dir) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/sharpness.json", dir);
+        rc = cli_mkdir_p(ctx, dir, err, cap);
+        if (rc == OL_EXIT_OK)
+            rc = cli_write_file(ctx, path, text, strlen(text), err, cap);
+    }
+    if (rc == OL_EXIT_OK && cli_flag(v, "json"))
+        printf("%s\n", text);
+    else if (rc == OL_EXIT_OK)
+        print_text(res, r);
+    free(text);
+    return rc;
+}
+
+static json_t *header(const cli_run *r, const sharp_opts_t *o, int batch, const ol_ctx *ctx)
+{
+    char arch[64];
+    ol_model_params_name(ol_model_get_params(r->m), arch, sizeof arch);
+    return json_pack("{s:s,s:I,s:I,s:s,s:I,s:s,s:I,s:i,s:f,s:I,s:f,s:s,s:i}", "checkpoint", r->ckpt, "step",
+                     (json_int_t)r->ts.step, "epoch", (json_int_t)r->ts.epoch, "model", arch, "parameters",
+                     (json_int_t)ol_paramset_count(ol_model_paramset(r->m)), "dataset", r->dataset, "samples",
+                     (json_int_t)r->data.train.n, "batch_size", batch, "fd_step", o->fd_step, "seed",
+                     (json_int_t)o->seed, "tol", o->tol, "batchnorm", "eval", "threads", ol_ctx_threads(ctx));
+}
+
+int cmd_sharpness(int argc, char **argv)
+{
+    const cli_opt *const tables[] = {sharp_opts, NULL};
+    cli_values v;
+    cli_init(&v, tables);
+    int help = 0, rc = OL_EXIT_OK;
+    ol_ctx *ctx = NULL;
+    cli_run r;
+    memset(&r, 0, sizeof r);
+    json_t *res = NULL;
+    char err[1400] = "";
+    sharp_opts_t o;
+    if (argc < 3 || strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0) {
+        if (argc >= 3)
+            cli_print_help(stdout, &v, sharp_usage);
+        else
+            fprintf(stderr, "%s\n", sharp_usage);
+        cli_free(&v);
+        return argc >= 3 ? OL_EXIT_OK : OL_EXIT_USAGE;
+    }
+    if (cli_parse(&v, argc, argv, 3, &help) != 0 || (!help && sharp_parse(&v, &o, err, sizeof err) < 0)) {
+        rc = cli_fail(OL_EXIT_USAGE, v.err[0] ? v.err : err);
+        goto done;
+    }
+    if (help) {
+        cli_print_help(stdout, &v, sharp_usage);
+        goto done;
+    }
+    ctx = ol_ctx_new((int)o.threads);
+    if (!ctx) {
+        rc = cli_fail(OL_EXIT_FAIL, "out of memory");
+        goto done;
+    }
+    if (ol_ctx_set_backend(ctx, o.be) < 0) {
+        rc = cli_fail_ctx(ctx, OL_EXIT_USAGE);
+        goto done;
+    }
+    /* the default subset is at most the set; a given one must fit */
+    const int given = cli_given(&v, "train-subset");
+    rc = cli_run_open(ctx, argv[2], 1, cli_str(&v, "data-dir"), given ? o.ntrain : 0, 0, &r, err, sizeof err);
+    if (rc == OL_EXIT_OK && !given && r.data.train.n > o.ntrain &&
+        ol_dataset_truncate(ctx, &r.data.train, o.ntrain) < 0)
+        rc = OL_EXIT_FAIL, snprintf(err, sizeof err, "%s", ol_ctx_errmsg(ctx));
+    const int batch = o.batch > 0 ? (int)o.batch : r.batch;
+    if (rc == OL_EXIT_OK && !(res = header(&r, &o, batch, ctx)))
+        rc = OL_EXIT_FAIL, snprintf(err, sizeof err, "out of memory");
+    if (rc == OL_EXIT_OK)
+        rc = sharpness(ctx, &r, &o, batch, cli_flag(&v, "trace"), res, err, sizeof err);
+    if (rc == OL_EXIT_OK)
+        rc = emit(ctx, &v, res, &r, err, sizeof err);
+    if (rc != OL_EXIT_OK)
+        cli_fail(rc, err);
+done:
+    json_decref(res);
+    cli_run_close(&r);
+    ol_ctx_free(ctx);
+    cli_free(&v);
+    return rc;
+}
