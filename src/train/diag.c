@@ -138,23 +138,56 @@ int ol__diag_layers_due(const ol__diag *d, int64_t step)
     return d && d->layer_every > 0 && (step + 1) % d->layer_every == 0;
 }
 
+/* sum (g - prev)^2 over one chunk (prev NULL: sum g^2), then prev = g; eight
+ * independent lanes, so the loop vectorizes without reassociation */
+static double chunk_diff_sq(const float *g, float *prev, size_t n)
+{
+    double lane[8] = {0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; l++) {
+            const double dl = (double)g[i + l] - (double)prev[i + l];
+            lane[l] += dl * dl;
+            prev[i + l] = g[i + l];
+        }
+    double s = 0.0;
+    for (; i < n; i++) {
+        const double dl = (double)g[i] - (double)prev[i];
+        s += dl * dl;
+        prev[i] = g[i];
+    }
+    for (int l = 0; l < 8; l++)
+        s += lane[l];
+    return s;
+}
+
+/* |g - prev|^2 in fixed chunks summed in order (the same for any thread
+ * count), and prev = g. */
+static double diff_sq_copy(const float *g, float *prev, size_t n)
+{
+    enum { CH = OL__REDUCE_CHUNK, MAXCH = 512 };
+    const size_t nch = (n + CH - 1) / CH;
+    double part[MAXCH], s = 0.0;
+    for (size_t c0 = 0; c0 < nch; c0 += MAXCH) {
+        const size_t c1 = nch - c0 < MAXCH ? nch : c0 + MAXCH;
+#pragma omp parallel for schedule(static)
+        for (size_t c = c0; c < c1; c++) {
+            const size_t lo = c * CH, len = n - lo < CH ? n - lo : CH;
+            part[c - c0] = chunk_diff_sq(g + lo, prev + lo, len);
+        }
+        for (size_t c = c0; c < c1; c++)
+            s += part[c - c0];
+    }
+    return s;
+}
+
 void ol__gns_after_micro(ol__gns_meas *g, const ol_paramset *ps, int kk, int denom)
 {
     /* this micro-batch's part of the sum: the difference to the sum before it
      * (float rounding of the running sum: relative 1e-7, far below the noise) */
-    const float *gr = ps->grads;
-    float *prev = g->prev;
-    double s = 0.0;
-    if (g->nsmall == 0) {
-        for (size_t i = 0; i < ps->numel; i++)
-            s += (double)gr[i] * gr[i];
-    } else {
-        for (size_t i = 0; i < ps->numel; i++) {
-            const double dlt = (double)gr[i] - prev[i];
-            s += dlt * dlt;
-        }
-    }
-    memcpy(prev, gr, ps->numel * sizeof(float));
+    if (g->nsmall == 0) /* the sum before the first micro-batch is zero */
+        memset(g->prev, 0, ps->numel * sizeof(float));
+    const double s = diff_sq_copy(ps->grads, g->prev, ps->numel);
     const double scale = (double)denom / kk; /* the sum was of loss / denom: the micro-batch's mean gradient */
     g->small_sq += s * scale * scale;
     g->small_inv_b += 1.0 / kk;
