@@ -44,6 +44,11 @@ if grep -q "critical batch size" "$tmp/on.txt" && grep -q "lr-scaling-knee" "$tm
 else
     echo "FAIL summary lines missing"; fails=$((fails + 1))
 fi
+if "$bin" report "$tmp/on" "$tmp/off" --out "$tmp/report" >/dev/null 2>&1 && grep -q "<polyline" "$tmp/report/gns.svg"; then
+    echo "ok   report: gns.svg plots the run that logged --gns"
+else
+    echo "FAIL report: no gns.svg"; fails=$((fails + 1))
+fi
 bad() { # label, options: exit 2, one line, no run directory
     local label=$1; shift
     "$bin" train --model mlp --widths 8 --dataset synthetic --synthetic-size 64 --batch-size 32 --epochs 1 --quiet \
