@@ -384,7 +384,7 @@ static void write_tables(const report *R, FILE *h, FILE *md)
 
 /* ---- plots ---------------------------------------------------------------- */
 
-enum { P_ACC_EPOCH, P_LOSS_EPOCH, P_ACC_SAMPLES, P_LOSS_SAMPLES, P_LR, P_BATCH, P_GNORM, P_COUNT };
+enum { P_ACC_EPOCH, P_LOSS_EPOCH, P_ACC_SAMPLES, P_LOSS_SAMPLES, P_LR, P_BATCH, P_GNORM, P_GNS, P_COUNT };
 static const struct {
     const char *file, *title, *xlabel, *ylabel;
 } plot_info[P_COUNT] = {
@@ -395,6 +395,7 @@ static const struct {
     {"lr", "learning rate", "optimizer step", "lr"},
     {"batch", "batch size", "optimizer step", "samples per step"},
     {"grad-norm", "gradient norm", "optimizer step", "global gradient norm"},
+    {"gns", "gradient noise scale (--gns)", "optimizer step", "B_simple = tr(Sigma) / |G|^2 (samples)"},
 };
 
 /* x and y of run r in plot p (malloc'd; n points). */
@@ -413,7 +414,7 @@ static int series(const run_data *r, int p, double unit, double **xo, double **y
         } else {
             const run_step *s = &r->steps[i];
             x[k] = p == P_LOSS_EPOCH || p == P_LOSS_SAMPLES ? s->epoch * per : s->step;
-            y[k] = p == P_LR ? s->lr : p == P_BATCH ? s->batch : p == P_GNORM ? s->grad_norm : s->loss;
+            y[k] = p == P_LR ? s->lr : p == P_BATCH ? s->batch : p == P_GNORM ? s->grad_norm : p == P_GNS ? s->gns : s->loss;
             /* an epoch's partial last batch is not the schedule's batch size */
             if (p == P_BATCH && i > 0 && s->batch < r->steps[i - 1].batch && (i + 1 == n || s->batch < r->steps[i + 1].batch))
                 continue;
@@ -430,7 +431,7 @@ static int y_scale(int p, double **ys, const int *ns, int m, double *y0, double 
 {
     double lo, hi;
     /* losses and gradient norms span decades: log scale when all positive and they do */
-    int logy = (p == P_LOSS_EPOCH || p == P_LOSS_SAMPLES || p == P_GNORM) && *y0 > 0 && *y1 / *y0 > 20;
+    int logy = (p == P_LOSS_EPOCH || p == P_LOSS_SAMPLES || p == P_GNORM || p == P_GNS) && *y0 > 0 && *y1 / *y0 > 20;
     if (p == P_LR) { /* lrs of different magnitudes (SGD and Adam): log, down to 1e-4 of the largest */
         double pmin = INFINITY;
         for (int j = 0; j < m; j++)

@@ -55,6 +55,14 @@ const cli_opt cli_train_opts[] = {
      "and ln(classes) (0 = off)"},
     {"log-every", CLI_VALUE, "50", "N", "Output", "steps between step records in metrics.jsonl and plain output"},
     {"quiet", CLI_FLAG, "0", NULL, "Output", "print only the final summary"},
+    {"gns", CLI_FLAG, "0", NULL, "Diagnostics",
+     "log the gradient noise scale B_simple (McCandlish et al. 2018) from the micro-batches (--micro-batch-size) or "
+     "the per-rank gradients; the summary prints the critical batch size it suggests"},
+    {"gns-smoothing", CLI_VALUE, "0.99", "BETA", "Diagnostics",
+     "--gns: decay per step of the moving averages of |G|^2 and tr(Sigma)"},
+    {"log-layer-stats", CLI_VALUE, "0", "N", "Diagnostics",
+     "every N steps a \"layers\" record in metrics.jsonl: per-tensor gradient norm, weight norm and update/weight "
+     "ratio (0 = off)"},
     {NULL, 0, NULL, NULL, NULL, NULL}};
 
 int cli_build_train(cli_values *v, ol_train_params *tp)
@@ -97,6 +105,16 @@ int cli_build_train(cli_values *v, ol_train_params *tp)
     if (cli_int(v, "log-every", 1, 1000000000, &x))
         return -1;
     tp->log_every = (int)x;
+    tp->gns = cli_flag(v, "gns");
+    if (cli_double(v, "gns-smoothing", 0.0, 0.999999, &tp->gns_smoothing))
+        return -1;
+    if (cli_given(v, "gns-smoothing") && !tp->gns) {
+        snprintf(v->err, sizeof v->err, "--gns-smoothing applies only with --gns");
+        return -1;
+    }
+    if (cli_int(v, "log-layer-stats", 0, 1000000000, &x))
+        return -1;
+    tp->log_layer_stats = (int)x;
     if (cli_int(v, "seed", 0, INT64_MAX, &x))
         return -1;
     tp->seed = (uint64_t)x;
@@ -657,7 +675,8 @@ static int job_setup(train_job *j)
     }
     if (cli_build_dist(v, tp))
         JOB_FAIL(OL_EXIT_USAGE, "%s", v->err);
-    if (ol_train_check_world(ctx, tp, n, ol_comm_size(j->comm)) < 0) /* every batch of the schedule */
+    if (ol_train_check_world(ctx, tp, n, ol_comm_size(j->comm)) < 0 || /* every batch of the schedule */
+        ol_train_check_diag(ctx, tp, ol_comm_size(j->comm)) < 0)
         JOB_FAIL(OL_EXIT_USAGE, "%s", ol_ctx_errmsg(ctx));
     cli_values eff; /* config.json: every option's effective value */
     if (cli_effective_values(&eff, v, &j->op, &j->sp, &j->bc, tp) < 0)
@@ -897,6 +916,8 @@ int cmd_train(int argc, char **argv)
         printf("metrics: %s/metrics.jsonl\ncheckpoint: %s\n", tp->out_dir, res.checkpoint);
     if (res.bad_steps)
         printf("skipped steps (non-finite or loss spikes): %lld\n", (long long)res.bad_steps);
+    if (tp->gns)
+        cli_print_gns(tp, &res);
 done:
     free(j->config);
     cli_free_sched(&j->sp);

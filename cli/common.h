@@ -83,6 +83,8 @@ int cli_build_train(cli_values *v, ol_train_params *tp);
 int cli_build_dist(cli_values *v, ol_train_params *tp);
 /* The end-of-run line about communication of a data-parallel run. */
 void cli_print_comm(const ol_train_params *tp, const ol_train_result *res);
+/* The end-of-run lines of --gns: the noise scale, the batch size and lr knee it suggests. */
+void cli_print_gns(const ol_train_params *tp, const ol_train_result *res);
 /* The same for a training run: lengths in epochs become the steps that many
  * epochs of tp's n training samples take (ol_train_epoch_steps), which under
  * a batch schedule (tp->batch_sched) differs from epochs x steps per epoch. */

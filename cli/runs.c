@@ -153,7 +153,7 @@ static void add_record(void *user, json_t *o)
             return;
         }
         run_step s = {num(o, "step"), num(o, "epoch"), num(o, "lr"), num(o, "loss"), num(o, "grad_norm"),
-                      num(o, "batch")};
+                      num(o, "batch"), num(o, "gns")};
         /* a resumed run re-logs what came after its checkpoint: keep the later copy */
         while (r->nsteps > 0 && !(r->steps[r->nsteps - 1].step < s.step))
             r->nsteps--;

@@ -8,6 +8,7 @@
 
 typedef struct {
     double step, epoch, lr, loss, grad_norm, batch;
+    double gns; /* --gns: the gradient noise scale (NaN when not logged) */
 } run_step;
 
 typedef struct {

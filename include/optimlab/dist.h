@@ -77,6 +77,11 @@ int ol_ddp_create(ol_ctx *ctx, ol_comm *c, ol_model *m, size_t bucket_bytes, int
 void ol_ddp_free(ol_ddp *d);
 void ol_ddp_arm(ol_ddp *d);
 int ol_ddp_finish(ol_ctx *ctx, ol_ddp *d);
+/* measure 1: each bucket's squared norm is taken just before its all-reduce
+ * starts, so after ol_ddp_finish ol_ddp_local_sq is the squared norm of this
+ * rank's own gradient (the gradient noise scale's small batch); 0 when off. */
+void ol_ddp_measure_local(ol_ddp *d, int measure);
+double ol_ddp_local_sq(const ol_ddp *d);
 /* Fraction of the all-reduced bytes whose all-reduce was started before the
  * backward pass finished (overlap), since the last reset. */
 double ol_ddp_overlap(const ol_ddp *d);

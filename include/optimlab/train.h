@@ -87,6 +87,11 @@ typedef struct {
     double spike_zscore;   /* skip a step whose loss is this many standard deviations above the recent mean (0 = off) */
     double divergence_factor; /* stop (OL_ENONFINITE) when the mean loss of the last 16 steps exceeds this many times
                                  the larger of the lowest loss so far and ln(classes) (default 10; 0 = off) */
+
+    /* diagnostics (docs/diagnostics.md); neither changes the trained weights */
+    int gns;              /* gradient noise scale from the micro-batches (one rank) or the per-rank gradients */
+    double gns_smoothing; /* its EMA decay per step (default 0.99) */
+    int log_layer_stats;  /* every this many steps a "layers" record: per-tensor norms (0 = off) */
 } ol_train_params;
 
 ol_train_params ol_train_default_params(void);
@@ -138,6 +143,10 @@ typedef struct {
     double step_comm_time;   /* communication inside training steps (exposed: not hidden behind compute) */
     int64_t syncs;           /* DiLoCo outer steps */
     double ensemble_test_acc, ensemble_test_loss;
+    /* gradient noise scale B_simple (tp->gns; NaN when none was measured):
+     * smoothed at the end and at the first step record, and over the whole run */
+    double gns_final, gns_first, gns_run;
+    int64_t gns_steps; /* steps measured */
     char checkpoint[4096]; /* the last checkpoint written ("" when none) */
 } ol_train_result;
 
@@ -185,6 +194,11 @@ int64_t ol_train_step_batches(const ol_train_params *tp, int64_t n, int64_t *bat
  * batch schedule's) `world` ranks do not divide, over the whole run on n
  * training samples; what ol_train checks before its first step. */
 int ol_train_check_world(ol_ctx *ctx, const ol_train_params *tp, int64_t n, int world);
+/* OL_EINVAL with one line when tp's diagnostics cannot be made over `world`
+ * ranks: the gradient noise scale needs a second batch size (micro-batches
+ * smaller than the batch, or several ranks) and, over several ranks, the
+ * exact all-reduce (not PowerSGD or DiLoCo). ol_train checks it too. */
+int ol_train_check_diag(ol_ctx *ctx, const ol_train_params *tp, int world);
 
 /* The memory ol_train would need for this model, optimizer and data, before
  * any of it is created: the model's planned sizes (ol_model_memory_estimate) at

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/reduce.h"
 #include "dist/dist_internal.h"
 #include "optimlab/params.h"
 
@@ -23,6 +24,8 @@ struct ol_ddp {
     int nb;
     int armed;
     int backward_done;
+    int measure;
+    double local_sq; /* this rank's gradient before the all-reduce (measure) */
     double early_bytes, total_bytes;
 };
 
@@ -32,6 +35,8 @@ static void start_bucket(ol_ddp *d, bucket *b)
     d->total_bytes += (double)(b->hi - b->lo) * sizeof(float);
     if (!d->backward_done)
         d->early_bytes += (double)(b->hi - b->lo) * sizeof(float);
+    if (d->measure)
+        d->local_sq += ol__sumsq(d->ps->grads + b->lo, b->hi - b->lo);
 #ifdef OL_HAVE_MPI
     float *g = d->ps->grads + b->lo;
     int n = (int)(b->hi - b->lo);
@@ -137,6 +142,7 @@ void ol_ddp_arm(ol_ddp *d)
 {
     d->armed = d->c->mpi && d->c->size > 1;
     d->backward_done = 0;
+    d->local_sq = 0.0;
     for (int i = 0; i < d->nb; i++) {
         d->b[i].started = 0;
 #ifdef OL_HAVE_MPI
@@ -195,6 +201,10 @@ int ol_ddp_finish(ol_ctx *ctx, ol_ddp *d)
 #endif
     return OL_OK;
 }
+
+void ol_ddp_measure_local(ol_ddp *d, int measure) { d->measure = measure; }
+
+double ol_ddp_local_sq(const ol_ddp *d) { return d->local_sq; }
 
 double ol_ddp_overlap(const ol_ddp *d) { return d->total_bytes > 0 ? d->early_bytes / d->total_bytes : 0.0; }
 

@@ -15,6 +15,7 @@
 #include "io/jsonw.h"
 #include "optimlab/dist.h"
 #include "optimlab/train.h"
+#include "train/diag.h"
 #include "train/train_internal.h"
 
 ol_train_params ol_train_default_params(void)
@@ -32,6 +33,7 @@ ol_train_params ol_train_default_params(void)
     tp.powersgd = ol_powersgd_default_params();
     tp.powersgd.rank = 0;
     tp.diloco = ol_diloco_default_params();
+    tp.gns_smoothing = 0.99;
     return tp;
 }
 
@@ -166,7 +168,8 @@ static void epoch_comm(metrics *mt, const ol__dsync *ds, double bytes, double ct
         ol__jw_int(&mt->w, "syncs", s.syncs);
 }
 
-static void write_summary(ol_ctx *ctx, metrics *mt, const ol_train_state *st, const ol_train_result *comm)
+static void write_summary(ol_ctx *ctx, metrics *mt, const ol_train_state *st, const ol_train_result *comm,
+                          const ol__diag *diag)
 {
     if (!mt->f)
         return;
@@ -191,6 +194,7 @@ static void write_summary(ol_ctx *ctx, metrics *mt, const ol_train_state *st, co
         ol__jw_num(&mt->w, "step_comm_time", comm->step_comm_time);
         ol__jw_num(&mt->w, "overlap", comm->overlap);
     }
+    ol__diag_summary_fields(diag, &mt->w);
     ol__jw_end(&mt->w);
     ol__metrics_line(ctx, mt);
 }
@@ -292,6 +296,7 @@ typedef struct {
     float *bn_saved; /* a skipped step puts the BN statistics back */
     ol__dsync *ds;
     ol__dsync_stats dst;
+    ol__diag *diag; /* --gns, --log-layer-stats (NULL: off) */
     int W, R, root, local, plateau, epochs, log_every, ckpt_pending, stop;
     int P; /* labels per sample: a language model's positions, else 1 */
     int64_t ntrain, total, max_batch;
@@ -353,6 +358,7 @@ static int check_run(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, const 
         return ol__err(ctx, OL_ERANGE, "global batch of %lld is too large", (long long)max_batch);
     const int W = ol_comm_size(tp->comm);
     OL__TRY(ol_train_check_world(ctx, tp, train->n, W));
+    OL__TRY(ol__diag_check(ctx, tp, W));
     const int64_t shard_max = (max_batch + W - 1) / W;
     OL__TRY(ol_model_reserve(ctx, m, tp->micro_batch_size > 0 && tp->micro_batch_size < shard_max
                                           ? tp->micro_batch_size
@@ -417,6 +423,12 @@ static int setup_run(trainer *t)
     }
     if (rc >= 0)
         rc = ol__dsync_create(ctx, tp, t->m, t->opt, &t->ds);
+    if (rc >= 0)
+        rc = ol__diag_create(ctx, tp, t->ps, &t->diag);
+    if (rc >= 0 && t->diag && tp->log_layer_stats > 0 && t->mt.f) { /* the names the "layers" arrays follow */
+        ol__diag_names(t->diag, t->ps, &t->mt.w);
+        rc = ol__metrics_line(ctx, &t->mt);
+    }
     if (t->W > 1) {
         rc = ol_comm_agree(ctx, tp->comm, rc);
         ol_comm_reset_stats(tp->comm);
@@ -501,7 +513,8 @@ static int take_step(trainer *t, const float *x, const int32_t *y, int k, step_r
     const int n = r->n;
     r->lr = ol_train_lr(tp, t->sched, t->plateau ? &st->plateau : NULL, st->step, n);
     r->mom = ol_sched_momentum(t->sched, st->step);
-    const ol__step_env env = {.ds = t->ds, .step = st->step, .total = t->total, .st = st, .bn_saved = t->bn_saved};
+    const ol__step_env env = {
+        .ds = t->ds, .step = st->step, .total = t->total, .st = st, .bn_saved = t->bn_saved, .diag = t->diag};
     const ol_optim_hyper h = {.lr = r->lr, .momentum = r->mom};
     *leave = 1;
     OL__TRY(ol__train_step(ctx, tp, t->m, t->opt, &env, x, y, k, n, &h, &r->sr, r->why, sizeof r->why));
@@ -608,6 +621,7 @@ static int log_step(trainer *t, const step_rec *r)
     if (t->P > 1)
         ol__jw_num(w, "tokens_per_s", si.samples_per_s * t->P);
     ol__jw_num(w, "elapsed", si.elapsed);
+    ol__diag_step_fields(t->diag, w);
     ol__jw_end(w);
     int rc = ol__metrics_line(t->ctx, &t->mt);
     t->window_time = 0.0;
@@ -790,6 +804,8 @@ static int iteration(trainer *t, int *leave)
     account(t, &r, tp->comm ? &cs0 : NULL, t0);
     if (!r.bad)
         rc = log_step(t, &r);
+    if (rc >= 0 && !r.bad && ol__diag_layers_record(t->diag, st->step, &t->mt.w))
+        rc = ol__metrics_line(t->ctx, &t->mt);
     const int64_t left = t->ntrain - st->epoch_pos, b_next = ol__train_batch_for(tp, st->step, st->samples_seen);
     r.end_of_epoch = left <= 0 || (tp->drop_last && left < b_next);
     if (rc >= 0 && (st->epoch_pos >= next_eval || r.end_of_epoch || st->step >= t->total) && st->ep_seen > 0)
@@ -834,7 +850,7 @@ static int finish(trainer *t, int rc)
     res->step_comm_bytes = st->comm_run_bytes;
     res->step_comm_time = t->run_ctime;
     if (rc >= 0 && !t->stop)
-        write_summary(ctx, &t->mt, st, t->W > 1 ? res : NULL);
+        write_summary(ctx, &t->mt, st, t->W > 1 ? res : NULL, t->diag);
     if (rc >= 0 && t->stop)
         rc = ol__err(ctx, OL_EINTR, "%s after step %lld; resume with --resume %s (checkpoint %s)",
                      t->stop == STOP_SIGNAL ? "stopped on request" : "stopped before the time limit",
@@ -853,6 +869,8 @@ static int finish(trainer *t, int rc)
     res->eval_time = st->eval_time;
     res->bad_steps = st->bad_steps;
     res->samples_per_s = st->train_time > 0 ? (double)st->samples_seen / st->train_time : 0.0;
+    ol__diag_result(t->diag, res);
+    ol__diag_free(t->diag);
     ol__dsync_free(t->ds);
     free(t->bn_saved);
     ol_loader_free(t->loader);

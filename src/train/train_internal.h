@@ -12,6 +12,7 @@
 #include "optimlab/train.h"
 
 typedef struct ol__dsync ol__dsync;
+typedef struct ol__diag ol__diag;
 
 /* What ol_train adds to a step (all zero: this process alone, as ol_train_step). */
 typedef struct {
@@ -19,6 +20,7 @@ typedef struct {
     int64_t step, total;      /* the step's index; the run's length (DiLoCo's last round) */
     const ol_train_state *st; /* recent losses for tp->spike_zscore (NULL: no spike rule) */
     float *bn_saved;          /* bnumel floats: BN statistics are put back after a skipped step (NULL: kept) */
+    ol__diag *diag;           /* --gns, --log-layer-stats (NULL: off) */
 } ol__step_env;
 
 /* One step on this rank's x[0..k) of a global batch of n: forward, loss and

@@ -9,6 +9,7 @@
 #include "dist/sync.h"
 #include "optimlab/dist.h"
 #include "optimlab/train.h"
+#include "train/diag.h"
 #include "train/train_internal.h"
 
 double ol_train_lr(const ol_train_params *tp, const ol_sched_params *sched, const ol_plateau *plateau, int64_t step,
@@ -34,11 +35,17 @@ static double clip_norm(const ol_train_params *tp, ol_paramset *ps)
  * collective; then all ranks agree on the first failure. Loss and accuracy are
  * summed over ranks too; nonfinite is set when the loss is not finite anywhere.
  * ds NULL: this process alone (k == n). */
-static int train_grads(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol__dsync *ds, int64_t step,
-                       const float *x, const int32_t *y, int k, int n, ol_step_result *out, int *nonfinite)
+static int train_grads(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol__dsync *ds, ol__diag *dg,
+                       int64_t step, const float *x, const int32_t *y, int k, int n, ol_step_result *out,
+                       int *nonfinite)
 {
     ol_ddp *ddp = ds ? ol__dsync_ddp(ds, step) : NULL;
     const int local = ds && ol__dsync_local(ds);
+    /* --gns: the per-rank gradients when all-reduced, else the micro-batches */
+    ol__gns_meas *gm = ol__diag_gns(dg);
+    const int gns_ranks = gm && ddp && ol_comm_size(tp->comm) > 1, gns_micro = gm && !gns_ranks;
+    if (gns_ranks)
+        ol_ddp_measure_local(ddp, 1);
     memset(out, 0, sizeof *out);
     double t = ol__now();
     const ol_model_params *mp = ol_model_get_params(m);
@@ -67,9 +74,13 @@ static int train_grads(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol__
         }
         if (rc >= 0)
             rc = ol_model_backward(ctx, m);
+        if (rc >= 0 && gns_micro)
+            ol__gns_after_micro(gm, ps, kk, local ? k : n);
         t = ol__now();
         out->backward_s += t - t1;
     }
+    if (rc >= 0 && gns_micro && k > 0)
+        ol__gns_local_big(gm, ps, k, local ? k : n);
     if (ddp) {
         if (!armed) /* no samples here, or a failure: still take part */
             ol_ddp_arm(ddp);
@@ -81,10 +92,27 @@ static int train_grads(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol__
     if (rc >= 0)
         rc = rc2;
     OL__TRY(ol_comm_agree(ctx, tp->comm, rc));
+    if (dg && ol__diag_layers_due(dg, step))
+        ol__diag_layer_grads(dg, ps); /* before clipping */
+    if (gns_ranks) {
+        ol_ddp_measure_local(ddp, 0);
+        ol__gns_reduced_big(gm, ps, n);
+    }
     /* DiLoCo clips each rank's own gradient; every rank must learn of a bad one */
     const double norm = local ? clip_norm(tp, ps) : 0.0;
-    double s[4] = {out->loss_sum, (double)out->correct, (double)(local_bad || !isfinite(norm)), norm * norm};
-    OL__TRY(ol_comm_allreduce_f64(ctx, tp->comm, s, local ? 4 : 3));
+    const double rscale = k > 0 ? (double)n / k : 0.0; /* this rank's mean gradient from its part of the sum */
+    double s[6] = {out->loss_sum, (double)out->correct, (double)(local_bad || !isfinite(norm)), norm * norm};
+    int ns = local ? 4 : 3;
+    if (gns_ranks) {
+        s[ns++] = ol_ddp_local_sq(ddp) * rscale * rscale;
+        s[ns++] = k > 0 ? 1.0 / k : 0.0;
+    }
+    OL__TRY(ol_comm_allreduce_f64(ctx, tp->comm, s, (size_t)ns));
+    if (gns_ranks) {
+        gm->small_sq = s[ns - 2];
+        gm->small_inv_b = s[ns - 1];
+        gm->nsmall = ol_comm_size(tp->comm);
+    }
     out->loss_sum = s[0];
     out->correct = (int)s[1];
     out->grad_norm = local ? sqrt(s[3] / ol_comm_size(tp->comm)) : clip_norm(tp, ps);
@@ -111,7 +139,7 @@ int ol__train_step(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim
     if (env->bn_saved)
         memcpy(env->bn_saved, ps->buffers, ps->bnumel * sizeof(float));
     int nonfinite = 0;
-    OL__TRY(train_grads(ctx, tp, m, env->ds, env->step, x, y, k, n, out, &nonfinite));
+    OL__TRY(train_grads(ctx, tp, m, env->ds, env->diag, env->step, x, y, k, n, out, &nonfinite));
     if (nonfinite)
         snprintf(why, cap, "%s is not finite", isfinite(out->loss_sum) ? "the gradient norm" : "the loss");
     else if (env->st && ol__loss_spike(env->st, out->loss_sum / n, tp->spike_zscore))
@@ -122,7 +150,13 @@ int ol__train_step(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol_optim
         return OL_OK;
     }
     const double t0 = ol__now();
+    const int layers = ol__diag_layers_due(env->diag, env->step);
+    if (layers)
+        ol__diag_layer_before(env->diag, ps);
     OL__TRY(ol_optim_step(ctx, opt, ps, h));
+    if (layers)
+        ol__diag_layer_after(env->diag, ps);
+    ol__diag_step_done(env->diag);
     int synced = 1; /* DiLoCo: the ranks differ inside a round */
     if (env->ds)
         OL__TRY(ol__dsync_update(ctx, env->ds, ps, env->step + 1, env->total, &synced));
@@ -159,7 +193,7 @@ int ol_train_grads(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, const fl
     memset(out, 0, sizeof *out);
     OL__TRY(alone(ctx, tp, n, &t));
     int nonfinite = 0;
-    OL__TRY(train_grads(ctx, &t, m, NULL, 0, x, y, n, n, out, &nonfinite));
+    OL__TRY(train_grads(ctx, &t, m, NULL, NULL, 0, x, y, n, n, out, &nonfinite));
     return nonfinite ? nonfinite_err(ctx, out) : OL_OK;
 }
 
