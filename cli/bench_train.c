@@ -251,7 +251,7 @@ int bench_train(int argc, char **argv)
                "\"median_ms_per_step\":%.3f,\"forward_ms\":%.3f,\"backward_ms\":%.3f,\"update_ms\":%.3f,"
                "\"peak_rss_mb\":%.1f,\"model_memory_mb\":%.1f,\"estimated_memory_mb\":%.1f,\"openblas_core\":\"%s\","
                "\"kernels\":\"%s\"}\n",
-               arch, ol_paramset_count(ps), batch, c, h, w, lm ? rows : 0, upd, ol_ctx_threads(ctx),
+               lm ? cli_str(&v, "model") : arch, ol_paramset_count(ps), batch, c, h, w, lm ? rows : 0, upd, ol_ctx_threads(ctx),
                ol_backend_name(ol_ctx_backend(ctx)), steps, sps, lm ? tps : 0.0, mean * 1e3, median * 1e3, sum[0] / steps * 1e3,
                sum[1] / steps * 1e3, sum[2] / steps * 1e3, rss, model_mb, (double)est / 1e6, ol_openblas_corename(),
                kinfo);
