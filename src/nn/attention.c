@@ -54,7 +54,7 @@ static int attention_forward(ol_ctx *ctx, ol_model *m, ol__node *nd, int N, int 
     const ol__value *xv = &m->vals[nd->in[0]], *yv = &m->vals[nd->out];
     const int T = yv->h, C = yv->c, NH = nd->heads, hs = C / NH, C3 = 3 * C;
     const float scale = 1.0f / sqrtf((float)hs);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * (size_t)T * (size_t)T * (size_t)C >= 2 * OL__PAR_MIN)
     for (int task = 0; task < N * NH; task++) {
         const int n = task / NH, h = task % NH;
         const float *qkv = xv->data + (size_t)n * T * C3;
@@ -97,7 +97,7 @@ static int attention_backward(ol_ctx *ctx, ol_model *m, ol__node *nd, int N)
     const ol__value *xv = &m->vals[nd->in[0]], *yv = &m->vals[nd->out];
     const int T = yv->h, C = yv->c, NH = nd->heads, hs = C / NH, C3 = 3 * C, acc = nd->acc_dx[0];
     const float scale = 1.0f / sqrtf((float)hs);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * (size_t)T * (size_t)T * (size_t)C >= 2 * OL__PAR_MIN)
     for (int task = 0; task < N * NH; task++) {
         const int n = task / NH, h = task % NH;
         const float *qkv = xv->data + (size_t)n * T * C3, *dy = yv->grad + (size_t)n * T * C;

@@ -15,7 +15,7 @@ static int gelu_forward(ol_ctx *ctx, ol_model *m, ol__node *nd, int N, int train
     const float *x = m->vals[nd->in[0]].data;
     float *y = m->vals[nd->out].data;
     const size_t n = (size_t)N * m->vals[nd->out].numel;
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= OL__PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         const float v = x[i];
         y[i] = 0.5f * v * (1.0f + ol__tanhf(OL__GELU_K * (v + OL__GELU_A * v * v * v)));
@@ -33,7 +33,7 @@ static int gelu_backward(ol_ctx *ctx, ol_model *m, ol__node *nd, int N)
     const int acc = nd->acc_dx[0];
     const float *x = xv->data, *dy = yv->grad;
     float *dx = xv->grad;
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= OL__PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         const float v = x[i], th = ol__tanhf(OL__GELU_K * (v + OL__GELU_A * v * v * v));
         const float d = 0.5f * (1.0f + th) + 0.5f * v * (1.0f - th * th) * OL__GELU_K * (1.0f + 3.0f * OL__GELU_A * v * v);
