@@ -92,6 +92,50 @@ static int bench_model(cli_values *v, ol_model_params *mp, int *lm)
     return 0;
 }
 
+typedef struct {
+    const char *model, *update, *backend;
+    size_t params, rows; /* rows: tokens per sample of a language model, 0 for images */
+    long long batch, steps, classes;
+    int c, h, w, threads;
+    double mean, median, phase[3]; /* seconds per step: mean, median, mean per phase */
+    double rss, model_mb, est_mb;
+    char kinfo[512];
+} bench_report;
+
+static void print_report(const bench_report *r, int json)
+{
+    const double sps = (double)r->batch / r->mean, tps = sps * (double)r->rows;
+    if (json) {
+        printf("{\"benchmark\":\"train\",\"model\":\"%s\",\"params\":%zu,\"batch_size\":%lld,\"input\":\"%dx%dx%d\","
+               "\"seq_len\":%zu,\"update\":\"%s\",\"threads\":%d,\"backend\":\"%s\",\"steps\":%lld,"
+               "\"samples_per_s\":%.1f,\"tokens_per_s\":%.1f,\"ms_per_step\":%.3f,\"median_ms_per_step\":%.3f,"
+               "\"forward_ms\":%.3f,\"backward_ms\":%.3f,\"update_ms\":%.3f,\"peak_rss_mb\":%.1f,"
+               "\"model_memory_mb\":%.1f,\"estimated_memory_mb\":%.1f,\"openblas_core\":\"%s\",\"kernels\":\"%s\"}\n",
+               r->model, r->params, r->batch, r->c, r->h, r->w, r->rows, r->update, r->threads, r->backend, r->steps,
+               sps, tps, r->mean * 1e3, r->median * 1e3, r->phase[0] * 1e3, r->phase[1] * 1e3, r->phase[2] * 1e3,
+               r->rss, r->model_mb, r->est_mb, ol_openblas_corename(), r->kinfo);
+        return;
+    }
+    if (r->rows)
+        printf("bench train: %s (%zu parameters), batch %lld, %zu tokens per sample, vocabulary %lld, %d threads, "
+               "%s update\n",
+               r->model, r->params, r->batch, r->rows, r->classes, r->threads, r->update);
+    else
+        printf("bench train: %s (%zu parameters), batch %lld, input %dx%dx%d, %d threads, %s update\n", r->model,
+               r->params, r->batch, r->c, r->h, r->w, r->threads, r->update);
+    printf("kernels: %s\n", r->kinfo);
+    printf("time per step: %.2f ms mean, %.2f ms median (forward+loss %.2f, backward %.2f, update %.2f) over "
+           "%lld steps\n",
+           r->mean * 1e3, r->median * 1e3, r->phase[0] * 1e3, r->phase[1] * 1e3, r->phase[2] * 1e3, r->steps);
+    if (r->rows)
+        printf("throughput: %.1f tokens/s (%.2f samples/s)\n", tps, sps);
+    else
+        printf("throughput: %.1f samples/s\n", sps);
+    printf("peak memory: %.1f MB resident (activations, gradients and scratch: %.1f MB; estimated before the "
+           "run: %.1f MB)\n",
+           r->rss, r->model_mb, r->est_mb);
+}
+
 /* warmup untimed steps, then steps timed ones: forward, backward, update per step in times[3 i..]. */
 static int time_steps(ol_ctx *ctx, ol_model *m, ol_optim *opt, const float *x, const int32_t *y, int batch,
                       long long warmup, long long steps, double *times, double lr)
@@ -237,44 +281,18 @@ int bench_train(int argc, char **argv)
     qsort(tot, (size_t)steps, sizeof(double), cmp_double);
     double median = tot[steps / 2];
     free(tot);
-    double mean = (sum[0] + sum[1] + sum[2]) / (double)steps;
-    double sps = (double)batch / mean, tps = sps * (double)rows;
-    const char *upd = lm ? "adamw" : "sgd-momentum";
-    char arch[64], kinfo[512];
+    char arch[64];
     ol_model_params_name(&mp, arch, sizeof arch);
-    ol_ctx_kernel_info(ctx, kinfo, sizeof kinfo);
-    double rss = peak_rss_mb(), model_mb = (double)ol_model_memory_bytes(m) / 1e6;
-    if (cli_flag(&v, "json")) {
-        printf("{\"benchmark\":\"train\",\"model\":\"%s\",\"params\":%zu,\"batch_size\":%lld,\"input\":\"%dx%dx%d\","
-               "\"seq_len\":%zu,\"update\":\"%s\",\"threads\":%d,\"backend\":\"%s\",\"steps\":%lld,\"samples_per_s\":%.1f,"
-               "\"tokens_per_s\":%.1f,\"ms_per_step\":%.3f,"
-               "\"median_ms_per_step\":%.3f,\"forward_ms\":%.3f,\"backward_ms\":%.3f,\"update_ms\":%.3f,"
-               "\"peak_rss_mb\":%.1f,\"model_memory_mb\":%.1f,\"estimated_memory_mb\":%.1f,\"openblas_core\":\"%s\","
-               "\"kernels\":\"%s\"}\n",
-               lm ? cli_str(&v, "model") : arch, ol_paramset_count(ps), batch, c, h, w, lm ? rows : 0, upd, ol_ctx_threads(ctx),
-               ol_backend_name(ol_ctx_backend(ctx)), steps, sps, lm ? tps : 0.0, mean * 1e3, median * 1e3, sum[0] / steps * 1e3,
-               sum[1] / steps * 1e3, sum[2] / steps * 1e3, rss, model_mb, (double)est / 1e6, ol_openblas_corename(),
-               kinfo);
-    } else {
-        if (lm)
-            printf("bench train: %s (%zu parameters), batch %lld, %zu tokens per sample, vocabulary %lld, %d threads, "
-                   "%s update\n",
-                   cli_str(&v, "model"), ol_paramset_count(ps), batch, rows, classes, ol_ctx_threads(ctx), upd);
-        else
-            printf("bench train: %s (%zu parameters), batch %lld, input %dx%dx%d, %d threads, %s update\n", arch,
-                   ol_paramset_count(ps), batch, c, h, w, ol_ctx_threads(ctx), upd);
-        printf("kernels: %s\n", kinfo);
-        printf("time per step: %.2f ms mean, %.2f ms median (forward+loss %.2f, backward %.2f, update %.2f) over "
-               "%lld steps\n",
-               mean * 1e3, median * 1e3, sum[0] / steps * 1e3, sum[1] / steps * 1e3, sum[2] / steps * 1e3, steps);
-        if (lm)
-            printf("throughput: %.1f tokens/s (%.2f samples/s)\n", tps, sps);
-        else
-            printf("throughput: %.1f samples/s\n", sps);
-        printf("peak memory: %.1f MB resident (activations, gradients and scratch: %.1f MB; estimated before the "
-               "run: %.1f MB)\n",
-               rss, model_mb, (double)est / 1e6);
-    }
+    bench_report r = {.model = lm ? cli_str(&v, "model") : arch, .params = ol_paramset_count(ps),
+                      .rows = lm ? rows : 0, .batch = batch, .steps = steps, .classes = classes, .c = c, .h = h,
+                      .w = w, .threads = ol_ctx_threads(ctx), .update = lm ? "adamw" : "sgd-momentum",
+                      .backend = ol_backend_name(ol_ctx_backend(ctx)), .median = median, .rss = peak_rss_mb(),
+                      .model_mb = (double)ol_model_memory_bytes(m) / 1e6, .est_mb = (double)est / 1e6};
+    for (int k = 0; k < 3; k++)
+        r.phase[k] = sum[k] / (double)steps;
+    r.mean = r.phase[0] + r.phase[1] + r.phase[2];
+    ol_ctx_kernel_info(ctx, r.kinfo, sizeof r.kinfo);
+    print_report(&r, cli_flag(&v, "json"));
 done:
     free(x);
     free(y);
