@@ -9,6 +9,10 @@
 #    does its GEMMs in OpenBLAS (Debian's 1.13) runs again with
 #    OPENBLAS_CORETYPE=SKYLAKEX when the CPU has AVX-512: OpenBLAS 0.3.21 does not
 #    recognise newer CPUs and falls back to a generic kernel.
+#    Language models, GPT_MODELS (gpt-mini, gpt2-124m), on random tokens with an
+#    AdamW step, SEQ_LEN tokens per sample, GPT_BATCH samples:
+#      optimlab bench train --model M --seq-len T --batch-size B ... --json
+#      bench/torch_gpt.py   --model M --seq-len T ... --mode eager|compile --json
 # 2. One optimizer step on P parameters in T equal tensors (SGD momentum 0.9,
 #    weight decay 5e-4; AdamW weight decay 0.01):
 #      optimlab bench optimizer --optimizer O --params P --tensors T --json
@@ -23,6 +27,8 @@
 #   PYTHON is accepted as an older name), BATCH=128 STEPS=20 WARMUP=3 THREADS=2 REPS=3
 #   MODELS="resnet20 mlp" MODES="eager channels_last compile" OPTIMIZERS="sgd adamw"
 #   OPT_PARAMS=10000000 OPT_TENSORS=10 OPT_STEPS=20
+#   GPT_MODELS="gpt-mini gpt2-124m" SEQ_LEN=256 GPT_BATCH=4 GPT_STEPS=5 GPT_WARMUP=1 (GPT_MODELS= skips them;
+#   gpt2-124m takes minutes per run on 2 cores)
 # A PyTorch 2.x from PyPI: python3 -m venv ~/venv-torch && ~/venv-torch/bin/pip install torch numpy
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -38,6 +44,11 @@ OPTIMIZERS=${OPTIMIZERS-sgd adamw}
 OPT_PARAMS=${OPT_PARAMS:-10000000}
 OPT_TENSORS=${OPT_TENSORS:-10}
 OPT_STEPS=${OPT_STEPS:-20}
+GPT_MODELS=${GPT_MODELS-gpt-mini gpt2-124m}
+SEQ_LEN=${SEQ_LEN:-256}
+GPT_BATCH=${GPT_BATCH:-4}
+GPT_STEPS=${GPT_STEPS:-5}
+GPT_WARMUP=${GPT_WARMUP:-1}
 [ -x "$OL" ] || { echo "compare.sh: no optimlab binary at $OL (build first)" >&2; exit 2; }
 PY=
 for c in "${TORCH_PYTHON:-}" "${PYTHON:-}" "${VIRTUAL_ENV:+$VIRTUAL_ENV/bin/python}" "$HOME/venv-torch/bin/python" \
@@ -83,6 +94,23 @@ for m in $MODELS; do
         done
     done
 done
+for m in $GPT_MODELS; do
+    gcommon=(--seq-len "$SEQ_LEN" --batch-size "$GPT_BATCH" --steps "$GPT_STEPS" --warmup "$GPT_WARMUP" --threads "$THREADS")
+    modes=()
+    for mode in $MODES; do
+        [ "$mode" = channels_last ] && continue # no convolutions
+        [ "$mode" = compile ] && [ "$torch_major" -lt 2 ] && continue
+        modes+=("$mode")
+    done
+    for ((r = 1; r <= REPS; r++)); do
+        echo "$m, repetition $r/$REPS: optimlab ..." >&2
+        "$OL" bench train --model "$m" "${gcommon[@]}" --json | tag optimlab "$r"
+        for mode in "${modes[@]}"; do
+            echo "$m, repetition $r/$REPS: pytorch $mode ..." >&2
+            "$PY" "$here/torch_gpt.py" --model "$m" "${gcommon[@]}" --mode "$mode" --json | tag "torch $mode" "$r"
+        done
+    done
+done
 for o in $OPTIMIZERS; do
     ocommon=(--params "$OPT_PARAMS" --tensors "$OPT_TENSORS" --threads "$THREADS" --steps "$OPT_STEPS" --warmup "$WARMUP")
     impls="foreach"
@@ -115,8 +143,8 @@ def summary(runs, key):
 train = [r for r in rows if r.get("benchmark") == "train" or r.get("framework") == "pytorch" and "model" in r]
 if train:
     r0 = train[0]
-    print("\nTraining step: batch %d, %d timed steps after %s warm-up steps per run"
-          % (r0["batch_size"], r0["steps"], warmup))
+    print("\nTraining step: %d timed steps after the warm-up steps per run (language models: samples/s is"
+          " tokens/s)" % r0["steps"])
     print("%-9s %-30s %12s %24s %9s %10s" % ("model", "run", "samples/s", "median step (range)", "optimlab",
                                             "peak RSS"))
     for m in dict.fromkeys(r["model"] for r in train):
@@ -131,8 +159,9 @@ if train:
             name = v if v == "optimlab" else "pytorch " + v[6:]
             if v != "optimlab" and (best is None or med < best[1]):
                 best = (name, med, rs)
+            per = rs[0]["batch_size"] * (rs[0].get("seq_len") or 1)  # samples, or tokens
             print("%-9s %-30s %12.1f %24s %8.2fx %7.1f MB" % (
-                m, name, rs[0]["batch_size"] * 1e3 / med, "%.2f ms (%.2f-%.2f)" % (med, lo, hi), med / ours,
+                m, name, per * 1e3 / med, "%.2f ms (%.2f-%.2f)" % (med, lo, hi), med / ours,
                 max(r["peak_rss_mb"] for r in rs)))
             if v != "optimlab" and "optimlab" in runs and rs[0]["params"] != runs["optimlab"][0]["params"]:
                 print("  WARNING: %s has %d parameters, optimlab %d: not the same network"

@@ -259,6 +259,12 @@ expect_bad "bench: bad input shape" bench train --input 1x28 --steps 1 --warmup 
 expect_bad "bench: batch size 0" bench train --batch-size 0 --steps 1 --warmup 0
 expect_bad "bench: unknown option" bench train --out x --steps 1 --warmup 0
 expect_bad "bench: empty value" bench train --model mlp --widths "" --steps 1 --warmup 0
+expect_bad "bench: gpt option for an image model" bench train --model mlp --seq-len 16 --steps 1 --warmup 0
+expect_bad "bench: negative seq-len" bench train --model gpt-mini --seq-len -1 --steps 1 --warmup 0
+expect_bad "bench: vocabulary of 1" bench train --model gpt-mini --classes 1 --steps 1 --warmup 0
+expect_ok "bench: gpt-mini" bench train --model gpt-mini --seq-len 16 --batch-size 2 --steps 1 --warmup 0 --threads 1 --json
+grep -q '"tokens_per_s":[1-9]' "$T/stdout" || fail "bench train --model gpt-mini: no tokens/s in $(cat "$T/stdout")"
+grep -q '"model":"gpt-mini".*"seq_len":16,"update":"adamw"' "$T/stdout" || fail "bench train --model gpt-mini: $(cat "$T/stdout")"
 
 echo "test_cli_errors: $checks checks, $fails failed"
 [ $fails -eq 0 ]

@@ -2,13 +2,50 @@
  * qkv [N][T][3C] holds the queries, keys and values of every position, C/NH
  * features per head; y [N][T][C]. For each (sample, head) and position t:
  *   a[t][t2] = softmax_{t2 <= t}(q_t . k_t2 / sqrt(hs)),  y_t = sum_{t2 <= t} a[t][t2] v_t2
- * Softmax fused with the scores; the probabilities a ([N][NH][T][T]) stay in
- * the workspace for backward. OpenMP over sample x head: each task owns its
- * head's columns, so there are no races and no thread-count dependence. */
+ * Scores, softmax and the weighted sum fused, one query row at a time: the
+ * probabilities never form a T x T matrix. Forward keeps each row's maximum
+ * and 1/sum (2T floats per head); backward recomputes the row's scores and
+ * gets the very probabilities forward used, then
+ *   da = v . dy,  ds = a (da - sum_t2 a da) / sqrt(hs),  dq += ds k,  dk += ds q,  dv += a dy.
+ * Memory grows with T per head, not T^2. OpenMP over sample x head: each task
+ * owns its head's columns and its own row buffers, so there are no races and
+ * no thread-count dependence. Dot products are SIMD reductions over the head's
+ * features (a fixed order for a given build). */
 #include <math.h>
 #include <string.h>
 
 #include "nn/graph.h"
+#include "nn/vmath.h"
+
+/* per (sample, head) in the workspace: row max, 1/sum, and two row buffers */
+#define OL__ATT_WS_ROWS 4
+
+static inline float dot(const float *a, const float *b, int n)
+{
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (int i = 0; i < n; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+/* s[t2] = exp(q . k_t2 * scale - mx) for t2 <= t; returns their sum with mx set to the row's maximum */
+static float row_scores(const float *q, const float *kbase, int C3, int hs, int t, float scale, float *s, float *mx)
+{
+    float m = -INFINITY;
+    for (int t2 = 0; t2 <= t; t2++) {
+        s[t2] = dot(q, kbase + (size_t)t2 * C3, hs) * scale;
+        m = s[t2] > m ? s[t2] : m;
+    }
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int t2 = 0; t2 <= t; t2++) {
+        s[t2] = ol__expf(s[t2] - m);
+        sum += s[t2];
+    }
+    *mx = m;
+    return sum;
+}
 
 static int attention_forward(ol_ctx *ctx, ol_model *m, ol__node *nd, int N, int train)
 {
@@ -17,43 +54,39 @@ static int attention_forward(ol_ctx *ctx, ol_model *m, ol__node *nd, int N, int 
     const ol__value *xv = &m->vals[nd->in[0]], *yv = &m->vals[nd->out];
     const int T = yv->h, C = yv->c, NH = nd->heads, hs = C / NH, C3 = 3 * C;
     const float scale = 1.0f / sqrtf((float)hs);
-    float *att_all = nd->ws;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * (size_t)T * (size_t)T * (size_t)C >= 2 * OL__PAR_MIN)
     for (int task = 0; task < N * NH; task++) {
         const int n = task / NH, h = task % NH;
         const float *qkv = xv->data + (size_t)n * T * C3;
         float *y = yv->data + (size_t)n * T * C;
+        float *mx = (float *)nd->ws + (size_t)task * OL__ATT_WS_ROWS * T, *rinv = mx + T, *a = rinv + T;
         for (int t = 0; t < T; t++) {
-            const float *q = qkv + (size_t)t * C3 + h * hs;
-            float *a = att_all + ((size_t)task * T + t) * T;
-            float mx = -INFINITY;
-            for (int t2 = 0; t2 <= t; t2++) {
-                const float *k = qkv + (size_t)t2 * C3 + C + h * hs;
-                float s = 0.0f;
-                for (int i = 0; i < hs; i++)
-                    s += q[i] * k[i];
-                a[t2] = s * scale;
-                mx = a[t2] > mx ? a[t2] : mx;
-            }
-            float sum = 0.0f;
-            for (int t2 = 0; t2 <= t; t2++) {
-                a[t2] = expf(a[t2] - mx);
-                sum += a[t2];
-            }
-            const float inv = 1.0f / sum;
-            for (int t2 = 0; t2 < T; t2++)
-                a[t2] = t2 <= t ? a[t2] * inv : 0.0f;
+            const float inv = 1.0f / row_scores(qkv + (size_t)t * C3 + h * hs, qkv + C + h * hs, C3, hs, t, scale, a,
+                                                &mx[t]);
+            rinv[t] = inv;
             float *yo = y + (size_t)t * C + h * hs;
             for (int i = 0; i < hs; i++)
                 yo[i] = 0.0f;
             for (int t2 = 0; t2 <= t; t2++) {
-                const float *v = qkv + (size_t)t2 * C3 + 2 * C + h * hs;
+                const float *v = qkv + (size_t)t2 * C3 + 2 * C + h * hs, p = a[t2] * inv;
+#pragma omp simd
                 for (int i = 0; i < hs; i++)
-                    yo[i] += a[t2] * v[i];
+                    yo[i] += p * v[i];
             }
         }
     }
     return OL_OK;
+}
+
+/* a[t2] = the probabilities of row t exactly as forward computed them */
+static void row_probs(const float *q, const float *kbase, int C3, int hs, int t, float scale, float mx, float inv,
+                      float *a)
+{
+    for (int t2 = 0; t2 <= t; t2++)
+        a[t2] = dot(q, kbase + (size_t)t2 * C3, hs) * scale;
+#pragma omp simd
+    for (int t2 = 0; t2 <= t; t2++)
+        a[t2] = ol__expf(a[t2] - mx) * inv;
 }
 
 static int attention_backward(ol_ctx *ctx, ol_model *m, ol__node *nd, int N)
@@ -64,40 +97,40 @@ static int attention_backward(ol_ctx *ctx, ol_model *m, ol__node *nd, int N)
     const ol__value *xv = &m->vals[nd->in[0]], *yv = &m->vals[nd->out];
     const int T = yv->h, C = yv->c, NH = nd->heads, hs = C / NH, C3 = 3 * C, acc = nd->acc_dx[0];
     const float scale = 1.0f / sqrtf((float)hs);
-    const float *att_all = nd->ws;
-    float *datt_all = (float *)nd->ws + (size_t)N * NH * T * T;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * (size_t)T * (size_t)T * (size_t)C >= 2 * OL__PAR_MIN)
     for (int task = 0; task < N * NH; task++) {
         const int n = task / NH, h = task % NH;
         const float *qkv = xv->data + (size_t)n * T * C3, *dy = yv->grad + (size_t)n * T * C;
-        float *dqkv = xv->grad + (size_t)n * T * C3, *da = datt_all + (size_t)task * T;
+        float *dqkv = xv->grad + (size_t)n * T * C3;
+        const float *mx = (const float *)nd->ws + (size_t)task * OL__ATT_WS_ROWS * T, *rinv = mx + T;
+        float *a = (float *)nd->ws + (size_t)task * OL__ATT_WS_ROWS * T + 2 * (size_t)T, *da = a + T;
         if (!acc)
             for (int t = 0; t < T; t++)
                 for (int part = 0; part < 3; part++)
                     memset(dqkv + (size_t)t * C3 + part * C + h * hs, 0, (size_t)hs * sizeof(float));
         for (int t = 0; t < T; t++) {
-            const float *a = att_all + ((size_t)task * T + t) * T, *dyo = dy + (size_t)t * C + h * hs;
-            const float *q = qkv + (size_t)t * C3 + h * hs;
+            const float *dyo = dy + (size_t)t * C + h * hs, *q = qkv + (size_t)t * C3 + h * hs;
             float *dq = dqkv + (size_t)t * C3 + h * hs;
-            float dot = 0.0f;
+            row_probs(q, qkv + C + h * hs, C3, hs, t, scale, mx[t], rinv[t], a);
+            float sum = 0.0f;
             for (int t2 = 0; t2 <= t; t2++) { /* through y = a v */
                 const float *v = qkv + (size_t)t2 * C3 + 2 * C + h * hs;
                 float *dv = dqkv + (size_t)t2 * C3 + 2 * C + h * hs;
-                float s = 0.0f;
-                for (int i = 0; i < hs; i++) {
-                    s += v[i] * dyo[i];
-                    dv[i] += a[t2] * dyo[i];
-                }
-                da[t2] = s;
-                dot += a[t2] * s;
+                const float p = a[t2];
+#pragma omp simd
+                for (int i = 0; i < hs; i++)
+                    dv[i] += p * dyo[i];
+                da[t2] = dot(v, dyo, hs);
+                sum += p * da[t2];
             }
             for (int t2 = 0; t2 <= t; t2++) { /* through the softmax, then the scores */
-                const float dpre = a[t2] * (da[t2] - dot) * scale;
+                const float ds = a[t2] * (da[t2] - sum) * scale;
                 const float *k = qkv + (size_t)t2 * C3 + C + h * hs;
                 float *dk = dqkv + (size_t)t2 * C3 + C + h * hs;
+#pragma omp simd
                 for (int i = 0; i < hs; i++) {
-                    dq[i] += dpre * k[i];
-                    dk[i] += dpre * q[i];
+                    dq[i] += ds * k[i];
+                    dk[i] += ds * q[i];
                 }
             }
         }
@@ -105,11 +138,11 @@ static int attention_backward(ol_ctx *ctx, ol_model *m, ol__node *nd, int N)
     return OL_OK;
 }
 
-/* probabilities [N][NH][T][T] and one row of their gradient per (sample, head) */
+/* per (sample, head): row maxima, row 1/sums and two row buffers of T floats */
 static size_t attention_workspace(const ol_model *m, const ol__node *nd, int N)
 {
     const size_t T = (size_t)m->vals[nd->out].h;
-    return (size_t)N * (size_t)nd->heads * T * (T + 1) * sizeof(float);
+    return (size_t)N * (size_t)nd->heads * OL__ATT_WS_ROWS * T * sizeof(float);
 }
 
 int ol__graph_attention(ol_ctx *ctx, ol_model *m, int qkv, int heads)

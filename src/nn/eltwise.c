@@ -47,7 +47,7 @@ static int add_forward(ol_ctx *ctx, ol_model *m, ol__node *nd, int N, int train)
     float *y = m->vals[nd->out].data;
     size_t n = total(&m->vals[nd->out], N);
     const int relu = nd->relu;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= OL__PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         float v = a[i] + b[i];
         y[i] = relu ? (v > 0.0f ? v : 0.0f) : v;
@@ -67,7 +67,7 @@ static int add_backward(ol_ctx *ctx, ol_model *m, ol__node *nd, int N)
             continue;
         float *dx = m->vals[nd->in[j]].grad;
         const int acc = nd->acc_dx[j];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= OL__PAR_MIN)
         for (size_t i = 0; i < n; i++) {
             float g = (!relu || y[i] != 0.0f) ? dy[i] : 0.0f;
             dx[i] = acc ? dx[i] + g : g;

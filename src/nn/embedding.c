@@ -24,7 +24,7 @@ static int embedding_forward(ol_ctx *ctx, ol_model *m, ol__node *nd, int N, int 
             return ol__err(ctx, OL_ERANGE, "embedding %s: token %g at position %lld is not an id in [0, %lld)",
                            nd->name, (double)tok, (long long)(i % T), (long long)V);
     }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * (size_t)T * (size_t)C >= OL__PAR_MIN)
     for (int64_t i = 0; i < (int64_t)N * T; i++) {
         const float *te = wte + (size_t)xv->data[i] * (size_t)C, *pe = wpe + (size_t)(i % T) * (size_t)C;
         float *y = yv->data + (size_t)i * (size_t)C;
@@ -40,7 +40,7 @@ static int embedding_backward(ol_ctx *ctx, ol_model *m, ol__node *nd, int N)
     const ol__value *xv = &m->vals[nd->in[0]], *yv = &m->vals[nd->out];
     const int T = yv->h, C = yv->c, nblk = (C + OL__EMB_COLS - 1) / OL__EMB_COLS;
     float *dwte = ol__G(m, nd->p_w), *dwpe = ol__G(m, nd->p_b);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * (size_t)T * (size_t)C >= OL__PAR_MIN)
     for (int b = 0; b < nblk; b++) {
         const int c0 = b * OL__EMB_COLS, c1 = c0 + OL__EMB_COLS < C ? c0 + OL__EMB_COLS : C;
         for (int64_t i = 0; i < (int64_t)N * T; i++) {

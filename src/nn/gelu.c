@@ -1,9 +1,9 @@
 /* GELU, tanh approximation (GPT-2; PyTorch's approximate='tanh'):
  *   y = x/2 (1 + tanh(u)),  u = sqrt(2/pi) (x + 0.044715 x^3)
- *   dy/dx = (1 + tanh u)/2 + x/2 (1 - tanh^2 u) sqrt(2/pi) (1 + 3 0.044715 x^2) */
-#include <math.h>
-
+ *   dy/dx = (1 + tanh u)/2 + x/2 (1 - tanh^2 u) sqrt(2/pi) (1 + 3 0.044715 x^2)
+ * tanh is vmath.h's, which vectorises (glibc's tanhf is a call per element). */
 #include "nn/graph.h"
+#include "nn/vmath.h"
 
 #define OL__GELU_K 0.7978845608028654f /* sqrt(2/pi) */
 #define OL__GELU_A 0.044715f
@@ -15,10 +15,10 @@ static int gelu_forward(ol_ctx *ctx, ol_model *m, ol__node *nd, int N, int train
     const float *x = m->vals[nd->in[0]].data;
     float *y = m->vals[nd->out].data;
     const size_t n = (size_t)N * m->vals[nd->out].numel;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= OL__PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         const float v = x[i];
-        y[i] = 0.5f * v * (1.0f + tanhf(OL__GELU_K * (v + OL__GELU_A * v * v * v)));
+        y[i] = 0.5f * v * (1.0f + ol__tanhf(OL__GELU_K * (v + OL__GELU_A * v * v * v)));
     }
     return OL_OK;
 }
@@ -31,12 +31,14 @@ static int gelu_backward(ol_ctx *ctx, ol_model *m, ol__node *nd, int N)
     const ol__value *xv = &m->vals[nd->in[0]], *yv = &m->vals[nd->out];
     const size_t n = (size_t)N * yv->numel;
     const int acc = nd->acc_dx[0];
-#pragma omp parallel for schedule(static)
+    const float *x = xv->data, *dy = yv->grad;
+    float *dx = xv->grad;
+#pragma omp parallel for simd schedule(static) if (n >= OL__PAR_MIN)
     for (size_t i = 0; i < n; i++) {
-        const float v = xv->data[i], th = tanhf(OL__GELU_K * (v + OL__GELU_A * v * v * v));
+        const float v = x[i], th = ol__tanhf(OL__GELU_K * (v + OL__GELU_A * v * v * v));
         const float d = 0.5f * (1.0f + th) + 0.5f * v * (1.0f - th * th) * OL__GELU_K * (1.0f + 3.0f * OL__GELU_A * v * v);
-        const float g = d * yv->grad[i];
-        xv->grad[i] = acc ? xv->grad[i] + g : g;
+        const float g = d * dy[i];
+        dx[i] = acc ? dx[i] + g : g;
     }
     return OL_OK;
 }

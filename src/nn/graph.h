@@ -18,6 +18,11 @@
 #include "optimlab/model.h"
 #include "optimlab/params.h"
 
+/* Elements of simple per-element work below which a layer runs on one
+ * thread: a parallel region's start and barrier cost more than the work, and
+ * far more when the cores are shared with other processes. */
+#define OL__PAR_MIN ((size_t)1 << 17)
+
 typedef struct {
     int c, h, w;
     int blk;            /* channel block; c % blk == 0 */

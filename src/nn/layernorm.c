@@ -21,7 +21,8 @@ static int layernorm_forward(ol_ctx *ctx, ol_model *m, ol__node *nd, int N, int 
     const int64_t R = (int64_t)N * ol__value_rows(xv);
     const float *w = ol__P(m, nd->p_w), *b = ol__P(m, nd->p_b);
     float *mean = nd->ws, *rstd = mean + R;
-#pragma omp parallel for schedule(static)
+    const int par = (size_t)R * (size_t)C >= OL__PAR_MIN;
+#pragma omp parallel for schedule(static) if (par)
     for (int64_t r = 0; r < R; r++) {
         const float *x = xv->data + (size_t)r * (size_t)C;
         float *y = yv->data + (size_t)r * (size_t)C;
@@ -48,7 +49,8 @@ static int layernorm_backward(ol_ctx *ctx, ol_model *m, ol__node *nd, int N)
     const int64_t R = (int64_t)N * ol__value_rows(xv);
     const float *w = ol__P(m, nd->p_w), *mean = nd->ws, *rstd = mean + R;
     float *dw = ol__G(m, nd->p_w), *db = ol__G(m, nd->p_b);
-#pragma omp parallel for schedule(static)
+    const int par = (size_t)R * (size_t)C >= OL__PAR_MIN;
+#pragma omp parallel for schedule(static) if (par)
     for (int blk = 0; blk < nblk; blk++) {
         const int c0 = blk * OL__LN_COLS, c1 = c0 + OL__LN_COLS < C ? c0 + OL__LN_COLS : C;
         double sw[OL__LN_COLS] = {0.0}, sb[OL__LN_COLS] = {0.0};
@@ -67,7 +69,7 @@ static int layernorm_backward(ol_ctx *ctx, ol_model *m, ol__node *nd, int N)
     if (!nd->need_dx[0])
         return OL_OK;
     const int acc = nd->acc_dx[0];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (par)
     for (int64_t r = 0; r < R; r++) {
         const float *x = xv->data + (size_t)r * (size_t)C, *dy = yv->grad + (size_t)r * (size_t)C;
         float *dx = xv->grad + (size_t)r * (size_t)C;
