@@ -135,4 +135,10 @@ bad "an unknown schedule" 'grid: {schedule: [cosine, cosinus]}' "unknown schedul
 bad "an unknown top-level key" 'grids: {lr: [0.1]}' "unknown key 'grids'"
 bad "out set per run" 'runs: [{out: x}]' "'out' is set by the sweep"
 bad "an unknown lr-find option" $'lr-find: {num-iter: 5}\nruns: [{lr: 0.1}]' "lr-find: 'num-iter' is not an option of the lr sweep"
+# the repository's own grid files stay valid: every configuration passes train's parser,
+# and a dry run writes nothing
+dry() { "$bin" sweep "$1" --dry-run --out "$2" >/dev/null && [ ! -e "$2" ]; }
+for g in "$(dirname "$0")"/../../experiments/*.yaml; do
+  check "$(basename "$g") parses (--dry-run)" dry "$g" "$tmp/exp-$(basename "$g" .yaml)"
+done
 exit $fail
