@@ -25,8 +25,9 @@ static inline float ol__expf(float x)
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    int32_t e = ((int32_t)n + 127) << 23;
-    e = n > 127.0f ? 255 << 23 : e; /* inf */
+    /* unsigned: n + 127 reaches 382 for the clamped inf case, past int's range once shifted */
+    uint32_t e = (uint32_t)((int32_t)n + 127) << 23;
+    e = n > 127.0f ? 0x7f800000u : e; /* inf */
     float s;
     memcpy(&s, &e, sizeof s);
     return x != x ? x : p * s;
