@@ -120,6 +120,11 @@ typedef struct {
  * becomes the step where that many epochs of data have been consumed at the
  * batches before it; --batch-ramp-ratio is a fraction of epochs x n samples. */
 int cli_build_batch_sched(cli_values *v, const ol_train_params *tp, int64_t n, cli_batch_config *bc);
+/* --batch-tokens N of a language model (or of optimlab schedule with --seq-len):
+ * sets --batch-size to N / sequence length (marked CLI_RESOLVED); nothing when
+ * not given. -1 with v->err when N is not a multiple of the sequence length,
+ * --batch-size is given too, or there is no sequence length (image models). */
+int cli_batch_tokens(cli_values *v);
 
 /* Presets before the command line: the recipe (--recipe, or `recipe:` in the
  * file), then the YAML file of --config. Scans argv[first..] for both; call

@@ -19,6 +19,12 @@ const cli_opt cli_sched_opts[] = {
     {"warmup-steps", CLI_VALUE, "0", "N", "Schedule", "warm-up length in steps (overrides --warmup-epochs)"},
     {"warmup-ratio", CLI_VALUE, "0", "R", "Schedule",
      "warm-up length as a fraction of the training steps, when --warmup-steps and --warmup-epochs are 0"},
+    {"warmup-tokens", CLI_VALUE, "", "N", "Schedule",
+     "language models: warm-up until N tokens have been consumed (N / --seq-len samples, rounded up, converted to "
+     "steps through the batch schedule), when --warmup-steps and --warmup-epochs are 0"},
+    {"decay-tokens", CLI_VALUE, "", "N", "Schedule",
+     "language models: the length --decay-epochs sets, in tokens (the steps of the first N tokens; polynomial, "
+     "linear, cosine)"},
     {"warmup", CLI_VALUE, "linear", "SHAPE", "Schedule", "warm-up shape: linear or exponential"},
     {"warmup-start-factor", CLI_VALUE, "", "F", "Schedule",
      "warm-up starts at F * lr [linear 0, exponential 0.01]; auto: 1/(lr scaling factor), Goyal et al."},
@@ -38,8 +44,14 @@ const cli_opt cli_batch_opts[] = {
     {"batch-ramp-samples", CLI_VALUE, "", "N", "Batch size", "ramp: samples over which the batch reaches --max-batch-size"},
     {"batch-ramp-ratio", CLI_VALUE, "", "R", "Batch size",
      "ramp: the same as a fraction of the run's samples (epochs x training samples), without --batch-ramp-samples"},
+    {"batch-ramp-tokens", CLI_VALUE, "", "N", "Batch size",
+     "ramp: language models: the ramp's length in tokens (N / --seq-len samples, rounded up), instead of "
+     "--batch-ramp-samples"},
     {"batch-ramp-increment", CLI_VALUE, "", "N", "Batch size", "ramp: the batch grows N samples at a time [--batch-size]"},
     {"max-batch-size", CLI_VALUE, "0", "B", "Batch size", "milestones: cap (0 = none); ramp: final global batch"},
+    {"batch-tokens", CLI_VALUE, "", "N", "Batch size",
+     "language models: the (starting) global batch in tokens, batch size x --seq-len, instead of --batch-size (a "
+     "multiple of --seq-len)"},
     {"micro-batch-size", CLI_VALUE, "0", "M", "Batch size",
      "accumulate gradients over micro-batches of M samples (0 = the whole batch at once)"},
     {"lr-scaling", CLI_VALUE, "none", "RULE", "Batch size",
@@ -75,6 +87,84 @@ static int fail(cli_values *v, const char *fmt, ...)
     vsnprintf(v->err, sizeof v->err, fmt, ap);
     va_end(ap);
     return -1;
+}
+
+/* The tokens of one sample: the language model's context (commands with
+ * model options), or optimlab schedule's --seq-len; 0 when there is none. */
+static int64_t tokens_per_sample(cli_values *v)
+{
+    long long t;
+    if (cli_find(v, "model") >= 0)
+        return cli_model_context(v);
+    if (*cli_str(v, "seq-len") && cli_int(v, "seq-len", 1, 1 << 20, &t) == 0)
+        return t;
+    return 0;
+}
+
+static int no_tokens(cli_values *v, const char *name)
+{
+    if (cli_find(v, "model") >= 0)
+        return fail(v, "--%s does not apply to --model %s (only language models: gpt, gpt-mini, gpt2-124m)", name,
+                    cli_str(v, "model"));
+    return fail(v, "--%s needs --seq-len T (the tokens of one sample)", name);
+}
+
+/* Option `name`, a count of tokens, as the samples that hold them (rounded up). */
+static int tokens_to_samples(cli_values *v, const char *name, int64_t *samples)
+{
+    const int64_t T = tokens_per_sample(v);
+    long long x;
+    if (T <= 0)
+        return no_tokens(v, name);
+    if (cli_int(v, name, 1, INT64_MAX / 2, &x))
+        return -1;
+    *samples = (x + T - 1) / T;
+    return 0;
+}
+
+int cli_batch_tokens(cli_values *v)
+{
+    if (!*cli_str(v, "batch-tokens"))
+        return 0;
+    const int64_t T = tokens_per_sample(v);
+    long long x;
+    if (T <= 0)
+        return no_tokens(v, "batch-tokens");
+    if (cli_int(v, "batch-tokens", 1, INT64_MAX / 2, &x))
+        return -1;
+    if (x % T != 0)
+        return fail(v, "--batch-tokens %lld is not a multiple of --seq-len %lld (a batch holds whole sequences)", x,
+                    (long long)T);
+    if (cli_given(v, "batch-size"))
+        return fail(v, "--batch-tokens and --batch-size both set the batch: give one");
+    char b[32];
+    snprintf(b, sizeof b, "%lld", x / (long long)T);
+    return cli_set(v, "batch-size", b, CLI_RESOLVED) < 0 ? fail(v, "out of memory") : 0;
+}
+
+/* A length in samples as optimizer steps of the run (through its batch schedule). */
+static int samples_to_steps(cli_values *v, const cli_epochs *ep, int per_epoch, const char *name, int64_t samples,
+                            int64_t *steps)
+{
+    if (per_epoch)
+        return fail(v, "--%s: lengths in tokens need a per-step schedule (not --per-epoch)", name);
+    if (ep->tp)
+        *steps = ol_train_sample_steps(ep->tp, ep->n, samples);
+    else /* epochs of steps_per_epoch batches of unknown size: no conversion */
+        return fail(v, "--%s: lengths in tokens are not available here", name);
+    return 0;
+}
+
+/* Descriptor length options that a token option gives in tokens: the token
+ * option applies where the length option does. */
+static const char *const length_tokens[][2] = {{"decay-epochs", "decay-tokens"}};
+
+static const char *tokens_form(const char *name)
+{
+    for (size_t i = 0; i < sizeof length_tokens / sizeof length_tokens[0]; i++)
+        if (strcmp(name, length_tokens[i][0]) == 0)
+            return length_tokens[i][1];
+    return NULL;
 }
 
 /* Parse only when given (empty keeps *out). */
@@ -128,7 +218,7 @@ static int part_key_ok(const cli_values *v, const char *key)
 {
     static const char *const banned[] = {"schedule",      "sequence",     "sequence-milestones", "per-epoch",
                                          "warmup-epochs", "warmup-steps", "warmup-ratio",        "warmup",
-                                         "warmup-start-factor"};
+                                         "warmup-start-factor", "warmup-tokens"};
     for (size_t i = 0; i < sizeof banned / sizeof banned[0]; i++)
         if (strcmp(key, banned[i]) == 0)
             return 0;
@@ -177,6 +267,7 @@ static int build_sequence(cli_values *v, double base_lr, const cli_epochs *ep, o
         cli_set(&c, "warmup-epochs", "0", 1);
         cli_set(&c, "warmup-steps", "0", 1);
         cli_set(&c, "warmup-ratio", "0", 1);
+        cli_set(&c, "warmup-tokens", "", 1);
         cli_set(&c, "warmup-start-factor", "", 1);
         cli_set(&c, "sequence", "", 1);
         int rc = 0, k = 0;
@@ -338,6 +429,17 @@ static int apply_option(cli_values *v, const cli_epochs *ep, const ol_sched_opti
         memcpy(field, &x, sizeof x);
         return 0;
     }
+    const char *tok = o->kind == OL_SOPT_EPOCHS ? tokens_form(name) : NULL;
+    if (tok && *cli_str(v, tok)) { /* the same length in tokens */
+        int64_t samples = 0, steps = 0;
+        if (*text)
+            return fail(v, "--%s and --%s give the same length: give one", name, tok);
+        if (tokens_to_samples(v, tok, &samples) || samples_to_steps(v, ep, sp->per_epoch, tok, samples, &steps))
+            return -1;
+        steps = steps > 0 ? steps : 1;
+        memcpy(field, &steps, sizeof steps);
+        return 0;
+    }
     if (!*text && o->if_unset) /* a default of its own, or another option's value */
         text = strncmp(o->if_unset, "--", 2) == 0 ? cli_str(v, o->if_unset + 2) : o->if_unset;
     if (!*text)
@@ -462,6 +564,14 @@ static int check_sched_applies(cli_values *v, const ol_sched_params *sp)
         for (const char *const *q = (const char *const[]){"sequence", "sequence-milestones", NULL}; *q; q++)
             if (cli_given(v, *q))
                 return fail(v, "--%s does not apply to --schedule %s (only sequential)", *q, cli_str(v, "schedule"));
+    for (size_t k = 0; k < sizeof length_tokens / sizeof length_tokens[0]; k++) {
+        int reads = 0;
+        for (int j = 0; j < nh && !reads; j++)
+            reads = have[j] && algo_reads(have[j], length_tokens[k][0]);
+        if (cli_given(v, length_tokens[k][1]) && !reads)
+            return fail(v, "--%s does not apply to --schedule %s (only schedules with --%s)", length_tokens[k][1],
+                        cli_str(v, "schedule"), length_tokens[k][0]);
+    }
     for (int i = 0; ol_sched_algo_at(reg, i); i++) {
         const ol_sched_algo *a = ol_sched_algo_at(reg, i);
         for (const ol_sched_option *o = a->options; o < a->options + OL_SCHED_MAX_OPTIONS && o->name; o++) {
@@ -516,6 +626,12 @@ static int build_sched(cli_values *v, double base_lr, const cli_epochs *ep, int6
         return -1;
     /* the warm-up is per step also in per-epoch schedules */
     sp->warmup_steps = ws > 0 ? ws : we > 0.0 ? epochs_to_steps(ep, 0, we) : (int64_t)llround(wr * (double)total);
+    if (ws == 0 && !(we > 0.0) && *cli_str(v, "warmup-tokens")) {
+        int64_t samples;
+        if (tokens_to_samples(v, "warmup-tokens", &samples) ||
+            samples_to_steps(v, ep, 0, "warmup-tokens", samples, &sp->warmup_steps))
+            return -1;
+    }
     sp->warmup_start_factor = sp->warmup_exponential ? 0.01 : 0.0;
     if (strcmp(cli_str(v, "warmup-start-factor"), "auto") == 0) {
         if (auto_start_factor(v, &sp->warmup_start_factor))
@@ -586,6 +702,7 @@ static int check_batch_applies(cli_values *v, ol_batch_sched_type t, ol_lr_scali
         {"batch-factor", 1u << OL_BATCH_MILESTONES, "--batch-schedule milestones"},
         {"batch-ramp-samples", 1u << OL_BATCH_RAMP, "--batch-schedule ramp"},
         {"batch-ramp-ratio", 1u << OL_BATCH_RAMP, "--batch-schedule ramp"},
+        {"batch-ramp-tokens", 1u << OL_BATCH_RAMP, "--batch-schedule ramp"},
         {"batch-ramp-increment", 1u << OL_BATCH_RAMP, "--batch-schedule ramp"},
         {"max-batch-size", 1u << OL_BATCH_MILESTONES | 1u << OL_BATCH_RAMP, "--batch-schedule milestones and ramp"},
     };
@@ -629,14 +746,20 @@ int cli_build_batch_sched(cli_values *v, const ol_train_params *tp, int64_t n, c
         batch_milestones(tp, n, ms, nm, b);
     }
     if (t == OL_BATCH_RAMP) {
-        const int by_ratio = !*cli_str(v, "batch-ramp-samples") && *cli_str(v, "batch-ramp-ratio");
-        if ((!*cli_str(v, "batch-ramp-samples") && !by_ratio) || b->max_batch == 0)
+        const int by_tokens = *cli_str(v, "batch-ramp-tokens") != '\0';
+        if (by_tokens && *cli_str(v, "batch-ramp-samples"))
+            return fail(v, "--batch-ramp-tokens and --batch-ramp-samples give the same length: give one");
+        const int by_ratio = !*cli_str(v, "batch-ramp-samples") && !by_tokens && *cli_str(v, "batch-ramp-ratio");
+        if ((!*cli_str(v, "batch-ramp-samples") && !by_ratio && !by_tokens) || b->max_batch == 0)
             return fail(v, "--batch-schedule ramp needs --batch-ramp-samples (or --batch-ramp-ratio) and "
                            "--max-batch-size (the final batch)");
         double ratio = 0.0;
         if (*cli_str(v, "batch-ramp-ratio") && cli_double(v, "batch-ramp-ratio", 1e-9, 1e6, &ratio))
             return -1;
-        if (by_ratio) { /* a fraction of the run's samples */
+        if (by_tokens) {
+            if (tokens_to_samples(v, "batch-ramp-tokens", &b->ramp_samples))
+                return -1;
+        } else if (by_ratio) { /* a fraction of the run's samples */
             if (tp->epochs <= 0)
                 return fail(v, "--batch-ramp-ratio needs the run's length in epochs");
             x = llround(ratio * (double)tp->epochs * (double)n);
