@@ -94,6 +94,7 @@ typedef struct {
     int64_t steps_per_epoch;
     const ol_train_params *tp; /* NULL: steps_per_epoch converts */
     int64_t n;
+    int64_t samples; /* the samples the run's steps consume (fractions of the run's samples); 0: unknown */
 } cli_epochs;
 /* Frees what cli_build_sched allocated (the parts of a sequential schedule). */
 void cli_free_sched(ol_sched_params *sp);

@@ -25,6 +25,12 @@ const cli_opt cli_sched_opts[] = {
     {"decay-tokens", CLI_VALUE, "", "N", "Schedule",
      "language models: the length --decay-epochs sets, in tokens (the steps of the first N tokens; polynomial, "
      "linear, cosine)"},
+    {"warmup-samples-ratio", CLI_VALUE, "", "R", "Schedule",
+     "warm-up until the fraction R of the run's samples (a language model's tokens) has been consumed, through "
+     "the batch schedule; instead of --warmup-ratio (BLOOM: 375M of 450B tokens, 0.000833)"},
+    {"decay-samples-ratio", CLI_VALUE, "", "R", "Schedule",
+     "the decay (where --decay-epochs applies) ends once the fraction R of the run's samples has been consumed, "
+     "warm-up included (Megatron-LM's --lr-decay-tokens; BLOOM: 410B of 450B tokens, 0.911)"},
     {"warmup", CLI_VALUE, "linear", "SHAPE", "Schedule", "warm-up shape: linear or exponential"},
     {"warmup-start-factor", CLI_VALUE, "", "F", "Schedule",
      "warm-up starts at F * lr [linear 0, exponential 0.01]; auto: 1/(lr scaling factor), Goyal et al."},
@@ -157,7 +163,7 @@ static int samples_to_steps(cli_values *v, const cli_epochs *ep, int per_epoch, 
 
 /* Descriptor length options that a token option gives in tokens: the token
  * option applies where the length option does. */
-static const char *const length_tokens[][2] = {{"decay-epochs", "decay-tokens"}};
+static const char *const length_tokens[][3] = {{"decay-epochs", "decay-tokens", "decay-samples-ratio"}};
 
 static const char *tokens_form(const char *name)
 {
@@ -165,6 +171,27 @@ static const char *tokens_form(const char *name)
         if (strcmp(name, length_tokens[i][0]) == 0)
             return length_tokens[i][1];
     return NULL;
+}
+
+static const char *ratio_form(const char *name)
+{
+    for (size_t i = 0; i < sizeof length_tokens / sizeof length_tokens[0]; i++)
+        if (strcmp(name, length_tokens[i][0]) == 0)
+            return length_tokens[i][2];
+    return NULL;
+}
+
+/* Option `name`, a fraction of the run's samples, as the steps taken until
+ * that many samples (at least 1) have been consumed. */
+static int ratio_to_steps(cli_values *v, const cli_epochs *ep, int per_epoch, const char *name, int64_t *steps)
+{
+    double r;
+    if (cli_double(v, name, 0.0, 1.0, &r))
+        return -1;
+    if (!ep->tp || ep->samples <= 0)
+        return fail(v, "--%s: fractions of the run's samples are not available here", name);
+    int64_t s = llround(r * (double)ep->samples);
+    return samples_to_steps(v, ep, per_epoch, name, s > 0 ? s : 1, steps);
 }
 
 /* Parse only when given (empty keeps *out). */
@@ -218,7 +245,8 @@ static int part_key_ok(const cli_values *v, const char *key)
 {
     static const char *const banned[] = {"schedule",      "sequence",     "sequence-milestones", "per-epoch",
                                          "warmup-epochs", "warmup-steps", "warmup-ratio",        "warmup",
-                                         "warmup-start-factor", "warmup-tokens"};
+                                         "warmup-start-factor", "warmup-tokens", "warmup-samples-ratio",
+                                         "decay-samples-ratio"};
     for (size_t i = 0; i < sizeof banned / sizeof banned[0]; i++)
         if (strcmp(key, banned[i]) == 0)
             return 0;
@@ -268,6 +296,8 @@ static int build_sequence(cli_values *v, double base_lr, const cli_epochs *ep, o
         cli_set(&c, "warmup-steps", "0", 1);
         cli_set(&c, "warmup-ratio", "0", 1);
         cli_set(&c, "warmup-tokens", "", 1);
+        cli_set(&c, "warmup-samples-ratio", "", 1);
+        cli_set(&c, "decay-samples-ratio", "", 1); /* counted from the run's start: the whole run's */
         cli_set(&c, "warmup-start-factor", "", 1);
         cli_set(&c, "sequence", "", 1);
         int rc = 0, k = 0;
@@ -440,6 +470,20 @@ static int apply_option(cli_values *v, const cli_epochs *ep, const ol_sched_opti
         memcpy(field, &steps, sizeof steps);
         return 0;
     }
+    const char *ratio = o->kind == OL_SOPT_EPOCHS ? ratio_form(name) : NULL;
+    if (ratio && *cli_str(v, ratio) && *text && cli_given(v, ratio))
+        return fail(v, "--%s and --%s give the same length: give one", name, ratio);
+    if (ratio && *cli_str(v, ratio) && !*text) { /* ends at that fraction, warm-up included */
+        int64_t end = 0;
+        if (ratio_to_steps(v, ep, sp->per_epoch, ratio, &end))
+            return -1;
+        if (end <= sp->warmup_steps)
+            return fail(v, "--%s: the decay would end (step %lld) before the warm-up does (step %lld)", ratio,
+                        (long long)end, (long long)sp->warmup_steps);
+        end -= sp->warmup_steps;
+        memcpy(field, &end, sizeof end);
+        return 0;
+    }
     if (!*text && o->if_unset) /* a default of its own, or another option's value */
         text = strncmp(o->if_unset, "--", 2) == 0 ? cli_str(v, o->if_unset + 2) : o->if_unset;
     if (!*text)
@@ -568,9 +612,10 @@ static int check_sched_applies(cli_values *v, const ol_sched_params *sp)
         int reads = 0;
         for (int j = 0; j < nh && !reads; j++)
             reads = have[j] && algo_reads(have[j], length_tokens[k][0]);
-        if (cli_given(v, length_tokens[k][1]) && !reads)
-            return fail(v, "--%s does not apply to --schedule %s (only schedules with --%s)", length_tokens[k][1],
-                        cli_str(v, "schedule"), length_tokens[k][0]);
+        for (int f = 1; f < 3; f++)
+            if (cli_given(v, length_tokens[k][f]) && !reads)
+                return fail(v, "--%s does not apply to --schedule %s (only schedules with --%s)", length_tokens[k][f],
+                            cli_str(v, "schedule"), length_tokens[k][0]);
     }
     for (int i = 0; ol_sched_algo_at(reg, i); i++) {
         const ol_sched_algo *a = ol_sched_algo_at(reg, i);
@@ -631,6 +676,13 @@ static int build_sched(cli_values *v, double base_lr, const cli_epochs *ep, int6
         if (tokens_to_samples(v, "warmup-tokens", &samples) ||
             samples_to_steps(v, ep, 0, "warmup-tokens", samples, &sp->warmup_steps))
             return -1;
+    } else if (ws == 0 && !(we > 0.0) && *cli_str(v, "warmup-samples-ratio")) {
+        /* with --warmup-ratio too, the one given (not a recipe's) wins */
+        const int gs = cli_given(v, "warmup-samples-ratio"), gr = cli_given(v, "warmup-ratio");
+        if (wr > 0.0 && gs == gr)
+            return fail(v, "--warmup-ratio and --warmup-samples-ratio give the same length: give one");
+        if (!(wr > 0.0 && gr) && ratio_to_steps(v, ep, 0, "warmup-samples-ratio", &sp->warmup_steps))
+            return -1;
     }
     sp->warmup_start_factor = sp->warmup_exponential ? 0.01 : 0.0;
     if (strcmp(cli_str(v, "warmup-start-factor"), "auto") == 0) {
@@ -663,7 +715,7 @@ int cli_build_sched(cli_values *v, double base_lr, int64_t spe, int64_t total, o
 {
     if (total < 0)
         return fail(v, "the training length must be >= 0 steps, got %lld", (long long)total);
-    cli_epochs ep = {spe, NULL, 0};
+    cli_epochs ep = {spe, NULL, 0, 0};
     return build_sched(v, base_lr, &ep, total, sp, 0);
 }
 
@@ -673,7 +725,20 @@ int cli_build_sched_run(cli_values *v, double base_lr, const ol_train_params *tp
     if (total < 0)
         return fail(v, "the training length must be >= 0 steps, got %lld", (long long)total);
     int64_t spe = tp->drop_last ? n / tp->batch_size : (n + tp->batch_size - 1) / tp->batch_size;
-    cli_epochs ep = {spe > 0 ? spe : 1, tp, n};
+    cli_epochs ep = {spe > 0 ? spe : 1, tp, n, 0};
+    /* the run's samples, for fractions of them: those of its `total` steps */
+    ol_train_params walk = *tp;
+    walk.epochs = 0;
+    walk.max_steps = total;
+    int64_t *b = malloc(sizeof *b * (size_t)(total > 0 ? total : 1));
+    if (!b)
+        return fail(v, "out of memory");
+    for (int64_t k = ol_train_step_batches(&walk, n, b, total), i = 0; i < k; i++)
+        ep.samples += b[i];
+    free(b);
+    /* as --batch-ramp-ratio's: epochs x training samples, unless the steps end earlier */
+    if (tp->epochs > 0 && (double)tp->epochs * (double)n < (double)ep.samples)
+        ep.samples = (int64_t)tp->epochs * n;
     return build_sched(v, base_lr, &ep, total, sp, 0);
 }
 
