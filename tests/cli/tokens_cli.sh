@@ -77,6 +77,15 @@ rejects "does not apply to --model mlp" "$bin" train --model mlp --dataset synth
 rejects "does not apply to --model mlp" "$bin" train --model mlp --dataset synthetic --batch-schedule ramp \
     --max-batch-size 256 --batch-ramp-tokens 1024 --steps 1 --out "$tmp/img"
 [ -e "$tmp/img" ] && fail "a rejected run wrote $tmp/img"
+# fractions of the run's samples: two warm-up fractions given, a decay fraction without a decay
+rejects "give one" "${sched[@]}" --warmup-ratio 0.1 --warmup-samples-ratio 0.1
+rejects "does not apply to --schedule step" "${sched[@]}" --schedule step --step-size 1 --decay-samples-ratio 0.5
+rejects "does not apply to --schedule step" "${sched[@]}" --schedule step --step-size 1 --hold-floor
+# a given --warmup-ratio replaces the recipe's --warmup-samples-ratio: 4 of 40 steps
+"${sched[@]}" --recipe bloom --warmup-ratio 0.1 >"$tmp/r.csv" 2>"$tmp/err" &&
+    [ "$(awk -F, 'NR > 1 && $2 == 1 { print $1; exit }' "$tmp/r.csv")" = 4 ] &&
+    ok "--recipe bloom --warmup-ratio 0.1: warm-up of 4 steps" ||
+    fail "--recipe bloom --warmup-ratio 0.1: $(cat "$tmp/err") $(head -6 "$tmp/r.csv" | tr '\n' ' ')"
 
 # a GPT run on the default text: config.json and the lr of every step
 gpt=(--lr 0.001 --seq-len 32 --batch-tokens 256 --warmup-tokens 1000 --schedule cosine --decay-tokens 4096 --batch-schedule ramp
@@ -100,6 +109,15 @@ if "$bin" train --model gpt-mini --n-layer 1 --dataset text "${gpt[@]}" --steps 
     awk -F, 'NR > 1 { print $4 }' "$tmp/s.csv" >"$tmp/sched_b"
     cmp -s "$tmp/run_b" "$tmp/sched_b" && ok "and its batches" ||
         fail "run batches vs schedule: $(paste "$tmp/run_b" "$tmp/sched_b" | tr '\n' ' ')"
+    # resumed from a checkpoint half-way, with --batch-tokens recorded
+    rm -rf "$tmp/res"
+    "$bin" train --model gpt-mini --n-layer 1 --dataset text "${gpt[@]}" --steps 12 --stop-after 6 --threads 2 \
+        --quiet --out "$tmp/res" >"$tmp/out" 2>&1
+    st=$?
+    "$bin" train --resume "$tmp/res" --log-every 1 --quiet >"$tmp/out" 2>&1 &&
+        [ $st -eq 4 ] && grep '"type":"step"' "$tmp/res/metrics.jsonl" | tail -6 |
+        sed 's/.*"lr":\([^,]*\),.*/\1/' | cmp -s - <(tail -6 "$tmp/sched_lr") &&
+        ok "resumed at step 6 with the same lr" || fail "resume of a --batch-tokens run: exit $st, $(tail -2 "$tmp/out")"
     # without --batch-tokens the batch in tokens is recorded (resolved)
     "$bin" train --model gpt-mini --n-layer 1 --dataset text --seq-len 32 --batch-size 4 --steps 1 --threads 2 \
         --quiet --out "$tmp/gpt2" >"$tmp/out" 2>&1 || fail "gpt batch-size run: $(tail -2 "$tmp/out")"
