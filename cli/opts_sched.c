@@ -726,16 +726,23 @@ int cli_build_sched_run(cli_values *v, double base_lr, const ol_train_params *tp
         return fail(v, "the training length must be >= 0 steps, got %lld", (long long)total);
     int64_t spe = tp->drop_last ? n / tp->batch_size : (n + tp->batch_size - 1) / tp->batch_size;
     cli_epochs ep = {spe > 0 ? spe : 1, tp, n, 0};
+    if (!*cli_str(v, "warmup-samples-ratio") && !*cli_str(v, "decay-samples-ratio"))
+        return build_sched(v, base_lr, &ep, total, sp, 0);
     /* the run's samples, for fractions of them: those of its `total` steps */
-    ol_train_params walk = *tp;
-    walk.epochs = 0;
-    walk.max_steps = total;
-    int64_t *b = malloc(sizeof *b * (size_t)(total > 0 ? total : 1));
-    if (!b)
-        return fail(v, "out of memory");
-    for (int64_t k = ol_train_step_batches(&walk, n, b, total), i = 0; i < k; i++)
-        ep.samples += b[i];
-    free(b);
+    if (!tp->batch_sched) { /* whole epochs of n (drop_last: of the full batches), then full batches */
+        const int64_t B = tp->batch_size, full = tp->drop_last ? ep.steps_per_epoch * B : n;
+        ep.samples = total / ep.steps_per_epoch * full + total % ep.steps_per_epoch * B;
+    } else {
+        ol_train_params walk = *tp;
+        walk.epochs = 0;
+        walk.max_steps = total;
+        int64_t *b = malloc(sizeof *b * (size_t)(total > 0 ? total : 1));
+        if (!b)
+            return fail(v, "out of memory");
+        for (int64_t k = ol_train_step_batches(&walk, n, b, total), i = 0; i < k; i++)
+            ep.samples += b[i];
+        free(b);
+    }
     /* as --batch-ramp-ratio's: epochs x training samples, unless the steps end earlier */
     if (tp->epochs > 0 && (double)tp->epochs * (double)n < (double)ep.samples)
         ep.samples = (int64_t)tp->epochs * n;
