@@ -10,6 +10,8 @@ static const cli_opt schedule_opts[] = {
     {"steps", CLI_VALUE, "", "N", "Output", "training length in optimizer steps (required)"},
     {"steps-per-epoch", CLI_VALUE, "1", "S", "Output", "steps per epoch, for lengths given in epochs"},
     {"batch-size", CLI_VALUE, "128", "B", "Output", "(starting) global batch size"},
+    {"seq-len", CLI_VALUE, "", "T", "Output",
+     "tokens of one sample (a language model's context), for --batch-tokens and lengths in tokens"},
     {"json", CLI_FLAG, "0", NULL, "Output", "print {\"lr\": [...], \"momentum\": [...], \"batch_size\": [...]}"},
     {"plot", CLI_VALUE, "", "FILE.svg", "Output", "also plot lr, momentum and batch size"},
     {"title", CLI_VALUE, "", "TEXT", "Output", "plot title [the schedule's name]"},
@@ -149,7 +151,9 @@ int cmd_schedule(int argc, char **argv)
     long long steps, spe, batch;
     ol_optim_params op;
     cli_batch_config bc;
+    long long seq = 0;
     if (cli_int(&v, "steps", 1, 100000000, &steps) || cli_int(&v, "steps-per-epoch", 1, 1LL << 40, &spe) ||
+        (*cli_str(&v, "seq-len") && cli_int(&v, "seq-len", 1, 1 << 20, &seq)) || cli_batch_tokens(&v) ||
         cli_int(&v, "batch-size", 1, 1 << 30, &batch) || cli_build_optim(&v, &op)) {
         rc = cli_fail(OL_EXIT_USAGE, v.err);
         goto done;

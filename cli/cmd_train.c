@@ -80,7 +80,7 @@ int cli_build_train(cli_values *v, ol_train_params *tp)
         snprintf(v->err, sizeof v->err, "--epochs and --steps are both 0: nothing to train");
         return -1;
     }
-    if (cli_int(v, "batch-size", 1, 1 << 20, &x))
+    if (cli_batch_tokens(v) || cli_int(v, "batch-size", 1, 1 << 20, &x))
         return -1;
     tp->batch_size = (int)x;
     if (cli_int(v, "eval-batch-size", 0, 1 << 20, &x))

@@ -94,6 +94,7 @@ typedef struct {
     int64_t steps_per_epoch;
     const ol_train_params *tp; /* NULL: steps_per_epoch converts */
     int64_t n;
+    int64_t samples; /* the samples the run's steps consume (fractions of the run's samples); 0: unknown */
 } cli_epochs;
 /* Frees what cli_build_sched allocated (the parts of a sequential schedule). */
 void cli_free_sched(ol_sched_params *sp);
@@ -120,6 +121,11 @@ typedef struct {
  * becomes the step where that many epochs of data have been consumed at the
  * batches before it; --batch-ramp-ratio is a fraction of epochs x n samples. */
 int cli_build_batch_sched(cli_values *v, const ol_train_params *tp, int64_t n, cli_batch_config *bc);
+/* --batch-tokens N of a language model (or of optimlab schedule with --seq-len):
+ * sets --batch-size to N / sequence length (marked CLI_RESOLVED); nothing when
+ * not given. -1 with v->err when N is not a multiple of the sequence length,
+ * --batch-size is given too, or there is no sequence length (image models). */
+int cli_batch_tokens(cli_values *v);
 
 /* Presets before the command line: the recipe (--recipe, or `recipe:` in the
  * file), then the YAML file of --config. Scans argv[first..] for both; call

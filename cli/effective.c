@@ -164,12 +164,30 @@ static int batch_values(cli_values *v, const cli_batch_config *bc)
     return rc;
 }
 
+/* A language model's batch and ramp in tokens (exact: samples x sequence length). */
+static int token_values(cli_values *v, const cli_batch_config *bc, const ol_train_params *tp)
+{
+    const int64_t T = cli_model_context(v);
+    char b[64];
+    int rc = 0;
+    if (T <= 0)
+        return 0;
+    snprintf(b, sizeof b, "%lld", (long long)tp->batch_size * (long long)T);
+    rc |= put(v, "batch-tokens", b);
+    if (bc->sched.type == OL_BATCH_RAMP) {
+        snprintf(b, sizeof b, "%lld", (long long)(bc->sched.ramp_samples * T));
+        rc |= put(v, "batch-ramp-tokens", b);
+    }
+    return rc;
+}
+
 int cli_effective_values(cli_values *out, const cli_values *v, const ol_optim_params *op, const ol_sched_params *sp,
                          const cli_batch_config *bc, const ol_train_params *tp)
 {
     if (cli_copy(out, v) < 0)
         return -1;
-    if (optim_values(out, op) != 0 || sched_values(out, sp, tp) != 0 || batch_values(out, bc) != 0) {
+    if (optim_values(out, op) != 0 || sched_values(out, sp, tp) != 0 || batch_values(out, bc) != 0 ||
+        token_values(out, bc, tp) != 0) {
         cli_free(out);
         return -1;
     }

@@ -19,6 +19,18 @@ const cli_opt cli_sched_opts[] = {
     {"warmup-steps", CLI_VALUE, "0", "N", "Schedule", "warm-up length in steps (overrides --warmup-epochs)"},
     {"warmup-ratio", CLI_VALUE, "0", "R", "Schedule",
      "warm-up length as a fraction of the training steps, when --warmup-steps and --warmup-epochs are 0"},
+    {"warmup-tokens", CLI_VALUE, "", "N", "Schedule",
+     "language models: warm-up until N tokens have been consumed (N / --seq-len samples, rounded up, converted to "
+     "steps through the batch schedule), when --warmup-steps and --warmup-epochs are 0"},
+    {"decay-tokens", CLI_VALUE, "", "N", "Schedule",
+     "language models: the length --decay-epochs sets, in tokens (the steps of the first N tokens; polynomial, "
+     "linear, cosine)"},
+    {"warmup-samples-ratio", CLI_VALUE, "", "R", "Schedule",
+     "warm-up until the fraction R of the run's samples (a language model's tokens) has been consumed, through "
+     "the batch schedule; instead of --warmup-ratio (BLOOM: 375M of 450B tokens, 0.000833)"},
+    {"decay-samples-ratio", CLI_VALUE, "", "R", "Schedule",
+     "the decay (where --decay-epochs applies) ends once the fraction R of the run's samples has been consumed, "
+     "warm-up included (Megatron-LM's --lr-decay-tokens; BLOOM: 410B of 450B tokens, 0.911)"},
     {"warmup", CLI_VALUE, "linear", "SHAPE", "Schedule", "warm-up shape: linear or exponential"},
     {"warmup-start-factor", CLI_VALUE, "", "F", "Schedule",
      "warm-up starts at F * lr [linear 0, exponential 0.01]; auto: 1/(lr scaling factor), Goyal et al."},
@@ -38,8 +50,14 @@ const cli_opt cli_batch_opts[] = {
     {"batch-ramp-samples", CLI_VALUE, "", "N", "Batch size", "ramp: samples over which the batch reaches --max-batch-size"},
     {"batch-ramp-ratio", CLI_VALUE, "", "R", "Batch size",
      "ramp: the same as a fraction of the run's samples (epochs x training samples), without --batch-ramp-samples"},
+    {"batch-ramp-tokens", CLI_VALUE, "", "N", "Batch size",
+     "ramp: language models: the ramp's length in tokens (N / --seq-len samples, rounded up), instead of "
+     "--batch-ramp-samples"},
     {"batch-ramp-increment", CLI_VALUE, "", "N", "Batch size", "ramp: the batch grows N samples at a time [--batch-size]"},
     {"max-batch-size", CLI_VALUE, "0", "B", "Batch size", "milestones: cap (0 = none); ramp: final global batch"},
+    {"batch-tokens", CLI_VALUE, "", "N", "Batch size",
+     "language models: the (starting) global batch in tokens, batch size x --seq-len, instead of --batch-size (a "
+     "multiple of --seq-len)"},
     {"micro-batch-size", CLI_VALUE, "0", "M", "Batch size",
      "accumulate gradients over micro-batches of M samples (0 = the whole batch at once)"},
     {"lr-scaling", CLI_VALUE, "none", "RULE", "Batch size",
@@ -75,6 +93,105 @@ static int fail(cli_values *v, const char *fmt, ...)
     vsnprintf(v->err, sizeof v->err, fmt, ap);
     va_end(ap);
     return -1;
+}
+
+/* The tokens of one sample: the language model's context (commands with
+ * model options), or optimlab schedule's --seq-len; 0 when there is none. */
+static int64_t tokens_per_sample(cli_values *v)
+{
+    long long t;
+    if (cli_find(v, "model") >= 0)
+        return cli_model_context(v);
+    if (*cli_str(v, "seq-len") && cli_int(v, "seq-len", 1, 1 << 20, &t) == 0)
+        return t;
+    return 0;
+}
+
+static int no_tokens(cli_values *v, const char *name)
+{
+    if (cli_find(v, "model") >= 0)
+        return fail(v, "--%s does not apply to --model %s (only language models: gpt, gpt-mini, gpt2-124m)", name,
+                    cli_str(v, "model"));
+    return fail(v, "--%s needs --seq-len T (the tokens of one sample)", name);
+}
+
+/* Option `name`, a count of tokens, as the samples that hold them (rounded up). */
+static int tokens_to_samples(cli_values *v, const char *name, int64_t *samples)
+{
+    const int64_t T = tokens_per_sample(v);
+    long long x;
+    if (T <= 0)
+        return no_tokens(v, name);
+    if (cli_int(v, name, 1, INT64_MAX / 2, &x))
+        return -1;
+    *samples = (x + T - 1) / T;
+    return 0;
+}
+
+int cli_batch_tokens(cli_values *v)
+{
+    if (!*cli_str(v, "batch-tokens"))
+        return 0;
+    const int64_t T = tokens_per_sample(v);
+    long long x;
+    if (T <= 0)
+        return no_tokens(v, "batch-tokens");
+    if (cli_int(v, "batch-tokens", 1, INT64_MAX / 2, &x))
+        return -1;
+    if (x % T != 0)
+        return fail(v, "--batch-tokens %lld is not a multiple of --seq-len %lld (a batch holds whole sequences)", x,
+                    (long long)T);
+    if (cli_given(v, "batch-size"))
+        return fail(v, "--batch-tokens and --batch-size both set the batch: give one");
+    char b[32];
+    snprintf(b, sizeof b, "%lld", x / (long long)T);
+    return cli_set(v, "batch-size", b, CLI_RESOLVED) < 0 ? fail(v, "out of memory") : 0;
+}
+
+/* A length in samples as optimizer steps of the run (through its batch schedule). */
+static int samples_to_steps(cli_values *v, const cli_epochs *ep, int per_epoch, const char *name, int64_t samples,
+                            int64_t *steps)
+{
+    if (per_epoch)
+        return fail(v, "--%s: lengths in tokens need a per-step schedule (not --per-epoch)", name);
+    if (ep->tp)
+        *steps = ol_train_sample_steps(ep->tp, ep->n, samples);
+    else /* epochs of steps_per_epoch batches of unknown size: no conversion */
+        return fail(v, "--%s: lengths in tokens are not available here", name);
+    return 0;
+}
+
+/* Descriptor length options that a token option gives in tokens: the token
+ * option applies where the length option does. */
+static const char *const length_tokens[][3] = {{"decay-epochs", "decay-tokens", "decay-samples-ratio"}};
+
+static const char *tokens_form(const char *name)
+{
+    for (size_t i = 0; i < sizeof length_tokens / sizeof length_tokens[0]; i++)
+        if (strcmp(name, length_tokens[i][0]) == 0)
+            return length_tokens[i][1];
+    return NULL;
+}
+
+static const char *ratio_form(const char *name)
+{
+    for (size_t i = 0; i < sizeof length_tokens / sizeof length_tokens[0]; i++)
+        if (strcmp(name, length_tokens[i][0]) == 0)
+            return length_tokens[i][2];
+    return NULL;
+}
+
+/* Option `name`, a fraction of the run's samples, as the steps taken until
+ * that many samples (at least 1) have been consumed. */
+static int ratio_to_steps(cli_values *v, const cli_epochs *ep, int per_epoch, const char *name, int64_t *steps)
+{
+    double r;
+    if (cli_double(v, name, 0.0, 1.0, &r))
+        return -1;
+    if (!ep->tp || ep->samples <= 0)
+        return fail(v, "--%s: fractions of the run's samples are not available here", name);
+    int64_t s = llround(r * (double)ep->samples);
+    return samples_to_steps(v, ep, per_epoch, name, s > 0 ? s : 1, steps);
 }
 
 /* Parse only when given (empty keeps *out). */
@@ -128,7 +245,8 @@ static int part_key_ok(const cli_values *v, const char *key)
 {
     static const char *const banned[] = {"schedule",      "sequence",     "sequence-milestones", "per-epoch",
                                          "warmup-epochs", "warmup-steps", "warmup-ratio",        "warmup",
-                                         "warmup-start-factor"};
+                                         "warmup-start-factor", "warmup-tokens", "warmup-samples-ratio",
+                                         "decay-samples-ratio"};
     for (size_t i = 0; i < sizeof banned / sizeof banned[0]; i++)
         if (strcmp(key, banned[i]) == 0)
             return 0;
@@ -177,6 +295,9 @@ static int build_sequence(cli_values *v, double base_lr, const cli_epochs *ep, o
         cli_set(&c, "warmup-epochs", "0", 1);
         cli_set(&c, "warmup-steps", "0", 1);
         cli_set(&c, "warmup-ratio", "0", 1);
+        cli_set(&c, "warmup-tokens", "", 1);
+        cli_set(&c, "warmup-samples-ratio", "", 1);
+        cli_set(&c, "decay-samples-ratio", "", 1); /* counted from the run's start: the whole run's */
         cli_set(&c, "warmup-start-factor", "", 1);
         cli_set(&c, "sequence", "", 1);
         int rc = 0, k = 0;
@@ -338,6 +459,31 @@ static int apply_option(cli_values *v, const cli_epochs *ep, const ol_sched_opti
         memcpy(field, &x, sizeof x);
         return 0;
     }
+    const char *tok = o->kind == OL_SOPT_EPOCHS ? tokens_form(name) : NULL;
+    if (tok && *cli_str(v, tok)) { /* the same length in tokens */
+        int64_t samples = 0, steps = 0;
+        if (*text)
+            return fail(v, "--%s and --%s give the same length: give one", name, tok);
+        if (tokens_to_samples(v, tok, &samples) || samples_to_steps(v, ep, sp->per_epoch, tok, samples, &steps))
+            return -1;
+        steps = steps > 0 ? steps : 1;
+        memcpy(field, &steps, sizeof steps);
+        return 0;
+    }
+    const char *ratio = o->kind == OL_SOPT_EPOCHS ? ratio_form(name) : NULL;
+    if (ratio && *cli_str(v, ratio) && *text && cli_given(v, ratio))
+        return fail(v, "--%s and --%s give the same length: give one", name, ratio);
+    if (ratio && *cli_str(v, ratio) && !*text) { /* ends at that fraction, warm-up included */
+        int64_t end = 0;
+        if (ratio_to_steps(v, ep, sp->per_epoch, ratio, &end))
+            return -1;
+        if (end <= sp->warmup_steps)
+            return fail(v, "--%s: the decay would end (step %lld) before the warm-up does (step %lld)", ratio,
+                        (long long)end, (long long)sp->warmup_steps);
+        end -= sp->warmup_steps;
+        memcpy(field, &end, sizeof end);
+        return 0;
+    }
     if (!*text && o->if_unset) /* a default of its own, or another option's value */
         text = strncmp(o->if_unset, "--", 2) == 0 ? cli_str(v, o->if_unset + 2) : o->if_unset;
     if (!*text)
@@ -462,6 +608,15 @@ static int check_sched_applies(cli_values *v, const ol_sched_params *sp)
         for (const char *const *q = (const char *const[]){"sequence", "sequence-milestones", NULL}; *q; q++)
             if (cli_given(v, *q))
                 return fail(v, "--%s does not apply to --schedule %s (only sequential)", *q, cli_str(v, "schedule"));
+    for (size_t k = 0; k < sizeof length_tokens / sizeof length_tokens[0]; k++) {
+        int reads = 0;
+        for (int j = 0; j < nh && !reads; j++)
+            reads = have[j] && algo_reads(have[j], length_tokens[k][0]);
+        for (int f = 1; f < 3; f++)
+            if (cli_given(v, length_tokens[k][f]) && !reads)
+                return fail(v, "--%s does not apply to --schedule %s (only schedules with --%s)", length_tokens[k][f],
+                            cli_str(v, "schedule"), length_tokens[k][0]);
+    }
     for (int i = 0; ol_sched_algo_at(reg, i); i++) {
         const ol_sched_algo *a = ol_sched_algo_at(reg, i);
         for (const ol_sched_option *o = a->options; o < a->options + OL_SCHED_MAX_OPTIONS && o->name; o++) {
@@ -516,6 +671,19 @@ static int build_sched(cli_values *v, double base_lr, const cli_epochs *ep, int6
         return -1;
     /* the warm-up is per step also in per-epoch schedules */
     sp->warmup_steps = ws > 0 ? ws : we > 0.0 ? epochs_to_steps(ep, 0, we) : (int64_t)llround(wr * (double)total);
+    if (ws == 0 && !(we > 0.0) && *cli_str(v, "warmup-tokens")) {
+        int64_t samples;
+        if (tokens_to_samples(v, "warmup-tokens", &samples) ||
+            samples_to_steps(v, ep, 0, "warmup-tokens", samples, &sp->warmup_steps))
+            return -1;
+    } else if (ws == 0 && !(we > 0.0) && *cli_str(v, "warmup-samples-ratio")) {
+        /* with --warmup-ratio too, the one given (not a recipe's) wins */
+        const int gs = cli_given(v, "warmup-samples-ratio"), gr = cli_given(v, "warmup-ratio");
+        if (wr > 0.0 && gs == gr)
+            return fail(v, "--warmup-ratio and --warmup-samples-ratio give the same length: give one");
+        if (!(wr > 0.0 && gr) && ratio_to_steps(v, ep, 0, "warmup-samples-ratio", &sp->warmup_steps))
+            return -1;
+    }
     sp->warmup_start_factor = sp->warmup_exponential ? 0.01 : 0.0;
     if (strcmp(cli_str(v, "warmup-start-factor"), "auto") == 0) {
         if (auto_start_factor(v, &sp->warmup_start_factor))
@@ -547,7 +715,7 @@ int cli_build_sched(cli_values *v, double base_lr, int64_t spe, int64_t total, o
 {
     if (total < 0)
         return fail(v, "the training length must be >= 0 steps, got %lld", (long long)total);
-    cli_epochs ep = {spe, NULL, 0};
+    cli_epochs ep = {spe, NULL, 0, 0};
     return build_sched(v, base_lr, &ep, total, sp, 0);
 }
 
@@ -557,7 +725,27 @@ int cli_build_sched_run(cli_values *v, double base_lr, const ol_train_params *tp
     if (total < 0)
         return fail(v, "the training length must be >= 0 steps, got %lld", (long long)total);
     int64_t spe = tp->drop_last ? n / tp->batch_size : (n + tp->batch_size - 1) / tp->batch_size;
-    cli_epochs ep = {spe > 0 ? spe : 1, tp, n};
+    cli_epochs ep = {spe > 0 ? spe : 1, tp, n, 0};
+    if (!*cli_str(v, "warmup-samples-ratio") && !*cli_str(v, "decay-samples-ratio"))
+        return build_sched(v, base_lr, &ep, total, sp, 0);
+    /* the run's samples, for fractions of them: those of its `total` steps */
+    if (!tp->batch_sched) { /* whole epochs of n (drop_last: of the full batches), then full batches */
+        const int64_t B = tp->batch_size, full = tp->drop_last ? ep.steps_per_epoch * B : n;
+        ep.samples = total / ep.steps_per_epoch * full + total % ep.steps_per_epoch * B;
+    } else {
+        ol_train_params walk = *tp;
+        walk.epochs = 0;
+        walk.max_steps = total;
+        int64_t *b = malloc(sizeof *b * (size_t)(total > 0 ? total : 1));
+        if (!b)
+            return fail(v, "out of memory");
+        for (int64_t k = ol_train_step_batches(&walk, n, b, total), i = 0; i < k; i++)
+            ep.samples += b[i];
+        free(b);
+    }
+    /* as --batch-ramp-ratio's: epochs x training samples, unless the steps end earlier */
+    if (tp->epochs > 0 && (double)tp->epochs * (double)n < (double)ep.samples)
+        ep.samples = (int64_t)tp->epochs * n;
     return build_sched(v, base_lr, &ep, total, sp, 0);
 }
 
@@ -586,6 +774,7 @@ static int check_batch_applies(cli_values *v, ol_batch_sched_type t, ol_lr_scali
         {"batch-factor", 1u << OL_BATCH_MILESTONES, "--batch-schedule milestones"},
         {"batch-ramp-samples", 1u << OL_BATCH_RAMP, "--batch-schedule ramp"},
         {"batch-ramp-ratio", 1u << OL_BATCH_RAMP, "--batch-schedule ramp"},
+        {"batch-ramp-tokens", 1u << OL_BATCH_RAMP, "--batch-schedule ramp"},
         {"batch-ramp-increment", 1u << OL_BATCH_RAMP, "--batch-schedule ramp"},
         {"max-batch-size", 1u << OL_BATCH_MILESTONES | 1u << OL_BATCH_RAMP, "--batch-schedule milestones and ramp"},
     };
@@ -629,14 +818,20 @@ int cli_build_batch_sched(cli_values *v, const ol_train_params *tp, int64_t n, c
         batch_milestones(tp, n, ms, nm, b);
     }
     if (t == OL_BATCH_RAMP) {
-        const int by_ratio = !*cli_str(v, "batch-ramp-samples") && *cli_str(v, "batch-ramp-ratio");
-        if ((!*cli_str(v, "batch-ramp-samples") && !by_ratio) || b->max_batch == 0)
+        const int by_tokens = *cli_str(v, "batch-ramp-tokens") != '\0';
+        if (by_tokens && *cli_str(v, "batch-ramp-samples"))
+            return fail(v, "--batch-ramp-tokens and --batch-ramp-samples give the same length: give one");
+        const int by_ratio = !*cli_str(v, "batch-ramp-samples") && !by_tokens && *cli_str(v, "batch-ramp-ratio");
+        if ((!*cli_str(v, "batch-ramp-samples") && !by_ratio && !by_tokens) || b->max_batch == 0)
             return fail(v, "--batch-schedule ramp needs --batch-ramp-samples (or --batch-ramp-ratio) and "
                            "--max-batch-size (the final batch)");
         double ratio = 0.0;
         if (*cli_str(v, "batch-ramp-ratio") && cli_double(v, "batch-ramp-ratio", 1e-9, 1e6, &ratio))
             return -1;
-        if (by_ratio) { /* a fraction of the run's samples */
+        if (by_tokens) {
+            if (tokens_to_samples(v, "batch-ramp-tokens", &b->ramp_samples))
+                return -1;
+        } else if (by_ratio) { /* a fraction of the run's samples */
             if (tp->epochs <= 0)
                 return fail(v, "--batch-ramp-ratio needs the run's length in epochs");
             x = llround(ratio * (double)tp->epochs * (double)n);

@@ -15,16 +15,19 @@ typedef struct {
     const char *const *kv; /* key, value, ..., NULL; a flag's value is "1" */
 } recipe;
 
-/* BLOOM (BigScience 2022): AdamW (0.9, 0.95), eps 1e-8, wd 0.1, peak lr 6e-5,
- * warm-up, cosine to 10% of the peak, global batch ramped 16 -> 2048 in steps
- * of 16. BLOOM ramped over 20M samples; scaled here to a small dataset: the
- * warm-up is a fifth of the steps and the ramp spans the run's samples (the
- * proportions the recipe had at the default 5-epoch run). */
+/* BLOOM (BigScience 2022), as the course deck gives it: AdamW (0.9, 0.95),
+ * eps 1e-8, wd 0.1, peak lr 6e-5, linear warm-up, cosine to 10% of the peak,
+ * global batch ramped linearly from 1/128 of its final size (16 -> 2048
+ * sequences in steps of 16). BLOOM's lengths are fractions of its 450B
+ * tokens, so the recipe scales to any run as the same fractions of the run's
+ * samples (tokens for a language model): warm-up 375M (0.083%), batch ramp 20B
+ * (4.44%), cosine until 410B (91.1%, warm-up included) and flat at the floor
+ * after it (Megatron-LM's cosine). */
 static const char *const bloom_kv[] = {
     "optimizer", "adamw", "lr", "6e-5", "betas", "0.9,0.95", "eps", "1e-8", "weight-decay", "0.1",
-    "clip-grad-norm", "1.0", "schedule", "cosine", "min-lr-ratio", "0.1", "warmup-ratio", "0.2",
-    "batch-schedule", "ramp", "batch-size", "16", "max-batch-size", "2048", "batch-ramp-increment", "16",
-    "batch-ramp-ratio", "1", NULL};
+    "clip-grad-norm", "1.0", "schedule", "cosine", "min-lr-ratio", "0.1", "hold-floor", "1",
+    "warmup-samples-ratio", "0.000833", "decay-samples-ratio", "0.911", "batch-schedule", "ramp", "batch-size", "16",
+    "max-batch-size", "2048", "batch-ramp-increment", "16", "batch-ramp-ratio", "0.0444", NULL};
 
 /* Goyal et al. 2017: SGD momentum 0.9, wd 1e-4, lr 0.1 per 256 samples scaled
  * linearly with the batch, gradual warm-up from the unscaled lr over 5 of 90
@@ -57,7 +60,8 @@ static const char *const lars_kv[] = {
     "power", "2", NULL};
 
 static const recipe recipes[] = {
-    {"bloom", "AdamW (0.9, 0.95), wd 0.1, warm-up, cosine to 10%, batch ramp 16 -> 2048 (BLOOM)", bloom_kv},
+    {"bloom", "AdamW (0.9, 0.95), wd 0.1, warm-up 0.083%, cosine to 10% at 91.1%, batch ramp 16 -> 2048 over 4.44% "
+              "of the run's samples (BLOOM's tokens)", bloom_kv},
     {"goyal", "SGD momentum, linear lr scaling, gradual warm-up over 5 of 90 epochs (Goyal et al. 2017)", goyal_kv},
     {"superconvergence", "one-cycle with inverse momentum cycling (Smith & Topin 2018)", superconvergence_kv},
     {"lamb-large-batch", "LAMB, batch 4096, sqrt lr scaling, warm-up + linear decay (You et al. 2020)", lamb_kv},

@@ -39,6 +39,7 @@ plot sequential "sequential: constant, step, cosine" --schedule sequential --lr 
     --sequence 'constant; step step-size=2 gamma=0.5; cosine eta-min=0.001' --sequence-milestones 5,15
 plot batch_milestones "increase the batch instead of decaying the lr" --schedule constant --lr 0.1 \
     --batch-size 128 --batch-schedule milestones --batch-milestones 10,20 --batch-factor 5
-plot bloom "recipe bloom: warm-up, cosine to 10%, batch ramp 16 -> 2048" --recipe bloom \
-    --batch-ramp-samples 150000
+# bloom: one epoch of 320,000 samples (185 steps), its lengths fractions of them
+plot bloom "recipe bloom: warm-up 0.083%, ramp 16 -> 2048 over 4.44%, cosine to 10% at 91.1%" --recipe bloom \
+    --steps 185 --steps-per-epoch 20000
 plot goyal "recipe goyal: linear scaling to batch 1024 with gradual warm-up" --recipe goyal --batch-size 1024

@@ -197,6 +197,9 @@ typedef struct ol_sched_params {
     int plateau_cooldown;      /* 0 */
     double plateau_min_lr;     /* 0 */
     double plateau_eps;        /* 1e-8: smaller reductions are ignored */
+    /* cosine: after t_max stay at the floor (Megatron-LM, BLOOM) instead of
+     * following the cosine back up (PyTorch's CosineAnnealingLR) */
+    int hold_floor;
 } ol_sched_params;
 
 /* Name of a built-in ("?" for others; ol_sched_params_name covers all). */

@@ -225,6 +225,11 @@ int ol_train_memory_estimate(ol_ctx *ctx, const ol_train_params *tp, const ol_mo
  * many epochs of data are consumed (past the training length, continued at
  * the last batch). Converts lengths in epochs (warm-up, milestones) to steps. */
 int64_t ol_train_epoch_steps(const ol_train_params *tp, int64_t n, double epochs);
+/* The same for a length in samples: the steps taken before `samples` training
+ * samples have been consumed, i.e. the first step that starts at or after
+ * that many (a step that crosses it counts whole; exact integer arithmetic).
+ * Converts lengths in tokens (samples = tokens / sequence length, rounded up). */
+int64_t ol_train_sample_steps(const ol_train_params *tp, int64_t n, int64_t samples);
 
 /* ol_train returns OL_EINTR after a stop request or the time limit (a
  * checkpoint was written, res->checkpoint names it) and OL_ENONFINITE when

@@ -14,6 +14,8 @@ static double cosine_lr(const ol_sched_params *s, int64_t u, int64_t length)
     double lo = ol__sched_floor(s);
     if (T <= 0)
         return lr;
+    if (s->hold_floor && u >= T)
+        return lo;
     /* keeps following the cosine past T, as PyTorch's CosineAnnealingLR */
     return lo + (lr - lo) * (1.0 + cos(OL__PI * (double)u / (double)T)) / 2.0;
 }
@@ -31,7 +33,11 @@ const ol_sched_algo ol__sched_cosine = {
     .summary = "cosine annealing from the lr to the floor (CosineAnnealingLR)",
     .options = {{"decay-epochs", OL_SOPT_EPOCHS, OL__SOPT(t_max), 1e-9, 1e9, "", "E",
                  "T_max in epochs [the rest of training after warm-up]", NULL, NULL, 0},
-                OL__SOPT_MIN_LR_RATIO, OL__SOPT_ETA_MIN},
+                OL__SOPT_MIN_LR_RATIO, OL__SOPT_ETA_MIN,
+                {"hold-floor", OL_SOPT_FLAG, OL__SOPT(hold_floor), 0, 1, "0", NULL,
+                 "after T_max stay at the floor (Megatron-LM, BLOOM) instead of following the cosine back up "
+                 "(PyTorch)",
+                 NULL, NULL, 0}},
     .impl = &cosine_impl,
 };
 

@@ -27,8 +27,16 @@ typedef struct {
     int64_t step, batch; /* that step and its batch; step -1 when none */
 } walk_divides;
 
+/* With stop_samples >= 0 the walk also stops at the first step that starts
+ * once that many samples have been consumed; *seen (NULL: none) receives the
+ * samples consumed when it ended. */
+typedef struct {
+    int64_t stop_samples;
+    int64_t seen;
+} walk_samples;
+
 static int64_t walk_steps_div(const ol_train_params *tp, int64_t n, double stop, double *reached, int64_t *last,
-                              int64_t *batches, walk_divides *div)
+                              int64_t *batches, walk_divides *div, walk_samples *ws)
 {
     int64_t step = 0, seen = 0;
     *reached = 0.0;
@@ -37,8 +45,10 @@ static int64_t walk_steps_div(const ol_train_params *tp, int64_t n, double stop,
         int64_t pos = 0;
         for (;;) {
             *reached = (double)e + (double)pos / (double)n;
+            if (ws)
+                ws->seen = seen;
             if ((tp->max_steps > 0 && step >= tp->max_steps) || (stop >= 0.0 && *reached >= stop) ||
-                (tp->epochs == 0 && tp->max_steps == 0))
+                (ws && seen >= ws->stop_samples) || (tp->epochs == 0 && tp->max_steps == 0))
                 return step;
             int64_t b = ol__train_batch_for(tp, step, seen), left = n - pos;
             if (left <= 0 || (tp->drop_last && left < b))
@@ -66,7 +76,7 @@ static int64_t walk_steps_div(const ol_train_params *tp, int64_t n, double stop,
 static int64_t walk_steps(const ol_train_params *tp, int64_t n, double stop, double *reached, int64_t *last,
                           int64_t *batches)
 {
-    return walk_steps_div(tp, n, stop, reached, last, batches, NULL);
+    return walk_steps_div(tp, n, stop, reached, last, batches, NULL, NULL);
 }
 
 int ol_train_check_world(ol_ctx *ctx, const ol_train_params *tp, int64_t n, int world)
@@ -80,7 +90,7 @@ int ol_train_check_world(ol_ctx *ctx, const ol_train_params *tp, int64_t n, int 
     walk_divides div = {world, -1, 0};
     double reached;
     int64_t last;
-    walk_steps_div(tp, n, -1.0, &reached, &last, NULL, &div);
+    walk_steps_div(tp, n, -1.0, &reached, &last, NULL, &div, NULL);
     if (div.step >= 0)
         return ol__err(ctx, OL_EINVAL,
                        "the %d ranks do not divide the global batch %lld of step %lld (the batch schedule's first "
@@ -116,6 +126,27 @@ int64_t ol_train_epoch_steps(const ol_train_params *tp, int64_t n, double epochs
         steps += llround((epochs - reached) * (double)(per > 0 ? per : 1));
     }
     return steps;
+}
+
+int64_t ol_train_sample_steps(const ol_train_params *tp, int64_t n, int64_t samples)
+{
+    if (n <= 0 || tp->batch_size <= 0 || samples <= 0)
+        return 0;
+    int64_t b = tp->batch_size, steps = 0, seen = 0;
+    if (tp->batch_sched) {
+        double reached;
+        walk_samples ws = {samples, 0};
+        steps = walk_steps_div(tp, n, -1.0, &reached, &b, NULL, NULL, &ws);
+        seen = ws.seen;
+        if (seen >= samples)
+            return steps;
+    }
+    /* a constant batch b from here on (past the training length: the last
+     * batch): whole epochs, then the steps of the last one that start before
+     * the remaining samples are consumed */
+    const int64_t per = tp->drop_last ? n / b : (n + b - 1) / b, left = samples - seen;
+    const int64_t in_epoch = (left % n + b - 1) / b;
+    return steps + left / n * (per > 0 ? per : 1) + (in_epoch < per ? in_epoch : per);
 }
 
 /* The largest global batch of the run: batch schedules never shrink the batch,
