@@ -145,14 +145,11 @@ int cmd_eval(int argc, char **argv)
     json_t *res = NULL;
     char err[1400] = "";
     eval_opts_t o;
-    if (argc < 3 || strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0) {
-        if (argc >= 3)
-            cli_print_help(stdout, &v, eval_usage);
-        else
-            fprintf(stderr, "%s\n", eval_usage);
+    if ((rc = cli_run_help(&v, argc, argv, eval_usage)) >= 0) {
         cli_free(&v);
-        return argc >= 3 ? OL_EXIT_OK : OL_EXIT_USAGE;
+        return rc;
     }
+    rc = OL_EXIT_OK;
     if (cli_parse(&v, argc, argv, 3, &help) != 0 || (!help && eval_parse(&v, &o, err, sizeof err) < 0)) {
         rc = cli_fail(OL_EXIT_USAGE, v.err[0] ? v.err : err);
         goto done;

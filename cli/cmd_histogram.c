@@ -379,14 +379,11 @@ int cmd_histogram(int argc, char **argv)
     hist_job j;
     memset(&j, 0, sizeof j);
     ol_ctx *ctx = NULL;
-    if (argc < 3 || strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0) {
-        if (argc >= 3)
-            cli_print_help(stdout, &v, hist_usage);
-        else
-            fprintf(stderr, "%s\n", hist_usage);
+    if ((rc = cli_run_help(&v, argc, argv, hist_usage)) >= 0) {
         cli_free(&v);
-        return argc >= 3 ? OL_EXIT_OK : OL_EXIT_USAGE;
+        return rc;
     }
+    rc = OL_EXIT_OK;
     if (cli_parse(&v, argc, argv, 3, &help) != 0 || (!help && (cli_int(&v, "bins", 2, 100000, &j.bins) ||
                                                                cli_int(&v, "max-checkpoints", 0, 1000000, &j.maxck)))) {
         rc = cli_fail(OL_EXIT_USAGE, v.err);

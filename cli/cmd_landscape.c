@@ -504,14 +504,9 @@ int cmd_landscape(int argc, char **argv)
     cli_init(&j->v, tables);
     int help = 0, rc = OL_EXIT_OK;
     char json_path[4200];
-    if (argc < 3 || strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0) {
-        if (argc >= 3)
-            cli_print_help(stdout, &j->v, landscape_usage);
-        else
-            fprintf(stderr, "%s\n", landscape_usage);
-        rc = argc >= 3 ? OL_EXIT_OK : OL_EXIT_USAGE;
+    if ((rc = cli_run_help(&j->v, argc, argv, landscape_usage)) >= 0)
         goto done;
-    }
+    rc = OL_EXIT_OK;
     if (cli_parse(&j->v, argc, argv, 3, &help) != 0 ||
         (!help && parse_ls_opts(&j->v, &j->o, j->err, sizeof j->err) < 0)) {
         rc = cli_fail(OL_EXIT_USAGE, j->v.err[0] ? j->v.err : j->err);

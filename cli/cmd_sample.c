@@ -186,14 +186,11 @@ int cmd_sample(int argc, char **argv)
     char err[1400] = "";
     int32_t *ids = NULL;
     sample_opts_t o;
-    if (argc < 3 || strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0) {
-        if (argc >= 3)
-            cli_print_help(stdout, &v, sample_usage);
-        else
-            fprintf(stderr, "%s\n", sample_usage);
+    if ((rc = cli_run_help(&v, argc, argv, sample_usage)) >= 0) {
         cli_free(&v);
-        return argc >= 3 ? OL_EXIT_OK : OL_EXIT_USAGE;
+        return rc;
     }
+    rc = OL_EXIT_OK;
     if (cli_parse(&v, argc, argv, 3, &help) != 0 || (!help && parse(&v, &o, err, sizeof err) < 0)) {
         rc = cli_fail(OL_EXIT_USAGE, v.err[0] ? v.err : err);
         goto done;

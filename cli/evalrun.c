@@ -187,6 +187,17 @@ int cli_run_list_steps(const char *dir, long long max_step, long long **steps, i
     return 0;
 }
 
+int cli_run_help(const cli_values *v, int argc, char **argv, const char *usage)
+{
+    if (argc >= 3 && strcmp(argv[2], "--help") != 0 && strcmp(argv[2], "-h") != 0)
+        return -1;
+    if (argc >= 3)
+        cli_print_help(stdout, v, usage);
+    else
+        fprintf(stderr, "%s\n", usage);
+    return argc >= 3 ? OL_EXIT_OK : OL_EXIT_USAGE;
+}
+
 void cli_run_close(cli_run *r)
 {
     ol_model_free(r->m);

@@ -34,6 +34,11 @@ void cli_run_close(cli_run *r);
  * or memory runs out. */
 int cli_run_list_steps(const char *dir, long long max_step, long long **steps, int *n);
 
+/* The start shared by the commands on a run (optimlab CMD RUN [options]):
+ * without RUN, the usage on stderr (OL_EXIT_USAGE); --help or -h in RUN's
+ * place, the help of v on stdout (OL_EXIT_OK); otherwise -1: go on. */
+int cli_run_help(const cli_values *v, int argc, char **argv, const char *usage);
+
 int cmd_eval(int argc, char **argv);
 int cmd_landscape(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
