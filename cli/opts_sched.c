@@ -789,6 +789,49 @@ static int check_batch_applies(cli_values *v, ol_batch_sched_type t, ol_lr_scali
     return 0;
 }
 
+/* Samples that the run's steps consume when the ramp is `ramp` samples long. */
+static int64_t run_samples_with_ramp(const ol_train_params *tp, int64_t n, ol_batch_sched_params *b, int64_t ramp,
+                                     int64_t *buf)
+{
+    ol_train_params walk = *tp;
+    walk.batch_sched = b;
+    b->ramp_samples = ramp;
+    int64_t s = 0;
+    for (int64_t k = ol_train_step_batches(&walk, n, buf, tp->max_steps), i = 0; i < k; i++)
+        s += buf[i];
+    return s;
+}
+
+/* --batch-ramp-ratio R: a ramp over the fraction R of the run's samples. By
+ * epochs the run has epochs x n of them; by steps the samples depend on the
+ * ramp itself (a longer ramp, smaller batches, fewer samples), so S is the
+ * fixed point S = samples(ramp R*S), the smallest S with samples(R*S) <= S,
+ * found by bisection (samples() does not grow with the ramp's length). */
+static int ramp_by_ratio(const ol_train_params *tp, int64_t n, double ratio, ol_batch_sched_params *b)
+{
+    if (tp->max_steps <= 0) {
+        int64_t x = llround(ratio * (double)tp->epochs * (double)n);
+        b->ramp_samples = x > 0 ? x : 1;
+        return 0;
+    }
+    int64_t *buf = malloc(sizeof *buf * (size_t)tp->max_steps);
+    if (!buf)
+        return -1;
+#define RAMP_OF(S) (llround(ratio * (double)(S)) > 0 ? llround(ratio * (double)(S)) : 1)
+    int64_t lo = 1, hi = run_samples_with_ramp(tp, n, b, 1, buf);
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (run_samples_with_ramp(tp, n, b, RAMP_OF(mid), buf) <= mid)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    b->ramp_samples = RAMP_OF(lo);
+#undef RAMP_OF
+    free(buf);
+    return 0;
+}
+
 int cli_build_batch_sched(cli_values *v, const ol_train_params *tp, int64_t n, cli_batch_config *bc)
 {
     const int64_t batch = tp->batch_size;
@@ -831,11 +874,8 @@ int cli_build_batch_sched(cli_values *v, const ol_train_params *tp, int64_t n, c
         if (by_tokens) {
             if (tokens_to_samples(v, "batch-ramp-tokens", &b->ramp_samples))
                 return -1;
-        } else if (by_ratio) { /* a fraction of the run's samples */
-            if (tp->epochs <= 0)
-                return fail(v, "--batch-ramp-ratio needs the run's length in epochs");
-            x = llround(ratio * (double)tp->epochs * (double)n);
-            b->ramp_samples = x > 0 ? x : 1;
+        } else if (by_ratio) { /* a fraction of the run's samples: set below, once the increment is known */
+            b->ramp_samples = 1;
         } else {
             if (cli_int(v, "batch-ramp-samples", 1, INT64_MAX / 4, &x))
                 return -1;
@@ -846,6 +886,8 @@ int cli_build_batch_sched(cli_values *v, const ol_train_params *tp, int64_t n, c
                 return -1;
             b->ramp_increment = x;
         }
+        if (by_ratio && ramp_by_ratio(tp, n, ratio, b) < 0)
+            return fail(v, "out of memory");
     }
     if (pick(v, "lr-scaling", rules, 4, &r))
         return -1;

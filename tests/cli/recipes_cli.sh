@@ -97,5 +97,26 @@ if timeout 300 "$bin" train --recipe bloom --model gpt-mini --dataset text --tes
 else
     fail "--recipe bloom on gpt-mini: $(tail -2 "$tmp/out")"
 fi
+# a run given in steps only (--epochs 0 --steps N): its samples S depend on the ramp, which is a
+# fraction of S; the ramp is the fixed point (it was refused: "needs the run's length in epochs")
+rm -rf "$tmp/bysteps"
+if timeout 300 "$bin" train --recipe bloom "${short[@]}" --epochs 0 --steps 60 --log-every 1 \
+    --out "$tmp/bysteps" >"$tmp/out" 2>&1; then
+    R=$(sed -n 's/.*"batch-ramp-samples": "\([0-9]*\)".*/\1/p' "$tmp/bysteps/config.json")
+    msg=$(grep '"type":"step"' "$tmp/bysteps/metrics.jsonl" |
+        sed 's/.*"batch":\([0-9]*\),"samples":\([0-9]*\),.*/\1 \2/' | awk -v R="$R" '
+        { b[NR] = $1; S = $2; n = NR } END {
+        if (n != 60) { print n " steps, not 60"; exit }
+        r = int(0.0444 * S + 0.5)
+        if (R == "" || R + 0 != r) { print "ramp " R " samples, 4.44% of the run'"'"'s " S " is " r; exit }
+        if (b[n] != 2048) { print "last batch " b[n]; exit }
+        print "ok S " S ", ramp " R }')
+    case $msg in
+    ok*) echo "ok   --recipe bloom by steps: ${msg#ok }" ;;
+    *) fail "--recipe bloom by steps: $msg" ;;
+    esac
+else
+    fail "--recipe bloom --epochs 0 --steps 60: $(tail -2 "$tmp/out")"
+fi
 [ $fails -eq 0 ] && echo "recipes_cli: all passed"
 exit $((fails > 0))
