@@ -18,6 +18,9 @@ static const cli_opt sharp_opts[] = {
     {"trace-samples", CLI_VALUE, "100", "N", "Sharpness", "Rademacher vectors for the trace at most"},
     {"trace-tol", CLI_VALUE, "0.01", "X", "Sharpness",
      "stop the trace when its standard error is below X times its value (0: all samples)"},
+    {"eps-sharpness", CLI_VALUE, "", "E[,E...]", "Sharpness",
+     "also Keskar et al.'s epsilon-sharpness for each box size E (e.g. 1e-3,5e-4)"},
+    {"eps-iters", CLI_VALUE, "20", "N", "Sharpness", "ascent steps of the epsilon-sharpness"},
     {"fd-step", CLI_VALUE, "1e-4", "X", "Sharpness",
      "finite-difference step relative to the weights: t = X max(|w|,1) / |v|"},
     {"train-subset", CLI_VALUE, "1000", "N", "Sharpness",
@@ -32,20 +35,22 @@ static const cli_opt sharp_opts[] = {
     {NULL, 0, NULL, NULL, NULL, NULL}};
 
 static const char *const sharp_usage =
-    "usage: optimlab sharpness RUN_DIR|CHECKPOINT [--top-k K] [--trace] [--iters N] [--tol X] [--train-subset N]\n"
-    "                          [--batch-size B] [--seed S] [--json] [--out DIR]\n"
+    "usage: optimlab sharpness RUN_DIR|CHECKPOINT [--top-k K] [--trace] [--eps-sharpness E[,E...]] [--iters N]\n"
+    "                          [--tol X] [--train-subset N] [--batch-size B] [--seed S] [--json] [--out DIR]\n"
     "\n"
     "Curvature of the mean training loss at a run's newest valid checkpoint (or the given checkpoint) on\n"
     "its first N training samples, with BatchNorm in eval mode (running statistics), as PyHessian does:\n"
     "the K Hessian eigenvalues of largest magnitude by power iteration with deflation, and with --trace\n"
     "the Hessian trace by Hutchinson's estimator with its standard error. Hessian-vector products are\n"
     "central differences of gradients; the output includes an estimate of their error (v'Hv and Hv along\n"
-    "the top eigenvector at the step and at a quarter of it). See docs/landscape.md. The run directory\n"
-    "is only read.";
+    "the top eigenvector at the step and at a quarter of it). --eps-sharpness E: the largest rise of the\n"
+    "loss within the box |y_i| <= E (|w_i| + 1), relative to 1 + loss, in percent (Keskar et al. 2017),\n"
+    "by projected sign-gradient ascent. See docs/landscape.md. The run directory is only read.";
 
 typedef struct {
-    long long topk, iters, trace_samples, ntrain, batch, seed, threads;
-    double tol, trace_tol, fd_step;
+    long long topk, iters, trace_samples, ntrain, batch, seed, threads, eps_iters;
+    double tol, trace_tol, fd_step, eps[8];
+    int neps;
     ol_backend be;
 } sharp_opts_t;
 
@@ -56,7 +61,8 @@ static int sharp_parse(cli_values *v, sharp_opts_t *o, char *err, size_t cap)
         cli_int(v, "train-subset", 1, INT64_MAX, &o->ntrain) || cli_int(v, "batch-size", 0, 1 << 20, &o->batch) ||
         cli_int(v, "seed", 0, INT64_MAX, &o->seed) || cli_int(v, "threads", 0, 1024, &o->threads) ||
         cli_double(v, "tol", 0.0, 1.0, &o->tol) || cli_double(v, "trace-tol", 0.0, 1.0, &o->trace_tol) ||
-        cli_double(v, "fd-step", 1e-7, 0.1, &o->fd_step)) {
+        cli_double(v, "fd-step", 1e-7, 0.1, &o->fd_step) || cli_int(v, "eps-iters", 1, 100000, &o->eps_iters) ||
+        cli_double_list(v, "eps-sharpness", 1e-12, 0.5, o->eps, 8, &o->neps)) {
         snprintf(err, cap, "%s", v->err);
         return -1;
     }
@@ -124,7 +130,20 @@ static int sharpness(ol_ctx *ctx, cli_run *r, const sharp_opts_t *o, int batch, 
                           .seed = (uint64_t)o->seed};
     if (s >= 0 && want_trace)
         s = ol_trace_hutchinson(ctx, &op, &tp, &tr, NULL);
+    json_t *eps = json_array();
+    for (int i = 0; s >= 0 && i < o->neps; i++) {
+        ol_eps_sharpness_params epp = ol_eps_sharpness_default_params();
+        ol_eps_sharpness_result er;
+        epp.eps = o->eps[i], epp.iters = (int)o->eps_iters;
+        s = ol_hessian_eps_sharpness(ctx, h, &epp, &er);
+        if (s >= 0)
+            json_array_append_new(eps, json_pack("{s:f,s:f,s:f,s:i,s:i}", "eps", epp.eps, "sharpness", er.sharpness,
+                                                 "max_loss", er.max_loss, "iters", epp.iters, "best_iter",
+                                                 er.best_iter));
+    }
     if (s >= 0) {
+        if (o->neps > 0)
+            json_object_set_new(res, "eps_sharpness", json_incref(eps));
         json_t *ev = json_array(), *it = json_array(), *cv = json_array();
         for (int i = 0; i < k; i++) {
             json_array_append_new(ev, json_real(lam[i]));
@@ -145,6 +164,7 @@ static int sharpness(ol_ctx *ctx, cli_run *r, const sharp_opts_t *o, int batch, 
     } else {
         snprintf(err, cap, "%s", ol_ctx_errmsg(ctx));
     }
+    json_decref(eps);
     ol_hessian_free(h);
     free(vecs);
     free(g);
@@ -174,6 +194,13 @@ static void print_text(const json_t *res, const cli_run *r)
     if (tr)
         printf("trace: %.6g +- %.3g (standard error, %lld Rademacher vectors)\n", jreal(tr, "mean"),
                jreal(tr, "stderr"), (long long)json_integer_value(json_object_get(tr, "samples")));
+    const json_t *es = json_object_get(res, "eps_sharpness");
+    for (size_t i = 0; i < json_array_size(es); i++) {
+        const json_t *e = json_array_get(es, i);
+        printf("epsilon-sharpness (Keskar et al.), eps %g: %.4g %% (highest loss in the box %.6f, %lld ascent steps)\n",
+               jreal(e, "eps"), jreal(e, "sharpness"), jreal(e, "max_loss"),
+               (long long)json_integer_value(json_object_get(e, "iters")));
+    }
     const json_t *fc = json_object_get(res, "fd_check");
     printf("finite differences (step %g), at a quarter step along the top eigenvector: v'Hv changes by %.1e, "
            "Hv by %.1e (relative)\n",

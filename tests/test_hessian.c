@@ -317,6 +317,65 @@ static void test_symmetry_batches_restore(fixture *f)
     free(u), free(v), free(hu), free(hv), free(hv24), free(w);
 }
 
+/* Keskar's epsilon-sharpness: for a small box the loss is linear in it, so the maximum is the corner
+ * sign(g): f + sum r_i |g_i|; for a large box the ascent must beat random corners of it; the weights
+ * and the frozen ReLU pattern come back as they were; bad parameters are refused. */
+static void test_eps_sharpness(fixture *f)
+{
+    ol_paramset *ps = ol_model_paramset(f->m);
+    const size_t n = f->n;
+    float *w = malloc(n * sizeof(float));
+    double *g = malloc(n * sizeof(double)), f0 = 0.0;
+    memcpy(w, ps->params, n * sizeof(float));
+    ol_hessian *h = hessian(f, 8);
+    ASSERT_OK(ol_hessian_gradient(f->ctx, h, g, &f0), f->ctx);
+    ol_eps_sharpness_params p = ol_eps_sharpness_default_params();
+    ol_eps_sharpness_result r, r3;
+    p.eps = 1e-4;
+    ASSERT_OK(ol_hessian_eps_sharpness(f->ctx, h, &p, &r), f->ctx);
+    double lin = 0.0;
+    for (int j = 0; j < f->nreal; j++)
+        lin += p.eps * (fabs((double)w[f->real[j]]) + 1.0) * fabs(g[f->real[j]]);
+    printf("eps-sharpness, eps 1e-4: rise %.6e, linear prediction %.6e (step %d); loss %.6f\n", r.max_loss - r.loss,
+           lin, r.best_iter, r.loss);
+    ASSERT_TRUE(fabs(r.loss - f0) <= 1e-12 * fabs(f0));
+    ASSERT_TRUE(fabs((r.max_loss - r.loss) - lin) <= 0.01 * lin);
+    ASSERT_TRUE(fabs(r.sharpness - 100.0 * lin / (1.0 + f0)) <= 0.01 * 100.0 * lin / (1.0 + f0));
+    ASSERT_TRUE(memcmp(w, ps->params, n * sizeof(float)) == 0);
+    /* the pattern is still applied to the products: same Hv as a fresh Hessian */
+    double *v = malloc(n * sizeof(double)), *hv = malloc(n * sizeof(double)), *hv2 = malloc(n * sizeof(double));
+    fill_random(ps, 7, v);
+    ol_hessian *h2 = hessian(f, 8);
+    ASSERT_OK(ol_hessian_vector_product(f->ctx, h, v, hv, 0), f->ctx);
+    ASSERT_OK(ol_hessian_vector_product(f->ctx, h2, v, hv2, 0), f->ctx);
+    ASSERT_TRUE(memcmp(hv, hv2, n * sizeof(double)) == 0);
+    /* a large box: no random corner is higher than what the ascent found */
+    p.eps = 0.05;
+    ASSERT_OK(ol_hessian_eps_sharpness(f->ctx, h, &p, &r3), f->ctx);
+    double corners = f0, fc = 0.0;
+    srand(11);
+    for (int c = 0; c < 200; c++) {
+        for (int j = 0; j < f->nreal; j++) {
+            const size_t i = (size_t)f->real[j];
+            ps->params[i] = (float)(w[i] + (rand() & 1 ? 1.0 : -1.0) * p.eps * (fabs((double)w[i]) + 1.0));
+        }
+        ASSERT_OK(ol_hessian_gradient(f->ctx, h2, g, &fc), f->ctx);
+        corners = fmax(corners, fc);
+    }
+    memcpy(ps->params, w, n * sizeof(float));
+    printf("eps-sharpness, eps 0.05: ascent %.6f (step %d), best of 200 random corners %.6f, loss %.6f, "
+           "sharpness %.3f\n", r3.max_loss, r3.best_iter, corners, r3.loss, r3.sharpness);
+    ASSERT_TRUE(r3.max_loss > corners);
+    ASSERT_TRUE(r3.sharpness > r.sharpness);
+    p.eps = 0.0;
+    ASSERT_TRUE(ol_hessian_eps_sharpness(f->ctx, h, &p, &r) == OL_EINVAL);
+    p.eps = 1e-3, p.iters = 0;
+    ASSERT_TRUE(ol_hessian_eps_sharpness(f->ctx, h, &p, &r) == OL_EINVAL);
+    ol_hessian_free(h);
+    ol_hessian_free(h2);
+    free(w), free(g), free(v), free(hv), free(hv2);
+}
+
 /* A = Q diag(lambda) Q' with Q a product of Householder reflections. */
 typedef struct {
     int n;
@@ -565,6 +624,7 @@ int main(void)
     test_top_eigen_and_trace(&f);
     test_symmetry_batches_restore(&f);
     test_frozen_pattern(&f);
+    test_eps_sharpness(&f);
     fixture_free(&f);
     test_quadratic();
     test_frozen_resnet();

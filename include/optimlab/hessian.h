@@ -130,6 +130,35 @@ int ol_hessian_vector_product(ol_ctx *ctx, ol_hessian *h, const double *v, doubl
  * ol_trace_hutchinson; valid while h lives. */
 ol_linop ol_hessian_linop(ol_hessian *h);
 
+/* Keskar et al.'s (2017) epsilon-sharpness: with the box
+ *   C = { y : |y_i| <= eps (|w_i| + 1) }  over every parameter,
+ *   sharpness = 100 (max_{y in C} f(w + y) - f(w)) / (1 + f(w)).
+ * Keskar et al. maximise with L-BFGS-B; here the maximum is approached by
+ * projected sign-gradient ascent from y = 0 (the steepest ascent for a box,
+ * as PGD adversarial attacks use): y <- clip(y + step * r * sign(g(w + y))),
+ * r_i = eps (|w_i| + 1), `iters` gradient passes plus one at w, keeping the
+ * highest loss seen. It is a lower bound of the maximum; for a small eps the
+ * loss is linear in the box and the first corner reached is the maximum
+ * f(w) + sum_i r_i |g_i|. The loss here is the true one: ReLUs are never
+ * frozen, whatever the Hessian's params; the weights are restored bitwise. */
+typedef struct {
+    double eps;  /* the box's relative half-width (Keskar et al.: 1e-3 and 5e-4) */
+    int iters;   /* ascent steps (20) */
+    double step; /* each step moves each coordinate by step * r_i at most (0.25) */
+} ol_eps_sharpness_params;
+
+ol_eps_sharpness_params ol_eps_sharpness_default_params(void);
+
+typedef struct {
+    double loss;      /* f(w) */
+    double max_loss;  /* the highest f(w + y) found in the box */
+    double sharpness; /* 100 (max_loss - loss) / (1 + loss) */
+    int best_iter;    /* the ascent step that found max_loss (0: none rose above f(w)) */
+} ol_eps_sharpness_result;
+
+int ol_hessian_eps_sharpness(ol_ctx *ctx, ol_hessian *h, const ol_eps_sharpness_params *p,
+                             ol_eps_sharpness_result *out);
+
 /* Gradient passes (forward + backward over all the samples) done so far. */
 int64_t ol_hessian_passes(const ol_hessian *h);
 

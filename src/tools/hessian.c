@@ -398,3 +398,53 @@ ol_linop ol_hessian_linop(ol_hessian *h)
     ol_linop op = {.n = h->ps->numel, .apply = hvp_apply, .user = h, .layout = h->ps};
     return op;
 }
+
+ol_eps_sharpness_params ol_eps_sharpness_default_params(void)
+{
+    ol_eps_sharpness_params p = {.eps = 1e-3, .iters = 20, .step = 0.25};
+    return p;
+}
+
+int ol_hessian_eps_sharpness(ol_ctx *ctx, ol_hessian *h, const ol_eps_sharpness_params *p,
+                             ol_eps_sharpness_result *out)
+{
+    if (!(p->eps > 0.0 && p->eps < 1.0) || p->iters < 1 || !(p->step > 0.0 && p->step <= 2.0))
+        return ol__err(ctx, OL_EINVAL, "epsilon-sharpness: eps %g must be in (0, 1), iters %d >= 1, step %g in (0, 2]",
+                       p->eps, p->iters, p->step);
+    const ol_paramset *ps = h->ps;
+    const size_t n = ps->numel;
+    double *y = calloc(n, sizeof(double)), *g = h->gm;
+    if (!y)
+        return ol__err(ctx, OL_ENOMEM, "out of memory");
+    unsigned char *pattern = h->pattern; /* the true loss: no frozen ReLUs */
+    h->pattern = NULL;
+    memcpy(h->w0, ps->params, n * sizeof(float));
+    double f0 = 0.0, best = 0.0, f = 0.0;
+    int best_iter = 0;
+    int rc = ol_hessian_gradient(ctx, h, g, &f0);
+    best = f0;
+    for (int k = 1; rc >= 0 && k <= p->iters; k++) {
+        for (int t = 0; t < ps->n; t++)
+            for (size_t i = ps->t[t].offset; i < ps->t[t].offset + ps->t[t].numel; i++) {
+                const double r = p->eps * (fabs((double)h->w0[i]) + 1.0);
+                const double s = g[i] > 0.0 ? 1.0 : g[i] < 0.0 ? -1.0 : 0.0;
+                y[i] = fmin(r, fmax(-r, y[i] + p->step * r * s));
+                ps->params[i] = (float)((double)h->w0[i] + y[i]);
+            }
+        rc = ol_hessian_gradient(ctx, h, g, &f);
+        if (rc >= 0 && !isfinite(f))
+            rc = ol__err(ctx, OL_ENONFINITE, "epsilon-sharpness: the loss is not finite inside the box");
+        if (rc >= 0 && f > best)
+            best = f, best_iter = k;
+    }
+    memcpy(ps->params, h->w0, n * sizeof(float)); /* bitwise the weights we started from */
+    h->pattern = pattern;
+    free(y);
+    if (rc < 0)
+        return rc;
+    out->loss = f0;
+    out->max_loss = best;
+    out->sharpness = 100.0 * (best - f0) / (1.0 + f0);
+    out->best_iter = best_iter;
+    return OL_OK;
+}

@@ -128,6 +128,20 @@ bad sharpness "top-k" "$run" --top-k 17
 bad sharpness "tol" "$run" --tol -1
 bad sharpness "iters" "$run" --iters 0
 bad sharpness "fd-step" "$run" --fd-step 0
+bad sharpness "eps-sharpness" "$run" --eps-sharpness 0
+bad sharpness "eps-sharpness" "$run" --eps-sharpness 1e-3,x
+bad sharpness "eps-iters" "$run" --eps-iters 0
+# Keskar's epsilon-sharpness: one entry per box size, a larger box rises at least as high
+"$bin" sharpness "$run" --train-subset 128 --threads 1 --iters 5 --eps-sharpness 1e-3,1e-2 --eps-iters 10 --json \
+    >"$tmp/eps.json" 2>&1 && "$py" - "$tmp/eps.json" <<'PY' && echo "ok   --eps-sharpness 1e-3,1e-2" ||
+import json, math, sys
+d = json.load(open(sys.argv[1])); e = d["eps_sharpness"]
+ok = [x["eps"] for x in e] == [1e-3, 1e-2] and all(x["iters"] == 10 and x["max_loss"] >= d["loss"] for x in e)
+ok = ok and 0 < e[0]["sharpness"] <= e[1]["sharpness"] and math.isclose(
+    e[0]["sharpness"], 100 * (e[0]["max_loss"] - d["loss"]) / (1 + d["loss"]), rel_tol=1e-9)
+sys.exit(0 if ok else 1)
+PY
+    fail "--eps-sharpness: $(head -c 400 "$tmp/eps.json")"
 bad sharpness "unknown" "$run" --bogus
 bad histogram "no checkpoint" "$tmp/empty" --out "$tmp/x.svg"
 bad histogram "no such run" "$tmp/missing" --out "$tmp/x.svg"
