@@ -65,6 +65,17 @@ check "the killed run resumed from its checkpoint" grep -q '^resuming from .*ckp
 check "all four finished" test "$(cat "$out"/*/metrics.jsonl | grep -c '"type":"summary"')" -eq 4
 check "the report covers the grid" test "$(grep -c '<tr><td><span class="sw"' "$out/report/report.html")" -eq 4
 
+# scripts/publish_results.sh: the finished runs' config.json + metrics.jsonl (no checkpoints) and a report
+pub=$(dirname "$0")/../../scripts/publish_results.sh
+OPTIMLAB=$bin bash "$pub" "$out" "$tmp/pub" >"$tmp/pub.txt" 2>&1
+check "publish_results: every finished run copied" test "$(ls "$tmp"/pub/*/metrics.jsonl | wc -l)" -eq 4
+check "publish_results: no checkpoint copied" test -z "$(find "$tmp/pub" -name '*.safetensors')"
+check "publish_results: the report of the copies" test "$(grep -c '<tr><td><span class="sw"' "$tmp/pub/report/report.html")" -eq 4
+rm -f "$out/${names[1]}/metrics.jsonl.tmp"; sed -i '$d' "$out/${names[1]}/metrics.jsonl" # as if still training
+OPTIMLAB=$bin bash "$pub" "$out" "$tmp/pub2" >"$tmp/pub2.txt" 2>&1
+check "publish_results: an unfinished run left out" grep -q "not finished, left out: ${names[1]}" "$tmp/pub2.txt"
+check "publish_results: ... and not copied" test ! -e "$tmp/pub2/${names[1]}"
+
 # SIGTERM to the sweep: its running run checkpoints and exits 4, so does the sweep; the rerun continues
 "$bin" sweep "$tmp/grid.yaml" --out "$tmp/term" --jobs 1 --threads 1 --no-report >"$tmp/term1.txt" 2>&1 & sweep=$!
 first=$tmp/term/${names[0]}
