@@ -2,20 +2,20 @@
 # docs/language-model.md, table 3: the PowerSGD paper's language-model table on gpt-mini.
 # 2 ranks (mpirun, 1 thread each), global batch 16 x 128 tokens, the same steps, seed, data and
 # inner recipe (AdamW, betas 0.9/0.95, wd 0.1, clip 1, 5 % warm-up, cosine to 10 %) in every row:
-# the exact all-reduce, PowerSGD rank 1, 2, 4, and DiLoCo with H = 4, 16, 64 (outer Nesterov,
+# the exact all-reduce, PowerSGD rank 1, 2, 4, and DiLoCo with H = 5, 20, 50 (outer Nesterov,
 # lr 0.7, momentum 0.9: the defaults, the DiLoCo paper's). Prints a Markdown table (also
 # OUT/table.md): validation loss and perplexity, bytes rank 0 sent per step and per epoch (the
 # runs are shorter than an epoch: per step x steps per epoch) and the ratio to the exact
 # all-reduce, time per batch and the part of it spent waiting on communication.
 #
 # usage: experiments/lm-distributed.sh [path/to/optimlab] [extra train options...]
-#   environment: STEPS (150), LR (1e-3: AdamW's best in experiments/lm-optimizers-lr.yaml), OUT (runs/lm-distributed), NP (2),
+#   environment: STEPS (100), LR (1e-3: AdamW's best in experiments/lm-optimizers-lr.yaml), OUT (runs/lm-distributed), NP (2),
 #   MPIRUN ("mpirun --allow-run-as-root --oversubscribe")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:-build/optimlab}
 shift || true
-STEPS=${STEPS:-150}
+STEPS=${STEPS:-100}
 LR=${LR:-1e-3}
 NP=${NP:-2}
 OUT=${OUT:-runs/lm-distributed}
@@ -31,9 +31,9 @@ rows=("exact all-reduce|exact|"
       "PowerSGD rank 1|psgd1|--powersgd-rank 1"
       "PowerSGD rank 2|psgd2|--powersgd-rank 2"
       "PowerSGD rank 4|psgd4|--powersgd-rank 4"
-      "DiLoCo H=4|diloco4|--diloco-h 4"
-      "DiLoCo H=16|diloco16|--diloco-h 16"
-      "DiLoCo H=64|diloco64|--diloco-h 64")
+      "DiLoCo H=5|diloco5|--diloco-h 5"
+      "DiLoCo H=20|diloco20|--diloco-h 20"
+      "DiLoCo H=50|diloco50|--diloco-h 50")
 for row in "${rows[@]}"; do
     IFS='|' read -r label name extra <<<"$row"
     if grep -qs '"type":"summary"' "$OUT/$name/metrics.jsonl"; then
