@@ -298,7 +298,9 @@ static void cell(const run_data *r, const char *label, int c, char *out, size_t 
     case C_TIME: fmt_time(r->elapsed, out, cap); break;
     case C_RATE: {
         double rate = r->train_time > 0 ? r->epochs_reached * r->n_train / r->train_time : NAN;
-        if (isfinite(rate))
+        if (isfinite(rate) && r->tokens_per_sample > 0) /* a language model's samples are windows of tokens */
+            snprintf(out, cap, "%.0f tok/s", rate * r->tokens_per_sample);
+        else if (isfinite(rate))
             snprintf(out, cap, "%.0f img/s", rate);
         else
             snprintf(out, cap, "-");

@@ -164,6 +164,9 @@ static void add_record(void *user, json_t *o)
             L->samples_first = isfinite(samples) ? samples : s.step * s.batch; /* full batches until then */
         }
         r->steps_reached = s.step;
+        const double tps = num(o, "tokens_per_s"), sps = num(o, "samples_per_s");
+        if (isnan(r->tokens_per_sample) && tps > 0 && sps > 0)
+            r->tokens_per_sample = round(tps / sps);
     } else if (!strcmp(t, "epoch") || !strcmp(t, "eval")) {
         if (grow((void **)&r->evals, r->nevals, &L->ecap, sizeof *r->evals) < 0) {
             L->oom = 1;
@@ -240,6 +243,7 @@ int run_load(const char *dir, run_data *r, char *err, size_t cap)
         return -1;
     r->status = RUN_STOPPED;
     r->best_acc = r->final_acc = r->final_loss = r->elapsed = r->train_time = r->comm_bytes = NAN;
+    r->tokens_per_sample = NAN;
     loader L = {.r = r, .epoch_first = NAN};
     int bad = each_record(r->dir, add_record, &L);
     if (bad < 0 && run_locked(r->dir))

@@ -36,6 +36,7 @@ typedef struct {
     double elapsed, train_time; /* NAN when unknown */
     double comm_bytes;          /* data sent by rank 0; NAN: not a data-parallel run */
     double n_train;             /* training samples per epoch (for samples seen); NAN when unknown */
+    double tokens_per_sample;   /* a language model's tokens per window (from tokens_per_s); NAN: images */
     double epochs_reached, steps_reached;
 } run_data;
 

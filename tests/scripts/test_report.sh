@@ -35,6 +35,19 @@ check "final accuracy cells" test "$(grep -c '[0-9]\.[0-9][0-9] %' "$md")" -ge 2
 # self-contained: the only URL is the SVG namespace name; no scripts, links or images to fetch
 check "no external URLs" test -z "$(grep -o 'https\?://[^"]*' "$h" | grep -v '^http://www.w3.org/2000/svg$')"
 check "no scripts, sources or links" test -z "$(grep -Eio '<script|src=|href=|@import|url\(' "$h")"
+check "image runs' throughput in img/s" test "$(grep -c ' img/s |' "$md")" -eq 2
+
+# a language model's throughput is in tokens per second (it was labelled img/s: windows per second)
+t=$tmp/text.txt
+for i in $(seq 200); do echo "the quick brown fox jumps over the lazy dog $i"; done >"$t"
+if "$bin" train --model gpt --n-layer 1 --n-head 2 --n-embd 16 --seq-len 16 --dataset text --text-file "$t" \
+    --steps 6 --epochs 0 --batch-size 4 --threads 1 --quiet --log-every 2 --out "$tmp/lm" >/dev/null 2>&1; then
+  "$bin" report "$tmp/lm" --out "$tmp/replm" >/dev/null 2>&1
+  tps=$(grep -o '"tokens_per_s":[0-9.e+]*' "$tmp/lm/metrics.jsonl" | head -1)
+  check "a language model's throughput in tok/s ($tps in metrics)" grep -q ' tok/s |' "$tmp/replm/report.md"
+else
+  check "train a tiny GPT for the report" false
+fi
 
 # hostile input
 mkdir -p "$tmp/notrun"
