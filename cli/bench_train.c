@@ -211,8 +211,7 @@ int bench_train(int argc, char **argv)
     int slots = st >= 0 ? ol_optim_state_slots(ctx, &op) : st;
     const uint64_t est = (uint64_t)slots * mm.params + mm.total +
                          (uint64_t)batch * ((uint64_t)c * h * w * sizeof(float) + rows * sizeof(int32_t));
-    if (slots >= 0 && ol_ctx_check_memory(ctx, est, "this benchmark") < 0) {
-        snprintf(err, sizeof err, "%s; --max-memory SIZE or none overrides the check", ol_ctx_errmsg(ctx));
+    if (slots >= 0 && cli_check_memory(ctx, est, "this benchmark", err, sizeof err) < 0) {
         rc = cli_fail(OL_EXIT_FAIL, err);
         goto done;
     }

@@ -176,8 +176,7 @@ int cmd_lrfind(int argc, char **argv)
     mp.max_batch = tp.batch_size < data.train.n ? tp.batch_size : (int)data.train.n;
     ol_train_memory tm;
     int st = ol_train_memory_estimate(ctx, &tp, &mp, &op, &data.train, NULL, &tm);
-    if (st >= 0 && ol_ctx_check_memory(ctx, tm.total, "this range test") < 0) {
-        snprintf(err, sizeof err, "%s; --max-memory SIZE or none overrides the check", ol_ctx_errmsg(ctx));
+    if (st >= 0 && cli_check_memory(ctx, tm.total, "this range test", err, sizeof err) < 0) {
         rc = cli_fail(OL_EXIT_FAIL, err);
         goto done;
     }

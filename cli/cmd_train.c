@@ -592,8 +592,8 @@ static int check_memory(train_job *j)
              tm.model.num_params, (long long)tm.batch, (double)(tm.model.params + tm.model.grads) / 1e9,
              (double)tm.optimizer / 1e9, (double)(tm.model.total - tm.model.params - tm.model.grads - tm.model.buffers) / 1e9, (double)(tm.data + tm.batches) / 1e9,
              (double)tm.checkpoint / 1e9);
-    if (ol_ctx_check_memory(j->ctx, tm.total, what) < 0)
-        JOB_FAIL(OL_EXIT_FAIL, "%s; --max-memory SIZE or none overrides the check", ol_ctx_errmsg(j->ctx));
+    if (cli_check_memory(j->ctx, tm.total, what, j->err, sizeof j->err) < 0)
+        return OL_EXIT_FAIL;
     return 0;
 }
 

@@ -70,6 +70,9 @@ int cli_backend(cli_values *v, ol_backend *be);
 int cli_ctx_new(cli_values *v, int threads, ol_ctx **ctx);
 /* --max-memory onto ctx (ol_ctx_set_memory_limit); -1 with v->err. */
 int cli_memory_limit(cli_values *v, ol_ctx *ctx);
+/* ol_ctx_check_memory: 0, or -1 with its message and how to override the
+ * check (--max-memory) in err. */
+int cli_check_memory(ol_ctx *ctx, uint64_t bytes, const char *what, char *err, size_t cap);
 int cli_build_optim(cli_values *v, ol_optim_params *op);
 /* The context holding the algorithms of the --plugin files (loaded on the
  * first call; their paths become absolute for config.json). NULL with v->err. */

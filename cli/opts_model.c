@@ -86,6 +86,14 @@ int cli_memory_limit(cli_values *v, ol_ctx *ctx)
     return 0;
 }
 
+int cli_check_memory(ol_ctx *ctx, uint64_t bytes, const char *what, char *err, size_t cap)
+{
+    if (ol_ctx_check_memory(ctx, bytes, what) >= 0)
+        return 0;
+    snprintf(err, cap, "%s; --max-memory SIZE or none overrides the check", ol_ctx_errmsg(ctx));
+    return -1;
+}
+
 /* Model options that only some architectures have: given for another, they
  * would be ignored, so they are an error. */
 static int check_model_applies(cli_values *v, const ol_model_params *mp)
