@@ -27,11 +27,9 @@ the parameters and the optimizer).
 import argparse
 import json
 import math
-import os
-import resource
-import statistics
 import sys
-import time
+
+import torch_timing as tt
 
 PRESETS = {"gpt-mini": (4, 4, 128, 128, 256), "gpt2-124m": (12, 12, 768, 1024, 50257)}
 
@@ -51,10 +49,6 @@ def parse_args():
     if a.batch_size < 1 or a.steps < 1 or a.warmup < 0 or a.threads < 1 or a.seq_len < 0 or a.vocab < 0:
         ap.error("--batch-size, --steps and --threads must be >= 1, --warmup, --seq-len and --vocab >= 0")
     return a
-
-
-def rss_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def build(torch, nn, F, vocab, T, n_layer, n_head, C):
@@ -114,8 +108,7 @@ def build(torch, nn, F, vocab, T, n_layer, n_head, C):
 
 def main():
     a = parse_args()
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):  # before torch loads
-        os.environ[var] = str(a.threads)
+    tt.set_threads(a.threads)
     import torch
     import torch.nn as nn
     import torch.nn.functional as F
@@ -129,38 +122,25 @@ def main():
     model.train()
     nparams = sum(p.numel() for p in model.parameters())
     kw = dict(lr=6e-4, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1)
-    try:
-        opt = torch.optim.AdamW(model.parameters(), fused=True, **kw)
-        opt_impl = "fused"
-    except (TypeError, RuntimeError):  # no fused AdamW on CPU in this torch
-        opt = torch.optim.AdamW(model.parameters(), foreach=True, **kw)
-        opt_impl = "foreach"
+    opt, opt_impl = tt.fused_or(torch.optim.AdamW, model, "foreach", {"foreach": True}, **kw)
     g = torch.Generator().manual_seed(88172645463325252 % (2 ** 63))
     x = torch.randint(0, vocab, (a.batch_size, T), generator=g)
     y = torch.randint(0, vocab, (a.batch_size, T), generator=g)
     fwd = model
     if a.mode == "compile":
-        if not hasattr(torch, "compile"):
-            sys.exit("torch_gpt.py: --mode compile needs PyTorch 2.x (this is %s)" % torch.__version__)
-        fwd = torch.compile(model)
+        fwd = tt.compiled(torch, model, "torch_gpt.py")
         a.warmup = max(a.warmup, 2)
-    rss_setup = rss_mb()
-    times = []
-    for it in range(-a.warmup, a.steps):
-        t0 = time.perf_counter()
+    rss_setup = tt.rss_mb()
+
+    def step():
         opt.zero_grad(set_to_none=True)
         loss = fwd(x, y)
         loss.backward()
         opt.step()
-        t1 = time.perf_counter()
-        if it >= 0:
-            times.append(t1 - t0)
-        if not torch.isfinite(loss):
-            sys.exit("torch_gpt.py: loss is not finite")
-    mean = sum(times) / len(times)
-    med = statistics.median(times)
-    cfg = torch.__config__.show()
-    cap = next((l.split(":", 1)[1].strip() for l in cfg.splitlines() if "CPU capability usage" in l), "?")
+        return loss
+
+    mean, med = tt.mean_median(tt.time_steps(step, a.warmup, a.steps, "torch_gpt.py", torch))
+    cap = tt.cpu_capability(torch)
     tokens = a.batch_size * T
     res = {
         "framework": "pytorch",
@@ -177,10 +157,7 @@ def main():
         "samples_per_s": round(a.batch_size / mean, 2),
         "tokens_per_s": round(tokens / mean, 1),
         "median_tokens_per_s": round(tokens / med, 1),
-        "ms_per_step": round(mean * 1e3, 3),
-        "median_ms_per_step": round(med * 1e3, 3),
-        "peak_rss_mb": round(rss_mb(), 1),
-        "rss_after_setup_mb": round(rss_setup, 1),
+        **tt.timing_fields(mean, med, rss_setup),
         "cpu_capability": cap,
     }
     if a.json:
@@ -189,9 +166,7 @@ def main():
         print("torch %s train: %s (%d parameters), batch %d, %d tokens per sample, vocabulary %d, %d threads, mode %s, "
               "%s AdamW" % (torch.__version__, a.model, nparams, a.batch_size, T, vocab, res["threads"], a.mode,
                             opt_impl))
-        print("time per step: %.2f ms mean, %.2f ms median over %d steps" % (mean * 1e3, med * 1e3, a.steps))
-        print("throughput: %.1f tokens/s (%.2f samples/s)" % (res["tokens_per_s"], res["samples_per_s"]))
-        print("peak memory: %.1f MB resident (%.1f MB before training)" % (res["peak_rss_mb"], rss_setup))
+        tt.print_timing(mean, med, res, "%.1f tokens/s (%.2f samples/s)" % (res["tokens_per_s"], res["samples_per_s"]))
     return 0
 
 

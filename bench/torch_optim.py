@@ -19,10 +19,9 @@ m, v).
 """
 import argparse
 import json
-import os
-import statistics
 import sys
-import time
+
+import torch_timing as tt
 
 
 def parse_args():
@@ -51,8 +50,7 @@ def shape_of(n):
 
 def main():
     a = parse_args()
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = str(a.threads)
+    tt.set_threads(a.threads)
     import torch
 
     torch.set_num_threads(a.threads)
@@ -70,15 +68,9 @@ def main():
     else:
         opt = torch.optim.AdamW(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, **kw)
         bpp = 28.0
-    times = []
     with torch.no_grad():
-        for it in range(-a.warmup, a.steps):
-            t0 = time.perf_counter()
-            opt.step()
-            t1 = time.perf_counter()
-            if it >= 0:
-                times.append(t1 - t0)
-    med = statistics.median(times)
+        times = tt.time_steps(opt.step, a.warmup, a.steps, "torch_optim.py")
+    mean, med = tt.mean_median(times)
     res = {
         "framework": "pytorch",
         "torch": torch.__version__,
@@ -89,7 +81,7 @@ def main():
         "threads": torch.get_num_threads(),
         "steps": a.steps,
         "ms_per_step": round(med * 1e3, 4),
-        "mean_ms_per_step": round(sum(times) / len(times) * 1e3, 4),
+        "mean_ms_per_step": round(mean * 1e3, 4),
         "gparams_per_s": round(a.params / med / 1e9, 4),
         "bytes_per_param": bpp,
         "gbytes_per_s": round(bpp * a.params / med / 1e9, 3),

@@ -31,10 +31,9 @@ import argparse
 import ctypes
 import json
 import os
-import resource
-import statistics
 import sys
-import time
+
+import torch_timing as tt
 
 
 def parse_args():
@@ -60,10 +59,6 @@ def parse_args():
     return a
 
 
-def rss_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
 def openblas_info():
     """(core name, library) of the OpenBLAS loaded into this process."""
     libs = []
@@ -86,9 +81,7 @@ def openblas_info():
 
 def main():
     a = parse_args()
-    # thread counts must be set before torch (and OpenBLAS) load
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(a.threads)
+    tt.set_threads(a.threads)
     import torch
     import torch.nn.functional as F
 
@@ -106,12 +99,7 @@ def main():
         model = MLP(c * h * w, [int(v) for v in a.widths.split(",")], a.classes)
     nparams = sum(p.numel() for p in model.parameters())
     model.train()
-    try:
-        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, fused=True)
-        opt_impl = "fused"
-    except (TypeError, RuntimeError):  # torch 1.x: no fused SGD (on CPU)
-        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-        opt_impl = "default"
+    opt, opt_impl = tt.fused_or(torch.optim.SGD, model, "default", {}, lr=0.01, momentum=0.9)
     g = torch.Generator().manual_seed(88172645463325252 % (2 ** 63))
     x = torch.rand(a.batch_size, c, h, w, generator=g) * 2 - 1
     y = torch.arange(a.batch_size) % a.classes
@@ -121,30 +109,22 @@ def main():
         x = x.contiguous(memory_format=torch.channels_last)
         fwd = model
     elif a.mode == "compile":
-        if not hasattr(torch, "compile"):
-            sys.exit("torch_train.py: --mode compile needs PyTorch 2.x (this is %s)" % torch.__version__)
-        fwd = torch.compile(model)
+        fwd = tt.compiled(torch, model, "torch_train.py")
         a.warmup = max(a.warmup, 3)
-    rss_setup = rss_mb()
+    rss_setup = tt.rss_mb()
 
-    times = []
-    for it in range(-a.warmup, a.steps):
-        t0 = time.perf_counter()
+    def step():
         opt.zero_grad(set_to_none=False)
         loss = F.cross_entropy(fwd(x), y)
         loss.backward()
         opt.step()
-        t1 = time.perf_counter()
-        if it >= 0:
-            times.append(t1 - t0)
-        if not torch.isfinite(loss):
-            sys.exit("torch_train.py: loss is not finite")
-    mean = sum(times) / len(times)
-    med = statistics.median(times)
+        return loss
+
+    mean, med = tt.mean_median(tt.time_steps(step, a.warmup, a.steps, "torch_train.py", torch))
     core, blaslib = openblas_info()
     cfg = torch.__config__.show()
     dnnl = next((l.strip().lstrip("- ") for l in cfg.splitlines() if "MKL-DNN" in l or "oneDNN" in l), "?")
-    cap = next((l.split(":", 1)[1].strip() for l in cfg.splitlines() if "CPU capability usage" in l), "?")
+    cap = tt.cpu_capability(torch)
     res = {
         "framework": "pytorch",
         "torch": torch.__version__,
@@ -159,10 +139,7 @@ def main():
         "warmup": a.warmup,
         "samples_per_s": round(a.batch_size / mean, 1),
         "median_samples_per_s": round(a.batch_size / med, 1),
-        "ms_per_step": round(mean * 1e3, 3),
-        "median_ms_per_step": round(med * 1e3, 3),
-        "peak_rss_mb": round(rss_mb(), 1),
-        "rss_after_setup_mb": round(rss_setup, 1),
+        **tt.timing_fields(mean, med, rss_setup),
         "openblas_core": core,
         "openblas_lib": blaslib,
         "openblas_coretype_env": os.environ.get("OPENBLAS_CORETYPE", ""),
@@ -178,9 +155,7 @@ def main():
         print("kernels: %s; CPU capability %s; OpenBLAS core %s%s" % (
             dnnl, cap, core, " (OPENBLAS_CORETYPE=%s)" % res["openblas_coretype_env"] if res["openblas_coretype_env"]
             else ""))
-        print("time per step: %.2f ms mean, %.2f ms median over %d steps" % (mean * 1e3, med * 1e3, a.steps))
-        print("throughput: %.1f samples/s" % res["samples_per_s"])
-        print("peak memory: %.1f MB resident (%.1f MB before training)" % (res["peak_rss_mb"], rss_setup))
+        tt.print_timing(mean, med, res, "%.1f samples/s" % res["samples_per_s"])
     return 0
 
 

@@ -104,9 +104,9 @@ int bench_optim(int argc, char **argv)
         rc = cli_fail(OL_EXIT_USAGE, v.err);
         goto done;
     }
-    if (st >= 0 && ol_ctx_check_memory(ctx, (uint64_t)n * sizeof(float) * 2 * (2 + (uint64_t)st), "this benchmark") < 0) {
-        char msg[700];
-        snprintf(msg, sizeof msg, "%s; --max-memory SIZE or none overrides the check", ol_ctx_errmsg(ctx));
+    char msg[700];
+    if (st >= 0 &&
+        cli_check_memory(ctx, (uint64_t)n * sizeof(float) * 2 * (2 + (uint64_t)st), "this benchmark", msg, sizeof msg) < 0) {
         rc = cli_fail(OL_EXIT_FAIL, msg);
         goto done;
     }

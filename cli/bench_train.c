@@ -160,7 +160,6 @@ int bench_train(int argc, char **argv)
     }
     ol_model_params mp;
     long long batch, steps, warmup, threads, classes;
-    ol_backend be;
     int lm = 0;
     if (bench_model(&v, &mp, &lm) || cli_int(&v, "batch-size", 1, 1 << 16, &batch) ||
         cli_int(&v, "steps", 1, 1000000, &steps) || cli_int(&v, "warmup", 0, 1000000, &warmup) ||
@@ -182,16 +181,8 @@ int bench_train(int argc, char **argv)
         rc = cli_fail(OL_EXIT_USAGE, err);
         goto done;
     }
-    if (ol_backend_from_name(cli_str(&v, "backend"), &be) < 0) {
-        snprintf(err, sizeof err, "--backend: unknown backend '%s' (auto, onednn, blas, ref)", cli_str(&v, "backend"));
-        rc = cli_fail(OL_EXIT_USAGE, err);
+    if ((rc = cli_ctx_new(&v, (int)threads, &ctx)) != OL_EXIT_OK)
         goto done;
-    }
-    ctx = ol_ctx_new((int)threads);
-    if (!ctx || ol_ctx_set_backend(ctx, be) < 0) {
-        rc = ctx ? cli_fail_ctx(ctx, OL_EXIT_USAGE) : cli_fail(OL_EXIT_FAIL, "out of memory");
-        goto done;
-    }
     mp.in_c = c;
     mp.in_h = h;
     mp.in_w = w;
@@ -220,8 +211,7 @@ int bench_train(int argc, char **argv)
     int slots = st >= 0 ? ol_optim_state_slots(ctx, &op) : st;
     const uint64_t est = (uint64_t)slots * mm.params + mm.total +
                          (uint64_t)batch * ((uint64_t)c * h * w * sizeof(float) + rows * sizeof(int32_t));
-    if (slots >= 0 && ol_ctx_check_memory(ctx, est, "this benchmark") < 0) {
-        snprintf(err, sizeof err, "%s; --max-memory SIZE or none overrides the check", ol_ctx_errmsg(ctx));
+    if (slots >= 0 && cli_check_memory(ctx, est, "this benchmark", err, sizeof err) < 0) {
         rc = cli_fail(OL_EXIT_FAIL, err);
         goto done;
     }

@@ -58,23 +58,17 @@ static int parse_sets(const char *list, int want[3], char *err, size_t cap)
 typedef struct {
     long long ntrain, ntest, batch, threads;
     int want[3];
-    ol_backend be;
 } eval_opts_t;
 
-static int eval_parse(cli_values *v, eval_opts_t *o, char *err, size_t cap)
+static int eval_parse(cli_values *v, void *opts, char *err, size_t cap)
 {
+    eval_opts_t *o = opts;
     if (cli_int(v, "train-subset", 0, INT64_MAX, &o->ntrain) || cli_int(v, "test-subset", 0, INT64_MAX, &o->ntest) ||
         cli_int(v, "batch-size", 0, 1 << 20, &o->batch) || cli_int(v, "threads", 0, 1024, &o->threads)) {
         snprintf(err, cap, "%s", v->err);
         return -1;
     }
-    if (parse_sets(cli_str(v, "set"), o->want, err, cap) < 0)
-        return -1;
-    if (ol_backend_from_name(cli_str(v, "backend"), &o->be) < 0) {
-        snprintf(err, cap, "--backend: unknown backend '%.100s' (auto, onednn, blas, ref)", cli_str(v, "backend"));
-        return -1;
-    }
-    return 0;
+    return parse_sets(cli_str(v, "set"), o->want, err, cap);
 }
 
 /* Evaluate the wanted sets into a JSON object. */
@@ -138,40 +132,17 @@ int cmd_eval(int argc, char **argv)
     const cli_opt *const tables[] = {eval_opts, NULL};
     cli_values v;
     cli_init(&v, tables);
-    int help = 0, rc = OL_EXIT_OK;
+    int rc;
     ol_ctx *ctx = NULL;
     cli_run r;
     memset(&r, 0, sizeof r);
     json_t *res = NULL;
     char err[1400] = "";
     eval_opts_t o;
-    if ((rc = cli_run_help(&v, argc, argv, eval_usage)) >= 0) {
-        cli_free(&v);
-        return rc;
-    }
-    rc = OL_EXIT_OK;
-    if (cli_parse(&v, argc, argv, 3, &help) != 0 || (!help && eval_parse(&v, &o, err, sizeof err) < 0)) {
-        rc = cli_fail(OL_EXIT_USAGE, v.err[0] ? v.err : err);
+    if ((rc = cli_run_args(&v, argc, argv, eval_usage, eval_parse, &o)) >= 0)
         goto done;
-    }
-    if (help) {
-        cli_print_help(stdout, &v, eval_usage);
+    if ((rc = cli_run_ctx(&v, argv[2], (int)o.threads, 1, o.ntrain, o.ntest, &ctx, &r)) != OL_EXIT_OK)
         goto done;
-    }
-    ctx = ol_ctx_new((int)o.threads);
-    if (!ctx) {
-        rc = cli_fail(OL_EXIT_FAIL, "out of memory");
-        goto done;
-    }
-    if (ol_ctx_set_backend(ctx, o.be) < 0) {
-        rc = cli_fail_ctx(ctx, OL_EXIT_USAGE);
-        goto done;
-    }
-    rc = cli_run_open(ctx, argv[2], 1, cli_str(&v, "data-dir"), o.ntrain, o.ntest, &r, err, sizeof err);
-    if (rc != OL_EXIT_OK) {
-        rc = cli_fail(rc, err);
-        goto done;
-    }
     const int batch = o.batch > 0 ? (int)o.batch : r.batch;
     char arch[64];
     ol_model_params_name(ol_model_get_params(r.m), arch, sizeof arch);

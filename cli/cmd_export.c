@@ -166,9 +166,7 @@ int cmd_import(int argc, char **argv)
     }
     ol_model_memory mm; /* the model and the file read whole, before either is allocated */
     int s = ctx ? ol_model_memory_estimate(ctx, &mp, 1, &mm) : OL_ENOMEM;
-    if (s >= 0 && (s = ol_ctx_check_memory(ctx, mm.params + mm.total,
-                                           "this model")) < 0) {
-        snprintf(err, sizeof err, "%s; --max-memory SIZE or none overrides the check", ol_ctx_errmsg(ctx));
+    if (s >= 0 && cli_check_memory(ctx, mm.params + mm.total, "this model", err, sizeof err) < 0) {
         rc = cli_fail(OL_EXIT_FAIL, err);
         goto done;
     }

@@ -369,34 +369,30 @@ static int histogram(ol_ctx *ctx, cli_values *v, const char *dir, hist_job *j, c
     return rc;
 }
 
+static int hist_parse(cli_values *v, void *job, char *err, size_t cap)
+{
+    hist_job *j = job;
+    if (cli_int(v, "bins", 2, 100000, &j->bins) || cli_int(v, "max-checkpoints", 0, 1000000, &j->maxck))
+        return -1;
+    if (!*cli_str(v, "out")) {
+        snprintf(err, cap, "--out FILE.svg is required");
+        return -1;
+    }
+    return 0;
+}
+
 int cmd_histogram(int argc, char **argv)
 {
     const cli_opt *const tables[] = {hist_opts, NULL};
     cli_values v;
     cli_init(&v, tables);
-    int help = 0, rc = OL_EXIT_OK;
+    int rc;
     char err[1400] = "";
     hist_job j;
     memset(&j, 0, sizeof j);
     ol_ctx *ctx = NULL;
-    if ((rc = cli_run_help(&v, argc, argv, hist_usage)) >= 0) {
-        cli_free(&v);
-        return rc;
-    }
-    rc = OL_EXIT_OK;
-    if (cli_parse(&v, argc, argv, 3, &help) != 0 || (!help && (cli_int(&v, "bins", 2, 100000, &j.bins) ||
-                                                               cli_int(&v, "max-checkpoints", 0, 1000000, &j.maxck)))) {
-        rc = cli_fail(OL_EXIT_USAGE, v.err);
+    if ((rc = cli_run_args(&v, argc, argv, hist_usage, hist_parse, &j)) >= 0)
         goto done;
-    }
-    if (help) {
-        cli_print_help(stdout, &v, hist_usage);
-        goto done;
-    }
-    if (!*cli_str(&v, "out")) {
-        rc = cli_fail(OL_EXIT_USAGE, "--out FILE.svg is required");
-        goto done;
-    }
     if (!(ctx = ol_ctx_new(0))) {
         rc = cli_fail(OL_EXIT_FAIL, "out of memory");
         goto done;

@@ -105,8 +105,9 @@ static int fail_opt(char *err, size_t cap, const char *fmt, const char *what)
     return -1;
 }
 
-static int parse_ls_opts(cli_values *v, ls_opts *o, char *err, size_t cap)
+static int parse_ls_opts(cli_values *v, void *opts, char *err, size_t cap)
 {
+    ls_opts *o = opts;
     memset(o, 0, sizeof *o);
     const char *mode = cli_str(v, "mode"), *dirs = cli_str(v, "directions"), *sets = cli_str(v, "set");
     if (strcmp(mode, "1d") != 0 && strcmp(mode, "2d") != 0)
@@ -153,9 +154,8 @@ static int parse_ls_opts(cli_values *v, ls_opts *o, char *err, size_t cap)
     o->include = cli_flag(v, "include-bn-bias");
     o->vtk = cli_flag(v, "vtk");
     o->overwrite = cli_flag(v, "overwrite");
-    if (ol_backend_from_name(cli_str(v, "backend"), &o->be) < 0)
-        return fail_opt(err, cap, "--backend: unknown backend '%.100s' (auto, onednn, blas, ref)",
-                        cli_str(v, "backend"));
+    if (cli_backend(v, &o->be) < 0)
+        return fail_opt(err, cap, "%s", v->err);
     return 0;
 }
 
@@ -502,20 +502,10 @@ int cmd_landscape(int argc, char **argv)
     if (!j)
         return cli_fail(OL_EXIT_FAIL, "out of memory");
     cli_init(&j->v, tables);
-    int help = 0, rc = OL_EXIT_OK;
+    int rc;
     char json_path[4200];
-    if ((rc = cli_run_help(&j->v, argc, argv, landscape_usage)) >= 0)
+    if ((rc = cli_run_args(&j->v, argc, argv, landscape_usage, parse_ls_opts, &j->o)) >= 0)
         goto done;
-    rc = OL_EXIT_OK;
-    if (cli_parse(&j->v, argc, argv, 3, &help) != 0 ||
-        (!help && parse_ls_opts(&j->v, &j->o, j->err, sizeof j->err) < 0)) {
-        rc = cli_fail(OL_EXIT_USAGE, j->v.err[0] ? j->v.err : j->err);
-        goto done;
-    }
-    if (help) {
-        cli_print_help(stdout, &j->v, landscape_usage);
-        goto done;
-    }
     j->ctx = ol_ctx_new(0);
     if (!j->ctx || ol_comm_init(j->ctx, &argc, &argv, &j->comm) < 0) {
         rc = cli_fail(OL_EXIT_FAIL, j->ctx ? ol_ctx_errmsg(j->ctx) : "out of memory");

@@ -89,7 +89,6 @@ int cmd_lrfind(int argc, char **argv)
     ol_train_params tp;
     ol_lrfind_params lp = ol_lrfind_default_params();
     long long threads, x;
-    ol_backend be;
     int sweep = 0;
     const char *mode = cli_str(&v, "mode");
     if (strcmp(mode, "range") == 0)
@@ -159,20 +158,8 @@ int cmd_lrfind(int argc, char **argv)
                 lrs[ncand++] = lp.start_lr * pow(10.0, (double)i / (double)per);
         }
     }
-    if (ol_backend_from_name(cli_str(&v, "backend"), &be) < 0) {
-        snprintf(err, sizeof err, "--backend: unknown backend '%s' (auto, onednn, blas, ref)", cli_str(&v, "backend"));
-        rc = cli_fail(OL_EXIT_USAGE, err);
+    if ((rc = cli_ctx_new(&v, (int)threads, &ctx)) != OL_EXIT_OK)
         goto done;
-    }
-    ctx = ol_ctx_new((int)threads);
-    if (!ctx) {
-        rc = cli_fail(OL_EXIT_FAIL, "out of memory");
-        goto done;
-    }
-    if (ol_ctx_set_backend(ctx, be) < 0) {
-        rc = cli_fail_ctx(ctx, OL_EXIT_USAGE);
-        goto done;
-    }
     if (cli_memory_limit(&v, ctx) < 0) {
         rc = cli_fail(OL_EXIT_USAGE, v.err);
         goto done;
@@ -189,8 +176,7 @@ int cmd_lrfind(int argc, char **argv)
     mp.max_batch = tp.batch_size < data.train.n ? tp.batch_size : (int)data.train.n;
     ol_train_memory tm;
     int st = ol_train_memory_estimate(ctx, &tp, &mp, &op, &data.train, NULL, &tm);
-    if (st >= 0 && ol_ctx_check_memory(ctx, tm.total, "this range test") < 0) {
-        snprintf(err, sizeof err, "%s; --max-memory SIZE or none overrides the check", ol_ctx_errmsg(ctx));
+    if (st >= 0 && cli_check_memory(ctx, tm.total, "this range test", err, sizeof err) < 0) {
         rc = cli_fail(OL_EXIT_FAIL, err);
         goto done;
     }

@@ -80,8 +80,9 @@ static int draw(const float *z, int V, const sample_opts_t *o, double *p, uint64
     return arg;
 }
 
-static int parse(cli_values *v, sample_opts_t *o, char *err, size_t cap)
+static int parse(cli_values *v, void *opts, char *err, size_t cap)
 {
+    sample_opts_t *o = opts;
     if (cli_int(v, "tokens", 1, 1 << 20, &o->ntok) || cli_int(v, "top-k", 0, 1 << 20, &o->topk) ||
         cli_int(v, "seed", 0, INT64_MAX, &o->seed) || cli_int(v, "seq-len", 0, 1 << 20, &o->seqlen) ||
         cli_int(v, "threads", 0, 1024, &o->threads) || cli_double(v, "temperature", 0.0, 1e6, &o->temp)) {
@@ -179,34 +180,17 @@ int cmd_sample(int argc, char **argv)
     const cli_opt *const tables[] = {sample_opts, NULL};
     cli_values v;
     cli_init(&v, tables);
-    int help = 0, rc = OL_EXIT_OK;
+    int rc;
     ol_ctx *ctx = NULL;
     cli_run r;
     memset(&r, 0, sizeof r);
     char err[1400] = "";
     int32_t *ids = NULL;
     sample_opts_t o;
-    if ((rc = cli_run_help(&v, argc, argv, sample_usage)) >= 0) {
-        cli_free(&v);
-        return rc;
-    }
-    rc = OL_EXIT_OK;
-    if (cli_parse(&v, argc, argv, 3, &help) != 0 || (!help && parse(&v, &o, err, sizeof err) < 0)) {
-        rc = cli_fail(OL_EXIT_USAGE, v.err[0] ? v.err : err);
+    if ((rc = cli_run_args(&v, argc, argv, sample_usage, parse, &o)) >= 0)
         goto done;
-    }
-    if (help) {
-        cli_print_help(stdout, &v, sample_usage);
+    if ((rc = cli_run_ctx(&v, argv[2], (int)o.threads, 0, 0, 0, &ctx, &r)) != OL_EXIT_OK)
         goto done;
-    }
-    if (!(ctx = ol_ctx_new((int)o.threads))) {
-        rc = cli_fail(OL_EXIT_FAIL, "out of memory");
-        goto done;
-    }
-    if ((rc = cli_run_open(ctx, argv[2], 0, "", 0, 0, &r, err, sizeof err)) != OL_EXIT_OK) {
-        rc = cli_fail(rc, err);
-        goto done;
-    }
     const ol_model_params *mp = ol_model_get_params(r.m);
     if (mp->arch != OL_ARCH_GPT) {
         rc = cli_fail(OL_EXIT_USAGE, "sample: the run's model is not a language model (--model gpt)");

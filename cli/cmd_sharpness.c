@@ -51,11 +51,11 @@ typedef struct {
     long long topk, iters, trace_samples, ntrain, batch, seed, threads, eps_iters;
     double tol, trace_tol, fd_step, eps[8];
     int neps;
-    ol_backend be;
 } sharp_opts_t;
 
-static int sharp_parse(cli_values *v, sharp_opts_t *o, char *err, size_t cap)
+static int sharp_parse(cli_values *v, void *opts, char *err, size_t cap)
 {
+    sharp_opts_t *o = opts;
     if (cli_int(v, "top-k", 1, 16, &o->topk) || cli_int(v, "iters", 1, 100000, &o->iters) ||
         cli_int(v, "trace-samples", 2, 1000000, &o->trace_samples) ||
         cli_int(v, "train-subset", 1, INT64_MAX, &o->ntrain) || cli_int(v, "batch-size", 0, 1 << 20, &o->batch) ||
@@ -64,10 +64,6 @@ static int sharp_parse(cli_values *v, sharp_opts_t *o, char *err, size_t cap)
         cli_double(v, "fd-step", 1e-7, 0.1, &o->fd_step) || cli_int(v, "eps-iters", 1, 100000, &o->eps_iters) ||
         cli_double_list(v, "eps-sharpness", 1e-12, 0.5, o->eps, 8, &o->neps)) {
         snprintf(err, cap, "%s", v->err);
-        return -1;
-    }
-    if (ol_backend_from_name(cli_str(v, "backend"), &o->be) < 0) {
-        snprintf(err, cap, "--backend: unknown backend '%.100s' (auto, onednn, blas, ref)", cli_str(v, "backend"));
         return -1;
     }
     return 0;
@@ -249,40 +245,20 @@ int cmd_sharpness(int argc, char **argv)
     const cli_opt *const tables[] = {sharp_opts, NULL};
     cli_values v;
     cli_init(&v, tables);
-    int help = 0, rc = OL_EXIT_OK;
+    int rc;
     ol_ctx *ctx = NULL;
     cli_run r;
     memset(&r, 0, sizeof r);
     json_t *res = NULL;
     char err[1400] = "";
     sharp_opts_t o;
-    if ((rc = cli_run_help(&v, argc, argv, sharp_usage)) >= 0) {
-        cli_free(&v);
-        return rc;
-    }
-    rc = OL_EXIT_OK;
-    if (cli_parse(&v, argc, argv, 3, &help) != 0 || (!help && sharp_parse(&v, &o, err, sizeof err) < 0)) {
-        rc = cli_fail(OL_EXIT_USAGE, v.err[0] ? v.err : err);
+    if ((rc = cli_run_args(&v, argc, argv, sharp_usage, sharp_parse, &o)) >= 0)
         goto done;
-    }
-    if (help) {
-        cli_print_help(stdout, &v, sharp_usage);
-        goto done;
-    }
-    ctx = ol_ctx_new((int)o.threads);
-    if (!ctx) {
-        rc = cli_fail(OL_EXIT_FAIL, "out of memory");
-        goto done;
-    }
-    if (ol_ctx_set_backend(ctx, o.be) < 0) {
-        rc = cli_fail_ctx(ctx, OL_EXIT_USAGE);
-        goto done;
-    }
     /* the default subset is at most the set; a given one must fit */
     const int given = cli_given(&v, "train-subset");
-    rc = cli_run_open(ctx, argv[2], 1, cli_str(&v, "data-dir"), given ? o.ntrain : 0, 0, &r, err, sizeof err);
-    if (rc == OL_EXIT_OK && !given && r.data.train.n > o.ntrain &&
-        ol_dataset_truncate(ctx, &r.data.train, o.ntrain) < 0)
+    if ((rc = cli_run_ctx(&v, argv[2], (int)o.threads, 1, given ? o.ntrain : 0, 0, &ctx, &r)) != OL_EXIT_OK)
+        goto done;
+    if (!given && r.data.train.n > o.ntrain && ol_dataset_truncate(ctx, &r.data.train, o.ntrain) < 0)
         rc = OL_EXIT_FAIL, snprintf(err, sizeof err, "%s", ol_ctx_errmsg(ctx));
     const int batch = o.batch > 0 ? (int)o.batch : r.batch;
     if (rc == OL_EXIT_OK && !(res = header(&r, &o, batch, ctx)))

@@ -202,9 +202,7 @@ static int check_conf(sweep *S, sweep_job *j)
         !cli_build_model(&v, &mp) && !cli_build_optim(&v, &op) && !cli_build_train(&v, &tp) &&
         !cli_build_dist(&v, &tp) && !cli_int(&v, "threads", 0, 1024, &threads)) {
         int64_t n = data_size(&v);
-        if (ol_backend_from_name(cli_str(&v, "backend"), &be) < 0)
-            snprintf(v.err, sizeof v.err, "--backend: unknown backend '%s'", cli_str(&v, "backend"));
-        else if (!cli_build_batch_sched(&v, &tp, n, &bc)) {
+        if (cli_backend(&v, &be) == 0 && !cli_build_batch_sched(&v, &tp, n, &bc)) {
             if (bc.sched.type != OL_BATCH_CONSTANT)
                 tp.batch_sched = &bc.sched;
             tp.lr_scaling = bc.lr_scaling;

@@ -592,8 +592,8 @@ static int check_memory(train_job *j)
              tm.model.num_params, (long long)tm.batch, (double)(tm.model.params + tm.model.grads) / 1e9,
              (double)tm.optimizer / 1e9, (double)(tm.model.total - tm.model.params - tm.model.grads - tm.model.buffers) / 1e9, (double)(tm.data + tm.batches) / 1e9,
              (double)tm.checkpoint / 1e9);
-    if (ol_ctx_check_memory(j->ctx, tm.total, what) < 0)
-        JOB_FAIL(OL_EXIT_FAIL, "%s; --max-memory SIZE or none overrides the check", ol_ctx_errmsg(j->ctx));
+    if (cli_check_memory(j->ctx, tm.total, what, j->err, sizeof j->err) < 0)
+        return OL_EXIT_FAIL;
     return 0;
 }
 
@@ -616,8 +616,8 @@ static int job_setup(train_job *j)
     if (cli_build_model(v, &j->mp) || cli_build_optim(v, &j->op) || cli_build_train(v, &j->tp) ||
         cli_int(v, "threads", 0, 1024, &threads))
         JOB_FAIL(OL_EXIT_USAGE, "%s", v->err);
-    if (ol_backend_from_name(cli_str(v, "backend"), &be) < 0)
-        JOB_FAIL(OL_EXIT_USAGE, "--backend: unknown backend '%s' (auto, onednn, blas, ref)", cli_str(v, "backend"));
+    if (cli_backend(v, &be) < 0)
+        JOB_FAIL(OL_EXIT_USAGE, "%s", v->err);
     if (ol_ctx_set_threads(ctx, (int)threads) < 0 || ol_ctx_set_backend(ctx, be) < 0)
         JOB_FAIL(OL_EXIT_USAGE, "%s", ol_ctx_errmsg(ctx));
     if (cli_memory_limit(v, ctx) < 0)

@@ -62,8 +62,17 @@ int cli_build_model(cli_values *v, ol_model_params *mp);
 /* The context length of the language model v's --model and --seq-len build;
  * 0 when v has no model options or the model is not a language model. */
 int cli_model_context(cli_values *v);
+/* v's --backend; -1 with v->err for an unknown name. */
+int cli_backend(cli_values *v, ol_backend *be);
+/* A context of threads compute threads (0: all cores) on v's --backend (where
+ * v has the option). Returns an exit status, the one-line message printed;
+ * *ctx (NULL when out of memory) is the caller's to free, on failure too. */
+int cli_ctx_new(cli_values *v, int threads, ol_ctx **ctx);
 /* --max-memory onto ctx (ol_ctx_set_memory_limit); -1 with v->err. */
 int cli_memory_limit(cli_values *v, ol_ctx *ctx);
+/* ol_ctx_check_memory: 0, or -1 with its message and how to override the
+ * check (--max-memory) in err. */
+int cli_check_memory(ol_ctx *ctx, uint64_t bytes, const char *what, char *err, size_t cap);
 int cli_build_optim(cli_values *v, ol_optim_params *op);
 /* The context holding the algorithms of the --plugin files (loaded on the
  * first call; their paths become absolute for config.json). NULL with v->err. */

@@ -151,6 +151,17 @@ int cli_run_open(ol_ctx *ctx, const char *src, int load_data, const char *data_d
     return rc;
 }
 
+int cli_run_ctx(cli_values *v, const char *src, int threads, int load_data, int64_t ntrain, int64_t ntest,
+                ol_ctx **ctx, cli_run *r)
+{
+    int rc = cli_ctx_new(v, threads, ctx);
+    if (rc != OL_EXIT_OK)
+        return rc;
+    char err[1400];
+    rc = cli_run_open(*ctx, src, load_data, cli_str(v, "data-dir"), ntrain, ntest, r, err, sizeof err);
+    return rc == OL_EXIT_OK ? rc : cli_fail(rc, err);
+}
+
 static int cmp_ll(const void *a, const void *b)
 {
     long long x = *(const long long *)a, y = *(const long long *)b;
@@ -187,15 +198,23 @@ int cli_run_list_steps(const char *dir, long long max_step, long long **steps, i
     return 0;
 }
 
-int cli_run_help(const cli_values *v, int argc, char **argv, const char *usage)
+int cli_run_args(cli_values *v, int argc, char **argv, const char *usage, cli_run_parse_fn parse, void *opts)
 {
-    if (argc >= 3 && strcmp(argv[2], "--help") != 0 && strcmp(argv[2], "-h") != 0)
-        return -1;
-    if (argc >= 3)
-        cli_print_help(stdout, v, usage);
-    else
+    if (argc < 3) {
         fprintf(stderr, "%s\n", usage);
-    return argc >= 3 ? OL_EXIT_OK : OL_EXIT_USAGE;
+        return OL_EXIT_USAGE;
+    }
+    int help = strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0;
+    if (!help && cli_parse(v, argc, argv, 3, &help) != 0)
+        return cli_fail(OL_EXIT_USAGE, v->err);
+    if (help) {
+        cli_print_help(stdout, v, usage);
+        return OL_EXIT_OK;
+    }
+    char err[1400] = "";
+    if (parse && parse(v, opts, err, sizeof err) < 0)
+        return cli_fail(OL_EXIT_USAGE, v->err[0] ? v->err : err);
+    return -1;
 }
 
 void cli_run_close(cli_run *r)

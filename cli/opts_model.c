@@ -38,6 +38,28 @@ const cli_opt cli_run_opts[] = {
      "auto = the memory available (MemAvailable, cgroup limit), none = no check"},
     {NULL, 0, NULL, NULL, NULL, NULL}};
 
+int cli_backend(cli_values *v, ol_backend *be)
+{
+    if (ol_backend_from_name(cli_str(v, "backend"), be) >= 0)
+        return 0;
+    snprintf(v->err, sizeof v->err, "--backend: unknown backend '%.100s' (auto, onednn, blas, ref)",
+             cli_str(v, "backend"));
+    return -1;
+}
+
+int cli_ctx_new(cli_values *v, int threads, ol_ctx **ctx)
+{
+    ol_backend be = OL_BACKEND_AUTO;
+    const int has_backend = cli_find(v, "backend") >= 0;
+    if (has_backend && cli_backend(v, &be) < 0)
+        return cli_fail(OL_EXIT_USAGE, v->err);
+    if (!(*ctx = ol_ctx_new(threads)))
+        return cli_fail(OL_EXIT_FAIL, "out of memory");
+    if (has_backend && ol_ctx_set_backend(*ctx, be) < 0)
+        return cli_fail_ctx(*ctx, OL_EXIT_USAGE);
+    return OL_EXIT_OK;
+}
+
 int cli_memory_limit(cli_values *v, ol_ctx *ctx)
 {
     const char *s = cli_str(v, "max-memory");
@@ -62,6 +84,14 @@ int cli_memory_limit(cli_values *v, ol_ctx *ctx)
     }
     ol_ctx_set_memory_limit(ctx, bytes);
     return 0;
+}
+
+int cli_check_memory(ol_ctx *ctx, uint64_t bytes, const char *what, char *err, size_t cap)
+{
+    if (ol_ctx_check_memory(ctx, bytes, what) >= 0)
+        return 0;
+    snprintf(err, cap, "%s; --max-memory SIZE or none overrides the check", ol_ctx_errmsg(ctx));
+    return -1;
 }
 
 /* Model options that only some architectures have: given for another, they

@@ -283,11 +283,8 @@ int plan_build_workload(cli_values *v, plan_inputs *in)
     in->scale = 1.0;
     if (check_sources(v, in) || cli_int(v, "threads", 0, 1024, &threads))
         return cli_fail(OL_EXIT_USAGE, v->err);
-    if (ol_backend_from_name(cli_str(v, "backend"), &be) < 0) {
-        snprintf(v->err, sizeof v->err, "--backend: unknown backend '%s' (auto, onednn, blas, ref)",
-                 cli_str(v, "backend"));
+    if (cli_backend(v, &be) < 0)
         return cli_fail(OL_EXIT_USAGE, v->err);
-    }
     in->ctx = ol_ctx_new((int)threads);
     if (!in->ctx || ol_ctx_set_backend(in->ctx, be) < 0 || ol_comm_init(in->ctx, NULL, NULL, &in->comm) < 0)
         return in->ctx ? cli_fail_ctx(in->ctx, OL_EXIT_FAIL) : cli_fail(OL_EXIT_FAIL, "out of memory");

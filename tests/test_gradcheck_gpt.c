@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/rng.h"
+#include "gradcheck.h"
 #include "nn/graph.h"
 #include "optimlab.h"
 #include "testutil.h"
@@ -85,36 +86,15 @@ typedef struct {
     float smoothing;
 } prob;
 
-static double loss(prob *p)
+static double loss(void *user)
 {
+    prob *p = user;
     double l = 0.0;
     int c;
     if (ol_model_forward(p->ctx, p->m, p->x, NB, 1) < 0 ||
         ol_model_loss(p->ctx, p->m, p->y, NB, p->smoothing, 1.0f / (NB * T), &l, &c) < 0)
         return NAN;
     return l / (NB * T);
-}
-
-static double fd_check(prob *p, float *v, double an, double l0, double *fd_out)
-{
-    static const double steps[3] = {1e-2, 1e-3, 1e-4};
-    double best = INFINITY;
-    float orig = *v;
-    for (int k = 0; k < 3 && best > 1.0; k++) {
-        float up = orig + (float)steps[k], dn = orig - (float)steps[k];
-        *v = up;
-        double lp = loss(p);
-        *v = dn;
-        double lm = loss(p);
-        *v = orig;
-        double fd = (lp - lm) / ((double)up - (double)dn);
-        double tol = 1e-5 + 5e-8 * fabs(l0) / steps[k] + 5e-3 * fmax(fabs(fd), fabs(an));
-        if (fabs(fd - an) / tol < best) {
-            best = fabs(fd - an) / tol;
-            *fd_out = fd;
-        }
-    }
-    return best;
 }
 
 static void randomize(ol_model *m, uint64_t seed);
@@ -222,21 +202,14 @@ static void run_case(ol_ctx *ctx, const gpt_case *gc, ol_backend be)
     memcpy(g, ps->grads, ps->numel * sizeof(float));
     ol__rng r;
     ol__rng_seed(&r, 19, seed, 2);
+    char label[128];
+    snprintf(label, sizeof label, "%s [%s]", gc->label, ol_backend_name(be));
     int checked = 0;
     double worst = 0.0;
     for (int i = 0; i < ps->n; i++) {
         const ol_tensor_desc *t = &ps->t[i];
-        size_t cnt = t->numel < 40 ? t->numel : 40;
-        for (size_t s = 0; s < cnt; s++) {
-            size_t j = cnt == t->numel ? s : ol__rng_below(&r, (uint32_t)t->numel);
-            double fd = 0.0, e = fd_check(&p, &ps->params[t->offset + j], g[t->offset + j], l0, &fd);
-            worst = fmax(worst, e);
-            tu_checks++;
-            checked++;
-            if (!(e <= 1.0))
-                TU_FAIL("%s [%s] %s[%zu]: analytic %.7g vs numeric %.7g", gc->label, ol_backend_name(be), t->name, j,
-                        g[t->offset + j], fd);
-        }
+        checked += gc_check_values(loss, &p, ps->params + t->offset, g + t->offset, t->numel, 40, &r, l0, label,
+                                   t->name, &worst);
     }
     printf("  %-34s %-6s: %4d coordinates, loss %.4f, worst err/tol %.3f\n", gc->label, ol_backend_name(be), checked,
            l0, worst);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/rng.h"
+#include "gradcheck.h"
 #include "nn/graph.h"
 #include "optimlab.h"
 #include "testutil.h"
@@ -91,37 +92,15 @@ typedef struct {
     int n, train;
 } prob;
 
-static double loss(prob *p)
+static double loss(void *user)
 {
+    prob *p = user;
     double l = 0.0;
     int c;
     if (ol_model_forward(p->ctx, p->m, p->x, p->n, p->train) < 0 ||
         ol_model_loss(p->ctx, p->m, p->y, p->n, 0.1f, 1.0f / (float)p->n, &l, &c) < 0)
         return NAN;
     return l / p->n;
-}
-
-/* best agreement over three steps; returns err/tol (<= 1 passes) */
-static double fd_check(prob *p, float *v, double an, double l0, double *fd_out)
-{
-    static const double steps[3] = {1e-2, 1e-3, 1e-4};
-    double best = INFINITY;
-    float orig = *v;
-    for (int k = 0; k < 3 && best > 1.0; k++) {
-        float up = orig + (float)steps[k], dn = orig - (float)steps[k];
-        *v = up;
-        double lp = loss(p);
-        *v = dn;
-        double lm = loss(p);
-        *v = orig;
-        double fd = (lp - lm) / ((double)up - (double)dn);
-        double tol = 1e-5 + 5e-8 * fabs(l0) / steps[k] + 5e-3 * fmax(fabs(fd), fabs(an));
-        if (fabs(fd - an) / tol < best) {
-            best = fabs(fd - an) / tol;
-            *fd_out = fd;
-        }
-    }
-    return best;
 }
 
 static void run_case(ol_ctx *ctx, const layer_case *lc, ol_backend be, int blk)
@@ -187,35 +166,18 @@ static void run_case(ol_ctx *ctx, const layer_case *lc, ol_backend be, int blk)
     memcpy(g, ps->grads, ps->numel * sizeof(float));
     float *gx = malloc(nin * sizeof(float));
     memcpy(gx, ol_model_input_grad(m), nin * sizeof(float));
+    char label[128];
+    snprintf(label, sizeof label, "%s [%s, block %d]", lc->label, ol_backend_name(be), blk);
     int checked = 0;
     double worst = 0.0;
     for (int i = 0; i < ps->n; i++) {
         const ol_tensor_desc *t = &ps->t[i];
         if (strncmp(t->name, "head.", 5) == 0 || strncmp(t->name, "pre.", 4) == 0)
             continue; /* helpers, checked by their own cases */
-        size_t cnt = t->numel < 48 ? t->numel : 48;
-        for (size_t s = 0; s < cnt; s++) {
-            size_t j = cnt == t->numel ? s : ol__rng_below(&r, (uint32_t)t->numel);
-            double fd = 0.0, e = fd_check(&p, &ps->params[t->offset + j], g[t->offset + j], l0, &fd);
-            worst = fmax(worst, e);
-            tu_checks++;
-            checked++;
-            if (!(e <= 1.0))
-                TU_FAIL("%s [%s, block %d] %s[%zu]: analytic %.7g vs numeric %.7g", lc->label, ol_backend_name(be), blk,
-                        t->name, j, g[t->offset + j], fd);
-        }
+        checked += gc_check_values(loss, &p, ps->params + t->offset, g + t->offset, t->numel, 48, &r, l0, label,
+                                   t->name, &worst);
     }
-    size_t cnt = nin < 64 ? nin : 64;
-    for (size_t s = 0; s < cnt; s++) {
-        size_t j = cnt == nin ? s : ol__rng_below(&r, (uint32_t)nin);
-        double fd = 0.0, e = fd_check(&p, &x[j], gx[j], l0, &fd);
-        worst = fmax(worst, e);
-        tu_checks++;
-        checked++;
-        if (!(e <= 1.0))
-            TU_FAIL("%s [%s, block %d] input[%zu]: analytic %.7g vs numeric %.7g", lc->label, ol_backend_name(be), blk, j,
-                    gx[j], fd);
-    }
+    checked += gc_check_values(loss, &p, x, gx, nin, 64, &r, l0, label, "input", &worst);
     printf("  %-26s %-6s block %2d: %3d coordinates, worst err/tol %.3f\n", lc->label, ol_backend_name(be), blk, checked,
            worst);
     free(g);

@@ -65,19 +65,26 @@ int ol_dataset_from_tokens(ol_ctx *ctx, const uint16_t *tokens, int64_t ntokens,
     return adopt(ctx, copy, ntokens, vocab, seq_len, "the token stream", out);
 }
 
+/* path opened for reading (*st its stat), refused unless a regular file. */
+static int open_regular(ol_ctx *ctx, const char *path, struct stat *st, FILE **f)
+{
+    if (stat(path, st) != 0)
+        return ol__err(ctx, OL_ENOENT, "%s: %s", path, strerror(errno));
+    if (!S_ISREG(st->st_mode))
+        return ol__err(ctx, OL_EIO, "%s: not a regular file", path);
+    if (!(*f = fopen(path, "rb")))
+        return ol__err(ctx, OL_EIO, "%s: cannot open: %s", path, strerror(errno));
+    return OL_OK;
+}
+
 /* The whole of a regular file (its size from stat, checked against the memory budget by the caller). */
 static int read_file(ol_ctx *ctx, const char *path, uint8_t **buf, size_t *len)
 {
     *buf = NULL;
     *len = 0;
     struct stat st;
-    if (stat(path, &st) != 0)
-        return ol__err(ctx, OL_ENOENT, "%s: %s", path, strerror(errno));
-    if (!S_ISREG(st.st_mode))
-        return ol__err(ctx, OL_EIO, "%s: not a regular file", path);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return ol__err(ctx, OL_EIO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f = NULL;
+    OL__TRY(open_regular(ctx, path, &st, &f));
     uint8_t *b = malloc((size_t)st.st_size + 1);
     if (!b) {
         fclose(f);
@@ -196,13 +203,8 @@ int ol_dataset_load_tokens(ol_ctx *ctx, const char *path, int vocab, int seq_len
 {
     memset(out, 0, sizeof *out);
     struct stat st;
-    if (stat(path, &st) != 0)
-        return ol__err(ctx, OL_ENOENT, "%s: %s", path, strerror(errno));
-    if (!S_ISREG(st.st_mode))
-        return ol__err(ctx, OL_EIO, "%s: not a regular file", path);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return ol__err(ctx, OL_EIO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f = NULL;
+    OL__TRY(open_regular(ctx, path, &st, &f));
     int64_t n = 0;
     int rc = tokens_header(ctx, path, f, &n);
     uint16_t *t = rc >= 0 ? malloc((size_t)(n > 0 ? n : 1) * sizeof(uint16_t)) : NULL;

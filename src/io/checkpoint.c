@@ -252,6 +252,18 @@ static int tl_add(ol_ctx *ctx, tlist *l, const char *prefix, const ol_tensor_des
     return OL_OK;
 }
 
+/* The model's weights (x: their evaluation copy, NULL: the parameters) and
+ * buffers, under their own names. */
+static int tl_add_model(ol_ctx *ctx, tlist *l, const ol_paramset *ps, const float *x)
+{
+    int rc = OL_OK;
+    for (int i = 0; rc >= 0 && i < ps->n; i++)
+        rc = tl_add(ctx, l, "", &ps->t[i], x ? x : ps->params);
+    for (int i = 0; rc >= 0 && i < ps->nb; i++)
+        rc = tl_add(ctx, l, "", &ps->b[i], ps->buffers);
+    return rc;
+}
+
 static void tl_free(tlist *l)
 {
     for (int i = 0; i < l->n; i++)
@@ -273,11 +285,7 @@ int ol_checkpoint_save_extra(ol_ctx *ctx, const char *path, ol_model *m, ol_opti
     float *x = NULL;
     OL__TRY(eval_weights(ctx, ps, opt, &x));
     tlist l = {0};
-    int rc = OL_OK;
-    for (int i = 0; rc >= 0 && i < ps->n; i++)
-        rc = tl_add(ctx, &l, "", &ps->t[i], x ? x : ps->params);
-    for (int i = 0; rc >= 0 && i < ps->nb; i++)
-        rc = tl_add(ctx, &l, "", &ps->b[i], ps->buffers);
+    int rc = tl_add_model(ctx, &l, ps, x);
     if (x)
         for (int i = 0; rc >= 0 && i < ps->n; i++)
             rc = tl_add(ctx, &l, "optim.train_params.", &ps->t[i], ps->params);
@@ -847,11 +855,7 @@ int ol_weights_export(ol_ctx *ctx, const char *path, ol_model *m, ol_optim *opt)
     float *x = NULL;
     OL__TRY(eval_weights(ctx, ps, opt, &x));
     tlist l = {0};
-    int rc = OL_OK;
-    for (int i = 0; rc >= 0 && i < ps->n; i++)
-        rc = tl_add(ctx, &l, "", &ps->t[i], x ? x : ps->params);
-    for (int i = 0; rc >= 0 && i < ps->nb; i++)
-        rc = tl_add(ctx, &l, "", &ps->b[i], ps->buffers);
+    int rc = tl_add_model(ctx, &l, ps, x);
     /* PyTorch's BatchNorm expects num_batches_tracked (int64 scalar) under strict loading */
     int64_t nbt = opt ? ol_optim_steps(opt) : 0;
     int nbn = 0;

@@ -7,12 +7,7 @@
 # Usage: test_lm.sh path/to/optimlab
 set -uo pipefail
 bin=$1
-tmp=$(mktemp -d /tmp/optimlab-lm-XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
-py=/usr/bin/python3; [ -x $py ] || py=python3
-fail=0
-ok() { echo "ok   $*"; }
-bad() { echo "FAIL $*"; fail=1; }
+. "$(dirname "$0")/lib.sh" lm
 
 # a small English text: this repository's documentation, in a fixed order
 cat "$(dirname "$0")"/../../README.md "$(dirname "$0")"/../../docs/checkpoints.md | head -c 60000 > "$tmp/text.txt"
@@ -50,40 +45,10 @@ sys.exit(0 if ok else 1)
 PY
 
 # 2. exact resume: stopped after 7 steps (mid-epoch), resumed; micro-batches and AdamW state
-resume_case() {
-  local name=$1; shift
-  local a=$tmp/$name-straight b=$tmp/$name-resumed
-  "$bin" train "${gpt[@]}" "$@" --out "$a" >/dev/null || { bad "$name straight"; return; }
-  "$bin" train "${gpt[@]}" "$@" --out "$b" --stop-after 7 >/dev/null 2>&1
-  local st=$?
-  [ $st -eq 4 ] || { bad "$name: preempted run exited $st, expected 4"; return; }
-  "$bin" train --resume "$b" --quiet >/dev/null || { bad "$name: resume"; return; }
-  "$py" - "$a" "$b" "$name" <<'PY' || fail=1
-import json, struct, sys, glob, os
-def data(d):
-    p = sorted(glob.glob(os.path.join(d, "ckpt-*.safetensors")))[-1]
-    b = open(p, "rb").read(); n = struct.unpack("<Q", b[:8])[0]
-    return os.path.basename(p), b[8 + n:]
-def metrics(d):
-    out = []
-    for l in open(os.path.join(d, "metrics.jsonl")):
-        o = json.loads(l)
-        for k in ("elapsed", "samples_per_s", "tokens_per_s", "train_time", "eval_time"):
-            o.pop(k, None)
-        out.append(o)
-    return out
-(na, da), (nb, db) = data(sys.argv[1]), data(sys.argv[2])
-ma, mb = metrics(sys.argv[1]), metrics(sys.argv[2])
-ok = na == nb and da == db and ma == mb
-print(("ok  " if ok else "FAIL") + f" resume {sys.argv[3]}: final {na} vs {nb}, tensor bytes {len(da)} "
-      f"{'identical' if da == db else 'DIFFER'}, {len(ma)} metrics records {'identical' if ma == mb else 'DIFFER'}")
-sys.exit(0 if ok else 1)
-PY
-}
-resume_case adamw-cosine --train-subset 64 --test-subset 16 --epochs 2 --evals-per-epoch 2 --log-every 1 \
-  --optimizer adamw --lr 3e-3 --weight-decay 0.1 --schedule cosine --warmup-steps 3 --micro-batch-size 8
-resume_case sgd-clip --train-subset 64 --test-subset 16 --epochs 2 --log-every 1 --optimizer sgd --lr 0.3 \
-  --momentum 0.9 --clip-grad-norm 1.0
+resume_case adamw-cosine 7 "${gpt[@]}" --train-subset 64 --test-subset 16 --epochs 2 --evals-per-epoch 2 \
+  --log-every 1 --optimizer adamw --lr 3e-3 --weight-decay 0.1 --schedule cosine --warmup-steps 3 --micro-batch-size 8
+resume_case sgd-clip 7 "${gpt[@]}" --train-subset 64 --test-subset 16 --epochs 2 --log-every 1 --optimizer sgd \
+  --lr 0.3 --momentum 0.9 --clip-grad-norm 1.0
 
 # 3. divergence guard: a learning rate far too high ends with exit 3 and one line
 "$bin" train "${gpt[@]}" --train-subset 128 --test-subset 16 --epochs 1 --optimizer sgd --lr 1e5 --out "$tmp/div" \

@@ -9,32 +9,6 @@
 set -uo pipefail
 bin=$1
 . "$(dirname "$0")/mpi_env.sh" mpi
-compare() { # compare A B exact|tolerance label
-  "$py" - "$@" <<'PY' || fail=1
-import sys, glob, json, struct
-import numpy as np
-def load(d):
-    p = sorted(glob.glob(d + "/ckpt-*.safetensors"))[-1]
-    b = open(p, "rb").read(); n = struct.unpack("<Q", b[:8])[0]; h = json.loads(b[8:8 + n])
-    out = {}
-    for k, v in h.items():
-        if k == "__metadata__" or k.startswith("optim.") or "running" in k:
-            continue
-        s, e = v["data_offsets"]
-        out[k] = np.frombuffer(b[8 + n + s:8 + n + e], dtype=np.float32)
-    return p.split("/")[-1], out
-(na, a), (nb, b) = load(sys.argv[1]), load(sys.argv[2])
-mode, label = sys.argv[3], sys.argv[4]
-if mode == "exact":
-    ok = na == nb and all(np.array_equal(a[k], b[k]) for k in a)
-    print(("ok  " if ok else "FAIL") + f" {label}: {na} vs {nb}, parameters {'bitwise identical' if ok else 'DIFFER'}")
-else:
-    rel = max(float(np.max(np.abs(a[k] - b[k]))) / max(float(np.max(np.abs(a[k]))), 1e-30) for k in a)
-    ok = na == nb and rel < 1e-4
-    print(("ok  " if ok else "FAIL") + f" {label}: {na} vs {nb}, max relative difference {rel:.2e} (tolerance 1e-4)")
-sys.exit(0 if ok else 1)
-PY
-}
 common=(--dataset synthetic --synthetic-size 2048 --batch-size 64 --steps 20 --epochs 1 --quiet --threads 1 --lr 0.05
         --momentum 0.9 --schedule cosine --augment crop,flip --crop-pad 2 --evals-per-epoch 1 --checkpoint-every 0)
 for model in "--model mlp --widths 128,64" "--model resnet8 --freeze-bn"; do
@@ -43,12 +17,12 @@ for model in "--model mlp --widths 128,64" "--model resnet8 --freeze-bn"; do
   for np in 2 4; do
     "${mpi[@]}" -np $np "$bin" train $model "${common[@]}" --check-replicas --out "$tmp/$name-$np" \
       || { echo "FAIL: $name -np $np"; fail=1; }
-    compare "$tmp/$name-1" "$tmp/$name-$np" tol "$name: 1 process vs mpirun -np $np, batch 64"
+    compare_params "$tmp/$name-1" "$tmp/$name-$np" 1e-4 "$name: 1 process vs mpirun -np $np, batch 64"
     "$bin" train $model "${common[@]}" --micro-batch-size $((64 / np)) --out "$tmp/$name-1m$np" \
       || { echo "FAIL: single process micro-batches"; fail=1; }
     "${mpi[@]}" -np $np "$bin" train $model "${common[@]}" --check-replicas --deterministic-reduce \
       --out "$tmp/$name-${np}d" || { echo "FAIL: $name -np $np deterministic"; fail=1; }
-    compare "$tmp/$name-1m$np" "$tmp/$name-${np}d" exact \
+    compare_params "$tmp/$name-1m$np" "$tmp/$name-${np}d" exact \
       "$name: 1 process with micro-batches of $((64 / np)) vs mpirun -np $np --deterministic-reduce"
   done
 done

@@ -11,8 +11,6 @@ set -uo pipefail
 bin=$1
 build=${2:-$(dirname "$bin")}
 . "$(dirname "$0")/mpi_env.sh" mpic
-ok() { echo "ok   $*"; }
-bad() { echo "FAIL $*"; fail=1; }
 
 # the maths with one gradient per rank
 for t in "test_powersgd 2" "test_powersgd 3" "test_diloco 2" "test_diloco 3"; do
@@ -21,32 +19,6 @@ for t in "test_powersgd 2" "test_powersgd 3" "test_diloco 2" "test_diloco 3"; do
   else bad "$1 under mpirun -np $2"; tail -20 "$tmp/out"; fi
 done
 
-compare() { # compare A B exact|tolerance label
-  "$py" - "$@" <<'PY' || fail=1
-import sys, glob, json, struct
-import numpy as np
-def load(d):
-    p = sorted(glob.glob(d + "/ckpt-*.safetensors"))[-1]
-    b = open(p, "rb").read(); n = struct.unpack("<Q", b[:8])[0]; h = json.loads(b[8:8 + n])
-    out = {}
-    for k, v in h.items():
-        if k == "__metadata__" or k.startswith("optim.") or k.startswith("dist.") or "running" in k:
-            continue
-        s, e = v["data_offsets"]
-        out[k] = np.frombuffer(b[8 + n + s:8 + n + e], dtype=np.float32)
-    return p.split("/")[-1], out
-(na, a), (nb, b) = load(sys.argv[1]), load(sys.argv[2])
-mode, label = sys.argv[3], sys.argv[4]
-if mode == "exact":
-    ok = na == nb and all(np.array_equal(a[k], b[k]) for k in a)
-    print(("ok  " if ok else "FAIL") + f" {label}: {na} vs {nb}, parameters {'bitwise identical' if ok else 'DIFFER'}")
-else:
-    rel = max(float(np.max(np.abs(a[k] - b[k]))) / max(float(np.max(np.abs(a[k]))), 1e-30) for k in a)
-    ok = na == nb and rel < float(mode)
-    print(("ok  " if ok else "FAIL") + f" {label}: {na} vs {nb}, max relative difference {rel:.2e} (tolerance {mode})")
-sys.exit(0 if ok else 1)
-PY
-}
 run() { # label, then the arguments of train
   local label=$1; shift
   "${mpi[@]}" -np 2 "$bin" train "$@" >"$tmp/out" 2>&1 || { bad "$label: exit $?"; tail -5 "$tmp/out"; }
@@ -59,10 +31,10 @@ mlp=(--model mlp --widths 128,64 --dataset synthetic --synthetic-size 2048 --bat
 run "mlp exact" "${mlp[@]}" --out "$tmp/mlp"
 run "mlp powersgd full rank" "${mlp[@]}" --check-replicas --powersgd-rank 1000 --powersgd-min-compression 0 \
   --out "$tmp/mlp-psgd"
-compare "$tmp/mlp" "$tmp/mlp-psgd" 1e-5 "PowerSGD of rank >= every tensor's rank vs the exact all-reduce"
+compare_params "$tmp/mlp" "$tmp/mlp-psgd" 1e-5 "PowerSGD of rank >= every tensor's rank vs the exact all-reduce"
 run "mlp local sgd" "${mlp[@]}" --check-replicas --diloco-h 1 --outer-optimizer sgd --outer-lr 1 --outer-momentum 0 \
   --out "$tmp/mlp-local"
-compare "$tmp/mlp" "$tmp/mlp-local" 1e-5 "DiLoCo H=1, outer SGD lr 1 (Local SGD) vs the exact all-reduce"
+compare_params "$tmp/mlp" "$tmp/mlp-local" 1e-5 "DiLoCo H=1, outer SGD lr 1 (Local SGD) vs the exact all-reduce"
 
 # ResNet-8 with BatchNorm: replicas identical after every step (DiLoCo: every sync); bytes accounted
 net=(--model resnet8 --dataset synthetic --synthetic-size 1024 --batch-size 64 --epochs 1 --quiet --threads 1
@@ -121,7 +93,7 @@ for mode in "diloco:--diloco-h 5" "powersgd:--powersgd-rank 2 --powersgd-start-s
   [ "$name" = diloco ] && [ "$ck" != ckpt-00000010.safetensors ] && bad "diloco: the stop did not wait for the sync"
   cp -r "$tmp/$name-part" "$tmp/$name-part3"
   "${mpi[@]}" -np 2 "$bin" train --resume "$tmp/$name-part" --quiet >/dev/null 2>&1 || bad "$name: resume failed"
-  compare "$tmp/$name-full" "$tmp/$name-part" exact "$name: stopped after 7 steps and resumed vs uninterrupted"
+  compare_params "$tmp/$name-full" "$tmp/$name-part" exact "$name: stopped after 7 steps and resumed vs uninterrupted"
 done
 
 # bad launches: one clear error on rank 0, exit 2
