@@ -2,8 +2,9 @@
  * model's memory at context 2T is at most twice that at T), forward, loss and
  * backward give the same bits on 1, 2 and 3 threads (heads and positions that
  * do not divide the thread count or the SIMD width, sizes where every layer
- * runs its parallel loops), and the vectorised exp
- * and tanh (nn/vmath.h) stay within their stated error. Values against
+ * runs its parallel loops), micro-batches accumulate each one's gradient
+ * summed apart (the bits of ranks under --deterministic-reduce), and the
+ * vectorised exp and tanh (nn/vmath.h) stay within their stated error. Values against
  * PyTorch: test_model_golden; gradients: test_gradcheck_gpt. */
 #include <math.h>
 #include <stdio.h>
@@ -54,6 +55,7 @@ static void run(int threads, int T, float **logits, float **grads, size_t *nl, s
     if (!ctx)
         return;
     ol_model_params mp = gpt(ctx, T, 96);
+    mp.num_classes = 300; /* the embedding's token sort takes two passes */
     ol_model *m = NULL;
     ASSERT_OK(ol_model_create(ctx, &mp, &m), ctx);
     if (!m) {
@@ -116,6 +118,80 @@ static void check_thread_determinism(void)
     free(g1);
 }
 
+/* Gradients of samples [lo, lo + n) of x, y added into ps->grads: forward,
+ * loss (the mean over N x T positions) and backward. */
+static void accumulate(ol_ctx *ctx, ol_model *m, const float *x, const int32_t *y, int lo, int n, int N, int T)
+{
+    double loss = 0.0;
+    int correct = 0;
+    ASSERT_OK(ol_model_forward(ctx, m, x + (size_t)lo * T, n, 1), ctx);
+    ASSERT_OK(ol_model_loss(ctx, m, y + (size_t)lo * T, n, 0.0f, 1.0f / (float)(N * T), &loss, &correct), ctx);
+    ASSERT_OK(ol_model_backward(ctx, m), ctx);
+}
+
+/* Two micro-batches accumulated give, for every parameter, the bits of each
+ * micro-batch's gradient from zero added once (what two ranks give under
+ * --deterministic-reduce). The embedding's backward used to add position by
+ * position into the accumulated gradient, so a second micro-batch continued
+ * the first one's sums. A vocabulary over 256 (two passes of the token sort),
+ * tokens repeated within and across the micro-batches and rows no token uses
+ * (only the tied head adds to them). 256 positions per micro-batch: beyond
+ * that the GEMMs of the linear layers' weight gradients add their partial sums
+ * over positions into the accumulated gradient one block at a time. */
+static void check_micro_batch_sums(void)
+{
+    const int T = 128, N = 4, half = N / 2;
+    ol_ctx *ctx = ol_ctx_new(2);
+    ASSERT_TRUE(ctx != NULL);
+    if (!ctx)
+        return;
+    ol_model_params mp = gpt(ctx, T, 96);
+    mp.num_classes = 300;
+    mp.max_batch = half;
+    ol_model *m = NULL;
+    ASSERT_OK(ol_model_create(ctx, &mp, &m), ctx);
+    float *x = malloc((size_t)N * T * sizeof(float));
+    int32_t *y = malloc((size_t)N * T * sizeof(int32_t));
+    ol_paramset *ps = m ? ol_model_paramset(m) : NULL;
+    float *part = ps ? malloc(2 * ps->numel * sizeof(float)) : NULL;
+    if (!m || !x || !y || !part) {
+        ASSERT_TRUE(!"setup");
+        goto out;
+    }
+    for (int i = 0; i < N * T; i++) {
+        x[i] = (float)((i * 7 + 3) % 200);
+        y[i] = (i * 5 + 1) % mp.num_classes;
+    }
+    for (int h = 0; h < 2; h++) {
+        ol_paramset_zero_grads(ps);
+        accumulate(ctx, m, x, y, h * half, half, N, T);
+        memcpy(part + (size_t)h * ps->numel, ps->grads, ps->numel * sizeof(float));
+    }
+    ol_paramset_zero_grads(ps);
+    for (int h = 0; h < 2; h++)
+        accumulate(ctx, m, x, y, h * half, half, N, T);
+    for (int i = 0; i < ps->n; i++) {
+        const ol_tensor_desc *t = &ps->t[i];
+        size_t bad = 0, first = 0;
+        for (size_t j = t->offset; j < t->offset + t->numel; j++) {
+            float want = part[j] + part[ps->numel + j];
+            if (memcmp(&want, &ps->grads[j], sizeof want) != 0 && bad++ == 0)
+                first = j;
+        }
+        if (bad)
+            TU_FAIL("%s: %zu of %zu gradients accumulated over 2 micro-batches are not the micro-batches' sums "
+                    "added (first at %zu: %.9g vs %.9g)",
+                    t->name, bad, t->numel, first - t->offset, (double)ps->grads[first],
+                    (double)(part[first] + part[ps->numel + first]));
+    }
+out:
+    free(part);
+    free(x);
+    free(y);
+    ol_model_free(m);
+    ol_ctx_free(ctx);
+}
+
 static void check_vmath(void)
 {
     double worst = 0.0;
@@ -146,6 +222,7 @@ int main(void)
         check_memory_linear_in_t(ctx);
     ol_ctx_free(ctx);
     check_thread_determinism();
+    check_micro_batch_sums();
     check_vmath();
     return tu_finish("test_gpt_kernels");
 }

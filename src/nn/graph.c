@@ -572,6 +572,11 @@ int ol_model_backward(ol_ctx *ctx, ol_model *m)
     int n = m->cur_batch;
     if (n <= 0)
         return ol__err(ctx, OL_ESTATE, "backward without a forward pass");
+    for (int k = 0; k < m->nnodes; k++) {
+        const ol__layer_ops *ops = ol__layer_ops_of(m->nodes[k].op);
+        if (ops->backward_begin)
+            OL__TRY(ops->backward_begin(ctx, m, &m->nodes[k], n));
+    }
     for (int k = m->nnodes - 1; k >= 0; k--) {
         ol__node *nd = &m->nodes[k];
         OL__TRY(ol__layer_ops_of(nd->op)->backward(ctx, m, nd, n));

@@ -93,6 +93,9 @@ typedef struct ol__layer_ops {
     int (*forward)(ol_ctx *ctx, ol_model *m, ol__node *nd, int N, int train);
     /* parameter gradients +=; input gradients overwritten or added as nd->acc_dx says */
     int (*backward)(ol_ctx *ctx, ol_model *m, ol__node *nd, int N);
+    /* before any node's backward (NULL: nothing): a layer whose parameter gradient a
+     * later node also adds to (a tied weight) gets ready to sum the batch's share apart */
+    int (*backward_begin)(ol_ctx *ctx, ol_model *m, ol__node *nd, int N);
     /* bytes of nd->ws at batch N beyond the output activation (NULL: none) */
     size_t (*workspace_bytes)(const ol_model *m, const ol__node *nd, int N);
     /* fixed state once the parameters are laid out (NULL: none) */
