@@ -26,7 +26,8 @@ common=(--model gpt-mini --dataset text --batch-size 16 --epochs 0 --steps "$STE
         --schedule cosine --min-lr-ratio 0.1 --warmup-ratio 0.05 --test-subset 200
         --log-every 10 --seed 0 --threads 1 --checkpoint-every 0 --quiet "$@")
 mkdir -p "$OUT"
-uptime | tee "$OUT/uptime-start.txt" >&2
+load() { uptime 2>/dev/null || echo "load average: $(cut -d" " -f1-3 /proc/loadavg)"; }
+load | tee "$OUT/uptime-start.txt" >&2
 
 rows=("exact all-reduce|exact|"
       "PowerSGD rank 1|psgd1|--powersgd-rank 1"
@@ -45,9 +46,9 @@ for row in "${rows[@]}"; do
     # shellcheck disable=SC2086
     $MPIRUN -np "$NP" "$BIN" train "${common[@]}" $extra --out "$OUT/$name" --overwrite >"$OUT/$name.log" 2>&1 ||
         { echo "failed: see $OUT/$name.log" >&2; tail -3 "$OUT/$name.log" >&2; exit 1; }
-    uptime >>"$OUT/uptime.txt"
+    load >>"$OUT/uptime.txt"
 done
-uptime | tee "$OUT/uptime-end.txt" >&2
+load | tee "$OUT/uptime-end.txt" >&2
 
 python3 - "$OUT" "$NP" "$STEPS" "${rows[@]}" <<'PY' | tee "$OUT/table.md"
 import json, math, sys

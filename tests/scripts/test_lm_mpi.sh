@@ -29,4 +29,11 @@ for r in a b; do
 done
 compare_params "$tmp/one-m8" "$tmp/det-a" exact "gpt: 1 process with micro-batches of 8 vs mpirun -np 2 --deterministic-reduce"
 compare_params "$tmp/det-a" "$tmp/det-b" exact "gpt: two mpirun -np 2 --deterministic-reduce runs"
+# docs/language-model.md's table 3 script runs end to end (2 steps per row instead of 100)
+if STEPS=2 OUT="$tmp/lmdist" MPIRUN="${mpi[*]}" "$(dirname "$0")/../../experiments/lm-distributed.sh" "$bin" \
+    --test-subset 8 >"$tmp/lmdist.txt" 2>&1 && [ "$(grep -c '^| [ePD]' "$tmp/lmdist/table.md")" -eq 7 ]; then
+  echo "ok   experiments/lm-distributed.sh: the 7 rows of table 3 (2 steps each)"
+else
+  echo "FAIL experiments/lm-distributed.sh: $(tail -3 "$tmp/lmdist.txt")"; fail=1
+fi
 exit $fail
