@@ -719,6 +719,16 @@ int cli_build_sched(cli_values *v, double base_lr, int64_t spe, int64_t total, o
     return build_sched(v, base_lr, &ep, total, sp, 0);
 }
 
+/* Samples the first `steps` optimizer steps of `walk` consume over a training
+ * set of n (its batch schedule walked; buf holds `steps` batches). */
+static int64_t walk_samples(const ol_train_params *walk, int64_t n, int64_t steps, int64_t *buf)
+{
+    int64_t s = 0;
+    for (int64_t k = ol_train_step_batches(walk, n, buf, steps), i = 0; i < k; i++)
+        s += buf[i];
+    return s;
+}
+
 int cli_build_sched_run(cli_values *v, double base_lr, const ol_train_params *tp, int64_t n, int64_t total,
                         ol_sched_params *sp)
 {
@@ -739,8 +749,7 @@ int cli_build_sched_run(cli_values *v, double base_lr, const ol_train_params *tp
         int64_t *b = malloc(sizeof *b * (size_t)(total > 0 ? total : 1));
         if (!b)
             return fail(v, "out of memory");
-        for (int64_t k = ol_train_step_batches(&walk, n, b, total), i = 0; i < k; i++)
-            ep.samples += b[i];
+        ep.samples = walk_samples(&walk, n, total, b);
         free(b);
     }
     /* as --batch-ramp-ratio's: epochs x training samples, unless the steps end earlier */
@@ -796,10 +805,14 @@ static int64_t run_samples_with_ramp(const ol_train_params *tp, int64_t n, ol_ba
     ol_train_params walk = *tp;
     walk.batch_sched = b;
     b->ramp_samples = ramp;
-    int64_t s = 0;
-    for (int64_t k = ol_train_step_batches(&walk, n, buf, tp->max_steps), i = 0; i < k; i++)
-        s += buf[i];
-    return s;
+    return walk_samples(&walk, n, tp->max_steps, buf);
+}
+
+/* R S samples, at least one */
+static int64_t ramp_of(double ratio, int64_t S)
+{
+    const int64_t x = llround(ratio * (double)S);
+    return x > 0 ? x : 1;
 }
 
 /* --batch-ramp-ratio R: a ramp over the fraction R of the run's samples. By
@@ -810,24 +823,21 @@ static int64_t run_samples_with_ramp(const ol_train_params *tp, int64_t n, ol_ba
 static int ramp_by_ratio(const ol_train_params *tp, int64_t n, double ratio, ol_batch_sched_params *b)
 {
     if (tp->max_steps <= 0) {
-        int64_t x = llround(ratio * (double)tp->epochs * (double)n);
-        b->ramp_samples = x > 0 ? x : 1;
+        b->ramp_samples = ramp_of(ratio, (int64_t)tp->epochs * n);
         return 0;
     }
     int64_t *buf = malloc(sizeof *buf * (size_t)tp->max_steps);
     if (!buf)
         return -1;
-#define RAMP_OF(S) (llround(ratio * (double)(S)) > 0 ? llround(ratio * (double)(S)) : 1)
     int64_t lo = 1, hi = run_samples_with_ramp(tp, n, b, 1, buf);
     while (lo < hi) {
         int64_t mid = lo + (hi - lo) / 2;
-        if (run_samples_with_ramp(tp, n, b, RAMP_OF(mid), buf) <= mid)
+        if (run_samples_with_ramp(tp, n, b, ramp_of(ratio, mid), buf) <= mid)
             hi = mid;
         else
             lo = mid + 1;
     }
-    b->ramp_samples = RAMP_OF(lo);
-#undef RAMP_OF
+    b->ramp_samples = ramp_of(ratio, lo);
     free(buf);
     return 0;
 }
