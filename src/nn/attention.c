@@ -22,6 +22,7 @@
 
 #define ATT_R 4  /* query rows per block */
 #define ATT_J 16 /* keys per register tile (one AVX-512 vector) */
+_Static_assert(ATT_R == 4, "rows_dot_t and accum_rows spell out ATT_R = 4 rows");
 
 typedef struct {
     int T, Tp, C, C3, hs;
