@@ -137,6 +137,8 @@ static void free_keys(char **k, int n)
     free(k);
 }
 
+enum { MAX_LABEL_KEYS = 3 };
+
 /* Labels: the differing options within the run's group, else the directory name. */
 static void make_labels(report *R)
 {
@@ -150,10 +152,12 @@ static void make_labels(report *R)
             if (R->group[i] != g)
                 continue;
             char lab[1024] = "", b[256];
-            for (int k = 0; k < nk; k++) {
+            /* beyond MAX_LABEL_KEYS options a label is unreadable: the directory name (a sweep's
+             * names say what varies) */
+            for (int k = 0; k < nk && nk <= MAX_LABEL_KEYS; k++) {
                 size_t len = strlen(lab);
-                snprintf(lab + len, sizeof lab - len, "%s%s=%s", k ? " " : "", keys[k],
-                         run_cfg(&R->runs[i], keys[k], b, sizeof b));
+                const char *val = run_cfg(&R->runs[i], keys[k], b, sizeof b);
+                snprintf(lab + len, sizeof lab - len, "%s%s=%s", k ? " " : "", keys[k], *val ? val : "(default)");
             }
             R->label[i] = xstrdup(*lab ? lab : R->runs[i].name);
         }
@@ -223,7 +227,8 @@ static void fmt_pct(double x, char *b, size_t cap)
         snprintf(b, cap, "-");
 }
 
-/* The largest learning rate: the configured peak, or a larger logged one (lr scaling). */
+/* The largest learning rate: the configured peak scaled by --lr-scaling for the run's batch
+ * (log points can miss a short warm-up's end), or a larger logged one. */
 static double peak_lr(const run_data *r)
 {
     char b[64];
@@ -231,6 +236,14 @@ static double peak_lr(const run_data *r)
     const char *m = run_cfg(r, "max-lr", b, sizeof b);
     if (*m && atof(m) > p)
         p = atof(m);
+    ol_lr_scaling rule;
+    if (!ol_lr_scaling_from_name(run_cfg(r, "lr-scaling", b, sizeof b), &rule) && rule != OL_LR_SCALING_NONE) {
+        double batch = atof(run_cfg(r, "batch-size", b, sizeof b));
+        double base = atof(run_cfg(r, "base-batch-size", b, sizeof b));
+        double knee = atof(run_cfg(r, "lr-scaling-knee", b, sizeof b));
+        if (batch > 0 && base > 0)
+            p *= ol_lr_scale(rule, batch, base, knee >= 1.0 ? knee : 8.0);
+    }
     for (int i = 0; i < r->nsteps; i++)
         if (r->steps[i].lr > p)
             p = r->steps[i].lr;

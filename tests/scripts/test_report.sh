@@ -37,6 +37,15 @@ check "no external URLs" test -z "$(grep -o 'https\?://[^"]*' "$h" | grep -v '^h
 check "no scripts, sources or links" test -z "$(grep -Eio '<script|src=|href=|@import|url\(' "$h")"
 check "image runs' throughput in img/s" test "$(grep -c ' img/s |' "$md")" -eq 2
 
+# the peak lr of a scaled run is the scaled one (0.1 x 128/64), though no logged step holds it;
+# with more than three differing options the runs are labelled by their directory names
+"$bin" train "${common[@]}" --optimizer sgd --batch-size 128 --lr-scaling linear --base-batch-size 64 \
+  --warmup-epochs 1 --log-every 100 --out "$tmp/scaled" >/dev/null || { echo "FAIL train scaled"; exit 1; }
+"$bin" report "$tmp/sgd" "$tmp/adamw" "$tmp/scaled" --out "$tmp/repsc" >/dev/null 2>&1
+check "scaled peak lr in the table" test "$(grep -c '^| scaled | finished | mlp | sgd | 128 | 0.2 |' "$tmp/repsc/report.md")" -eq 1
+check "many differing options: directory names as labels" \
+  test "$(grep -c '^| sgd | finished\|^| adamw | finished' "$tmp/repsc/report.md")" -eq 2
+
 # a language model's throughput is in tokens per second (it was labelled img/s: windows per second)
 t=$tmp/text.txt
 for i in $(seq 200); do echo "the quick brown fox jumps over the lazy dog $i"; done >"$t"
