@@ -71,6 +71,26 @@ OPTIMLAB=$bin bash "$pub" "$out" "$tmp/pub" >"$tmp/pub.txt" 2>&1
 check "publish_results: every finished run copied" test "$(ls "$tmp"/pub/*/metrics.jsonl | wc -l)" -eq 4
 check "publish_results: no checkpoint copied" test -z "$(find "$tmp/pub" -name '*.safetensors')"
 check "publish_results: the report of the copies" test "$(grep -c '<tr><td><span class="sw"' "$tmp/pub/report/report.html")" -eq 4
+# experiments/course-tables.py on published runs laid out as docs/results: a run's accuracy in
+# its row, a run not yet published as "-", a missing results directory exit 2
+tables=$(dirname "$0")/../../experiments/course-tables.py
+if command -v python3 >/dev/null; then
+  mkdir -p "$tmp/res/large-batch" "$tmp/res/width"
+  cp -r "$tmp/pub/${names[0]}" "$tmp/res/large-batch/sgd-b128"
+  cp -r "$tmp/pub/${names[2]}" "$tmp/res/width/width=2"
+  python3 "$tables" "$tmp/res" >"$tmp/tables.md"
+  check "course-tables: exits 0" test $? -eq 0
+  acc0=$(python3 -c 'import json,sys; r=[json.loads(l) for l in open(sys.argv[1])][-1]; print("%.2f" % (100*r["final_test_acc"]))' \
+    "$tmp/pub/${names[0]}/metrics.jsonl")
+  err2=$(python3 -c 'import json,sys; r=[json.loads(l) for l in open(sys.argv[1])][-1]; print("%.2f" % (100-100*r["final_test_acc"]))' \
+    "$tmp/pub/${names[2]}/metrics.jsonl")
+  check "course-tables: the published run's final accuracy ($acc0)" grep -q "^| sgd-b128 | .* | 32 | [0-9]* | [0-9.]* | $acc0 | - |$" "$tmp/tables.md"
+  check "course-tables: width 2's error ($err2) beside the deck's 5.07" grep -qx "| 2 | 5.07 | $err2 |" "$tmp/tables.md"
+  check "course-tables: runs not published are -" grep -qx "| 110 | 5.79 | - | 16.44 | - |" "$tmp/tables.md"
+  check "course-tables: four tables" test "$(grep -c '^### ' "$tmp/tables.md")" -eq 4
+  python3 "$tables" "$tmp/nothing" >/dev/null 2>"$tmp/err.txt"
+  check "course-tables: a missing directory exits 2, one line" test $? -eq 2 -a "$(wc -l <"$tmp/err.txt")" -eq 1
+fi
 rm -f "$out/${names[1]}/metrics.jsonl.tmp"; sed -i '$d' "$out/${names[1]}/metrics.jsonl" # as if still training
 OPTIMLAB=$bin bash "$pub" "$out" "$tmp/pub2" >"$tmp/pub2.txt" 2>&1
 check "publish_results: an unfinished run left out" grep -q "not finished, left out: ${names[1]}" "$tmp/pub2.txt"

@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""The course's four tables, ours beside the deck's numbers, from published runs
+(scripts/publish_results.sh copies each finished run's config.json and metrics.jsonl):
+
+  experiments/course-tables.py [RESULTS_DIR]      (default docs/results; markdown on stdout)
+
+RESULTS_DIR/practical/<run>, skips-depth/model=<net>, width/width=<k> and large-batch/<run> are
+read; a run not there yet is shown as "-". Accuracies are percentages of the test set: the
+practical's column is the best test accuracy of the run (the practical reports its best
+validation accuracy), the error columns are 100 - the final test accuracy (as He et al. report)."""
+import json
+import os
+import sys
+
+# the practical (IDRIS-CNRS/DLO-JZ Jour3/1.tp_optimizer, ResNet-18 on CIFAR-10, 1 A100): best
+# validation accuracy at batch 256 (30 epochs) and 8192 (75 epochs)
+PRACTICAL = [("SGD, constant lr", "sgd-constant", 77.8, 67.0),
+             ("SGD, one-cycle", "sgd-onecycle", 78.4, 72.9),
+             ("SGD, one-cycle, wd 5e-4", "sgd-onecycle-wd", 78.4, 74.6),
+             ("AdamW", "adamw", 83.2, 84.5),
+             ("LAMB", "lamb", 77.7, 85.0),
+             ("LARC (SGD)", "larc", 85.2, 81.4),
+             ("Lion", "lion", 84.2, 79.8)]
+# the deck, CIFAR-10 test error (%): with and without skip connections; ResNet-56 by width
+DEPTH = [(20, 7.37, 8.18), (56, 5.89, 13.31), (110, 5.79, 16.44)]
+WIDTH = [(1, 5.89), (2, 5.07), (4, 4.34), (8, 3.93)]
+# experiments/large-batch.yaml: (run, what it is, the batch-128 run it is compared with)
+LARGE = [("sgd-b128", "SGD+Nesterov, lr 0.1, wd 5e-4", None),
+         ("sgd-b4096", "same, no lr scaling", "sgd-b128"),
+         ("sgd-b4096-goyal", "same, linear scaling to 3.2, 2-epoch warm-up", "sgd-b128"),
+         ("sgd-b4096-sqrt", "same, sqrt scaling to 0.57, 2-epoch warm-up", "sgd-b128"),
+         ("lars-b4096", "LARS, lr 10, trust 0.001, 2-epoch warm-up", "sgd-b128"),
+         ("lamb-b4096", "LAMB, lr 0.05, wd 0.01, 2-epoch warm-up", "sgd-b128"),
+         ("sgd-b128-wd0", "SGD+Nesterov, lr 0.1, wd 0", None),
+         ("sgd-b4096-goyal-wd0", "same, linear scaling, 2-epoch warm-up", "sgd-b128-wd0"),
+         ("adam-b128", "Adam, lr 1e-3, wd 5e-4 (L2)", None),
+         ("adam-b4096-sqrt", "same, sqrt scaling, 2-epoch warm-up", "adam-b128"),
+         ("adam-b128-wd0", "Adam, lr 1e-3, wd 0", None),
+         ("adam-b4096-sqrt-wd0", "same, sqrt scaling, 2-epoch warm-up", "adam-b128-wd0"),
+         ("sgd-b128-450steps", "SGD, batch 128 for batch 4096's 450 steps", "sgd-b128"),
+         ("adam-b128-450steps", "Adam, batch 128 for 450 steps", "adam-b128")]
+
+
+def load(path):
+    """The run's summary and config, or None while it is not published (or not finished)."""
+    try:
+        cfg = json.load(open(os.path.join(path, "config.json")))
+        summ = None
+        with open(os.path.join(path, "metrics.jsonl")) as f:
+            for line in f:
+                try:
+                    r = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(r, dict) and r.get("type") == "summary":
+                    summ = r
+    except (OSError, ValueError):
+        return None
+    if summ is None:
+        return None
+    summ["config"] = cfg
+    return summ
+
+
+def pct(x):
+    return "-" if x is None else f"{x:.2f}"
+
+
+def acc(run, key):
+    return None if run is None or run.get(key) is None else 100.0 * run[key]
+
+
+def err(run):
+    a = acc(run, "final_test_acc")
+    return None if a is None else 100.0 - a
+
+
+def practical(root):
+    print("| optimizer | deck, b256 | ours, b256 | deck, b8192 | ours, b8192 | deck, change | ours, change "
+          "| our lr (finder), b256 / b8192 |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
+    for label, suffix, d256, d8192 in PRACTICAL:
+        r = [load(os.path.join(root, "practical", f"b{b}-{suffix}")) for b in (256, 8192)]
+        a = [acc(x, "best_test_acc") for x in r]
+        ch = None if None in a else a[1] - a[0]
+        lrs = " / ".join("-" if x is None else str(x["config"].get("lr", "-")) for x in r)
+        print(f"| {label} | {d256} | {pct(a[0])} | {d8192} | {pct(a[1])} | {d8192 - d256:+.1f} | "
+              f"{'-' if ch is None else f'{ch:+.1f}'} | {lrs} |")
+
+
+def depth(root):
+    print("| depth | deck, ResNet | ours, ResNet | deck, no skips | ours, no skips |")
+    print("|---:|---:|---:|---:|---:|")
+    for n, dres, dplain in DEPTH:
+        res = load(os.path.join(root, "skips-depth", f"model=resnet{n}"))
+        plain = load(os.path.join(root, "skips-depth", f"model=plain{n}"))
+        print(f"| {n} | {dres} | {pct(err(res))} | {dplain} | {pct(err(plain))} |")
+
+
+def width(root):
+    print("| width k | deck, ResNet-56 | ours, ResNet-20 |")
+    print("|---:|---:|---:|")
+    for k, d in WIDTH:
+        print(f"| {k} | {d} | {pct(err(load(os.path.join(root, 'width', f'width={k}'))))} |")
+
+
+def large(root):
+    print("| run | what | batch | steps | best acc | final acc | behind its batch-128 run |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    runs = {name: load(os.path.join(root, "large-batch", name)) for name, _, _ in LARGE}
+    for name, what, base in LARGE:
+        r = runs[name]
+        gap = "-"
+        if r is not None and base and runs[base] is not None:
+            gap = f"{acc(runs[base], 'final_test_acc') - acc(r, 'final_test_acc'):.2f} pt"
+        batch = "-" if r is None else r["config"].get("batch-size", "-")
+        steps = "-" if r is None else r["steps"]
+        print(f"| {name} | {what} | {batch} | {steps} | {pct(acc(r, 'best_test_acc'))} | "
+              f"{pct(acc(r, 'final_test_acc'))} | {gap} |")
+
+
+def main(root):
+    for title, fn in (("The practical: best test accuracy (%)", practical),
+                      ("Skip connections against depth: final test error (%)", depth),
+                      ("Width: final test error (%)", width),
+                      ("Large-batch trends: test accuracy (%)", large)):
+        print(f"### {title}\n")
+        fn(root)
+        print()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 2 or (len(sys.argv) == 2 and sys.argv[1].startswith("-")):
+        sys.exit(__doc__)
+    root = sys.argv[1] if len(sys.argv) == 2 else "docs/results"
+    if not os.path.isdir(root):
+        print(f"course-tables.py: {root}: no such directory", file=sys.stderr)
+        sys.exit(2)
+    main(root)
