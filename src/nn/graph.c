@@ -389,6 +389,33 @@ int ol__graph_scratch(ol_ctx *ctx, ol_model *m, size_t bytes, void **out)
     return OL_OK;
 }
 
+/* Bounds the temporary of ol__graph_sgemm_acc: 4 MB, a few chunks for the largest layers. */
+#define OL__ACC_CHUNK_FLOATS ((int64_t)1 << 20)
+
+int ol__graph_sgemm_acc(ol_ctx *ctx, ol_model *m, int transa, int transb, int64_t M, int64_t N, int64_t K,
+                        const float *A, int64_t lda, const float *B, int64_t ldb, float *C, int64_t ldc)
+{
+    if (M <= 0 || N <= 0)
+        return OL_OK;
+    const int64_t rows = N >= OL__ACC_CHUNK_FLOATS ? 1 : (M < OL__ACC_CHUNK_FLOATS / N ? M : OL__ACC_CHUNK_FLOATS / N);
+    float *t;
+    OL__TRY(ol__graph_tmp(ctx, m, (size_t)(rows * N), &t));
+    for (int64_t r0 = 0; r0 < M; r0 += rows) {
+        const int64_t r = M - r0 < rows ? M - r0 : rows;
+        /* op(A)'s rows r0.. are A's columns when A is transposed */
+        ol__sgemm(ctx, transa, transb, r, N, K, 1.0f, transa ? A + r0 : A + r0 * lda, lda, B, ldb, 0.0f, t, N);
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < r; i++) {
+            float *c = C + (r0 + i) * ldc;
+            const float *ti = t + i * N;
+#pragma omp simd
+            for (int64_t j = 0; j < N; j++)
+                c[j] += ti[j];
+        }
+    }
+    return OL_OK;
+}
+
 int ol__graph_tmp(ol_ctx *ctx, ol_model *m, size_t floats, float **out)
 {
     if (floats > m->tmp_cap) {

@@ -29,6 +29,16 @@ for r in a b; do
 done
 compare_params "$tmp/one-m8" "$tmp/det-a" exact "gpt: 1 process with micro-batches of 8 vs mpirun -np 2 --deterministic-reduce"
 compare_params "$tmp/det-a" "$tmp/det-b" exact "gpt: two mpirun -np 2 --deterministic-reduce runs"
+# micro-batches of 8 x 64 = 512 positions: the matrix products of the linear layers' and the LM
+# head's weight gradients sum over more positions than one block of the GEMM (they used to add
+# block by block into the accumulated gradient)
+long=(--model gpt --n-layer 2 --n-head 2 --n-embd 32 --seq-len 64 --dataset text --text-file "$tmp/text.txt"
+      --batch-size 16 --steps 4 --epochs 1 --quiet --threads 1 --optimizer sgd --lr 0.3 --momentum 0.9
+      --schedule cosine --checkpoint-every 0)
+"$bin" train "${long[@]}" --micro-batch-size 8 --out "$tmp/long-m8" >/dev/null || { echo "FAIL: micro-batches, T 64"; fail=1; }
+"${mpi[@]}" -np 2 "$bin" train "${long[@]}" --deterministic-reduce --out "$tmp/long-det" >/dev/null \
+  || { echo "FAIL: mpirun -np 2 --deterministic-reduce, T 64"; fail=1; }
+compare_params "$tmp/long-m8" "$tmp/long-det" exact "gpt: 512 positions per micro-batch, 1 process vs --deterministic-reduce"
 # docs/language-model.md's table 3 script runs end to end (2 steps per row instead of 100)
 if STEPS=2 OUT="$tmp/lmdist" MPIRUN="${mpi[*]}" "$(dirname "$0")/../../experiments/lm-distributed.sh" "$bin" \
     --test-subset 8 >"$tmp/lmdist.txt" 2>&1 && [ "$(grep -c '^| [ePD]' "$tmp/lmdist/table.md")" -eq 7 ]; then
