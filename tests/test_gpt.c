@@ -176,6 +176,75 @@ static void check_errors(ol_ctx *ctx)
     ASSERT_TRUE(ol_model_create(ctx, &mp, &m) < 0 && m == NULL);
 }
 
+/* One micro-batch's gradient, after ol_model_zero_grads (direct) or ol_paramset_zero_grads. */
+static void grads_of(ol_ctx *ctx, ol_model *m, const float *x, const int32_t *y, int n, float scale, int direct)
+{
+    if (direct)
+        ol_model_zero_grads(m);
+    else
+        ol_paramset_zero_grads(ol_model_paramset(m));
+    double l;
+    int c;
+    ASSERT_OK(ol_model_forward(ctx, m, x, n, 1), ctx);
+    ASSERT_OK(ol_model_loss(ctx, m, y, n, 0.0f, scale, &l, &c), ctx);
+    ASSERT_OK(ol_model_backward(ctx, m), ctx);
+}
+
+/* Two micro-batches of 8 x 64 = 512 positions accumulated give bitwise the sum of their
+ * gradients computed apart (what --deterministic-reduce sums over ranks): the matrix products
+ * of the weight gradients are summed from zero and added once; and a gradient zeroed by
+ * ol_paramset_zero_grads (every product added) equals one zeroed by ol_model_zero_grads
+ * (the first product written). */
+static void check_micro_batch_sums(ol_ctx *ctx)
+{
+    ol_model_params mp = tiny(ctx);
+    mp.seq_len = 64;
+    mp.max_batch = 8;
+    ol_model *m = NULL;
+    ASSERT_OK(ol_model_create(ctx, &mp, &m), ctx);
+    const int T = 64, n = 8;
+    float *x = malloc(sizeof(float) * 2 * n * T);
+    int32_t *y = malloc(sizeof(int32_t) * 2 * n * T);
+    ol_paramset *ps = ol_model_paramset(m);
+    const size_t N = ps->numel;
+    float *acc = malloc(N * sizeof(float)), *g1 = malloc(N * sizeof(float)), *sum = malloc(N * sizeof(float));
+    unsigned st = 12345;
+    for (int i = 0; i < 2 * n * T; i++) {
+        st = st * 1103515245u + 12345u;
+        x[i] = (float)((st >> 16) % 256);
+        y[i] = (int32_t)((st >> 8) % 256);
+    }
+    const float scale = 1.0f / (2.0f * n * T);
+    /* accumulated: zero once, two backwards */
+    grads_of(ctx, m, x, y, n, scale, 1);
+    ASSERT_OK(ol_model_forward(ctx, m, x + n * T, n, 1), ctx);
+    double l;
+    int c;
+    ASSERT_OK(ol_model_loss(ctx, m, y + n * T, n, 0.0f, scale, &l, &c), ctx);
+    ASSERT_OK(ol_model_backward(ctx, m), ctx);
+    memcpy(acc, ps->grads, N * sizeof(float));
+    /* apart, then summed in order */
+    grads_of(ctx, m, x, y, n, scale, 1);
+    memcpy(g1, ps->grads, N * sizeof(float));
+    grads_of(ctx, m, x + n * T, y + n * T, n, scale, 1);
+    for (size_t i = 0; i < N; i++)
+        sum[i] = g1[i] + ps->grads[i];
+    ASSERT_TRUE(memcmp(acc, sum, N * sizeof(float)) == 0);
+    /* zeroed without the model: the same bits */
+    grads_of(ctx, m, x, y, n, scale, 0);
+    ASSERT_TRUE(memcmp(g1, ps->grads, N * sizeof(float)) == 0);
+    double nz = 0.0;
+    for (size_t i = 0; i < N; i++)
+        nz += fabs(g1[i]);
+    ASSERT_TRUE(nz > 0.0);
+    free(x);
+    free(y);
+    free(acc);
+    free(g1);
+    free(sum);
+    ol_model_free(m);
+}
+
 int main(void)
 {
     ol_ctx *ctx = ol_ctx_new(2);
@@ -183,6 +252,7 @@ int main(void)
     check_presets(ctx);
     check_checkpoint_arch(ctx);
     check_errors(ctx);
+    check_micro_batch_sums(ctx);
     ol_ctx_free(ctx);
     return tu_finish("test_gpt");
 }

@@ -7,7 +7,7 @@
  *   ol_model_params_set_arch(ctx, &mp, "resnet20");   // also "mlp", "resnet18", "plain20"
  *   mp.in_c = 1; mp.in_h = mp.in_w = 28; mp.num_classes = 10;
  *   ol_model *m; ol_model_create(ctx, &mp, &m);        // parameters initialised from mp.seed
- *   loop: ol_paramset_zero_grads(ps); ol_model_forward(ctx, m, x, n, 1);
+ *   loop: ol_model_zero_grads(m); ol_model_forward(ctx, m, x, n, 1);
  *         ol_model_loss(ctx, m, y, n, 0, 1.0f/n, &loss, &correct); ol_model_backward(ctx, m);
  *         optimizer step on ol_model_paramset(m)
  *   ol_model_free(m);
@@ -162,8 +162,14 @@ void ol_model_set_bn_momentum(ol_model *m, float momentum);
 int ol_model_loss(ol_ctx *ctx, ol_model *m, const int32_t *labels, int n, float label_smoothing, float grad_scale,
                   double *loss_sum, int *correct);
 /* Backward pass of the last forward; adds parameter gradients into the param
- * set's grads (zero them before the first micro-batch of a step). */
+ * set's grads (zero them before the first micro-batch of a step). Each micro-batch's
+ * share of a gradient is summed from zero and added once, so micro-batches give the
+ * bits of ranks that each compute one and sum them in order. */
 int ol_model_backward(ol_ctx *ctx, ol_model *m);
+/* Zero the gradients (ol_paramset_zero_grads of ol_model_paramset) and let the next
+ * backward write its products into them instead of adding: the same bits, one pass
+ * over the largest gradients fewer. */
+void ol_model_zero_grads(ol_model *m);
 
 /* Also compute the gradient of the loss with respect to the input (saliency,
  * tests); ol_model_input_grad returns it after a backward pass, NULL when off. */

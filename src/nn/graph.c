@@ -392,11 +392,19 @@ int ol__graph_scratch(ol_ctx *ctx, ol_model *m, size_t bytes, void **out)
 /* Bounds the temporary of ol__graph_sgemm_acc: 4 MB, a few chunks for the largest layers. */
 #define OL__ACC_CHUNK_FLOATS ((int64_t)1 << 20)
 
-int ol__graph_sgemm_acc(ol_ctx *ctx, ol_model *m, int transa, int transb, int64_t M, int64_t N, int64_t K,
-                        const float *A, int64_t lda, const float *B, int64_t ldb, float *C, int64_t ldc)
+int ol__graph_sgemm_acc(ol_ctx *ctx, ol_model *m, int param, int transa, int transb, int64_t M, int64_t N,
+                        int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb)
 {
+    float *C = ol__G(m, param);
+    const int64_t ldc = N;
     if (M <= 0 || N <= 0)
         return OL_OK;
+    if (param < m->grad_zero_cap && m->grad_zero[param]) {
+        /* onto zeros, beta 1 gives the bits of a product from zero: no extra pass */
+        m->grad_zero[param] = 0;
+        ol__sgemm(ctx, transa, transb, M, N, K, 1.0f, A, lda, B, ldb, 1.0f, C, ldc);
+        return OL_OK;
+    }
     const int64_t rows = N >= OL__ACC_CHUNK_FLOATS ? 1 : (M < OL__ACC_CHUNK_FLOATS / N ? M : OL__ACC_CHUNK_FLOATS / N);
     float *t;
     OL__TRY(ol__graph_tmp(ctx, m, (size_t)(rows * N), &t));
@@ -442,6 +450,7 @@ void ol__graph_free(ol_model *m)
     free_arenas(m);
     ol__free(m->scratch);
     ol__free(m->tmp);
+    free(m->grad_zero);
     free(m->nodes);
     free(m->vals);
     ol_paramset_free(&m->ps);
@@ -604,13 +613,31 @@ int ol_model_backward(ol_ctx *ctx, ol_model *m)
         if (ops->backward_begin)
             OL__TRY(ops->backward_begin(ctx, m, &m->nodes[k], n));
     }
-    for (int k = m->nnodes - 1; k >= 0; k--) {
+    int rc = OL_OK;
+    for (int k = m->nnodes - 1; k >= 0 && rc >= 0; k--) {
         ol__node *nd = &m->nodes[k];
-        OL__TRY(ol__layer_ops_of(nd->op)->backward(ctx, m, nd, n));
-        if (m->bwd_hook)
+        rc = ol__layer_ops_of(nd->op)->backward(ctx, m, nd, n);
+        if (rc >= 0 && m->bwd_hook)
             m->bwd_hook(m->bwd_hook_user, k == 0 ? 0 : nd->final_from);
     }
-    return OL_OK;
+    /* every gradient may hold this backward's sums now */
+    if (m->grad_zero_cap)
+        memset(m->grad_zero, 0, (size_t)m->grad_zero_cap);
+    return rc;
+}
+
+void ol_model_zero_grads(ol_model *m)
+{
+    ol_paramset_zero_grads(&m->ps);
+    if (m->grad_zero_cap < m->ps.n) {
+        unsigned char *z = malloc((size_t)m->ps.n);
+        if (!z) /* without the flags every product is added: the same result, one more pass */
+            return;
+        free(m->grad_zero);
+        m->grad_zero = z;
+        m->grad_zero_cap = m->ps.n;
+    }
+    memset(m->grad_zero, 1, (size_t)m->grad_zero_cap);
 }
 
 void ol_model_set_backward_hook(ol_model *m, ol_backward_hook fn, void *user)

@@ -140,6 +140,10 @@ struct ol_model {
     size_t scratch_cap;
     float *tmp; /* shared temporary activation-sized buffer */
     size_t tmp_cap;
+    /* [ps.n] 1 while a tensor's gradient holds the zeros of ol_model_zero_grads: its
+     * first product is written, not added (ol__graph_sgemm_acc) */
+    unsigned char *grad_zero;
+    int grad_zero_cap;
 };
 
 /* Building blocks for the layers' own graph functions: a new value (output
@@ -230,11 +234,12 @@ void ol__graph_load_input(ol_model *m, const float *x, int N);
 /* Make sure the shared backend scratchpad holds bytes. */
 int ol__graph_scratch(ol_ctx *ctx, ol_model *m, size_t bytes, void **out);
 int ol__graph_tmp(ol_ctx *ctx, ol_model *m, size_t floats, float **out);
-/* C[M,N] += op(A) op(B) for a parameter gradient: the product is computed from zero (in row
- * chunks through the model's temporary) and added to C once, so a process that accumulates
+/* C[M,N] += op(A) op(B) for the gradient C of parameter tensor param: the product is computed
+ * from zero (in row chunks through the model's temporary) and added to C once, so a process that accumulates
  * micro-batches gets the bits of ranks that each compute theirs and sum them
- * (--deterministic-reduce); a GEMM told to add (beta 1) adds partial sums over K block by block. */
-int ol__graph_sgemm_acc(ol_ctx *ctx, ol_model *m, int transa, int transb, int64_t M, int64_t N, int64_t K,
-                        const float *A, int64_t lda, const float *B, int64_t ldb, float *C, int64_t ldc);
+ * (--deterministic-reduce); a GEMM told to add (beta 1) adds partial sums over K block by block.
+ * Into a gradient still zero (ol_model_zero_grads) the product is written directly. */
+int ol__graph_sgemm_acc(ol_ctx *ctx, ol_model *m, int param, int transa, int transb, int64_t M, int64_t N,
+                        int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb);
 
 #endif

@@ -61,9 +61,9 @@ static int linear_backward(ol_ctx *ctx, ol_model *m, ol__node *nd, int Nsamples)
     const int N = Nsamples * ol__value_rows(xv);
     const int I = xv->c, O = yv->c;
     float *dz = yv->grad; /* this slot dies here, so the ReLU mask is applied in place */
-    float *dW = ol__G(m, nd->p_w), *db = ol__G(m, nd->p_b);
+    float *db = ol__G(m, nd->p_b);
     mask_and_bias_grad(dz, nd->relu ? yv->data : NULL, N, O, db);
-    OL__TRY(ol__graph_sgemm_acc(ctx, m, 1, 0, O, I, N, dz, O, xv->data, I, dW, I));
+    OL__TRY(ol__graph_sgemm_acc(ctx, m, nd->p_w, 1, 0, O, I, N, dz, O, xv->data, I));
     if (nd->need_dx[0])
         ol__sgemm(ctx, 0, 0, N, I, O, 1.0f, dz, O, ol__P(m, nd->p_w), I, nd->acc_dx[0] ? 1.0f : 0.0f, xv->grad, I);
     return OL_OK;

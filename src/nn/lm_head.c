@@ -18,7 +18,7 @@ static int lm_head_backward(ol_ctx *ctx, ol_model *m, ol__node *nd, int N)
 {
     const ol__value *xv = &m->vals[nd->in[0]], *yv = &m->vals[nd->out];
     const int64_t R = (int64_t)N * ol__value_rows(xv), C = xv->c, V = yv->c;
-    OL__TRY(ol__graph_sgemm_acc(ctx, m, 1, 0, V, C, R, yv->grad, V, xv->data, C, ol__G(m, nd->p_w), C));
+    OL__TRY(ol__graph_sgemm_acc(ctx, m, nd->p_w, 1, 0, V, C, R, yv->grad, V, xv->data, C));
     if (nd->need_dx[0])
         ol__sgemm(ctx, 0, 0, R, C, V, 1.0f, yv->grad, V, ol__P(m, nd->p_w), C, nd->acc_dx[0] ? 1.0f : 0.0f, xv->grad,
                   C);

@@ -322,7 +322,7 @@ int ol_hessian_gradient(ol_ctx *ctx, ol_hessian *h, double *g, double *loss)
     int rc = OL_OK;
     for (int64_t s = 0; s < d->n && rc >= 0; s += h->batch) {
         const int b = load_batch(h, s);
-        ol_paramset_zero_grads(h->ps);
+        ol_model_zero_grads(h->m);
         double l = 0.0;
         int c = 0;
         if (h->pattern)

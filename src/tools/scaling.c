@@ -287,7 +287,7 @@ static int profile_step(ol_ctx *ctx, ol_model *m, prof_bufs *pb, hook_rec *rec, 
     double loss;
     int correct;
     double t0 = ol__now();
-    ol_paramset_zero_grads(ps);
+    ol_model_zero_grads(m);
     OL__TRY(ol_model_forward(ctx, m, pb->x, batch, 1));
     OL__TRY(ol_model_loss(ctx, m, pb->y, batch, 0.0f, 1.0f / (float)batch, &loss, &correct));
     double t1 = ol__now();

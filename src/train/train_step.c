@@ -53,7 +53,7 @@ static int train_grads(ol_ctx *ctx, const ol_train_params *tp, ol_model *m, ol__
     const int P = ol_model_outputs_per_sample(m); /* labels per sample: the loss is the mean over n*P positions */
     const int mb = tp->micro_batch_size > 0 && tp->micro_batch_size < k ? tp->micro_batch_size : (k > 0 ? k : 1);
     ol_paramset *ps = ol_model_paramset(m);
-    ol_paramset_zero_grads(ps);
+    ol_model_zero_grads(m);
     int rc = OL_OK, armed = 0, local_bad = 0;
     for (int lo = 0; lo < k && rc >= 0; lo += mb) {
         int kk = k - lo < mb ? k - lo : mb;
