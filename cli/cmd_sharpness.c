@@ -8,6 +8,7 @@
 
 #include "evalrun.h"
 #include "optimlab/hessian.h"
+#include "tools/svg.h"
 
 static const cli_opt sharp_opts[] = {
     {"top-k", CLI_VALUE, "1", "K", "Sharpness", "eigenvalues of largest magnitude to compute (1..16)"},
@@ -21,6 +22,10 @@ static const cli_opt sharp_opts[] = {
     {"eps-sharpness", CLI_VALUE, "", "E[,E...]", "Sharpness",
      "also Keskar et al.'s epsilon-sharpness for each box size E (e.g. 1e-3,5e-4)"},
     {"eps-iters", CLI_VALUE, "20", "N", "Sharpness", "ascent steps of the epsilon-sharpness"},
+    {"density", CLI_FLAG, "0", NULL, "Sharpness",
+     "also the eigenvalue density by stochastic Lanczos quadrature (PyHessian's density; with --out, DIR/density.svg)"},
+    {"density-steps", CLI_VALUE, "100", "M", "Sharpness", "Lanczos steps per run of the density (memory: M vectors)"},
+    {"density-runs", CLI_VALUE, "1", "R", "Sharpness", "random start vectors of the density, averaged"},
     {"fd-step", CLI_VALUE, "1e-4", "X", "Sharpness",
      "finite-difference step relative to the weights: t = X max(|w|,1) / |v|"},
     {"train-subset", CLI_VALUE, "1000", "N", "Sharpness",
@@ -45,12 +50,14 @@ static const char *const sharp_usage =
     "central differences of gradients; the output includes an estimate of their error (v'Hv and Hv along\n"
     "the top eigenvector at the step and at a quarter of it). --eps-sharpness E: the largest rise of the\n"
     "loss within the box |y_i| <= E (|w_i| + 1), relative to 1 + loss, in percent (Keskar et al. 2017),\n"
-    "by projected sign-gradient ascent. See docs/landscape.md. The run directory is only read.";
+    "by projected sign-gradient ascent. --density: the density of the Hessian's eigenvalues by stochastic\n"
+    "Lanczos quadrature, with its extreme eigenvalues and the weight on negative ones (PyHessian's\n"
+    "density; --out DIR also plots it). See docs/landscape.md. The run directory is only read.";
 
 typedef struct {
-    long long topk, iters, trace_samples, ntrain, batch, seed, threads, eps_iters;
+    long long topk, iters, trace_samples, ntrain, batch, seed, threads, eps_iters, dsteps, druns;
     double tol, trace_tol, fd_step, eps[8];
-    int neps;
+    int neps, density;
 } sharp_opts_t;
 
 static int sharp_parse(cli_values *v, void *opts, char *err, size_t cap)
@@ -62,11 +69,58 @@ static int sharp_parse(cli_values *v, void *opts, char *err, size_t cap)
         cli_int(v, "seed", 0, INT64_MAX, &o->seed) || cli_int(v, "threads", 0, 1024, &o->threads) ||
         cli_double(v, "tol", 0.0, 1.0, &o->tol) || cli_double(v, "trace-tol", 0.0, 1.0, &o->trace_tol) ||
         cli_double(v, "fd-step", 1e-7, 0.1, &o->fd_step) || cli_int(v, "eps-iters", 1, 100000, &o->eps_iters) ||
-        cli_double_list(v, "eps-sharpness", 1e-12, 0.5, o->eps, 8, &o->neps)) {
+        cli_double_list(v, "eps-sharpness", 1e-12, 0.5, o->eps, 8, &o->neps) ||
+        cli_int(v, "density-steps", 2, 1000000, &o->dsteps) || cli_int(v, "density-runs", 1, 1000, &o->druns)) {
         snprintf(err, cap, "%s", v->err);
         return -1;
     }
+    if ((cli_given(v, "density-steps") || cli_given(v, "density-runs")) && !cli_flag(v, "density")) {
+        snprintf(err, cap, "--density-steps and --density-runs apply only with --density");
+        return -1;
+    }
+    o->density = cli_flag(v, "density");
     return 0;
+}
+
+/* The eigenvalue density (stochastic Lanczos quadrature) into res: nodes and weights per run,
+ * the extreme nodes and the weight on negative eigenvalues. */
+static int add_density(ol_ctx *ctx, const ol_linop *op, const sharp_opts_t *o, json_t *res)
+{
+    ol_slq_params sp = {.steps = (int)o->dsteps, .runs = (int)o->druns, .seed = (uint64_t)o->seed};
+    const size_t m = (size_t)sp.steps * (size_t)sp.runs;
+    double *nodes = malloc(m * sizeof(double)), *w = malloc(m * sizeof(double));
+    int *used = malloc((size_t)sp.runs * sizeof(int));
+    int s = nodes && w && used ? ol_eigen_slq(ctx, op, &sp, nodes, w, used)
+                               : (ol_ctx_set_error(ctx, OL_ENOMEM, "out of memory"), OL_ENOMEM);
+    if (s >= 0) {
+        json_t *jn = json_array(), *jw = json_array(), *ju = json_array();
+        double lo = INFINITY, hi = -INFINITY, neg = 0.0;
+        for (int r = 0; r < sp.runs; r++)
+            for (int j = 0; j < used[r]; j++)
+                lo = fmin(lo, nodes[(size_t)r * sp.steps + j]), hi = fmax(hi, nodes[(size_t)r * sp.steps + j]);
+        /* the bulk near 0 straddles it by the products' error: count only clearly negative nodes */
+        const double thr = -1e-3 * fmax(fabs(lo), fabs(hi));
+        for (int r = 0; r < sp.runs; r++) {
+            json_t *rn = json_array(), *rw = json_array();
+            for (int j = 0; j < used[r]; j++) {
+                const double x = nodes[(size_t)r * sp.steps + j], wx = w[(size_t)r * sp.steps + j];
+                json_array_append_new(rn, json_real(x));
+                json_array_append_new(rw, json_real(wx));
+                neg += x < thr ? wx / sp.runs : 0.0;
+            }
+            json_array_append_new(jn, rn);
+            json_array_append_new(jw, rw);
+            json_array_append_new(ju, json_integer(used[r]));
+        }
+        json_object_set_new(res, "density",
+                            json_pack("{s:i,s:i,s:o,s:f,s:f,s:f,s:f,s:o,s:o}", "steps", sp.steps, "runs", sp.runs,
+                                      "used", ju, "lambda_min", lo, "lambda_max", hi, "negative_threshold", thr,
+                                      "negative_weight", neg, "nodes", jn, "weights", jw));
+    }
+    free(nodes);
+    free(w);
+    free(used);
+    return s;
 }
 
 /* The finite-difference error along the top eigenvector v: the relative
@@ -126,6 +180,8 @@ static int sharpness(ol_ctx *ctx, cli_run *r, const sharp_opts_t *o, int batch, 
                           .seed = (uint64_t)o->seed};
     if (s >= 0 && want_trace)
         s = ol_trace_hutchinson(ctx, &op, &tp, &tr, NULL);
+    if (s >= 0 && o->density)
+        s = add_density(ctx, &op, o, res);
     json_t *eps = json_array();
     for (int i = 0; s >= 0 && i < o->neps; i++) {
         ol_eps_sharpness_params epp = ol_eps_sharpness_default_params();
@@ -197,12 +253,69 @@ static void print_text(const json_t *res, const cli_run *r)
                jreal(e, "eps"), jreal(e, "sharpness"), jreal(e, "max_loss"),
                (long long)json_integer_value(json_object_get(e, "iters")));
     }
+    const json_t *dj = json_object_get(res, "density");
+    if (dj)
+        printf("eigenvalue density (stochastic Lanczos, %lld steps x %lld runs): Ritz values %.6g to %.6g, weight on "
+               "negative eigenvalues (below %.3g) %.3g %%\n",
+               (long long)json_integer_value(json_object_get(dj, "steps")),
+               (long long)json_integer_value(json_object_get(dj, "runs")), jreal(dj, "lambda_min"),
+               jreal(dj, "lambda_max"), jreal(dj, "negative_threshold"), 100.0 * jreal(dj, "negative_weight"));
     const json_t *fc = json_object_get(res, "fd_check");
     printf("finite differences (step %g), at a quarter step along the top eigenvector: v'Hv changes by %.1e, "
            "Hv by %.1e (relative)\n",
            jreal(res, "fd_step"), jreal(fc, "rayleigh"), jreal(fc, "vector"));
     printf("%lld gradient passes, %.1f s\n", (long long)json_integer_value(json_object_get(res, "gradient_passes")),
            jreal(res, "seconds"));
+}
+
+/* DIR/density.svg and density.csv: the density smoothed as PyHessian's density_generate, on a log
+ * axis with PyHessian's floor of 1e-7. */
+static int write_density(ol_ctx *ctx, const json_t *dj, const char *dir, char *err, size_t cap)
+{
+    enum { BINS = 2000 };
+    const json_t *jn = json_object_get(dj, "nodes"), *jw = json_object_get(dj, "weights");
+    const int runs = (int)json_array_size(jn), steps = (int)json_integer_value(json_object_get(dj, "steps"));
+    double *nodes = calloc((size_t)runs * steps, sizeof(double)), *w = calloc((size_t)runs * steps, sizeof(double));
+    double *grid = malloc(BINS * sizeof(double)), *dens = malloc(BINS * sizeof(double));
+    int rc = nodes && w && grid && dens ? OL_EXIT_OK : (snprintf(err, cap, "out of memory"), OL_EXIT_FAIL);
+    for (int r = 0; rc == OL_EXIT_OK && r < runs; r++) {
+        const json_t *rn = json_array_get(jn, (size_t)r), *rw = json_array_get(jw, (size_t)r);
+        const size_t k = json_array_size(rn);
+        for (int j = 0; j < steps; j++) /* an early stop: weight 0 at its last node */
+            nodes[(size_t)r * steps + j] = json_real_value(json_array_get(rn, j < (int)k ? (size_t)j : k - 1)),
+            w[(size_t)r * steps + j] = j < (int)k ? json_real_value(json_array_get(rw, (size_t)j)) : 0.0;
+    }
+    if (rc == OL_EXIT_OK && ol_slq_density(ctx, nodes, w, runs, steps, BINS, 1e-5, grid, dens) < 0)
+        rc = OL_EXIT_FAIL, snprintf(err, cap, "%s", ol_ctx_errmsg(ctx));
+    char path[4200];
+    if (rc == OL_EXIT_OK) {
+        cli_memfile csv;
+        FILE *f = cli_memfile_open(&csv);
+        if (f) {
+            fprintf(f, "eigenvalue,density\n");
+            for (int b = 0; b < BINS; b++)
+                fprintf(f, "%.9g,%.9g\n", grid[b], dens[b]);
+        }
+        snprintf(path, sizeof path, "%s/density.csv", dir);
+        if (cli_memfile_save(&csv, path, err, cap) < 0)
+            rc = OL_EXIT_FAIL;
+    }
+    double top = 0.0;
+    for (int b = 0; rc == OL_EXIT_OK && b < BINS; b++)
+        top = fmax(top, dens[b] += 1e-7);
+    ol__svg sv;
+    if (rc == OL_EXIT_OK && ol__svg_begin(ctx, &sv, 720, 440, grid[0], grid[BINS - 1], 1e-7, top * 2.0, 0, 1) >= 0) {
+        ol__svg_axes(&sv, "Hessian eigenvalue density (stochastic Lanczos quadrature)", "eigenvalue",
+                     "density (log scale)");
+        ol__svg_polyline(&sv, grid, dens, BINS, ol__svg_color(0), 1.6, 0);
+        snprintf(path, sizeof path, "%s/density.svg", dir);
+        if (ol__svg_save(ctx, &sv, path) < 0)
+            rc = OL_EXIT_FAIL, snprintf(err, cap, "%s", ol_ctx_errmsg(ctx));
+    } else if (rc == OL_EXIT_OK) {
+        rc = OL_EXIT_FAIL, snprintf(err, cap, "%s", ol_ctx_errmsg(ctx));
+    }
+    free(nodes), free(w), free(grid), free(dens);
+    return rc;
 }
 
 static int emit(ol_ctx *ctx, cli_values *v, const json_t *res, const cli_run *r, char *err, size_t cap)
@@ -220,6 +333,8 @@ static int emit(ol_ctx *ctx, cli_values *v, const json_t *res, const cli_run *r,
         rc = cli_mkdir_p(ctx, dir, err, cap);
         if (rc == OL_EXIT_OK)
             rc = cli_write_file(ctx, path, text, strlen(text), err, cap);
+        if (rc == OL_EXIT_OK && json_object_get(res, "density"))
+            rc = write_density(ctx, json_object_get(res, "density"), dir, err, cap);
     }
     if (rc == OL_EXIT_OK && cli_flag(v, "json"))
         printf("%s\n", text);

@@ -395,13 +395,12 @@ static int dense_apply(ol_ctx *ctx, void *user, const double *v, double *out)
     return OL_OK;
 }
 
-static void test_quadratic(void)
+enum { N = 40 }; /* the quadratic tests' dimension */
+
+/* A = Q diag(lam) Q' with Q three Householder reflections: a known spectrum in a dense matrix. */
+static double rotated_matrix(const double *lam, double *q, double *a)
 {
-    enum { N = 40 };
-    ol_ctx *ctx = ol_ctx_new(1);
-    double lam[N], q[N * N], h[N], a[N * N];
-    for (int i = 0; i < N; i++)
-        lam[i] = i == 0 ? 10.0 : i == 1 ? -7.0 : i == 2 ? 5.0 : 3.0 * (double)(N - i) / N;
+    double h[N];
     for (int i = 0; i < N * N; i++)
         q[i] = (i / N == i % N);
     for (int r = 0; r < 3; r++) { /* Q <- Q (I - 2 h h') */
@@ -428,6 +427,21 @@ static void test_quadratic(void)
             a[i * N + j] = s;
         }
     }
+    return tr;
+}
+
+static void quadratic_spectrum(double *lam)
+{
+    for (int i = 0; i < N; i++)
+        lam[i] = i == 0 ? 10.0 : i == 1 ? -7.0 : i == 2 ? 5.0 : 3.0 * (double)(N - i) / N;
+}
+
+static void test_quadratic(void)
+{
+    ol_ctx *ctx = ol_ctx_new(1);
+    double lam[N], q[N * N], a[N * N];
+    quadratic_spectrum(lam);
+    const double tr = rotated_matrix(lam, q, a);
     dense d = {N, a};
     ol_linop op = {.n = N, .apply = dense_apply, .user = &d, .layout = NULL};
     ol_eigen_params ep = ol_eigen_default_params();
@@ -471,6 +485,118 @@ static void test_quadratic(void)
     tp.max_samples = 0;
     ASSERT_TRUE(ol_trace_hutchinson(ctx, &op, &tp, &t, NULL) == OL_EINVAL);
     ol_ctx_free(ctx);
+}
+
+static int ascending(const void *x, const void *y)
+{
+    double a = *(const double *)x, b = *(const double *)y;
+    return (a > b) - (a < b);
+}
+
+/* Stochastic Lanczos quadrature on known spectra: all N steps give every eigenvalue, with weight
+ * 1/N each on a diagonal matrix (a normalised Rademacher start has components +-1/sqrt(N)); m
+ * steps integrate polynomials of degree < 2m exactly; a spectrum of 3 distinct values stops after
+ * 3 steps; the density integrates to 1; the largest node on the MLP's Hessian is its top eigenvalue. */
+static void test_slq(fixture *f)
+{
+    ol_ctx *ctx = ol_ctx_new(1);
+    double lam[N], sorted[N], q[N * N], a[N * N], nodes[2 * N], w[2 * N], nodes2[2 * N];
+    int used[2];
+    quadratic_spectrum(lam);
+    memcpy(sorted, lam, sizeof lam);
+    qsort(sorted, N, sizeof(double), ascending);
+    for (int i = 0; i < N * N; i++)
+        a[i] = i / N == i % N ? lam[i / N] : 0.0;
+    dense d = {N, a};
+    ol_linop op = {.n = N, .apply = dense_apply, .user = &d, .layout = NULL};
+    ol_slq_params sp = ol_slq_default_params();
+    sp.steps = N, sp.runs = 2, sp.seed = 4;
+    ASSERT_OK(ol_eigen_slq(ctx, &op, &sp, nodes, w, used), ctx);
+    double err = 0.0, werr = 0.0;
+    for (int r = 0; r < 2; r++)
+        for (int j = 0; j < N; j++) {
+            err = fmax(err, fabs(nodes[r * N + j] - sorted[j]));
+            werr = fmax(werr, fabs(w[r * N + j] - 1.0 / N));
+        }
+    printf("slq, diagonal, %d steps: nodes within %.1e of the eigenvalues, weights within %.1e of 1/N (%d, %d used)\n", N,
+           err, werr, used[0], used[1]);
+    ASSERT_TRUE(err < 1e-9 && werr < 1e-9 && used[0] == N && used[1] == N);
+    /* Gauss quadrature: 6 nodes integrate lambda^p exactly for p < 12 */
+    sp.steps = 6, sp.runs = 1;
+    ASSERT_OK(ol_eigen_slq(ctx, &op, &sp, nodes, w, NULL), ctx);
+    for (int p = 0; p < 12; p++) {
+        double exact = 0.0, quad = 0.0;
+        for (int i = 0; i < N; i++)
+            exact += pow(lam[i], p) / N;
+        for (int j = 0; j < 6; j++)
+            quad += w[j] * pow(nodes[j], p);
+        ASSERT_TRUE(fabs(quad - exact) <= 1e-9 * fmax(1.0, fabs(exact)));
+    }
+    printf("slq, 6 steps: extreme nodes %.6f %.6f (eigenvalues %.1f %.1f)\n", nodes[0], nodes[5], sorted[0], sorted[N - 1]);
+    /* a dense matrix with the same spectrum: the same nodes; the same seed: the same bits */
+    rotated_matrix(lam, q, a);
+    sp.steps = N, sp.runs = 1;
+    ASSERT_OK(ol_eigen_slq(ctx, &op, &sp, nodes, w, NULL), ctx);
+    ASSERT_OK(ol_eigen_slq(ctx, &op, &sp, nodes2, w + N, NULL), ctx);
+    ASSERT_TRUE(memcmp(nodes, nodes2, N * sizeof(double)) == 0);
+    err = 0.0;
+    double wsum = 0.0;
+    for (int j = 0; j < N; j++)
+        err = fmax(err, fabs(nodes[j] - sorted[j])), wsum += w[j];
+    ASSERT_TRUE(err < 1e-8);
+    ASSERT_NEAR(wsum, 1.0, 1e-12);
+    /* three distinct eigenvalues: an invariant subspace after 3 steps */
+    for (int i = 0; i < N * N; i++)
+        a[i] = i / N == i % N ? (double)(1 + (i / N) % 3) : 0.0;
+    sp.steps = 10;
+    ASSERT_OK(ol_eigen_slq(ctx, &op, &sp, nodes, w, used), ctx);
+    printf("slq, 3 distinct eigenvalues: %d steps used, nodes %.9f %.9f %.9f, weights %.6f %.6f %.6f\n", used[0],
+           nodes[0], nodes[1], nodes[2], w[0], w[1], w[2]);
+    ASSERT_EQ_INT(used[0], 3);
+    for (int j = 0; j < 3; j++) {
+        ASSERT_NEAR(nodes[j], 1.0 + j, 1e-9);
+        ASSERT_NEAR(w[j], (j == 0 ? 14.0 : 13.0) / N, 1e-9);
+    }
+    ASSERT_TRUE(w[3] == 0.0 && w[9] == 0.0);
+    /* the smoothed density integrates to 1 and peaks at the nodes */
+    enum { B = 2001 };
+    double *grid = malloc(B * sizeof(double)), *dens = malloc(B * sizeof(double)), total = 0.0;
+    ASSERT_OK(ol_slq_density(ctx, nodes, w, 1, 10, B, 1e-3, grid, dens), ctx);
+    int peak = 0;
+    for (int b = 0; b < B; b++) {
+        total += dens[b] * (grid[1] - grid[0]);
+        peak = dens[b] > dens[peak] ? b : peak;
+    }
+    ASSERT_NEAR(total, 1.0, 1e-12);
+    ASSERT_NEAR(grid[0], 0.99, 1e-12);
+    ASSERT_NEAR(grid[B - 1], 3.01, 1e-12);
+    ASSERT_TRUE(fabs(grid[peak] - 1.0) < 2e-3); /* the heaviest node, 14/40 */
+    free(grid), free(dens);
+    /* bad arguments */
+    sp.steps = N + 1;
+    ASSERT_TRUE(ol_eigen_slq(ctx, &op, &sp, nodes, w, NULL) == OL_EINVAL);
+    sp.steps = 0;
+    ASSERT_TRUE(ol_eigen_slq(ctx, &op, &sp, nodes, w, NULL) == OL_EINVAL);
+    sp.steps = 5, sp.runs = 0;
+    ASSERT_TRUE(ol_eigen_slq(ctx, &op, &sp, nodes, w, NULL) == OL_EINVAL);
+    ASSERT_TRUE(ol_slq_density(ctx, nodes, w, 1, 5, 1, 1e-5, nodes2, nodes2) == OL_EINVAL);
+    ol_ctx_free(ctx);
+    /* the MLP's Hessian (finite-difference products): the largest node is the top eigenvalue */
+    const int nr = f->nreal;
+    double *ea = malloc((size_t)nr * nr * sizeof(double)), *ev = malloc((size_t)nr * sizeof(double));
+    memcpy(ea, f->H, (size_t)nr * nr * sizeof(double));
+    jacobi(ea, nr, ev);
+    qsort(ev, (size_t)nr, sizeof(double), ascending);
+    ol_hessian *h = hessian(f, 8);
+    ol_linop hop = ol_hessian_linop(h);
+    sp.steps = 20, sp.runs = 1, sp.seed = 2;
+    double hn[20], hw[20];
+    ASSERT_OK(ol_eigen_slq(f->ctx, &hop, &sp, hn, hw, NULL), f->ctx);
+    printf("slq, MLP Hessian, 20 steps: nodes %.6f ... %.6f, exact eigenvalues %.6f ... %.6f\n", hn[0], hn[19], ev[0],
+           ev[nr - 1]);
+    ASSERT_TRUE(fabs(hn[19] - ev[nr - 1]) <= 1e-3 * fabs(ev[nr - 1]));
+    ol_hessian_free(h);
+    free(ea), free(ev);
 }
 
 /* Gradient of the library at the current weights, with the ReLU pattern given (or free). */
@@ -563,24 +689,24 @@ static double resnet_loss(ol_ctx *ctx, ol_model *m, const float *x, const int32_
  * of the loss forward computes (central difference in double along a direction). */
 static void test_frozen_resnet(void)
 {
-    enum { N = 6 };
+    enum { NB = 6 };
     ol_ctx *ctx = ol_ctx_new(1);
     ol_dataset d;
     ol_model_params mp = ol_model_default_params();
     ol_model *m = NULL;
-    ASSERT_OK(ol_dataset_synthetic(ctx, N, 1, 12, 12, 10, 2, &d), ctx);
+    ASSERT_OK(ol_dataset_synthetic(ctx, NB, 1, 12, 12, 10, 2, &d), ctx);
     ol_model_params_set_arch(ctx, &mp, "resnet8");
-    mp.in_c = 1, mp.in_h = mp.in_w = 12, mp.max_batch = N, mp.seed = 4;
+    mp.in_c = 1, mp.in_h = mp.in_w = 12, mp.max_batch = NB, mp.seed = 4;
     ASSERT_OK(ol_model_create(ctx, &mp, &m), ctx);
     ol_paramset *ps = ol_model_paramset(m);
-    float x[N * 144];
-    int32_t y[N];
-    int64_t idx[N] = {0, 1, 2, 3, 4, 5};
-    ol_dataset_fill(&d, idx, N, NULL, 0, 0, x, y);
+    float x[NB * 144];
+    int32_t y[NB];
+    int64_t idx[NB] = {0, 1, 2, 3, 4, 5};
+    ol_dataset_fill(&d, idx, NB, NULL, 0, 0, x, y);
     const size_t units = ol_model_relu_units(m);
-    unsigned char *pat = malloc(N * units), *pat2 = malloc(N * units);
+    unsigned char *pat = malloc(NB * units), *pat2 = malloc(NB * units);
     ol_model_set_relu_pattern(m, OL_RELU_RECORD, pat);
-    ASSERT_OK(ol_model_forward(ctx, m, x, N, 0), ctx);
+    ASSERT_OK(ol_model_forward(ctx, m, x, NB, 0), ctx);
     ol_model_set_relu_pattern(m, OL_RELU_FREE, NULL);
     double *v = malloc(ps->numel * sizeof(double));
     for (size_t i = 0; i < ps->numel; i++) {
@@ -588,11 +714,11 @@ static void test_frozen_resnet(void)
         ps->params[i] += ps->params[i] != 0.0f ? (float)(0.3 * cos(0.7 * (double)i)) * ps->params[i] : 0.0f;
     }
     ol_model_set_relu_pattern(m, OL_RELU_RECORD, pat2); /* how many units the move flipped */
-    ASSERT_OK(ol_model_forward(ctx, m, x, N, 0), ctx);
+    ASSERT_OK(ol_model_forward(ctx, m, x, NB, 0), ctx);
     size_t flips = 0;
-    for (size_t i = 0; i < N * units; i++)
+    for (size_t i = 0; i < NB * units; i++)
         flips += pat[i] != pat2[i];
-    resnet_loss(ctx, m, x, y, N, pat, 1);
+    resnet_loss(ctx, m, x, y, NB, pat, 1);
     double gv = 0.0;
     for (size_t i = 0; i < ps->numel; i++)
         gv += (double)ps->grads[i] * v[i];
@@ -601,14 +727,14 @@ static void test_frozen_resnet(void)
     const double eps = 1e-2;
     for (size_t i = 0; i < ps->numel; i++)
         ps->params[i] = (float)(w[i] + eps * v[i]);
-    const double lp = resnet_loss(ctx, m, x, y, N, pat, 0);
+    const double lp = resnet_loss(ctx, m, x, y, NB, pat, 0);
     for (size_t i = 0; i < ps->numel; i++)
         ps->params[i] = (float)(w[i] - eps * v[i]);
-    const double lm = resnet_loss(ctx, m, x, y, N, pat, 0);
+    const double lm = resnet_loss(ctx, m, x, y, NB, pat, 0);
     const double fd = (lp - lm) / (2 * eps);
     printf("frozen pattern in resnet8: %zu of %zu ReLU outputs flipped; g'v %.6f, loss difference %.6f\n", flips,
-           N * units, gv, fd);
-    ASSERT_TRUE(flips > N * units / 50);
+           NB * units, gv, fd);
+    ASSERT_TRUE(flips > NB * units / 50);
     ASSERT_TRUE(fabs(gv - fd) <= 1e-3 * fabs(gv) + 1e-5);
     free(pat), free(pat2), free(v), free(w);
     ol_model_free(m);
@@ -625,6 +751,7 @@ int main(void)
     test_symmetry_batches_restore(&f);
     test_frozen_pattern(&f);
     test_eps_sharpness(&f);
+    test_slq(&f);
     fixture_free(&f);
     test_quadratic();
     test_frozen_resnet();

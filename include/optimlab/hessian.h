@@ -100,6 +100,35 @@ typedef struct {
 int ol_trace_hutchinson(ol_ctx *ctx, const ol_linop *op, const ol_trace_params *tp, ol_trace_result *out,
                         double *values);
 
+/* Stochastic Lanczos quadrature, the eigenvalue density of PyHessian (Ghorbani et al. 2019; Ubaru
+ * et al. 2017): per run, `steps` Lanczos steps with full reorthogonalisation from a normalised
+ * Rademacher vector v (stream: seed, run). The tridiagonal matrix T's eigenvalues (Ritz values) are
+ * the quadrature nodes, the squared first components of its eigenvectors the weights (summing to 1):
+ * sum_j w_j f(theta_j) approximates v'f(A)v, exactly for polynomials of degree < 2 steps, and the
+ * density of A's spectrum is their mean over runs, smoothed (ol_slq_density). The largest and
+ * smallest nodes converge to the extreme eigenvalues first. Memory: steps vectors of n doubles. */
+typedef struct {
+    int steps;     /* Lanczos steps per run, at most n (100, PyHessian's iter) */
+    int runs;      /* start vectors (1, PyHessian's n_v) */
+    uint64_t seed;
+} ol_slq_params;
+
+ol_slq_params ol_slq_default_params(void);
+
+/* nodes and weights: runs rows of steps, ascending nodes per row. A run whose Krylov space is
+ * exhausted before `steps` (an invariant subspace: the next vector would be zero) stops there:
+ * used[run] (NULL: not wanted) says how many nodes it has, the rest of its row is weight 0 at its
+ * last node. */
+int ol_eigen_slq(ol_ctx *ctx, const ol_linop *op, const ol_slq_params *p, double *nodes, double *weights,
+                 int *used);
+
+/* PyHessian's smoothing (density_generate): nbins points from the mean over runs of the smallest
+ * node - 0.01 to the mean largest + 0.01, a Gaussian of variance sigma2 * max(1, range) per node,
+ * weighted, averaged over runs, normalised to integrate to 1 on the grid. grid and density: nbins
+ * values (nbins >= 2). */
+int ol_slq_density(ol_ctx *ctx, const double *nodes, const double *weights, int runs, int steps, int nbins,
+                   double sigma2, double *grid, double *density);
+
 typedef struct {
     const ol_dataset *data; /* the samples the loss averages over */
     int batch;              /* samples per forward/backward pass (memory, not the result) */

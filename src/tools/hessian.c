@@ -10,7 +10,13 @@
 
 #define EIGEN_RNG_STREAM 0x45494730ULL /* "EIG0" */
 #define TRACE_RNG_STREAM 0x54524330ULL /* "TRC0" */
+#define SLQ_RNG_STREAM 0x534c5130ULL   /* "SLQ0" */
 #define EIGEN_MAX_K 16
+
+/* LAPACK (in OpenBLAS): eigenvalues and eigenvectors of a symmetric tridiagonal matrix; the
+ * trailing argument is the Fortran length of jobz. */
+extern void dstev_(const char *jobz, const int *n, double *d, double *e, double *z, const int *ldz, double *work,
+                   int *info, size_t jobz_len);
 
 static double dot(const double *a, const double *b, size_t n)
 {
@@ -50,6 +56,139 @@ ol_eigen_params ol_eigen_default_params(void)
 {
     ol_eigen_params ep = {.max_iter = 100, .tol = 1e-3, .seed = 0};
     return ep;
+}
+
+ol_slq_params ol_slq_default_params(void)
+{
+    ol_slq_params p = {.steps = 100, .runs = 1, .seed = 0};
+    return p;
+}
+
+/* w minus its projections on the m rows of q, twice ("twice is enough": the second pass removes
+ * what the rounding of the first left). */
+static void reorthogonalize(double *w, const double *q, int m, size_t n)
+{
+    for (int pass = 0; pass < 2; pass++)
+        for (int j = 0; j < m; j++) {
+            const double *e = q + (size_t)j * n;
+            const double c = dot(w, e, n);
+            for (size_t i = 0; i < n; i++)
+                w[i] -= c * e[i];
+        }
+}
+
+/* One Lanczos run into alpha[0..k), beta[0..k-1) with the basis in q; returns k, the steps done. */
+static int lanczos(ol_ctx *ctx, const ol_linop *op, const ol_slq_params *p, int run, double *q, double *w,
+                   double *alpha, double *beta)
+{
+    const size_t n = op->n;
+    draw(op, p->seed, SLQ_RNG_STREAM + (uint64_t)run, 1, q);
+    normalize(q, n);
+    double scale = 0.0;
+    for (int j = 0; j < p->steps; j++) {
+        const double *v = q + (size_t)j * n;
+        OL__TRY(op->apply(ctx, op->user, v, w));
+        alpha[j] = dot(w, v, n);
+        scale = fmax(scale, fabs(alpha[j]));
+        if (j + 1 == p->steps)
+            return j + 1;
+        const double *prev = j ? q + (size_t)(j - 1) * n : NULL;
+        for (size_t i = 0; i < n; i++)
+            w[i] -= alpha[j] * v[i] + (prev ? beta[j - 1] * prev[i] : 0.0);
+        reorthogonalize(w, q, j + 1, n);
+        beta[j] = sqrt(dot(w, w, n));
+        /* an invariant subspace: the spectrum seen from v is complete */
+        if (!(beta[j] > 1e-10 * (scale > 0.0 ? scale : 1.0)))
+            return j + 1;
+        double *next = q + (size_t)(j + 1) * n;
+        for (size_t i = 0; i < n; i++)
+            next[i] = w[i] / beta[j];
+    }
+    return p->steps;
+}
+
+int ol_eigen_slq(ol_ctx *ctx, const ol_linop *op, const ol_slq_params *p, double *nodes, double *weights,
+                 int *used)
+{
+    if (!op || !op->apply || !p || !nodes || !weights)
+        return ol__err(ctx, OL_EINVAL, "stochastic Lanczos: missing operator, parameters or output");
+    if (p->steps < 1 || (size_t)p->steps > op->n || p->runs < 1)
+        return ol__err(ctx, OL_EINVAL, "stochastic Lanczos: %d steps must be 1 to %zu (the dimension), %d runs at least 1",
+                       p->steps, op->n, p->runs);
+    const size_t n = op->n, m = (size_t)p->steps;
+    OL__TRY(ol_ctx_check_memory(ctx, (uint64_t)((m + 1) * n * sizeof(double)), "the Lanczos vectors"));
+    double *q = malloc(m * n * sizeof(double)), *w = malloc(n * sizeof(double));
+    double *alpha = malloc(m * sizeof(double)), *beta = malloc(m * sizeof(double));
+    double *z = malloc(m * m * sizeof(double)), *work = malloc(2 * m * sizeof(double));
+    int rc = q && w && alpha && beta && z && work ? OL_OK : ol__err(ctx, OL_ENOMEM, "out of memory for %zu Lanczos vectors", m);
+    for (int r = 0; r < p->runs && rc >= 0; r++) {
+        rc = lanczos(ctx, op, p, r, q, w, alpha, beta);
+        if (rc < 0)
+            break;
+        const int k = rc;
+        int info = 0;
+        rc = OL_OK;
+        if (k > 1)
+            dstev_("V", &k, alpha, beta, z, &k, work, &info, 1);
+        else
+            z[0] = 1.0;
+        if (info != 0) {
+            rc = ol__err(ctx, OL_EBACKEND, "stochastic Lanczos: the tridiagonal eigensolver failed (LAPACK info %d)", info);
+            break;
+        }
+        double *nr = nodes + (size_t)r * m, *wr = weights + (size_t)r * m;
+        for (size_t j = 0; j < m; j++) {
+            const size_t jj = j < (size_t)k ? j : (size_t)k - 1;
+            nr[j] = alpha[jj];
+            wr[j] = j < (size_t)k ? z[j * (size_t)k] * z[j * (size_t)k] : 0.0;
+        }
+        if (used)
+            used[r] = k;
+    }
+    free(q);
+    free(w);
+    free(alpha);
+    free(beta);
+    free(z);
+    free(work);
+    return rc < 0 ? rc : OL_OK;
+}
+
+int ol_slq_density(ol_ctx *ctx, const double *nodes, const double *weights, int runs, int steps, int nbins,
+                   double sigma2, double *grid, double *density)
+{
+    if (runs < 1 || steps < 1 || nbins < 2 || !(sigma2 > 0.0) || !nodes || !weights || !grid || !density)
+        return ol__err(ctx, OL_EINVAL, "eigenvalue density: %d runs, %d steps, %d bins, variance %g", runs, steps,
+                       nbins, sigma2);
+    double lo = 0.0, hi = 0.0;
+    for (int r = 0; r < runs; r++) {
+        double mn = INFINITY, mx = -INFINITY;
+        for (int j = 0; j < steps; j++) {
+            const double x = nodes[(size_t)r * steps + j];
+            mn = fmin(mn, x), mx = fmax(mx, x);
+        }
+        lo += mn / runs, hi += mx / runs;
+    }
+    lo -= 0.01, hi += 0.01;
+    const double var = sigma2 * fmax(1.0, hi - lo), dx = (hi - lo) / (nbins - 1);
+    const double norm = 1.0 / sqrt(2.0 * 3.14159265358979323846 * var);
+    double total = 0.0;
+    for (int b = 0; b < nbins; b++) {
+        const double x = lo + b * dx;
+        double d = 0.0;
+        for (size_t j = 0; j < (size_t)runs * steps; j++) {
+            const double t = x - nodes[j];
+            d += weights[j] * norm * exp(-t * t / (2.0 * var));
+        }
+        grid[b] = x;
+        density[b] = d / runs;
+        total += density[b];
+    }
+    if (!(total > 0.0))
+        return ol__err(ctx, OL_ENONFINITE, "eigenvalue density: no mass on the grid");
+    for (int b = 0; b < nbins; b++)
+        density[b] /= total * dx;
+    return OL_OK;
 }
 
 ol_trace_params ol_trace_default_params(void)

@@ -101,6 +101,35 @@ for js, svg, panels, ncks in (("h.json", "h.svg", ["fc1", "fc2"], 4), ("hb.json"
 ET.parse(os.path.join(tmp, "hall.svg"))
 sys.exit(0 if ok else 1)
 PY
+# --density: stochastic Lanczos quadrature; its largest Ritz value is the top eigenvalue, the weights
+# of each run sum to 1, --out writes the plot (it parses) and the smoothed curve (it integrates to 1)
+timeout 300 "$bin" sharpness "$run" "${common[@]}" --density --density-steps 40 --density-runs 2 --json \
+    --out "$tmp/dens" >"$tmp/e.json" || fail "sharpness --density: $(head -c 300 "$tmp/e.json")"
+timeout 300 "$bin" sharpness "$run" "${common[@]}" --density --density-steps 40 --density-runs 2 >"$tmp/e.txt" \
+    || fail "sharpness --density (text)"
+grep -q "^eigenvalue density (stochastic Lanczos, 40 steps x 2 runs): Ritz values .* weight on negative" "$tmp/e.txt" \
+    && echo "ok   --density: one line of text" || fail "--density text: $(cat "$tmp/e.txt")"
+"$py" - "$tmp/e.json" "$tmp/dens" <<'PY' || fail "density results"
+import json, sys, os, xml.etree.ElementTree as ET
+e = json.load(open(sys.argv[1])); d = e["density"]; out = sys.argv[2]
+ok = True
+def check(cond, what):
+    global ok
+    print(("ok  " if cond else "FAIL") + " " + what)
+    ok &= bool(cond)
+top = e["eigenvalues"][0]
+check(d["steps"] == 40 and d["runs"] == 2 and len(d["nodes"]) == 2, "density: 40 steps x 2 runs")
+check(all(abs(sum(w) - 1) < 1e-9 for w in d["weights"]), "density: each run's weights sum to 1")
+check(all(n == sorted(n) for n in d["nodes"]), "density: nodes ascending")
+check(abs(d["lambda_max"] - top) <= 1e-3 * abs(top), f"density: largest Ritz value {d['lambda_max']:.6g} = top eigenvalue {top:.6g}")
+check(0 <= d["negative_weight"] <= 1, f"density: weight on negative eigenvalues {d['negative_weight']:.3g}")
+rows = [l.split(",") for l in open(os.path.join(out, "density.csv")).read().split()[1:]]
+x = [float(r[0]) for r in rows]; y = [float(r[1]) for r in rows]
+check(len(x) == 2000 and abs(sum(y) * (x[1] - x[0]) - 1) < 1e-6, "density.csv: 2000 points integrating to 1")
+root = ET.parse(os.path.join(out, "density.svg")).getroot()
+check(any(el.tag.endswith("polyline") for el in root.iter()), "density.svg: parses, has the curve")
+sys.exit(0 if ok else 1)
+PY
 bad() { # command expected-message-part args...
     local cmd=$1 want=$2; shift 2
     timeout 60 "$bin" "$cmd" "$@" >"$tmp/out" 2>"$tmp/err"
@@ -131,6 +160,10 @@ bad sharpness "fd-step" "$run" --fd-step 0
 bad sharpness "eps-sharpness" "$run" --eps-sharpness 0
 bad sharpness "eps-sharpness" "$run" --eps-sharpness 1e-3,x
 bad sharpness "eps-iters" "$run" --eps-iters 0
+bad sharpness "apply only with --density" "$run" --density-steps 20
+bad sharpness "density-steps" "$run" --density --density-steps 1
+bad sharpness "density-runs" "$run" --density --density-runs 0
+bad sharpness "steps must be 1 to" "$run" --density --density-steps 99999
 # Keskar's epsilon-sharpness: one entry per box size, a larger box rises at least as high
 "$bin" sharpness "$run" --train-subset 128 --threads 1 --iters 5 --eps-sharpness 1e-3,1e-2 --eps-iters 10 --json \
     >"$tmp/eps.json" 2>&1 && "$py" - "$tmp/eps.json" <<'PY' && echo "ok   --eps-sharpness 1e-3,1e-2" ||
