@@ -304,7 +304,9 @@ static int write_density(ol_ctx *ctx, const json_t *dj, const char *dir, char *e
     for (int b = 0; rc == OL_EXIT_OK && b < BINS; b++)
         top = fmax(top, dens[b] += 1e-7);
     ol__svg sv;
-    if (rc == OL_EXIT_OK && ol__svg_begin(ctx, &sv, 720, 440, grid[0], grid[BINS - 1], 1e-7, top * 2.0, 0, 1) >= 0) {
+    const double pad = 0.02 * (grid[BINS - 1] - grid[0]); /* the extreme peaks clear of the frame */
+    if (rc == OL_EXIT_OK &&
+        ol__svg_begin(ctx, &sv, 720, 440, grid[0] - pad, grid[BINS - 1] + pad, 1e-7, top * 2.0, 0, 1) >= 0) {
         ol__svg_axes(&sv, "Hessian eigenvalue density (stochastic Lanczos quadrature)", "eigenvalue",
                      "density (log scale)");
         ol__svg_polyline(&sv, grid, dens, BINS, ol__svg_color(0), 1.6, 0);
