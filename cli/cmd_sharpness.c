@@ -269,10 +269,10 @@ static void print_text(const json_t *res, const cli_run *r)
 }
 
 /* DIR/density.svg and density.csv: the density smoothed as PyHessian's density_generate, on a log
- * axis with PyHessian's floor of 1e-7. */
+ * axis with PyHessian's floor of 1e-7, the Ritz values marked along the bottom. */
 static int write_density(ol_ctx *ctx, const json_t *dj, const char *dir, char *err, size_t cap)
 {
-    enum { BINS = 2000 };
+    enum { BINS = 10000 }; /* PyHessian's: the narrow Gaussians of a wide spectrum need them */
     const json_t *jn = json_object_get(dj, "nodes"), *jw = json_object_get(dj, "weights");
     const int runs = (int)json_array_size(jn), steps = (int)json_integer_value(json_object_get(dj, "steps"));
     double *nodes = calloc((size_t)runs * steps, sizeof(double)), *w = calloc((size_t)runs * steps, sizeof(double));
@@ -310,6 +310,9 @@ static int write_density(ol_ctx *ctx, const json_t *dj, const char *dir, char *e
         ol__svg_axes(&sv, "Hessian eigenvalue density (stochastic Lanczos quadrature)", "eigenvalue",
                      "density (log scale)");
         ol__svg_polyline(&sv, grid, dens, BINS, ol__svg_color(0), 1.6, 0);
+        for (size_t j = 0; j < (size_t)runs * steps; j++) /* the nodes themselves, as a rug */
+            if (w[j] > 0.0)
+                ol__svg_marker(&sv, nodes[j], 1.6e-7, 2.0, ol__svg_color(1));
         snprintf(path, sizeof path, "%s/density.svg", dir);
         if (ol__svg_save(ctx, &sv, path) < 0)
             rc = OL_EXIT_FAIL, snprintf(err, cap, "%s", ol_ctx_errmsg(ctx));

@@ -125,7 +125,7 @@ check(abs(d["lambda_max"] - top) <= 1e-3 * abs(top), f"density: largest Ritz val
 check(0 <= d["negative_weight"] <= 1, f"density: weight on negative eigenvalues {d['negative_weight']:.3g}")
 rows = [l.split(",") for l in open(os.path.join(out, "density.csv")).read().split()[1:]]
 x = [float(r[0]) for r in rows]; y = [float(r[1]) for r in rows]
-check(len(x) == 2000 and abs(sum(y) * (x[1] - x[0]) - 1) < 1e-6, "density.csv: 2000 points integrating to 1")
+check(len(x) == 10000 and abs(sum(y) * (x[1] - x[0]) - 1) < 1e-6, "density.csv: 10000 points integrating to 1")
 root = ET.parse(os.path.join(out, "density.svg")).getroot()
 check(any(el.tag.endswith("polyline") for el in root.iter()), "density.svg: parses, has the curve")
 sys.exit(0 if ok else 1)
