@@ -65,9 +65,9 @@ const cli_opt cli_train_opts[] = {
      "ratio (0 = off)"},
     {NULL, 0, NULL, NULL, NULL, NULL}};
 
-int cli_build_train(cli_values *v, ol_train_params *tp)
+/* Length, batch, evaluation and loss of the run. */
+static int parse_train_shape(cli_values *v, ol_train_params *tp)
 {
-    *tp = ol_train_default_params();
     long long x;
     double d;
     if (cli_int(v, "epochs", 0, 1000000, &x))
@@ -102,6 +102,13 @@ int cli_build_train(cli_values *v, ol_train_params *tp)
     if (cli_int(v, "bn-recompute-batches", 1, 1000000, &x))
         return -1;
     tp->bn_recompute_batches = (int)x;
+    return 0;
+}
+
+/* Logging, diagnostics, seed and prefetch. */
+static int parse_train_logging(cli_values *v, ol_train_params *tp)
+{
+    long long x;
     if (cli_int(v, "log-every", 1, 1000000000, &x))
         return -1;
     tp->log_every = (int)x;
@@ -119,6 +126,50 @@ int cli_build_train(cli_values *v, ol_train_params *tp)
         return -1;
     tp->seed = (uint64_t)x;
     tp->prefetch = !cli_flag(v, "no-prefetch");
+    return 0;
+}
+
+/* --time-limit: HH:MM:SS, MM:SS or seconds; empty: none. */
+static int parse_time_limit(cli_values *v, ol_train_params *tp)
+{
+    const char *tl = cli_str(v, "time-limit");
+    if (!*tl)
+        return 0;
+    int part[3] = {0, 0, 0}, n = 0;
+    const char *p = tl;
+    for (;;) {
+        char *stop;
+        long val = strtol(p, &stop, 10);
+        if (stop == p || val < 0 || val > 1000000 || n == 3) {
+            n = -1;
+            break;
+        }
+        part[n++] = (int)val;
+        if (*stop == '\0')
+            break;
+        if (*stop != ':') {
+            n = -1;
+            break;
+        }
+        p = stop + 1;
+    }
+    double secs = n == 3 ? 3600.0 * part[0] + 60.0 * part[1] + part[2]
+                  : n == 2 ? 60.0 * part[0] + part[1]
+                  : n == 1 ? (double)part[0]
+                           : -1.0;
+    if (!(secs > 0) || (n >= 2 && part[n - 1] >= 60) || (n == 3 && part[1] >= 60)) {
+        snprintf(v->err, sizeof v->err, "--time-limit: expected HH:MM:SS, MM:SS or seconds, got '%s'", tl);
+        return -1;
+    }
+    tp->time_limit = secs;
+    return 0;
+}
+
+/* Checkpoints (--checkpoint-every N steps or Ne epochs, --keep-last) and the
+ * rules that stop a run: --stop-after, bad steps, divergence, --time-limit. */
+static int parse_train_checkpoints(cli_values *v, ol_train_params *tp)
+{
+    long long x;
     const char *ce = cli_str(v, "checkpoint-every");
     char *end;
     errno = 0;
@@ -140,9 +191,6 @@ int cli_build_train(cli_values *v, ol_train_params *tp)
     if (cli_int(v, "stop-after", 0, INT64_MAX / 2, &x))
         return -1;
     tp->stop_after_steps = x;
-    if (cli_int(v, "keep-last", 0, 1000000, &x))
-        return -1;
-    tp->keep_last = (int)x;
     if (cli_int(v, "max-bad-steps", 0, 1000000, &x))
         return -1;
     tp->max_bad_steps = (int)x;
@@ -150,36 +198,13 @@ int cli_build_train(cli_values *v, ol_train_params *tp)
         return -1;
     if (cli_double(v, "divergence-factor", 0.0, 1e12, &tp->divergence_factor))
         return -1;
-    const char *tl = cli_str(v, "time-limit");
-    if (*tl) { /* HH:MM:SS, MM:SS or seconds */
-        int part[3] = {0, 0, 0}, n = 0;
-        const char *p = tl;
-        for (;;) {
-            char *stop;
-            long val = strtol(p, &stop, 10);
-            if (stop == p || val < 0 || val > 1000000 || n == 3) {
-                n = -1;
-                break;
-            }
-            part[n++] = (int)val;
-            if (*stop == '\0')
-                break;
-            if (*stop != ':') {
-                n = -1;
-                break;
-            }
-            p = stop + 1;
-        }
-        double secs = n == 3 ? 3600.0 * part[0] + 60.0 * part[1] + part[2]
-                      : n == 2 ? 60.0 * part[0] + part[1]
-                      : n == 1 ? (double)part[0]
-                               : -1.0;
-        if (!(secs > 0) || (n >= 2 && part[n - 1] >= 60) || (n == 3 && part[1] >= 60)) {
-            snprintf(v->err, sizeof v->err, "--time-limit: expected HH:MM:SS, MM:SS or seconds, got '%s'", tl);
-            return -1;
-        }
-        tp->time_limit = secs;
-    }
+    return parse_time_limit(v, tp);
+}
+
+/* --augment (auto: crop,flip for cifar10, else none) and --crop-pad. */
+static int parse_augment(cli_values *v, ol_train_params *tp)
+{
+    long long x;
     const char *aug = cli_str(v, "augment");
     const char *ds = cli_str(v, "dataset");
     if (strcmp(aug, "auto") == 0)
@@ -204,6 +229,15 @@ int cli_build_train(cli_values *v, ol_train_params *tp)
         snprintf(v->err, sizeof v->err, "--crop-pad applies only with --augment crop (here: %s)", aug);
         return -1;
     }
+    return 0;
+}
+
+int cli_build_train(cli_values *v, ol_train_params *tp)
+{
+    *tp = ol_train_default_params();
+    if (parse_train_shape(v, tp) || parse_train_logging(v, tp) || parse_train_checkpoints(v, tp) ||
+        parse_augment(v, tp))
+        return -1;
     return 0;
 }
 
