@@ -137,113 +137,113 @@ static int time_steps(ol_ctx *ctx, ol_model *m, ol_optim *opt, const float *x, c
     return st;
 }
 
-int bench_train(int argc, char **argv)
-{
-    const cli_opt *const tables[] = {cli_model_opts, bench_train_opts, cli_run_opts, NULL};
-    cli_values v;
-    cli_init(&v, tables);
-    int help = 0, rc = OL_EXIT_OK;
-    ol_ctx *ctx = NULL;
-    ol_model *m = NULL;
-    ol_optim *opt = NULL;
-    float *x = NULL;
-    int32_t *y = NULL;
-    double *times = NULL;
-    char err[512];
-    if (cli_parse(&v, argc, argv, 3, &help) != 0) {
-        rc = cli_fail(OL_EXIT_USAGE, v.err);
-        goto done;
-    }
-    if (help) {
-        cli_print_help(stdout, &v, bench_usage);
-        goto done;
-    }
+/* What bench train builds, freed in one place by bench_train. */
+typedef struct {
+    ol_ctx *ctx;
+    ol_model *m;
+    ol_optim *opt;
+    float *x;
+    int32_t *y;
+    double *times; /* forward, backward, update of timed step i at 3 i.. */
     ol_model_params mp;
+    ol_optim_params op;
     long long batch, steps, warmup, threads, classes;
-    int lm = 0;
-    if (bench_model(&v, &mp, &lm) || cli_int(&v, "batch-size", 1, 1 << 16, &batch) ||
-        cli_int(&v, "steps", 1, 1000000, &steps) || cli_int(&v, "warmup", 0, 1000000, &warmup) ||
-        cli_int(&v, "threads", 0, 1024, &threads) || cli_int(&v, "classes", 2, 100000, &classes)) {
-        rc = cli_fail(OL_EXIT_USAGE, v.err);
-        goto done;
-    }
-    int c, h, w;
+    int lm, c, h, w;
+    size_t rows;  /* labels per sample */
+    uint64_t est; /* the planned bytes */
+} bench_job;
+
+/* Model, sizes and the input shape (a language model: seq_len token ids per
+ * sample). Returns OL_EXIT_OK or the status of the failure it reported. */
+static int parse_bench(cli_values *v, bench_job *j)
+{
+    char err[512];
     char tail;
-    if (lm) { /* seq_len token ids per sample, one target per token */
-        c = mp.seq_len;
-        h = w = 1;
-        if (!cli_given(&v, "classes")) /* byte-level text, or GPT-2's BPE for the 124M preset */
-            classes = strcmp(cli_str(&v, "model"), "gpt2-124m") == 0 ? mp.num_classes : 256;
-        mp.num_classes = (int)classes;
-    } else if (sscanf(cli_str(&v, "input"), "%dx%dx%d%c", &c, &h, &w, &tail) != 3 || c < 1 || h < 1 || w < 1 ||
-               c > 64 || h > 4096 || w > 4096) {
-        snprintf(err, sizeof err, "--input: expected CxHxW such as 1x28x28, got '%s'", cli_str(&v, "input"));
-        rc = cli_fail(OL_EXIT_USAGE, err);
-        goto done;
+    if (bench_model(v, &j->mp, &j->lm) || cli_int(v, "batch-size", 1, 1 << 16, &j->batch) ||
+        cli_int(v, "steps", 1, 1000000, &j->steps) || cli_int(v, "warmup", 0, 1000000, &j->warmup) ||
+        cli_int(v, "threads", 0, 1024, &j->threads) || cli_int(v, "classes", 2, 100000, &j->classes))
+        return cli_fail(OL_EXIT_USAGE, v->err);
+    if (j->lm) { /* seq_len token ids per sample, one target per token */
+        j->c = j->mp.seq_len;
+        j->h = j->w = 1;
+        if (!cli_given(v, "classes")) /* byte-level text, or GPT-2's BPE for the 124M preset */
+            j->classes = strcmp(cli_str(v, "model"), "gpt2-124m") == 0 ? j->mp.num_classes : 256;
+        j->mp.num_classes = (int)j->classes;
+    } else if (sscanf(cli_str(v, "input"), "%dx%dx%d%c", &j->c, &j->h, &j->w, &tail) != 3 || j->c < 1 ||
+               j->h < 1 || j->w < 1 || j->c > 64 || j->h > 4096 || j->w > 4096) {
+        snprintf(err, sizeof err, "--input: expected CxHxW such as 1x28x28, got '%s'", cli_str(v, "input"));
+        return cli_fail(OL_EXIT_USAGE, err);
     }
-    if ((rc = cli_ctx_new(&v, (int)threads, &ctx)) != OL_EXIT_OK)
-        goto done;
-    mp.in_c = c;
-    mp.in_h = h;
-    mp.in_w = w;
-    mp.num_classes = (int)classes;
-    mp.max_batch = (int)batch;
-    ol_optim_params op = ol_optim_default_params(lm ? OL_OPT_ADAMW : OL_OPT_SGD);
-    if (lm) { /* GPT-2's (nanoGPT's) AdamW, as bench/torch_gpt.py */
-        op.lr = 6e-4;
-        op.beta1 = 0.9;
-        op.beta2 = 0.95;
-        op.eps = 1e-8;
-        op.weight_decay = 0.1;
+    return OL_EXIT_OK;
+}
+
+/* Context, model, optimizer and the random batch, the planned sizes checked
+ * before anything is allocated. Returns OL_EXIT_OK or the status reported. */
+static int build_bench(cli_values *v, bench_job *j)
+{
+    char err[512];
+    int rc = cli_ctx_new(v, (int)j->threads, &j->ctx);
+    if (rc != OL_EXIT_OK)
+        return rc;
+    ol_model_params *mp = &j->mp;
+    mp->in_c = j->c;
+    mp->in_h = j->h;
+    mp->in_w = j->w;
+    mp->num_classes = (int)j->classes;
+    mp->max_batch = (int)j->batch;
+    ol_optim_params *op = &j->op;
+    *op = ol_optim_default_params(j->lm ? OL_OPT_ADAMW : OL_OPT_SGD);
+    if (j->lm) { /* GPT-2's (nanoGPT's) AdamW, as bench/torch_gpt.py */
+        op->lr = 6e-4;
+        op->beta1 = 0.9;
+        op->beta2 = 0.95;
+        op->eps = 1e-8;
+        op->weight_decay = 0.1;
     } else {
-        op.lr = 0.01;
-        op.momentum = 0.9;
+        op->lr = 0.01;
+        op->momentum = 0.9;
     }
-    const size_t rows = lm ? (size_t)mp.seq_len : 1; /* labels per sample */
+    j->rows = j->lm ? (size_t)mp->seq_len : 1; /* labels per sample */
     /* the planned sizes, checked before anything is allocated */
     ol_model_memory mm;
-    int st = cli_memory_limit(&v, ctx);
-    if (st < 0) {
-        rc = cli_fail(OL_EXIT_USAGE, v.err);
-        goto done;
-    }
-    st = ol_model_memory_estimate(ctx, &mp, (int)batch, &mm);
-    int slots = st >= 0 ? ol_optim_state_slots(ctx, &op) : st;
-    const uint64_t est = (uint64_t)slots * mm.params + mm.total +
-                         (uint64_t)batch * ((uint64_t)c * h * w * sizeof(float) + rows * sizeof(int32_t));
-    if (slots >= 0 && cli_check_memory(ctx, est, "this benchmark", err, sizeof err) < 0) {
-        rc = cli_fail(OL_EXIT_FAIL, err);
-        goto done;
-    }
+    int st = cli_memory_limit(v, j->ctx);
+    if (st < 0)
+        return cli_fail(OL_EXIT_USAGE, v->err);
+    st = ol_model_memory_estimate(j->ctx, mp, (int)j->batch, &mm);
+    int slots = st >= 0 ? ol_optim_state_slots(j->ctx, op) : st;
+    j->est = (uint64_t)slots * mm.params + mm.total +
+             (uint64_t)j->batch * ((uint64_t)j->c * j->h * j->w * sizeof(float) + j->rows * sizeof(int32_t));
+    if (slots >= 0 && cli_check_memory(j->ctx, j->est, "this benchmark", err, sizeof err) < 0)
+        return cli_fail(OL_EXIT_FAIL, err);
     if (slots >= 0)
-        st = ol_model_create(ctx, &mp, &m);
+        st = ol_model_create(j->ctx, mp, &j->m);
     if (st >= 0)
-        st = ol_optim_create(ctx, &op, ol_model_paramset(m), &opt);
-    if (st < 0) {
-        rc = cli_fail_ctx(ctx, cli_exit_for(st));
-        goto done;
-    }
-    size_t nin = (size_t)batch * c * h * w;
-    x = malloc(nin * sizeof(float));
-    y = malloc((size_t)batch * rows * sizeof(int32_t));
-    times = calloc((size_t)steps * 3, sizeof(double));
-    if (!x || !y || !times) {
-        rc = cli_fail(OL_EXIT_FAIL, "out of memory");
-        goto done;
-    }
-    fill_random(x, nin, y, (size_t)batch * rows, classes, lm);
-    ol_paramset *ps = ol_model_paramset(m);
-    st = time_steps(ctx, m, opt, x, y, (int)batch, warmup, steps, times, op.lr);
-    if (st < 0) {
-        rc = cli_fail_ctx(ctx, OL_EXIT_FAIL);
-        goto done;
-    }
+        st = ol_optim_create(j->ctx, op, ol_model_paramset(j->m), &j->opt);
+    if (st < 0)
+        return cli_fail_ctx(j->ctx, cli_exit_for(st));
+    size_t nin = (size_t)j->batch * j->c * j->h * j->w;
+    j->x = malloc(nin * sizeof(float));
+    j->y = malloc((size_t)j->batch * j->rows * sizeof(int32_t));
+    j->times = calloc((size_t)j->steps * 3, sizeof(double));
+    if (!j->x || !j->y || !j->times)
+        return cli_fail(OL_EXIT_FAIL, "out of memory");
+    fill_random(j->x, nin, j->y, (size_t)j->batch * j->rows, j->classes, j->lm);
+    return OL_EXIT_OK;
+}
+
+/* Times the steps and prints the report. Returns an exit status. */
+static int run_bench(cli_values *v, bench_job *j)
+{
+    const long long steps = j->steps;
+    ol_paramset *ps = ol_model_paramset(j->m);
+    int st = time_steps(j->ctx, j->m, j->opt, j->x, j->y, (int)j->batch, j->warmup, steps, j->times, j->op.lr);
+    if (st < 0)
+        return cli_fail_ctx(j->ctx, OL_EXIT_FAIL);
+    const double *times = j->times;
     double sum[3] = {0, 0, 0};
     double *tot = malloc((size_t)steps * sizeof(double));
-    if (!tot) {
-        rc = cli_fail(OL_EXIT_FAIL, "out of memory");
-        goto done;
-    }
+    if (!tot)
+        return cli_fail(OL_EXIT_FAIL, "out of memory");
     for (long long i = 0; i < steps; i++) {
         for (int k = 0; k < 3; k++)
             sum[k] += times[i * 3 + k];
@@ -253,25 +253,41 @@ int bench_train(int argc, char **argv)
     double median = tot[steps / 2];
     free(tot);
     char arch[64];
-    ol_model_params_name(&mp, arch, sizeof arch);
-    bench_report r = {.model = lm ? cli_str(&v, "model") : arch, .params = ol_paramset_count(ps),
-                      .rows = lm ? rows : 0, .batch = batch, .steps = steps, .classes = classes, .c = c, .h = h,
-                      .w = w, .threads = ol_ctx_threads(ctx), .update = lm ? "adamw" : "sgd-momentum",
-                      .backend = ol_backend_name(ol_ctx_backend(ctx)), .median = median, .rss = peak_rss_mb(),
-                      .model_mb = (double)ol_model_memory_bytes(m) / 1e6, .est_mb = (double)est / 1e6};
+    ol_model_params_name(&j->mp, arch, sizeof arch);
+    bench_report r = {.model = j->lm ? cli_str(v, "model") : arch, .params = ol_paramset_count(ps),
+                      .rows = j->lm ? j->rows : 0, .batch = j->batch, .steps = steps, .classes = j->classes,
+                      .c = j->c, .h = j->h, .w = j->w, .threads = ol_ctx_threads(j->ctx),
+                      .update = j->lm ? "adamw" : "sgd-momentum", .backend = ol_backend_name(ol_ctx_backend(j->ctx)),
+                      .median = median, .rss = peak_rss_mb(), .model_mb = (double)ol_model_memory_bytes(j->m) / 1e6,
+                      .est_mb = (double)j->est / 1e6};
     for (int k = 0; k < 3; k++)
         r.phase[k] = sum[k] / (double)steps;
     r.mean = r.phase[0] + r.phase[1] + r.phase[2];
-    ol_ctx_kernel_info(ctx, r.kinfo, sizeof r.kinfo);
-    print_report(&r, cli_flag(&v, "json"));
-done:
-    free(x);
-    free(y);
-    free(times);
-    ol_optim_free(opt);
-    ol_model_free(m);
-    ol_ctx_free(ctx);
+    ol_ctx_kernel_info(j->ctx, r.kinfo, sizeof r.kinfo);
+    print_report(&r, cli_flag(v, "json"));
+    return OL_EXIT_OK;
+}
+
+int bench_train(int argc, char **argv)
+{
+    const cli_opt *const tables[] = {cli_model_opts, bench_train_opts, cli_run_opts, NULL};
+    cli_values v;
+    cli_init(&v, tables);
+    int help = 0, rc = OL_EXIT_OK;
+    bench_job job;
+    memset(&job, 0, sizeof job);
+    if (cli_parse(&v, argc, argv, 3, &help) != 0)
+        rc = cli_fail(OL_EXIT_USAGE, v.err);
+    else if (help)
+        cli_print_help(stdout, &v, bench_usage);
+    else if ((rc = parse_bench(&v, &job)) == OL_EXIT_OK && (rc = build_bench(&v, &job)) == OL_EXIT_OK)
+        rc = run_bench(&v, &job);
+    free(job.x);
+    free(job.y);
+    free(job.times);
+    ol_optim_free(job.opt);
+    ol_model_free(job.m);
+    ol_ctx_free(job.ctx);
     cli_free(&v);
     return rc;
 }
-

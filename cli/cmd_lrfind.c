@@ -59,6 +59,206 @@ static int write_csv(ol_ctx *ctx, const char *path, const char *header, const do
     return rc;
 }
 
+/* What lr-find builds, freed in one place by cmd_lrfind. */
+typedef struct {
+    ol_ctx *ctx;
+    ol_model *m;
+    ol_optim *opt;
+    cli_data data;
+    ol_lrfind_result res;
+    ol_model_params mp;
+    ol_optim_params op;
+    ol_train_params tp;
+    ol_lrfind_params lp;
+    long long threads;
+    int sweep, ncand, sweep_steps;
+    double *lrs, *final; /* sweep: candidates and their final losses, one allocation owned by lrs */
+    char csv[4096], svg[4096];
+} lrfind_job;
+
+/* Sweep candidates: --sweep-lrs, or --sweep-per-decade from --start-lr to
+ * --end-lr. Returns OL_EXIT_OK or the status of the failure it reported. */
+static int parse_sweep(cli_values *v, lrfind_job *j)
+{
+    long long per, ss;
+    if (cli_int(v, "sweep-per-decade", 1, 100, &per) || cli_int(v, "sweep-steps", 1, 10000000, &ss))
+        return cli_fail(OL_EXIT_USAGE, v->err);
+    j->sweep_steps = (int)ss;
+    j->lrs = malloc(sizeof(double) * 2 * 1024);
+    if (!j->lrs)
+        return cli_fail(OL_EXIT_FAIL, "out of memory");
+    j->final = j->lrs + 1024;
+    if (*cli_str(v, "sweep-lrs")) {
+        if (cli_double_list(v, "sweep-lrs", 1e-30, 1e6, j->lrs, 64, &j->ncand))
+            return cli_fail(OL_EXIT_USAGE, v->err);
+    } else {
+        double decades = log10(j->lp.end_lr / j->lp.start_lr);
+        int k = (int)floor(decades * (double)per + 1e-9);
+        if (k + 1 > 1024)
+            return cli_fail(OL_EXIT_USAGE, "--sweep-per-decade: too many candidates (at most 1024)");
+        for (int i = 0; i <= k; i++)
+            j->lrs[j->ncand++] = j->lp.start_lr * pow(10.0, (double)i / (double)per);
+    }
+    return OL_EXIT_OK;
+}
+
+/* Mode, model, optimizer and training flags into j's parameters. Returns
+ * OL_EXIT_OK or the status of the failure it reported. */
+static int parse_job(cli_values *v, lrfind_job *j)
+{
+    char err[1024] = "";
+    ol_lrfind_params *lp = &j->lp;
+    const ol_train_params *tp = &j->tp;
+    long long x;
+    *lp = ol_lrfind_default_params();
+    const char *mode = cli_str(v, "mode");
+    if (strcmp(mode, "range") == 0)
+        j->sweep = 0;
+    else if (strcmp(mode, "sweep") == 0)
+        j->sweep = 1;
+    else {
+        snprintf(err, sizeof err, "--mode: unknown mode '%s' (range, sweep)", mode);
+        return cli_fail(OL_EXIT_USAGE, err);
+    }
+    if (cli_build_model(v, &j->mp) || cli_build_optim(v, &j->op) || cli_build_train(v, &j->tp) ||
+        cli_int(v, "threads", 0, 1024, &j->threads) || cli_double(v, "start-lr", 1e-30, 1e6, &lp->start_lr) ||
+        cli_double(v, "end-lr", 1e-30, 1e6, &lp->end_lr) || cli_int(v, "num-iter", 2, 1000000, &x))
+        return cli_fail(OL_EXIT_USAGE, v->err);
+    lp->num_iter = (int)x;
+    lp->linear = cli_flag(v, "linear");
+    lp->batch_size = tp->batch_size;
+    if (cli_int(v, "micro-batch-size", 0, tp->batch_size, &x))
+        return cli_fail(OL_EXIT_USAGE, v->err);
+    lp->micro_batch_size = (int)x;
+    lp->label_smoothing = tp->label_smoothing;
+    lp->clip_grad_norm = tp->clip_grad_norm;
+    lp->aug = tp->aug;
+    lp->seed = tp->seed;
+    if (cli_double(v, "smooth", 0.0, 0.9999, &lp->smooth_beta) ||
+        cli_double(v, "diverge-factor", 1.000001, 1e9, &lp->diverge_factor))
+        return cli_fail(OL_EXIT_USAGE, v->err);
+    if (!(lp->end_lr > lp->start_lr)) {
+        snprintf(err, sizeof err, "--end-lr (%g) must be larger than --start-lr (%g)", lp->end_lr, lp->start_lr);
+        return cli_fail(OL_EXIT_USAGE, err);
+    }
+    return j->sweep ? parse_sweep(v, j) : OL_EXIT_OK;
+}
+
+/* Context, data, model and optimizer, the memory checked first. Returns
+ * OL_EXIT_OK or the status of the failure it reported. */
+static int build_job(cli_values *v, lrfind_job *j)
+{
+    char err[1024] = "";
+    int rc = cli_ctx_new(v, (int)j->threads, &j->ctx);
+    if (rc != OL_EXIT_OK)
+        return rc;
+    if (cli_memory_limit(v, j->ctx) < 0)
+        return cli_fail(OL_EXIT_USAGE, v->err);
+    int lst = cli_load_data(j->ctx, v, &j->data, err, sizeof err);
+    if (lst != 0)
+        return cli_fail(lst, err);
+    const ol_dataset *tr = &j->data.train;
+    j->mp.in_c = tr->c;
+    j->mp.in_h = tr->h;
+    j->mp.in_w = tr->w;
+    j->mp.num_classes = tr->num_classes;
+    j->mp.max_batch = j->tp.batch_size < tr->n ? j->tp.batch_size : (int)tr->n;
+    ol_train_memory tm;
+    int st = ol_train_memory_estimate(j->ctx, &j->tp, &j->mp, &j->op, tr, NULL, &tm);
+    if (st >= 0 && cli_check_memory(j->ctx, tm.total, "this range test", err, sizeof err) < 0)
+        return cli_fail(OL_EXIT_FAIL, err);
+    if (st >= 0)
+        st = ol_model_create(j->ctx, &j->mp, &j->m);
+    if (st >= 0)
+        st = ol_optim_create(j->ctx, &j->op, ol_model_paramset(j->m), &j->opt);
+    if (st < 0)
+        return cli_fail_ctx(j->ctx, cli_exit_for(st));
+    return OL_EXIT_OK;
+}
+
+/* The sweep's CSV and plot, then its table on stdout. */
+static int write_sweep(lrfind_job *j)
+{
+    char err[1024] = "";
+    const double *lrs = j->lrs, *final = j->final;
+    const int ncand = j->ncand;
+    const double *cols[2] = {lrs, final};
+    if (write_csv(j->ctx, j->csv, "lr,final_loss", cols, 2, ncand, err, sizeof err) < 0)
+        return cli_fail(OL_EXIT_FAIL, err);
+    if (ol_lrfind_sweep_plot(j->ctx, lrs, final, ncand, j->svg, NULL) < 0)
+        return cli_fail_ctx(j->ctx, OL_EXIT_FAIL);
+    printf("lr sweep: %d candidates x %d steps (batch %d, %s)\n", ncand, j->sweep_steps, j->lp.batch_size,
+           ol_optim_params_name(&j->op));
+    for (int i = 0; i < ncand; i++) {
+        if (isfinite(final[i]))
+            printf("  lr %-10.3g final loss %.4f\n", lrs[i], final[i]);
+        else
+            printf("  lr %-10.3g diverged\n", lrs[i]);
+    }
+    int b = ol_lrfind_sweep_best(final, ncand);
+    if (b >= 0)
+        printf("best lr: %.3g (final loss %.4f)\n", lrs[b], final[b]);
+    else
+        printf("best lr: none (every candidate diverged)\n");
+    return OL_EXIT_OK;
+}
+
+/* The range test's CSV and plot, then its suggestions on stdout. */
+static int write_range(lrfind_job *j)
+{
+    char err[1024] = "";
+    const ol_lrfind_result *res = &j->res;
+    const ol_lrfind_params *lp = &j->lp;
+    const double *cols[3] = {res->lr, res->loss, res->smooth};
+    if (write_csv(j->ctx, j->csv, "lr,loss,smoothed_loss", cols, 3, res->n, err, sizeof err) < 0)
+        return cli_fail(OL_EXIT_FAIL, err);
+    if (ol_lrfind_plot(j->ctx, res, j->svg, NULL) < 0)
+        return cli_fail_ctx(j->ctx, OL_EXIT_FAIL);
+    char micro[48] = "";
+    if (lp->micro_batch_size > 0 && lp->micro_batch_size < lp->batch_size)
+        snprintf(micro, sizeof micro, " in micro-batches of %d", lp->micro_batch_size);
+    printf("lr range test: %d iterations from %.3g to %.3g (%s, batch %d%s, %s)%s\n", res->n, lp->start_lr,
+           res->lr[res->n - 1], lp->linear ? "linear" : "exponential", lp->batch_size, micro,
+           ol_optim_params_name(&j->op), res->diverged ? ", stopped: the loss diverged" : "");
+    printf("smallest smoothed loss %.4f at lr %.3g\n", res->best_loss, res->lr_at_min);
+    printf("suggested lr: %.3g (steepest descent), %.3g (minimum / 10)\n", res->lr_steepest, res->lr_min10);
+    printf("one-cycle:    --schedule onecycle --lr %.3g   (starts at %.3g with --div-factor 25)\n",
+           res->onecycle_max_lr, res->onecycle_max_lr / 25.0);
+    printf("cyclic:       --schedule cyclic --lr %.3g --max-lr %.3g\n", res->cyclic_base_lr, res->cyclic_max_lr);
+    return OL_EXIT_OK;
+}
+
+/* Runs the range test or the sweep, then writes and prints its results. */
+static int run_job(cli_values *v, lrfind_job *j)
+{
+    char err[1024] = "";
+    const char *out = cli_str(v, "out");
+    if (*cli_str(v, "csv"))
+        snprintf(j->csv, sizeof j->csv, "%s", cli_str(v, "csv"));
+    else
+        snprintf(j->csv, sizeof j->csv, "%s/lr_find.csv", out);
+    if (*cli_str(v, "plot"))
+        snprintf(j->svg, sizeof j->svg, "%s", cli_str(v, "plot"));
+    else
+        snprintf(j->svg, sizeof j->svg, "%s/lr_find.svg", out);
+    int st;
+    if (j->sweep)
+        st = ol_lrfind_sweep(j->ctx, &j->lp, j->sweep_steps, j->lrs, j->ncand, j->m, j->opt, &j->data.train,
+                             j->final);
+    else
+        st = ol_lrfind_run(j->ctx, &j->lp, j->m, j->opt, &j->data.train, &j->res);
+    if (st < 0)
+        return cli_fail_ctx(j->ctx, st == OL_ENONFINITE ? OL_EXIT_DIVERGED : cli_exit_for(st));
+    /* results exist: only now create the output directory */
+    if ((!*cli_str(v, "csv") || !*cli_str(v, "plot")) && cli_mkdir_p(j->ctx, out, err, sizeof err) != 0)
+        return cli_fail(OL_EXIT_FAIL, err);
+    int rc = j->sweep ? write_sweep(j) : write_range(j);
+    if (rc != OL_EXIT_OK)
+        return rc;
+    printf("csv: %s\nplot: %s\n", j->csv, j->svg);
+    return OL_EXIT_OK;
+}
+
 int cmd_lrfind(int argc, char **argv)
 {
     const cli_opt *const tables[] = {cli_model_opts, cli_data_opts,  cli_optim_opts, cli_lrfind_opts, cli_train_opts,
@@ -66,206 +266,20 @@ int cmd_lrfind(int argc, char **argv)
     cli_values v;
     cli_init(&v, tables);
     int help = 0, rc = OL_EXIT_OK;
-    ol_ctx *ctx = NULL;
-    ol_model *m = NULL;
-    ol_optim *opt = NULL;
-    double *lrs = NULL, *final = NULL;
-    ol_lrfind_result res;
-    memset(&res, 0, sizeof res);
-    cli_data data;
-    memset(&data, 0, sizeof data);
-    char err[1024] = "";
-
-    if (cli_apply_presets(&v, argc, argv, 2) != 0 || cli_parse(&v, argc, argv, 2, &help) != 0) {
+    lrfind_job job;
+    memset(&job, 0, sizeof job);
+    if (cli_apply_presets(&v, argc, argv, 2) != 0 || cli_parse(&v, argc, argv, 2, &help) != 0)
         rc = cli_fail(OL_EXIT_USAGE, v.err);
-        goto done;
-    }
-    if (help) {
+    else if (help)
         cli_print_help(stdout, &v, lrfind_usage);
-        goto done;
-    }
-    ol_model_params mp;
-    ol_optim_params op;
-    ol_train_params tp;
-    ol_lrfind_params lp = ol_lrfind_default_params();
-    long long threads, x;
-    int sweep = 0;
-    const char *mode = cli_str(&v, "mode");
-    if (strcmp(mode, "range") == 0)
-        sweep = 0;
-    else if (strcmp(mode, "sweep") == 0)
-        sweep = 1;
-    else {
-        snprintf(err, sizeof err, "--mode: unknown mode '%s' (range, sweep)", mode);
-        rc = cli_fail(OL_EXIT_USAGE, err);
-        goto done;
-    }
-    if (cli_build_model(&v, &mp) || cli_build_optim(&v, &op) || cli_build_train(&v, &tp) ||
-        cli_int(&v, "threads", 0, 1024, &threads) || cli_double(&v, "start-lr", 1e-30, 1e6, &lp.start_lr) ||
-        cli_double(&v, "end-lr", 1e-30, 1e6, &lp.end_lr) || cli_int(&v, "num-iter", 2, 1000000, &x)) {
-        rc = cli_fail(OL_EXIT_USAGE, v.err);
-        goto done;
-    }
-    lp.num_iter = (int)x;
-    lp.linear = cli_flag(&v, "linear");
-    lp.batch_size = tp.batch_size;
-    if (cli_int(&v, "micro-batch-size", 0, tp.batch_size, &x)) {
-        rc = cli_fail(OL_EXIT_USAGE, v.err);
-        goto done;
-    }
-    lp.micro_batch_size = (int)x;
-    lp.label_smoothing = tp.label_smoothing;
-    lp.clip_grad_norm = tp.clip_grad_norm;
-    lp.aug = tp.aug;
-    lp.seed = tp.seed;
-    if (cli_double(&v, "smooth", 0.0, 0.9999, &lp.smooth_beta) ||
-        cli_double(&v, "diverge-factor", 1.000001, 1e9, &lp.diverge_factor)) {
-        rc = cli_fail(OL_EXIT_USAGE, v.err);
-        goto done;
-    }
-    if (!(lp.end_lr > lp.start_lr)) {
-        snprintf(err, sizeof err, "--end-lr (%g) must be larger than --start-lr (%g)", lp.end_lr, lp.start_lr);
-        rc = cli_fail(OL_EXIT_USAGE, err);
-        goto done;
-    }
-    int ncand = 0, sweep_steps = 0;
-    if (sweep) {
-        long long per, ss;
-        if (cli_int(&v, "sweep-per-decade", 1, 100, &per) || cli_int(&v, "sweep-steps", 1, 10000000, &ss)) {
-            rc = cli_fail(OL_EXIT_USAGE, v.err);
-            goto done;
-        }
-        sweep_steps = (int)ss;
-        lrs = malloc(sizeof(double) * 2 * 1024);
-        if (!lrs) {
-            rc = cli_fail(OL_EXIT_FAIL, "out of memory");
-            goto done;
-        }
-        final = lrs + 1024;
-        if (*cli_str(&v, "sweep-lrs")) {
-            if (cli_double_list(&v, "sweep-lrs", 1e-30, 1e6, lrs, 64, &ncand)) {
-                rc = cli_fail(OL_EXIT_USAGE, v.err);
-                goto done;
-            }
-        } else {
-            double decades = log10(lp.end_lr / lp.start_lr);
-            int k = (int)floor(decades * (double)per + 1e-9);
-            if (k + 1 > 1024) {
-                rc = cli_fail(OL_EXIT_USAGE, "--sweep-per-decade: too many candidates (at most 1024)");
-                goto done;
-            }
-            for (int i = 0; i <= k; i++)
-                lrs[ncand++] = lp.start_lr * pow(10.0, (double)i / (double)per);
-        }
-    }
-    if ((rc = cli_ctx_new(&v, (int)threads, &ctx)) != OL_EXIT_OK)
-        goto done;
-    if (cli_memory_limit(&v, ctx) < 0) {
-        rc = cli_fail(OL_EXIT_USAGE, v.err);
-        goto done;
-    }
-    int lst = cli_load_data(ctx, &v, &data, err, sizeof err);
-    if (lst != 0) {
-        rc = cli_fail(lst, err);
-        goto done;
-    }
-    mp.in_c = data.train.c;
-    mp.in_h = data.train.h;
-    mp.in_w = data.train.w;
-    mp.num_classes = data.train.num_classes;
-    mp.max_batch = tp.batch_size < data.train.n ? tp.batch_size : (int)data.train.n;
-    ol_train_memory tm;
-    int st = ol_train_memory_estimate(ctx, &tp, &mp, &op, &data.train, NULL, &tm);
-    if (st >= 0 && cli_check_memory(ctx, tm.total, "this range test", err, sizeof err) < 0) {
-        rc = cli_fail(OL_EXIT_FAIL, err);
-        goto done;
-    }
-    if (st >= 0)
-        st = ol_model_create(ctx, &mp, &m);
-    if (st >= 0)
-        st = ol_optim_create(ctx, &op, ol_model_paramset(m), &opt);
-    if (st < 0) {
-        rc = cli_fail_ctx(ctx, cli_exit_for(st));
-        goto done;
-    }
-    const char *out = cli_str(&v, "out");
-    char csv[4096], svg[4096];
-    if (*cli_str(&v, "csv"))
-        snprintf(csv, sizeof csv, "%s", cli_str(&v, "csv"));
-    else
-        snprintf(csv, sizeof csv, "%s/lr_find.csv", out);
-    if (*cli_str(&v, "plot"))
-        snprintf(svg, sizeof svg, "%s", cli_str(&v, "plot"));
-    else
-        snprintf(svg, sizeof svg, "%s/lr_find.svg", out);
-
-    if (sweep) {
-        st = ol_lrfind_sweep(ctx, &lp, sweep_steps, lrs, ncand, m, opt, &data.train, final);
-    } else {
-        st = ol_lrfind_run(ctx, &lp, m, opt, &data.train, &res);
-    }
-    if (st < 0) {
-        rc = cli_fail_ctx(ctx, st == OL_ENONFINITE ? OL_EXIT_DIVERGED : cli_exit_for(st));
-        goto done;
-    }
-    /* results exist: only now create the output directory */
-    if ((!*cli_str(&v, "csv") || !*cli_str(&v, "plot")) && cli_mkdir_p(ctx, out, err, sizeof err) != 0) {
-        rc = cli_fail(OL_EXIT_FAIL, err);
-        goto done;
-    }
-    if (sweep) {
-        const double *cols[2] = {lrs, final};
-        if (write_csv(ctx, csv, "lr,final_loss", cols, 2, ncand, err, sizeof err) < 0) {
-            rc = cli_fail(OL_EXIT_FAIL, err);
-            goto done;
-        }
-        if (ol_lrfind_sweep_plot(ctx, lrs, final, ncand, svg, NULL) < 0) {
-            rc = cli_fail_ctx(ctx, OL_EXIT_FAIL);
-            goto done;
-        }
-        printf("lr sweep: %d candidates x %d steps (batch %d, %s)\n", ncand, sweep_steps, lp.batch_size,
-               ol_optim_params_name(&op));
-        for (int i = 0; i < ncand; i++) {
-            if (isfinite(final[i]))
-                printf("  lr %-10.3g final loss %.4f\n", lrs[i], final[i]);
-            else
-                printf("  lr %-10.3g diverged\n", lrs[i]);
-        }
-        int b = ol_lrfind_sweep_best(final, ncand);
-        if (b >= 0)
-            printf("best lr: %.3g (final loss %.4f)\n", lrs[b], final[b]);
-        else
-            printf("best lr: none (every candidate diverged)\n");
-    } else {
-        const double *cols[3] = {res.lr, res.loss, res.smooth};
-        if (write_csv(ctx, csv, "lr,loss,smoothed_loss", cols, 3, res.n, err, sizeof err) < 0) {
-            rc = cli_fail(OL_EXIT_FAIL, err);
-            goto done;
-        }
-        if (ol_lrfind_plot(ctx, &res, svg, NULL) < 0) {
-            rc = cli_fail_ctx(ctx, OL_EXIT_FAIL);
-            goto done;
-        }
-        char micro[48] = "";
-        if (lp.micro_batch_size > 0 && lp.micro_batch_size < lp.batch_size)
-            snprintf(micro, sizeof micro, " in micro-batches of %d", lp.micro_batch_size);
-        printf("lr range test: %d iterations from %.3g to %.3g (%s, batch %d%s, %s)%s\n", res.n, lp.start_lr,
-               res.lr[res.n - 1], lp.linear ? "linear" : "exponential", lp.batch_size, micro, ol_optim_params_name(&op),
-               res.diverged ? ", stopped: the loss diverged" : "");
-        printf("smallest smoothed loss %.4f at lr %.3g\n", res.best_loss, res.lr_at_min);
-        printf("suggested lr: %.3g (steepest descent), %.3g (minimum / 10)\n", res.lr_steepest, res.lr_min10);
-        printf("one-cycle:    --schedule onecycle --lr %.3g   (starts at %.3g with --div-factor 25)\n",
-               res.onecycle_max_lr, res.onecycle_max_lr / 25.0);
-        printf("cyclic:       --schedule cyclic --lr %.3g --max-lr %.3g\n", res.cyclic_base_lr, res.cyclic_max_lr);
-    }
-    printf("csv: %s\nplot: %s\n", csv, svg);
-done:
-    ol_lrfind_result_free(&res);
-    free(lrs);
-    ol_optim_free(opt);
-    ol_model_free(m);
-    cli_free_data(&data);
-    ol_ctx_free(ctx);
+    else if ((rc = parse_job(&v, &job)) == OL_EXIT_OK && (rc = build_job(&v, &job)) == OL_EXIT_OK)
+        rc = run_job(&v, &job);
+    ol_lrfind_result_free(&job.res);
+    free(job.lrs);
+    ol_optim_free(job.opt);
+    ol_model_free(job.m);
+    cli_free_data(&job.data);
+    ol_ctx_free(job.ctx);
     cli_free(&v);
     return rc;
 }

@@ -117,6 +117,98 @@ static int fill(const ol_train_params *tp, const ol_sched_params *sp, const ol_o
     return 0;
 }
 
+/* A run of --steps steps as train would take it; tp.batch_sched points into bc. */
+typedef struct {
+    ol_train_params tp;
+    ol_sched_params sp;
+    ol_optim_params op;
+    cli_batch_config bc;
+    long long steps;
+    int64_t n; /* samples per epoch */
+} schedule_job;
+
+/* Length, batch, optimizer and schedule flags into j. Returns OL_EXIT_OK or
+ * the status of the failure it reported. */
+static int parse_run(cli_values *v, schedule_job *j)
+{
+    if (!*cli_str(v, "steps"))
+        return cli_fail(OL_EXIT_USAGE, "--steps N is required (the training length in optimizer steps)");
+    long long spe, batch;
+    long long seq = 0;
+    if (cli_int(v, "steps", 1, 100000000, &j->steps) || cli_int(v, "steps-per-epoch", 1, 1LL << 40, &spe) ||
+        (*cli_str(v, "seq-len") && cli_int(v, "seq-len", 1, 1 << 20, &seq)) || cli_batch_tokens(v) ||
+        cli_int(v, "batch-size", 1, 1 << 30, &batch) || cli_build_optim(v, &j->op))
+        return cli_fail(OL_EXIT_USAGE, v->err);
+    /* a run of --steps steps over epochs of steps-per-epoch x batch samples */
+    ol_train_params *tp = &j->tp;
+    *tp = ol_train_default_params();
+    tp->batch_size = (int)batch;
+    tp->max_steps = j->steps;
+    tp->epochs = (int)((j->steps + spe - 1) / spe);
+    j->n = spe * batch;
+    if (cli_build_batch_sched(v, tp, j->n, &j->bc))
+        return cli_fail(OL_EXIT_USAGE, v->err);
+    if (j->bc.sched.type != OL_BATCH_CONSTANT)
+        tp->batch_sched = &j->bc.sched;
+    tp->lr_scaling = j->bc.lr_scaling;
+    tp->base_batch = j->bc.base_batch;
+    tp->lr_knee = j->bc.knee;
+    if (cli_build_sched_run(v, j->op.lr, tp, j->n, j->steps, &j->sp))
+        return cli_fail(OL_EXIT_USAGE, v->err);
+    return OL_EXIT_OK;
+}
+
+/* Every step's values as CSV, or one JSON object. */
+static void print_values(const schedule_job *j, const double *lr, const double *mom, const double *bs, int json)
+{
+    const long long steps = j->steps;
+    if (json) {
+        const char *names[3] = {"lr", "momentum", "batch_size"};
+        const double *arr[3] = {lr, mom, bs};
+        printf("{\"schedule\": \"%s\", \"steps\": %lld", ol_sched_params_name(&j->sp), steps);
+        for (int k = 0; k < 3; k++) {
+            printf(", \"%s\": [", names[k]);
+            for (int64_t t = 0; t < steps; t++)
+                printf(k == 2 ? "%s%.0f" : "%s%.17g", t ? ", " : "", arr[k][t]);
+            printf("]");
+        }
+        printf("}\n");
+    } else {
+        printf("step,lr,momentum,batch_size\n");
+        for (int64_t t = 0; t < steps; t++)
+            printf("%lld,%.17g,%.17g,%.0f\n", (long long)t, lr[t], mom[t], bs[t]);
+    }
+}
+
+/* Computes the values, plots them (first: a bad path fails before anything
+ * is printed) and prints them. Returns an exit status. */
+static int run_schedule(cli_values *v, schedule_job *j, ol_ctx **ctx, double **buf)
+{
+    const long long steps = j->steps;
+    *ctx = ol_ctx_new(1);
+    *buf = malloc((sizeof(double) * 3 + sizeof(int64_t)) * (size_t)steps);
+    if (!*ctx || !*buf)
+        return cli_fail(OL_EXIT_FAIL, "out of memory");
+    double *lr = *buf, *mom = lr + steps, *bs = mom + steps;
+    if (fill(&j->tp, &j->sp, &j->op, j->n, steps, lr, mom, bs) < 0)
+        return cli_fail(OL_EXIT_USAGE, "the batch schedule gives fewer than --steps steps");
+    /* the plot first: a bad path fails before anything is printed */
+    const char *plot_path = cli_str(v, "plot");
+    if (*plot_path) {
+        char title[256];
+        if (*cli_str(v, "title"))
+            snprintf(title, sizeof title, "%s", cli_str(v, "title"));
+        else
+            snprintf(title, sizeof title, "%s schedule, %lld steps", cli_str(v, "schedule"), steps);
+        if (plot(*ctx, plot_path, title, lr, mom, bs, steps, j->sp.warmup_steps) < 0)
+            return cli_fail_ctx(*ctx, OL_EXIT_FAIL);
+    }
+    print_values(j, lr, mom, bs, cli_flag(v, "json"));
+    if (fflush(stdout) != 0 || ferror(stdout))
+        return cli_fail(OL_EXIT_FAIL, "cannot write to standard output");
+    return OL_EXIT_OK;
+}
+
 int cmd_schedule(int argc, char **argv)
 {
     const cli_opt *const tables[] = {cli_sched_opts, cli_batch_opts, cli_optim_opts, schedule_opts, cli_config_opts,
@@ -124,8 +216,8 @@ int cmd_schedule(int argc, char **argv)
     cli_values v;
     cli_init(&v, tables);
     int help = 0, rc = OL_EXIT_OK;
-    ol_sched_params sp;
-    memset(&sp, 0, sizeof sp);
+    schedule_job job;
+    memset(&job, 0, sizeof job);
     double *lr = NULL;
     ol_ctx *ctx = NULL;
     if (cli_apply_presets(&v, argc, argv, 2) != 0 || cli_parse(&v, argc, argv, 2, &help) != 0) {
@@ -144,84 +236,11 @@ int cmd_schedule(int argc, char **argv)
         cli_print_schedules(stdout, v.reg);
         goto done;
     }
-    if (!*cli_str(&v, "steps")) {
-        rc = cli_fail(OL_EXIT_USAGE, "--steps N is required (the training length in optimizer steps)");
-        goto done;
-    }
-    long long steps, spe, batch;
-    ol_optim_params op;
-    cli_batch_config bc;
-    long long seq = 0;
-    if (cli_int(&v, "steps", 1, 100000000, &steps) || cli_int(&v, "steps-per-epoch", 1, 1LL << 40, &spe) ||
-        (*cli_str(&v, "seq-len") && cli_int(&v, "seq-len", 1, 1 << 20, &seq)) || cli_batch_tokens(&v) ||
-        cli_int(&v, "batch-size", 1, 1 << 30, &batch) || cli_build_optim(&v, &op)) {
-        rc = cli_fail(OL_EXIT_USAGE, v.err);
-        goto done;
-    }
-    /* a run of --steps steps over epochs of steps-per-epoch x batch samples */
-    ol_train_params tp = ol_train_default_params();
-    tp.batch_size = (int)batch;
-    tp.max_steps = steps;
-    tp.epochs = (int)((steps + spe - 1) / spe);
-    const int64_t n = spe * batch;
-    if (cli_build_batch_sched(&v, &tp, n, &bc)) {
-        rc = cli_fail(OL_EXIT_USAGE, v.err);
-        goto done;
-    }
-    if (bc.sched.type != OL_BATCH_CONSTANT)
-        tp.batch_sched = &bc.sched;
-    tp.lr_scaling = bc.lr_scaling;
-    tp.base_batch = bc.base_batch;
-    tp.lr_knee = bc.knee;
-    if (cli_build_sched_run(&v, op.lr, &tp, n, steps, &sp)) {
-        rc = cli_fail(OL_EXIT_USAGE, v.err);
-        goto done;
-    }
-    ctx = ol_ctx_new(1);
-    lr = malloc((sizeof(double) * 3 + sizeof(int64_t)) * (size_t)steps);
-    if (!ctx || !lr) {
-        rc = cli_fail(OL_EXIT_FAIL, "out of memory");
-        goto done;
-    }
-    double *mom = lr + steps, *bs = mom + steps;
-    if (fill(&tp, &sp, &op, n, steps, lr, mom, bs) < 0) {
-        rc = cli_fail(OL_EXIT_USAGE, "the batch schedule gives fewer than --steps steps");
-        goto done;
-    }
-    /* the plot first: a bad path fails before anything is printed */
-    const char *plot_path = cli_str(&v, "plot");
-    if (*plot_path) {
-        char title[256];
-        if (*cli_str(&v, "title"))
-            snprintf(title, sizeof title, "%s", cli_str(&v, "title"));
-        else
-            snprintf(title, sizeof title, "%s schedule, %lld steps", cli_str(&v, "schedule"), steps);
-        if (plot(ctx, plot_path, title, lr, mom, bs, steps, sp.warmup_steps) < 0) {
-            rc = cli_fail_ctx(ctx, OL_EXIT_FAIL);
-            goto done;
-        }
-    }
-    if (cli_flag(&v, "json")) {
-        const char *names[3] = {"lr", "momentum", "batch_size"};
-        const double *arr[3] = {lr, mom, bs};
-        printf("{\"schedule\": \"%s\", \"steps\": %lld", ol_sched_params_name(&sp), steps);
-        for (int k = 0; k < 3; k++) {
-            printf(", \"%s\": [", names[k]);
-            for (int64_t t = 0; t < steps; t++)
-                printf(k == 2 ? "%s%.0f" : "%s%.17g", t ? ", " : "", arr[k][t]);
-            printf("]");
-        }
-        printf("}\n");
-    } else {
-        printf("step,lr,momentum,batch_size\n");
-        for (int64_t t = 0; t < steps; t++)
-            printf("%lld,%.17g,%.17g,%.0f\n", (long long)t, lr[t], mom[t], bs[t]);
-    }
-    if (fflush(stdout) != 0 || ferror(stdout))
-        rc = cli_fail(OL_EXIT_FAIL, "cannot write to standard output");
+    if ((rc = parse_run(&v, &job)) == OL_EXIT_OK)
+        rc = run_schedule(&v, &job, &ctx, &lr);
 done:
     free(lr);
-    cli_free_sched(&sp);
+    cli_free_sched(&job.sp);
     ol_ctx_free(ctx);
     cli_free(&v);
     return rc;

@@ -65,9 +65,9 @@ const cli_opt cli_train_opts[] = {
      "ratio (0 = off)"},
     {NULL, 0, NULL, NULL, NULL, NULL}};
 
-int cli_build_train(cli_values *v, ol_train_params *tp)
+/* Length, batch, evaluation and loss of the run. */
+static int parse_train_shape(cli_values *v, ol_train_params *tp)
 {
-    *tp = ol_train_default_params();
     long long x;
     double d;
     if (cli_int(v, "epochs", 0, 1000000, &x))
@@ -102,6 +102,13 @@ int cli_build_train(cli_values *v, ol_train_params *tp)
     if (cli_int(v, "bn-recompute-batches", 1, 1000000, &x))
         return -1;
     tp->bn_recompute_batches = (int)x;
+    return 0;
+}
+
+/* Logging, diagnostics, seed and prefetch. */
+static int parse_train_logging(cli_values *v, ol_train_params *tp)
+{
+    long long x;
     if (cli_int(v, "log-every", 1, 1000000000, &x))
         return -1;
     tp->log_every = (int)x;
@@ -119,6 +126,50 @@ int cli_build_train(cli_values *v, ol_train_params *tp)
         return -1;
     tp->seed = (uint64_t)x;
     tp->prefetch = !cli_flag(v, "no-prefetch");
+    return 0;
+}
+
+/* --time-limit: HH:MM:SS, MM:SS or seconds; empty: none. */
+static int parse_time_limit(cli_values *v, ol_train_params *tp)
+{
+    const char *tl = cli_str(v, "time-limit");
+    if (!*tl)
+        return 0;
+    int part[3] = {0, 0, 0}, n = 0;
+    const char *p = tl;
+    for (;;) {
+        char *stop;
+        long val = strtol(p, &stop, 10);
+        if (stop == p || val < 0 || val > 1000000 || n == 3) {
+            n = -1;
+            break;
+        }
+        part[n++] = (int)val;
+        if (*stop == '\0')
+            break;
+        if (*stop != ':') {
+            n = -1;
+            break;
+        }
+        p = stop + 1;
+    }
+    double secs = n == 3 ? 3600.0 * part[0] + 60.0 * part[1] + part[2]
+                  : n == 2 ? 60.0 * part[0] + part[1]
+                  : n == 1 ? (double)part[0]
+                           : -1.0;
+    if (!(secs > 0) || (n >= 2 && part[n - 1] >= 60) || (n == 3 && part[1] >= 60)) {
+        snprintf(v->err, sizeof v->err, "--time-limit: expected HH:MM:SS, MM:SS or seconds, got '%s'", tl);
+        return -1;
+    }
+    tp->time_limit = secs;
+    return 0;
+}
+
+/* Checkpoints (--checkpoint-every N steps or Ne epochs, --keep-last) and the
+ * rules that stop a run: --stop-after, bad steps, divergence, --time-limit. */
+static int parse_train_checkpoints(cli_values *v, ol_train_params *tp)
+{
+    long long x;
     const char *ce = cli_str(v, "checkpoint-every");
     char *end;
     errno = 0;
@@ -140,9 +191,6 @@ int cli_build_train(cli_values *v, ol_train_params *tp)
     if (cli_int(v, "stop-after", 0, INT64_MAX / 2, &x))
         return -1;
     tp->stop_after_steps = x;
-    if (cli_int(v, "keep-last", 0, 1000000, &x))
-        return -1;
-    tp->keep_last = (int)x;
     if (cli_int(v, "max-bad-steps", 0, 1000000, &x))
         return -1;
     tp->max_bad_steps = (int)x;
@@ -150,36 +198,13 @@ int cli_build_train(cli_values *v, ol_train_params *tp)
         return -1;
     if (cli_double(v, "divergence-factor", 0.0, 1e12, &tp->divergence_factor))
         return -1;
-    const char *tl = cli_str(v, "time-limit");
-    if (*tl) { /* HH:MM:SS, MM:SS or seconds */
-        int part[3] = {0, 0, 0}, n = 0;
-        const char *p = tl;
-        for (;;) {
-            char *stop;
-            long val = strtol(p, &stop, 10);
-            if (stop == p || val < 0 || val > 1000000 || n == 3) {
-                n = -1;
-                break;
-            }
-            part[n++] = (int)val;
-            if (*stop == '\0')
-                break;
-            if (*stop != ':') {
-                n = -1;
-                break;
-            }
-            p = stop + 1;
-        }
-        double secs = n == 3 ? 3600.0 * part[0] + 60.0 * part[1] + part[2]
-                      : n == 2 ? 60.0 * part[0] + part[1]
-                      : n == 1 ? (double)part[0]
-                               : -1.0;
-        if (!(secs > 0) || (n >= 2 && part[n - 1] >= 60) || (n == 3 && part[1] >= 60)) {
-            snprintf(v->err, sizeof v->err, "--time-limit: expected HH:MM:SS, MM:SS or seconds, got '%s'", tl);
-            return -1;
-        }
-        tp->time_limit = secs;
-    }
+    return parse_time_limit(v, tp);
+}
+
+/* --augment (auto: crop,flip for cifar10, else none) and --crop-pad. */
+static int parse_augment(cli_values *v, ol_train_params *tp)
+{
+    long long x;
     const char *aug = cli_str(v, "augment");
     const char *ds = cli_str(v, "dataset");
     if (strcmp(aug, "auto") == 0)
@@ -204,6 +229,15 @@ int cli_build_train(cli_values *v, ol_train_params *tp)
         snprintf(v->err, sizeof v->err, "--crop-pad applies only with --augment crop (here: %s)", aug);
         return -1;
     }
+    return 0;
+}
+
+int cli_build_train(cli_values *v, ol_train_params *tp)
+{
+    *tp = ol_train_default_params();
+    if (parse_train_shape(v, tp) || parse_train_logging(v, tp) || parse_train_checkpoints(v, tp) ||
+        parse_augment(v, tp))
+        return -1;
     return 0;
 }
 
@@ -772,6 +806,123 @@ static int open_run_dir(train_job *j, const char *dir)
 const cli_opt *const cli_train_tables[] = {cli_model_opts, cli_data_opts, cli_optim_opts, cli_sched_opts, cli_batch_opts,
                                            cli_train_opts, cli_dist_opts, cli_run_opts,  cli_config_opts, NULL};
 
+/* Every rank, after the parse (status: its outcome): the same binary, the
+ * set-up, then agreement on the outcome and the same configuration on every
+ * rank. Returns 0 or the exit status, reported. */
+static int start_job(train_job *j, int status)
+{
+    char launch[256];
+    snprintf(launch, sizeof launch, "optimlab %s built %s", OL_VERSION_STRING, OL_BUILD_ID);
+    if (!status && ol_comm_check_same(j->ctx, j->comm, launch, "optimlab binary") < 0) {
+        snprintf(j->err, sizeof j->err, "%s", ol_ctx_errmsg(j->ctx));
+        status = OL_EXIT_USAGE;
+    }
+    install_handlers(); /* before data loading: a SLURM SIGTERM then still exits 4 */
+    if (!status)
+        status = job_setup(j);
+    if (!status && stop_requested) {
+        snprintf(j->err, sizeof j->err,
+                 "stopped on request during start-up, before the first step: nothing to checkpoint yet (the same "
+                 "command starts again)");
+        status = OL_EXIT_STOPPED;
+    }
+    int rc = cli_agree(j->ctx, j->comm, status, j->err, sizeof j->err);
+    if (rc != 0) {
+        cli_fail(rc, j->err);
+        return rc;
+    }
+    if (ol_comm_check_same(j->ctx, j->comm, j->config, "configuration") < 0)
+        return cli_fail(OL_EXIT_USAGE, ol_ctx_errmsg(j->ctx));
+    return 0;
+}
+
+/* The first lines of a run: model, data, optimizer, kernels, resume point. */
+static void print_banner(const train_job *j)
+{
+    const ol_train_params *tp = &j->tp;
+    char arch[64], kinfo[512];
+    ol_model_params_name(&j->mp, arch, sizeof arch);
+    ol_ctx_kernel_info(j->ctx, kinfo, sizeof kinfo);
+    printf("optimlab %s: %s (%zu parameters) on %s (%lld train / %lld %s, %dx%dx%d), %s lr %g, batch %d, "
+           "%lld steps, %d threads",
+           OL_VERSION_STRING, arch, ol_paramset_count(ol_model_paramset(j->m)), cli_str(&j->v, "dataset"),
+           (long long)j->data.train.n, (long long)j->data.test.n,
+           j->data.has_val || j->data.train.tokens ? "val" : "test", j->mp.in_c,
+           j->mp.in_h, j->mp.in_w, ol_optim_params_name(&j->op), j->op.lr, tp->batch_size, (long long)j->total,
+           ol_ctx_threads(j->ctx));
+    if (ol_comm_size(j->comm) > 1)
+        printf(" x %d ranks", ol_comm_size(j->comm));
+    printf("\nkernels: %s\n", kinfo);
+    if (tp->resume)
+        printf("resuming from %s at step %lld (epoch %lld)\n", j->ckpt, (long long)j->resume_state.step,
+               (long long)j->resume_state.epoch);
+    fflush(stdout);
+}
+
+/* ol_train with the progress hooks, under the watchdog of a data-parallel
+ * run. Returns ol_train's status. */
+static int run_training(train_job *j, progress *pr, ol_train_result *res)
+{
+    ol_train_params *tp = &j->tp;
+    watchdog wd = {.comm = j->comm, .heartbeat = ol_now(), .timeout = 0};
+    double timeout = -1.0; /* auto */
+    if (strcmp(cli_str(&j->v, "comm-timeout"), "auto") != 0)
+        cli_double(&j->v, "comm-timeout", 0, 1e9, &timeout);
+    wd.timeout = timeout;
+    tp->heartbeat = &wd.heartbeat;
+    int wd_running = ol_comm_size(j->comm) > 1 && timeout != 0 && pthread_create(&wd.thread, NULL, watchdog_main, &wd) == 0;
+    ol_train_hooks hooks = {on_step, on_eval, pr};
+    int st = ol_train(j->ctx, tp, j->m, j->opt, &j->sp, &j->data.train, &j->data.test, &hooks, res);
+    if (wd_running) {
+        wd.done = 1;
+        pthread_join(wd.thread, NULL);
+    }
+    tp->heartbeat = NULL; /* wd ends here */
+    return st;
+}
+
+/* Rank 0's summary: the real test set once (a run with a validation split),
+ * accuracies, paths. Returns an exit status. */
+static int print_summary(train_job *j, const progress *pr, const ol_train_result *res)
+{
+    const ol_train_params *tp = &j->tp;
+    double final_test = res->final_test_acc;
+    if (j->data.has_val) { /* the real test set, once, at x for Schedule-Free */
+        double tl, ta;
+        if (ol_optim_eval_mode(j->ctx, j->opt, ol_model_paramset(j->m)) < 0 ||
+            ol_evaluate(j->ctx, j->m, &j->data.real_test,
+                        tp->eval_batch_size > 0 ? tp->eval_batch_size : tp->batch_size, &tl, &ta) < 0)
+            return cli_fail_ctx(j->ctx, OL_EXIT_FAIL);
+        final_test = ta;
+    }
+    if (pr->per)
+        printf("done: %lld steps, %d epochs in %.1f s (%.0f tokens/s training); val loss %.4f, perplexity %.2f, "
+               "%.3f bits per token\n",
+               (long long)res->steps, res->epochs_done, res->elapsed, res->samples_per_s * pr->per,
+               res->final_test_loss, exp(res->final_test_loss), res->final_test_loss / log(2.0));
+    else
+        printf("done: %lld steps, %d epochs in %.1f s (%.0f img/s training); %s accuracy: final %.2f%%, best %.2f%% "
+               "(epoch %.2f)\n",
+               (long long)res->steps, res->epochs_done, res->elapsed, res->samples_per_s,
+               j->data.has_val ? "val" : "test", 100.0 * res->final_test_acc, 100.0 * res->best_test_acc,
+               res->best_epoch);
+    if (j->data.has_val)
+        printf("test accuracy (evaluated once, at the end): %.2f%%\n", 100.0 * final_test);
+    if (res->snapshots > 0)
+        printf("snapshot ensemble of the last %d snapshots: %s accuracy %.2f%% (single model %.2f%%)\n",
+               res->snapshots, j->data.has_val ? "val" : "test", 100.0 * res->ensemble_test_acc,
+               100.0 * res->final_test_acc);
+    if (ol_comm_size(j->comm) > 1)
+        cli_print_comm(tp, res);
+    if (tp->out_dir)
+        printf("metrics: %s/metrics.jsonl\ncheckpoint: %s\n", tp->out_dir, res->checkpoint);
+    if (res->bad_steps)
+        printf("skipped steps (non-finite or loss spikes): %lld\n", (long long)res->bad_steps);
+    if (tp->gns)
+        cli_print_gns(tp, res);
+    return OL_EXIT_OK;
+}
+
 int cmd_train(int argc, char **argv)
 {
     train_job job, *j = &job;
@@ -801,30 +952,8 @@ int cmd_train(int argc, char **argv)
         goto done;
     }
     const int root = ol_comm_rank(j->comm) == 0;
-    /* the same binary and the same configuration on every rank */
-    char launch[256];
-    snprintf(launch, sizeof launch, "optimlab %s built %s", OL_VERSION_STRING, OL_BUILD_ID);
-    if (!status && ol_comm_check_same(j->ctx, j->comm, launch, "optimlab binary") < 0) {
-        snprintf(j->err, sizeof j->err, "%s", ol_ctx_errmsg(j->ctx));
-        status = OL_EXIT_USAGE;
-    }
-    install_handlers(); /* before data loading: a SLURM SIGTERM then still exits 4 */
-    if (!status)
-        status = job_setup(j);
-    if (!status && stop_requested) {
-        snprintf(j->err, sizeof j->err,
-                 "stopped on request during start-up, before the first step: nothing to checkpoint yet (the same "
-                 "command starts again)");
-        status = OL_EXIT_STOPPED;
-    }
-    if ((rc = cli_agree(j->ctx, j->comm, status, j->err, sizeof j->err)) != 0) {
-        cli_fail(rc, j->err);
+    if ((rc = start_job(j, status)) != 0)
         goto done;
-    }
-    if (ol_comm_check_same(j->ctx, j->comm, j->config, "configuration") < 0) {
-        rc = cli_fail(OL_EXIT_USAGE, ol_ctx_errmsg(j->ctx));
-        goto done;
-    }
     ol_train_params *tp = &j->tp;
     const char *out = cli_str(&j->v, "out");
     tp->out_dir = *out ? out : NULL;
@@ -843,81 +972,16 @@ int cmd_train(int argc, char **argv)
     progress pr = {.tty = isatty(STDOUT_FILENO), .quiet = cli_flag(&j->v, "quiet") || !root,
                    .log_every = tp->log_every, .has_val = j->data.has_val,
                    .per = j->data.train.tokens ? j->data.train.seq_len : 0};
-    if (!pr.quiet) {
-        char arch[64], kinfo[512];
-        ol_model_params_name(&j->mp, arch, sizeof arch);
-        ol_ctx_kernel_info(j->ctx, kinfo, sizeof kinfo);
-        printf("optimlab %s: %s (%zu parameters) on %s (%lld train / %lld %s, %dx%dx%d), %s lr %g, batch %d, "
-               "%lld steps, %d threads",
-               OL_VERSION_STRING, arch, ol_paramset_count(ol_model_paramset(j->m)), cli_str(&j->v, "dataset"),
-               (long long)j->data.train.n, (long long)j->data.test.n,
-               j->data.has_val || j->data.train.tokens ? "val" : "test", j->mp.in_c,
-               j->mp.in_h, j->mp.in_w, ol_optim_params_name(&j->op), j->op.lr, tp->batch_size, (long long)j->total,
-               ol_ctx_threads(j->ctx));
-        if (ol_comm_size(j->comm) > 1)
-            printf(" x %d ranks", ol_comm_size(j->comm));
-        printf("\nkernels: %s\n", kinfo);
-        if (tp->resume)
-            printf("resuming from %s at step %lld (epoch %lld)\n", j->ckpt, (long long)j->resume_state.step,
-                   (long long)j->resume_state.epoch);
-        fflush(stdout);
-    }
-    watchdog wd = {.comm = j->comm, .heartbeat = ol_now(), .timeout = 0};
-    double timeout = -1.0; /* auto */
-    if (strcmp(cli_str(&j->v, "comm-timeout"), "auto") != 0)
-        cli_double(&j->v, "comm-timeout", 0, 1e9, &timeout);
-    wd.timeout = timeout;
-    tp->heartbeat = &wd.heartbeat;
-    int wd_running = ol_comm_size(j->comm) > 1 && timeout != 0 && pthread_create(&wd.thread, NULL, watchdog_main, &wd) == 0;
-    ol_train_hooks hooks = {on_step, on_eval, &pr};
+    if (!pr.quiet)
+        print_banner(j);
     ol_train_result res;
-    int st = ol_train(j->ctx, tp, j->m, j->opt, &j->sp, &j->data.train, &j->data.test, &hooks, &res);
-    if (wd_running) {
-        wd.done = 1;
-        pthread_join(wd.thread, NULL);
-    }
+    int st = run_training(j, &pr, &res);
     if (pr.tty && !pr.quiet)
         printf("\r\033[K");
-    if (st < 0) {
+    if (st < 0)
         rc = cli_fail_ctx(j->ctx, st == OL_EINTR ? OL_EXIT_STOPPED : cli_exit_for(st));
-        goto done;
-    }
-    if (!root)
-        goto done;
-    double final_test = res.final_test_acc;
-    if (j->data.has_val) { /* the real test set, once, at x for Schedule-Free */
-        double tl, ta;
-        if (ol_optim_eval_mode(j->ctx, j->opt, ol_model_paramset(j->m)) < 0 ||
-            ol_evaluate(j->ctx, j->m, &j->data.real_test,
-                        tp->eval_batch_size > 0 ? tp->eval_batch_size : tp->batch_size, &tl, &ta) < 0) {
-            rc = cli_fail_ctx(j->ctx, OL_EXIT_FAIL);
-            goto done;
-        }
-        final_test = ta;
-    }
-    if (pr.per)
-        printf("done: %lld steps, %d epochs in %.1f s (%.0f tokens/s training); val loss %.4f, perplexity %.2f, "
-               "%.3f bits per token\n",
-               (long long)res.steps, res.epochs_done, res.elapsed, res.samples_per_s * pr.per, res.final_test_loss,
-               exp(res.final_test_loss), res.final_test_loss / log(2.0));
-    else
-        printf("done: %lld steps, %d epochs in %.1f s (%.0f img/s training); %s accuracy: final %.2f%%, best %.2f%% "
-               "(epoch %.2f)\n",
-               (long long)res.steps, res.epochs_done, res.elapsed, res.samples_per_s, j->data.has_val ? "val" : "test",
-               100.0 * res.final_test_acc, 100.0 * res.best_test_acc, res.best_epoch);
-    if (j->data.has_val)
-        printf("test accuracy (evaluated once, at the end): %.2f%%\n", 100.0 * final_test);
-    if (res.snapshots > 0)
-        printf("snapshot ensemble of the last %d snapshots: %s accuracy %.2f%% (single model %.2f%%)\n", res.snapshots,
-               j->data.has_val ? "val" : "test", 100.0 * res.ensemble_test_acc, 100.0 * res.final_test_acc);
-    if (ol_comm_size(j->comm) > 1)
-        cli_print_comm(tp, &res);
-    if (tp->out_dir)
-        printf("metrics: %s/metrics.jsonl\ncheckpoint: %s\n", tp->out_dir, res.checkpoint);
-    if (res.bad_steps)
-        printf("skipped steps (non-finite or loss spikes): %lld\n", (long long)res.bad_steps);
-    if (tp->gns)
-        cli_print_gns(tp, &res);
+    else if (root)
+        rc = print_summary(j, &pr, &res);
 done:
     free(j->config);
     cli_free_sched(&j->sp);

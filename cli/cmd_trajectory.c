@@ -146,10 +146,21 @@ static void print_json(ol__testfn fn, double cond, const traj_run *runs, int n, 
     printf(compare ? "]}\n" : "}\n");
 }
 
-int cmd_trajectory(int argc, char **argv)
+static void print_csv(const traj_run *runs, int n, int compare)
 {
-    /* the schedule options of training, with a constant rate as the default */
-    cli_opt sched[64];
+    printf(compare ? "optimizer,step,x,y,f,lr\n" : "step,x,y,f,lr\n");
+    for (int r = 0; r < n; r++)
+        for (int64_t t = 0; t < runs[r].tr.n; t++) {
+            if (compare)
+                printf("%s,", runs[r].name);
+            printf("%lld,%.9g,%.9g,%.9g,%.9g\n", (long long)t, runs[r].tr.x[t], runs[r].tr.y[t], runs[r].tr.f[t],
+                   runs[r].tr.lr[t]);
+        }
+}
+
+/* The schedule options of training, with a constant rate as the default. */
+static void traj_sched_opts(cli_opt sched[64])
+{
     int ns = 0;
     for (const cli_opt *o = cli_sched_opts; o->name && ns < 63; o++, ns++) {
         sched[ns] = *o;
@@ -157,6 +168,56 @@ int cmd_trajectory(int argc, char **argv)
             sched[ns].def = "constant";
     }
     sched[ns] = (cli_opt){NULL, 0, NULL, NULL, NULL, NULL};
+}
+
+/* The test function and where to start, how long and what to plot. Returns
+ * OL_EXIT_OK or the status of the failure it reported. */
+static int parse_problem(cli_values *v, ol__testfn *fn, double box[4], double start[2], double *cond,
+                         long long *steps)
+{
+    if (ol__testfn_from_name(cli_str(v, "function"), fn) < 0) {
+        snprintf(v->err, sizeof v->err, "--function: unknown function '%s' (rosenbrock, beale, himmelblau, saddle, "
+                                        "quadratic)", cli_str(v, "function"));
+        return cli_fail(OL_EXIT_USAGE, v->err);
+    }
+    *cond = 10.0;
+    ol__testfn_defaults(*fn, box, start);
+    if (cli_int(v, "steps", 0, 10000000, steps) || (*cli_str(v, "start") && parse_pair(v, "start", start, 2)) ||
+        (*cli_str(v, "box") && parse_pair(v, "box", box, 4)) ||
+        (*cli_str(v, "condition") && cli_double(v, "condition", 1.0, 1e12, cond)))
+        return cli_fail(OL_EXIT_USAGE, v->err);
+    if (cli_is_set(v, "condition") && *fn != OL__FN_QUADRATIC)
+        return cli_fail(OL_EXIT_USAGE, "--condition applies to --function quadratic only");
+    if (!(box[1] > box[0] && box[3] > box[2]))
+        return cli_fail(OL_EXIT_USAGE, "--box: expected X0,X1,Y0,Y1 with X0 < X1 and Y0 < Y1");
+    return OL_EXIT_OK;
+}
+
+/* The contour map with every run's path, to path. Returns an exit status. */
+static int plot_runs(ol_ctx *ctx, ol__testfn fn, double cond, const double box[4], const traj_run *runs, int nruns,
+                     long long steps, const char *path)
+{
+    const char *labels[MAX_RUNS];
+    ol__traj tr[MAX_RUNS];
+    for (int r = 0; r < nruns; r++) {
+        labels[r] = runs[r].label;
+        tr[r] = runs[r].tr;
+    }
+    char title[128];
+    if (fn == OL__FN_QUADRATIC)
+        snprintf(title, sizeof title, "quadratic, condition number %g, %lld steps", cond, steps);
+    else
+        snprintf(title, sizeof title, "%s, %lld steps", ol__testfn_name(fn), steps);
+    int st = ol__traj_plot(ctx, fn, cond, box, tr, labels, nruns, title, path);
+    if (st < 0)
+        return cli_fail_ctx(ctx, cli_exit_for(st));
+    return OL_EXIT_OK;
+}
+
+int cmd_trajectory(int argc, char **argv)
+{
+    cli_opt sched[64];
+    traj_sched_opts(sched);
     const cli_opt *const tables[] = {traj_opts, cli_optim_opts, sched, NULL};
     cli_values v;
     cli_init(&v, tables);
@@ -173,29 +234,10 @@ int cmd_trajectory(int argc, char **argv)
         goto done;
     }
     ol__testfn fn;
-    if (ol__testfn_from_name(cli_str(&v, "function"), &fn) < 0) {
-        snprintf(v.err, sizeof v.err, "--function: unknown function '%s' (rosenbrock, beale, himmelblau, saddle, "
-                                      "quadratic)", cli_str(&v, "function"));
-        rc = cli_fail(OL_EXIT_USAGE, v.err);
-        goto done;
-    }
-    double box[4], start[2], cond = 10.0;
+    double box[4], start[2], cond;
     long long steps;
-    ol__testfn_defaults(fn, box, start);
-    if (cli_int(&v, "steps", 0, 10000000, &steps) || (*cli_str(&v, "start") && parse_pair(&v, "start", start, 2)) ||
-        (*cli_str(&v, "box") && parse_pair(&v, "box", box, 4)) ||
-        (*cli_str(&v, "condition") && cli_double(&v, "condition", 1.0, 1e12, &cond))) {
-        rc = cli_fail(OL_EXIT_USAGE, v.err);
+    if ((rc = parse_problem(&v, &fn, box, start, &cond, &steps)) != OL_EXIT_OK)
         goto done;
-    }
-    if (cli_is_set(&v, "condition") && fn != OL__FN_QUADRATIC) {
-        rc = cli_fail(OL_EXIT_USAGE, "--condition applies to --function quadratic only");
-        goto done;
-    }
-    if (!(box[1] > box[0] && box[3] > box[2])) {
-        rc = cli_fail(OL_EXIT_USAGE, "--box: expected X0,X1,Y0,Y1 with X0 < X1 and Y0 < Y1");
-        goto done;
-    }
     if (build_runs(&v, steps, runs, &nruns)) {
         rc = cli_fail(OL_EXIT_USAGE, v.err);
         goto done;
@@ -216,37 +258,13 @@ int cmd_trajectory(int argc, char **argv)
                     runs[r].label, (long long)(runs[r].tr.n - 1));
     }
     const char *plot = cli_str(&v, "plot");
-    if (*plot) {
-        const char *labels[MAX_RUNS];
-        ol__traj tr[MAX_RUNS];
-        for (int r = 0; r < nruns; r++) {
-            labels[r] = runs[r].label;
-            tr[r] = runs[r].tr;
-        }
-        char title[128];
-        if (fn == OL__FN_QUADRATIC)
-            snprintf(title, sizeof title, "quadratic, condition number %g, %lld steps", cond, steps);
-        else
-            snprintf(title, sizeof title, "%s, %lld steps", ol__testfn_name(fn), steps);
-        int st = ol__traj_plot(ctx, fn, cond, box, tr, labels, nruns, title, plot);
-        if (st < 0) {
-            rc = cli_fail_ctx(ctx, cli_exit_for(st));
-            goto done;
-        }
-    }
+    if (*plot && (rc = plot_runs(ctx, fn, cond, box, runs, nruns, steps, plot)) != OL_EXIT_OK)
+        goto done;
     const int compare = *cli_str(&v, "compare") != '\0';
-    if (cli_flag(&v, "json")) {
+    if (cli_flag(&v, "json"))
         print_json(fn, cond, runs, nruns, compare);
-    } else {
-        printf(compare ? "optimizer,step,x,y,f,lr\n" : "step,x,y,f,lr\n");
-        for (int r = 0; r < nruns; r++)
-            for (int64_t t = 0; t < runs[r].tr.n; t++) {
-                if (compare)
-                    printf("%s,", runs[r].name);
-                printf("%lld,%.9g,%.9g,%.9g,%.9g\n", (long long)t, runs[r].tr.x[t], runs[r].tr.y[t], runs[r].tr.f[t],
-                       runs[r].tr.lr[t]);
-            }
-    }
+    else
+        print_csv(runs, nruns, compare);
     if (fflush(stdout) != 0)
         rc = cli_fail(OL_EXIT_FAIL, "writing to stdout failed");
 done:

@@ -215,27 +215,10 @@ static int check_applies(cli_values *v, const ol_ctx *reg, const ol_optim_params
     return 0;
 }
 
-int cli_optim_from(cli_values *v, const char *name, int recipe, int strict, ol_optim_params *op)
+/* The numeric hyperparameters given (the others keep their defaults),
+ * --betas and --sf-warmup-steps. */
+static int parse_optim_numbers(cli_values *v, ol_optim_params *op)
 {
-    ol_ctx *reg = cli_registry(v);
-    if (!reg)
-        return -1;
-    if (ol_optim_params_for(reg, name, op) < 0) {
-        char names[1024];
-        algo_list(reg, 0, names, sizeof names);
-        snprintf(v->err, sizeof v->err, "--optimizer: unknown optimizer '%.64s' (%.400s)", name, names);
-        return -1;
-    }
-    if (recipe && op->type == OL_OPT_SGD) { /* the CIFAR ResNet recipe */
-        op->momentum = 0.9;
-        op->weight_decay = 5e-4;
-    }
-    if (cli_flag(v, "larc"))
-        op->larc = 1;
-    if (strict && check_applies(v, reg, op, name))
-        return -1;
-    if (cli_named_values(v, "opt-param", reg, op, set_hparam))
-        return -1;
     double betas[2];
     int nb = 0;
     long long ws = 0;
@@ -269,6 +252,13 @@ int cli_optim_from(cli_values *v, const char *name, int recipe, int strict, ol_o
     }
     if (*cli_str(v, "sf-warmup-steps"))
         op->warmup_steps = ws;
+    return 0;
+}
+
+/* --larc-mode and the boolean flags (they only switch on; the two --no-*
+ * switch off). */
+static int parse_optim_flags(cli_values *v, ol_optim_params *op)
+{
     const char *mode = cli_str(v, "larc-mode");
     if (strcmp(mode, "clip") != 0 && strcmp(mode, "scale") != 0) {
         snprintf(v->err, sizeof v->err, "--larc-mode: expected clip or scale, got '%s'", mode);
@@ -287,25 +277,56 @@ int cli_optim_from(cli_values *v, const char *name, int recipe, int strict, ol_o
         op->bias_correction = 0;
     if (cli_flag(v, "no-grad-averaging"))
         op->grad_averaging = 0;
-    if (!strict) { /* --compare: flags only where the optimizer has them */
-        ol_optim_params def;
-        ol_optim_params_for(reg, name, &def);
-        const unsigned has = ol_optim_params_algo(op)->options;
-        if (!(has & OL_OPTION_AMSGRAD))
-            op->amsgrad = 0;
-        if (!(has & OL_OPTION_EPS_INSIDE_SQRT))
-            op->eps_inside_sqrt = 0;
-        if (!(has & OL_OPTION_CENTERED))
-            op->centered = 0;
-        if (!(has & OL_OPTION_NESTEROV))
-            op->nesterov = def.nesterov;
-        if (!(has & OL_OPTION_TRUST_CLIP))
-            op->trust_clip = op->always_adapt = 0;
-        if (has & OL_OPTION_NO_LARC)
-            op->larc = 0;
-        if (!(has & OL_OPTION_DECOUPLED_WD))
-            op->decoupled_wd = def.decoupled_wd;
+    return 0;
+}
+
+/* --compare: the flags back to the defaults where the optimizer has no such option. */
+static void drop_foreign_flags(ol_ctx *reg, const char *name, ol_optim_params *op)
+{
+    ol_optim_params def;
+    ol_optim_params_for(reg, name, &def);
+    const unsigned has = ol_optim_params_algo(op)->options;
+    if (!(has & OL_OPTION_AMSGRAD))
+        op->amsgrad = 0;
+    if (!(has & OL_OPTION_EPS_INSIDE_SQRT))
+        op->eps_inside_sqrt = 0;
+    if (!(has & OL_OPTION_CENTERED))
+        op->centered = 0;
+    if (!(has & OL_OPTION_NESTEROV))
+        op->nesterov = def.nesterov;
+    if (!(has & OL_OPTION_TRUST_CLIP))
+        op->trust_clip = op->always_adapt = 0;
+    if (has & OL_OPTION_NO_LARC)
+        op->larc = 0;
+    if (!(has & OL_OPTION_DECOUPLED_WD))
+        op->decoupled_wd = def.decoupled_wd;
+}
+
+int cli_optim_from(cli_values *v, const char *name, int recipe, int strict, ol_optim_params *op)
+{
+    ol_ctx *reg = cli_registry(v);
+    if (!reg)
+        return -1;
+    if (ol_optim_params_for(reg, name, op) < 0) {
+        char names[1024];
+        algo_list(reg, 0, names, sizeof names);
+        snprintf(v->err, sizeof v->err, "--optimizer: unknown optimizer '%.64s' (%.400s)", name, names);
+        return -1;
     }
+    if (recipe && op->type == OL_OPT_SGD) { /* the CIFAR ResNet recipe */
+        op->momentum = 0.9;
+        op->weight_decay = 5e-4;
+    }
+    if (cli_flag(v, "larc"))
+        op->larc = 1;
+    if (strict && check_applies(v, reg, op, name))
+        return -1;
+    if (cli_named_values(v, "opt-param", reg, op, set_hparam))
+        return -1;
+    if (parse_optim_numbers(v, op) || parse_optim_flags(v, op))
+        return -1;
+    if (!strict) /* --compare: flags only where the optimizer has them */
+        drop_foreign_flags(reg, name, op);
     int mask;
     if (parse_kinds(v, "no-decay-on", &mask))
         return -1;

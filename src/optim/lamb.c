@@ -36,10 +36,9 @@ typedef struct {
         u = (m_ * rbc1) / (sqrtf(v_) * rbc2s + eps) + wd * (pi);                                                    \
     } while (0)
 
-static int lamb_step(ol_ctx *ctx, ol_optim *o, ol_paramset *ps, const ol_optim_hyper *h)
+/* The step's scalar constants in float, from the optimizer's step count. */
+static lamb_consts lamb_consts_for(const ol_optim *o)
 {
-    (void)ctx;
-    (void)h;
     const ol_optim_params *op = &o->p;
     const double t = (double)(o->t + 1), beta1 = o->mom, beta2 = op->beta2;
     lamb_consts k;
@@ -53,8 +52,15 @@ static int lamb_step(ol_ctx *ctx, ol_optim *o, ol_paramset *ps, const ol_optim_h
      * root per element and pass, which keeps LAMB's two passes memory-bound */
     k.rbc1 = op->bias_correction ? (float)(1.0 / (1.0 - pow(beta1, t))) : 1.0f;
     k.rbc2s = op->bias_correction ? (float)(1.0 / sqrt(1.0 - pow(beta2, t))) : 1.0f;
-    double *nrm = o->tnorm;
+    return k;
+}
 
+/* Per tensor: adapted or not, the global-norm clip factor, the decoupled
+ * decay's shrink. */
+static void lamb_prepare(ol_optim *o, ol_paramset *ps)
+{
+    const ol_optim_params *op = &o->p;
+    double *nrm = o->tnorm;
     double clip = 1.0;
     if (op->max_grad_norm > 0.0) {
         ol__optim_tensor_sumsq(o, ps->grads, NULL, nrm);
@@ -69,10 +75,16 @@ static int lamb_step(ol_ctx *ctx, ol_optim *o, ol_paramset *ps, const ol_optim_h
         tc->ga = 1.0 / clip;
         tc->shrink = op->decoupled_wd ? 1.0 - tc->lr * tc->wd : 1.0;
     }
+}
 
+/* Pass A: the moments, and per chunk the sums of squares of u and p into
+ * o->cpart (adapted tensors), or p itself (the others). */
+static void lamb_pass_a(ol_optim *o, ol_paramset *ps, const lamb_consts *kp)
+{
+    const lamb_consts k = *kp;
     float *mb = o->slot[M], *vb = o->slot[V];
     double *part = o->cpart;
-    const int decoupled = op->decoupled_wd;
+    const int decoupled = o->p.decoupled_wd;
 #pragma omp parallel for schedule(static) if (o->par)
     for (int c = 0; c < o->nchunks; c++) {
         const ol__chunk ch = o->chunks[c];
@@ -122,7 +134,15 @@ static int lamb_step(ol_ctx *ctx, ol_optim *o, ol_paramset *ps, const ol_optim_h
         part[2 * c] = su;
         part[2 * c + 1] = sp;
     }
+}
 
+/* The chunks' partial norms summed per tensor in chunk order, then the trust
+ * ratio of each adapted tensor. Returns whether any tensor is adapted. */
+static int lamb_trust_ratios(ol_optim *o, const ol_paramset *ps)
+{
+    const ol_optim_params *op = &o->p;
+    double *nrm = o->tnorm;
+    const double *part = o->cpart;
     int any = 0;
     for (int i = 0; i < 2 * ps->n; i++)
         nrm[i] = 0.0;
@@ -142,9 +162,15 @@ static int lamb_step(ol_ctx *ctx, ol_optim *o, ol_paramset *ps, const ol_optim_h
             tr = fmin(tr, 1.0);
         tc->ratio = tr;
     }
-    if (!any)
-        return OL_OK;
+    return any;
+}
 
+/* Pass B: p of the adapted tensors, u recomputed from m, v, p. */
+static void lamb_pass_b(ol_optim *o, ol_paramset *ps, const lamb_consts *kp)
+{
+    const lamb_consts k = *kp;
+    const float *mb = o->slot[M], *vb = o->slot[V];
+    const int decoupled = o->p.decoupled_wd;
 #pragma omp parallel for schedule(static) if (o->par)
     for (int c = 0; c < o->nchunks; c++) {
         const ol__chunk ch = o->chunks[c];
@@ -164,6 +190,17 @@ static int lamb_step(ol_ctx *ctx, ol_optim *o, ol_paramset *ps, const ol_optim_h
             p[i] = pi * shrink - lr * (u * tr);
         }
     }
+}
+
+static int lamb_step(ol_ctx *ctx, ol_optim *o, ol_paramset *ps, const ol_optim_hyper *h)
+{
+    (void)ctx;
+    (void)h;
+    const lamb_consts k = lamb_consts_for(o);
+    lamb_prepare(o, ps);
+    lamb_pass_a(o, ps, &k);
+    if (lamb_trust_ratios(o, ps))
+        lamb_pass_b(o, ps, &k);
     return OL_OK;
 }
 
