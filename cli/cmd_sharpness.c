@@ -316,6 +316,7 @@ static int write_density(ol_ctx *ctx, const json_t *dj, const char *dir, char *e
         snprintf(path, sizeof path, "%s/density.svg", dir);
         if (ol__svg_save(ctx, &sv, path) < 0)
             rc = OL_EXIT_FAIL, snprintf(err, cap, "%s", ol_ctx_errmsg(ctx));
+        ol__svg_free(&sv);
     } else if (rc == OL_EXIT_OK) {
         rc = OL_EXIT_FAIL, snprintf(err, cap, "%s", ol_ctx_errmsg(ctx));
     }
