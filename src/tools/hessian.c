@@ -64,17 +64,30 @@ ol_slq_params ol_slq_default_params(void)
     return p;
 }
 
-/* w minus its projections on the m rows of q, twice ("twice is enough": the second pass removes
- * what the rounding of the first left). */
+/* v minus its projections on the rows of q (m rows of n, orthonormal), one after the other. */
+static void project_out(double *v, const double *q, int m, size_t n)
+{
+    for (int j = 0; j < m; j++) {
+        const double *e = q + (size_t)j * n;
+        const double c = dot(v, e, n);
+        for (size_t i = 0; i < n; i++)
+            v[i] -= c * e[i];
+    }
+}
+
+/* v minus its projections on the rows of q, then normalised. */
+static void orthonormalize(double *v, const double *q, int m, size_t n)
+{
+    project_out(v, q, m, n);
+    normalize(v, n);
+}
+
+/* Lanczos's full reorthogonalisation: twice ("twice is enough": the second pass removes what the
+ * rounding of the first left). */
 static void reorthogonalize(double *w, const double *q, int m, size_t n)
 {
-    for (int pass = 0; pass < 2; pass++)
-        for (int j = 0; j < m; j++) {
-            const double *e = q + (size_t)j * n;
-            const double c = dot(w, e, n);
-            for (size_t i = 0; i < n; i++)
-                w[i] -= c * e[i];
-        }
+    project_out(w, q, m, n);
+    project_out(w, q, m, n);
 }
 
 /* One Lanczos run into alpha[0..k), beta[0..k-1) with the basis in q; returns k, the steps done. */
@@ -197,17 +210,6 @@ ol_trace_params ol_trace_default_params(void)
     return tp;
 }
 
-/* v minus its projections on the rows of q (m rows of n), then normalised. */
-static void orthonormalize(double *v, const double *q, int m, size_t n)
-{
-    for (int j = 0; j < m; j++) {
-        const double *e = q + (size_t)j * n;
-        const double c = dot(v, e, n);
-        for (size_t i = 0; i < n; i++)
-            v[i] -= c * e[i];
-    }
-    normalize(v, n);
-}
 
 /* One eigenpair by power iteration, orthogonal to the m rows of q; v holds the start vector. */
 static int power_one(ol_ctx *ctx, const ol_linop *op, const ol_eigen_params *ep, const double *q, int m, double *v,
