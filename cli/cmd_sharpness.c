@@ -60,6 +60,12 @@ typedef struct {
     int neps, density;
 } sharp_opts_t;
 
+/* The density's quadrature as ol_eigen_slq returns it (runs rows of steps), kept for the plot. */
+typedef struct {
+    double *nodes, *w;
+    int runs, steps;
+} density_res;
+
 static int sharp_parse(cli_values *v, void *opts, char *err, size_t cap)
 {
     sharp_opts_t *o = opts;
@@ -82,13 +88,14 @@ static int sharp_parse(cli_values *v, void *opts, char *err, size_t cap)
     return 0;
 }
 
-/* The eigenvalue density (stochastic Lanczos quadrature) into res: nodes and weights per run,
- * the extreme nodes and the weight on negative eigenvalues. */
-static int add_density(ol_ctx *ctx, const ol_linop *op, const sharp_opts_t *o, json_t *res)
+/* The eigenvalue density (stochastic Lanczos quadrature) into d and res: nodes and weights per
+ * run, the extreme nodes and the weight on negative eigenvalues. */
+static int add_density(ol_ctx *ctx, const ol_linop *op, const sharp_opts_t *o, json_t *res, density_res *d)
 {
     ol_slq_params sp = {.steps = (int)o->dsteps, .runs = (int)o->druns, .seed = (uint64_t)o->seed};
     const size_t m = (size_t)sp.steps * (size_t)sp.runs;
-    double *nodes = malloc(m * sizeof(double)), *w = malloc(m * sizeof(double));
+    double *nodes = d->nodes = malloc(m * sizeof(double)), *w = d->w = malloc(m * sizeof(double));
+    d->runs = sp.runs, d->steps = sp.steps;
     int *used = malloc((size_t)sp.runs * sizeof(int));
     int s = nodes && w && used ? ol_eigen_slq(ctx, op, &sp, nodes, w, used)
                                : (ol_ctx_set_error(ctx, OL_ENOMEM, "out of memory"), OL_ENOMEM);
@@ -117,8 +124,6 @@ static int add_density(ol_ctx *ctx, const ol_linop *op, const sharp_opts_t *o, j
                                       "used", ju, "lambda_min", lo, "lambda_max", hi, "negative_threshold", thr,
                                       "negative_weight", neg, "nodes", jn, "weights", jw));
     }
-    free(nodes);
-    free(w);
     free(used);
     return s;
 }
@@ -148,6 +153,7 @@ static int fd_check(ol_ctx *ctx, ol_hessian *h, const double *v, double fd_step,
 
 /* Eigenvalues, trace and the check into res. */
 static int sharpness(ol_ctx *ctx, cli_run *r, const sharp_opts_t *o, int batch, int want_trace, json_t *res,
+                     density_res *dens,
                      char *err, size_t cap)
 {
     ol_hessian_params hp = ol_hessian_default_params();
@@ -181,7 +187,7 @@ static int sharpness(ol_ctx *ctx, cli_run *r, const sharp_opts_t *o, int batch, 
     if (s >= 0 && want_trace)
         s = ol_trace_hutchinson(ctx, &op, &tp, &tr, NULL);
     if (s >= 0 && o->density)
-        s = add_density(ctx, &op, o, res);
+        s = add_density(ctx, &op, o, res, dens);
     json_t *eps = json_array();
     for (int i = 0; s >= 0 && i < o->neps; i++) {
         ol_eps_sharpness_params epp = ol_eps_sharpness_default_params();
@@ -270,21 +276,13 @@ static void print_text(const json_t *res, const cli_run *r)
 
 /* DIR/density.svg and density.csv: the density smoothed as PyHessian's density_generate, on a log
  * axis with PyHessian's floor of 1e-7, the Ritz values marked along the bottom. */
-static int write_density(ol_ctx *ctx, const json_t *dj, const char *dir, char *err, size_t cap)
+static int write_density(ol_ctx *ctx, const density_res *d, const char *dir, char *err, size_t cap)
 {
     enum { BINS = 10000 }; /* PyHessian's: the narrow Gaussians of a wide spectrum need them */
-    const json_t *jn = json_object_get(dj, "nodes"), *jw = json_object_get(dj, "weights");
-    const int runs = (int)json_array_size(jn), steps = (int)json_integer_value(json_object_get(dj, "steps"));
-    double *nodes = calloc((size_t)runs * steps, sizeof(double)), *w = calloc((size_t)runs * steps, sizeof(double));
+    const double *nodes = d->nodes, *w = d->w;
+    const int runs = d->runs, steps = d->steps;
     double *grid = malloc(BINS * sizeof(double)), *dens = malloc(BINS * sizeof(double));
-    int rc = nodes && w && grid && dens ? OL_EXIT_OK : (snprintf(err, cap, "out of memory"), OL_EXIT_FAIL);
-    for (int r = 0; rc == OL_EXIT_OK && r < runs; r++) {
-        const json_t *rn = json_array_get(jn, (size_t)r), *rw = json_array_get(jw, (size_t)r);
-        const size_t k = json_array_size(rn);
-        for (int j = 0; j < steps; j++) /* an early stop: weight 0 at its last node */
-            nodes[(size_t)r * steps + j] = json_real_value(json_array_get(rn, j < (int)k ? (size_t)j : k - 1)),
-            w[(size_t)r * steps + j] = j < (int)k ? json_real_value(json_array_get(rw, (size_t)j)) : 0.0;
-    }
+    int rc = grid && dens ? OL_EXIT_OK : (snprintf(err, cap, "out of memory"), OL_EXIT_FAIL);
     if (rc == OL_EXIT_OK && ol_slq_density(ctx, nodes, w, runs, steps, BINS, 1e-5, grid, dens) < 0)
         rc = OL_EXIT_FAIL, snprintf(err, cap, "%s", ol_ctx_errmsg(ctx));
     char path[4200];
@@ -320,11 +318,12 @@ static int write_density(ol_ctx *ctx, const json_t *dj, const char *dir, char *e
     } else if (rc == OL_EXIT_OK) {
         rc = OL_EXIT_FAIL, snprintf(err, cap, "%s", ol_ctx_errmsg(ctx));
     }
-    free(nodes), free(w), free(grid), free(dens);
+    free(grid), free(dens);
     return rc;
 }
 
-static int emit(ol_ctx *ctx, cli_values *v, const json_t *res, const cli_run *r, char *err, size_t cap)
+static int emit(ol_ctx *ctx, cli_values *v, const json_t *res, const density_res *dens, const cli_run *r, char *err,
+                size_t cap)
 {
     char *text = json_dumps(res, JSON_REAL_PRECISION(17) | JSON_INDENT(2));
     if (!text) {
@@ -339,8 +338,8 @@ static int emit(ol_ctx *ctx, cli_values *v, const json_t *res, const cli_run *r,
         rc = cli_mkdir_p(ctx, dir, err, cap);
         if (rc == OL_EXIT_OK)
             rc = cli_write_file(ctx, path, text, strlen(text), err, cap);
-        if (rc == OL_EXIT_OK && json_object_get(res, "density"))
-            rc = write_density(ctx, json_object_get(res, "density"), dir, err, cap);
+        if (rc == OL_EXIT_OK && dens->nodes)
+            rc = write_density(ctx, dens, dir, err, cap);
     }
     if (rc == OL_EXIT_OK && cli_flag(v, "json"))
         printf("%s\n", text);
@@ -373,6 +372,7 @@ int cmd_sharpness(int argc, char **argv)
     json_t *res = NULL;
     char err[1400] = "";
     sharp_opts_t o;
+    density_res dens = {NULL, NULL, 0, 0};
     if ((rc = cli_run_args(&v, argc, argv, sharp_usage, sharp_parse, &o)) >= 0)
         goto done;
     /* the default subset is at most the set; a given one must fit */
@@ -385,13 +385,15 @@ int cmd_sharpness(int argc, char **argv)
     if (rc == OL_EXIT_OK && !(res = header(&r, &o, batch, ctx)))
         rc = OL_EXIT_FAIL, snprintf(err, sizeof err, "out of memory");
     if (rc == OL_EXIT_OK)
-        rc = sharpness(ctx, &r, &o, batch, cli_flag(&v, "trace"), res, err, sizeof err);
+        rc = sharpness(ctx, &r, &o, batch, cli_flag(&v, "trace"), res, &dens, err, sizeof err);
     if (rc == OL_EXIT_OK)
-        rc = emit(ctx, &v, res, &r, err, sizeof err);
+        rc = emit(ctx, &v, res, &dens, &r, err, sizeof err);
     if (rc != OL_EXIT_OK)
         cli_fail(rc, err);
 done:
     json_decref(res);
+    free(dens.nodes);
+    free(dens.w);
     cli_run_close(&r);
     ol_ctx_free(ctx);
     cli_free(&v);
