@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "evalrun.h"
@@ -335,20 +334,6 @@ static void setup_grid_coords(ls_job *j)
              o->want[0] && o->want[1] ? "," : "", o->want[1] ? "test" : "", o->ntrain, o->ntest, o->batch);
 }
 
-static int mkdir_p(const char *dir)
-{
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", dir);
-    for (char *p = buf + 1; *p; p++)
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-                return -1;
-            *p = '/';
-        }
-    return mkdir(buf, 0777) != 0 && errno != EEXIST ? -1 : 0;
-}
-
 /* Evaluate the points not done yet, in rounds: each rank takes every size-th
  * point of a round, the values are summed over ranks (zero elsewhere), rank 0
  * saves the grid. Returns an exit status. */
@@ -517,8 +502,8 @@ int cmd_landscape(int argc, char **argv)
     }
     const int root = ol_comm_rank(j->comm) == 0;
     rc = ls_prepare(j, argv[2], json_path, sizeof json_path);
-    if (rc == OL_EXIT_OK && root && mkdir_p(j->out) != 0)
-        rc = OL_EXIT_FAIL, snprintf(j->err, sizeof j->err, "cannot create %.900s: %s", j->out, strerror(errno));
+    if (rc == OL_EXIT_OK && root && cli_mkdir_p(j->ctx, j->out, j->err, sizeof j->err) != 0)
+        rc = OL_EXIT_FAIL;
     rc = cli_agree(j->ctx, j->comm, rc, j->err, sizeof j->err);
     if (rc != OL_EXIT_OK) {
         rc = cli_fail(rc, j->err);

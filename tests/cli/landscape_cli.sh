@@ -116,5 +116,15 @@ bad "with --mode 2d" "$run" --mode 1d --directions pca
 bad "with --mode 1d" "$run" --to "$first"
 bad "at least 3" "$tmp/one" --directions pca
 bad "unknown mode" "$run" --mode 3d
+# --out naming a file: refused before any point is evaluated, one line naming it (it used to pass
+# mkdir's EEXIST and fail at the first write of a temporary file)
+touch "$tmp/blocker"
+timeout 60 "$bin" landscape "$run" --mode 1d --grid 3 --train-subset 64 --set train --threads 1 \
+    --out "$tmp/blocker" >/dev/null 2>"$tmp/err"; st=$?
+if [ $st -eq 1 ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -q "blocker: a file of that name is in the way" "$tmp/err"; then
+    echo "ok   --out on a file: $(cat "$tmp/err")"
+else
+    fail "--out on a file -> exit $st: $(cat "$tmp/err")"
+fi
 [ $fails -eq 0 ] || { echo "$fails failure(s)"; exit 1; }
 echo "all landscape checks passed"
