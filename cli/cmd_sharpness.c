@@ -335,9 +335,9 @@ static int emit(ol_ctx *ctx, cli_values *v, const json_t *res, const density_res
     if (*dir) {
         char path[4200];
         snprintf(path, sizeof path, "%s/sharpness.json", dir);
-        rc = cli_mkdir_p(ctx, dir, err, cap);
-        if (rc == OL_EXIT_OK)
-            rc = cli_write_file(ctx, path, text, strlen(text), err, cap);
+        /* cli_mkdir_p and cli_write_file return -1, not an exit status */
+        if (cli_mkdir_p(ctx, dir, err, cap) != 0 || cli_write_file(ctx, path, text, strlen(text), err, cap) != 0)
+            rc = OL_EXIT_FAIL;
         if (rc == OL_EXIT_OK && dens->nodes)
             rc = write_density(ctx, dens, dir, err, cap);
     }

@@ -130,6 +130,14 @@ root = ET.parse(os.path.join(out, "density.svg")).getroot()
 check(any(el.tag.endswith("polyline") for el in root.iter()), "density.svg: parses, has the curve")
 sys.exit(0 if ok else 1)
 PY
+# --out naming a file: exit 1 (a failure to write, as the other commands), one line; it was 255
+touch "$tmp/blocker"
+timeout 60 "$bin" sharpness "$run" --train-subset 64 --threads 1 --out "$tmp/blocker" >/dev/null 2>"$tmp/err"; st=$?
+if [ $st -eq 1 ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -q "a file of that name is in the way" "$tmp/err"; then
+    echo "ok   --out on a file: exit 1, $(cat "$tmp/err")"
+else
+    fail "--out on a file -> exit $st: $(cat "$tmp/err")"
+fi
 bad() { # command expected-message-part args...
     local cmd=$1 want=$2; shift 2
     timeout 60 "$bin" "$cmd" "$@" >"$tmp/out" 2>"$tmp/err"
