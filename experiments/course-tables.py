@@ -138,8 +138,12 @@ def main(root):
 
 
 if __name__ == "__main__":
+    if len(sys.argv) == 2 and sys.argv[1] in ("-h", "--help"):
+        print(__doc__)
+        sys.exit(0)
     if len(sys.argv) > 2 or (len(sys.argv) == 2 and sys.argv[1].startswith("-")):
-        sys.exit(__doc__)
+        print("usage: experiments/course-tables.py [RESULTS_DIR]", file=sys.stderr)
+        sys.exit(2)
     root = sys.argv[1] if len(sys.argv) == 2 else "docs/results"
     if not os.path.isdir(root):
         print(f"course-tables.py: {root}: no such directory", file=sys.stderr)
