@@ -21,7 +21,7 @@ const cli_opt cli_lrfind_opts[] = {
     {"num-iter", CLI_VALUE, "100", "N", "LR finder", "range: iterations"},
     {"linear", CLI_FLAG, "0", NULL, "LR finder", "range: grow the lr linearly instead of exponentially"},
     {"smooth", CLI_VALUE, "0.98", "BETA", "LR finder", "range: EMA factor of the loss (bias-corrected)"},
-    {"diverge-factor", CLI_VALUE, "4", "F", "LR finder", "range: stop when the smoothed loss exceeds F x the best"},
+    {"diverge-factor", CLI_VALUE, "4", "F", "LR finder", "range: stop when the smoothed loss exceeds F x the best; sweep: a candidate has diverged (and stops) when the mean loss of its last tenth of steps exceeds F x its first loss"},
     {"sweep-lrs", CLI_VALUE, "", "LR1,...", "LR finder", "sweep: candidate lrs [per decade from --start-lr to --end-lr]"},
     {"sweep-per-decade", CLI_VALUE, "1", "K", "LR finder", "sweep: candidates per decade"},
     {"sweep-steps", CLI_VALUE, "50", "N", "LR finder", "sweep: optimizer steps per candidate"},
@@ -71,8 +71,9 @@ typedef struct {
     ol_train_params tp;
     ol_lrfind_params lp;
     long long threads;
-    int sweep, ncand, sweep_steps;
+    int sweep, ncand, sweep_steps, explicit_lrs; /* explicit_lrs: the candidates came from --sweep-lrs */
     double *lrs, *final; /* sweep: candidates and their final losses, one allocation owned by lrs */
+    int *ran;            /* sweep: the steps each candidate ran (fewer when it diverged) */
     char csv[4096], svg[4096];
 } lrfind_job;
 
@@ -84,11 +85,13 @@ static int parse_sweep(cli_values *v, lrfind_job *j)
     if (cli_int(v, "sweep-per-decade", 1, 100, &per) || cli_int(v, "sweep-steps", 1, 10000000, &ss))
         return cli_fail(OL_EXIT_USAGE, v->err);
     j->sweep_steps = (int)ss;
-    j->lrs = malloc(sizeof(double) * 2 * 1024);
+    j->lrs = malloc(sizeof(double) * 3 * 1024);
     if (!j->lrs)
         return cli_fail(OL_EXIT_FAIL, "out of memory");
     j->final = j->lrs + 1024;
+    j->ran = (int *)(j->lrs + 2048);
     if (*cli_str(v, "sweep-lrs")) {
+        j->explicit_lrs = 1;
         if (cli_double_list(v, "sweep-lrs", 1e-30, 1e6, j->lrs, 64, &j->ncand))
             return cli_fail(OL_EXIT_USAGE, v->err);
     } else {
@@ -182,8 +185,15 @@ static int write_sweep(lrfind_job *j)
     char err[1024] = "";
     const double *lrs = j->lrs, *final = j->final;
     const int ncand = j->ncand;
-    const double *cols[2] = {lrs, final};
-    if (write_csv(j->ctx, j->csv, "lr,final_loss", cols, 2, ncand, err, sizeof err) < 0)
+    double *ran = malloc((size_t)ncand * sizeof *ran);
+    if (!ran)
+        return cli_fail(OL_EXIT_FAIL, "out of memory");
+    for (int i = 0; i < ncand; i++)
+        ran[i] = j->ran[i];
+    const double *cols[3] = {lrs, final, ran};
+    int rc = write_csv(j->ctx, j->csv, "lr,final_loss,steps", cols, 3, ncand, err, sizeof err);
+    free(ran);
+    if (rc < 0)
         return cli_fail(OL_EXIT_FAIL, err);
     if (ol_lrfind_sweep_plot(j->ctx, lrs, final, ncand, j->svg, NULL) < 0)
         return cli_fail_ctx(j->ctx, OL_EXIT_FAIL);
@@ -192,6 +202,8 @@ static int write_sweep(lrfind_job *j)
     for (int i = 0; i < ncand; i++) {
         if (isfinite(final[i]))
             printf("  lr %-10.3g final loss %.4f\n", lrs[i], final[i]);
+        else if (j->ran[i] < j->sweep_steps)
+            printf("  lr %-10.3g diverged (stopped after %d steps)\n", lrs[i], j->ran[i]);
         else
             printf("  lr %-10.3g diverged\n", lrs[i]);
     }
@@ -200,6 +212,15 @@ static int write_sweep(lrfind_job *j)
         printf("best lr: %.3g (final loss %.4f)\n", lrs[b], final[b]);
     else
         printf("best lr: none (every candidate diverged)\n");
+    /* a best at the end of the candidates says nothing about the lrs past it */
+    int lo = 0, hi = 0;
+    for (int i = 0; b >= 0 && i < ncand; i++) {
+        lo += lrs[i] < lrs[b];
+        hi += lrs[i] > lrs[b];
+    }
+    if (b >= 0 && ncand > 1 && (!lo || !hi))
+        printf("note: the best lr is the %s candidate; a %s lr may be better (extend %s)\n", hi ? "smallest" : "largest",
+               hi ? "smaller" : "larger", j->explicit_lrs ? "--sweep-lrs" : hi ? "--start-lr" : "--end-lr");
     return OL_EXIT_OK;
 }
 
@@ -244,7 +265,7 @@ static int run_job(cli_values *v, lrfind_job *j)
     int st;
     if (j->sweep)
         st = ol_lrfind_sweep(j->ctx, &j->lp, j->sweep_steps, j->lrs, j->ncand, j->m, j->opt, &j->data.train,
-                             j->final);
+                             j->final, j->ran);
     else
         st = ol_lrfind_run(j->ctx, &j->lp, j->m, j->opt, &j->data.train, &j->res);
     if (st < 0)

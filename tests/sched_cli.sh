@@ -114,6 +114,20 @@ checks=$((checks + 1))
 "$BIN" lr-find --mode sweep --dataset synthetic --synthetic-size 256 --model mlp --batch-size 32 --start-lr 1e-4 \
     --end-lr 10 --sweep-steps 5 --threads 1 --out "$T/sw" >"$T/out" 2>"$T/err" || fail "lr-find sweep: $(cat "$T/err")"
 [ "$(wc -l <"$T/sw/lr_find.csv")" -eq 7 ] || fail "sweep CSV: expected 6 candidates"
+checks=$((checks + 1))
+head -1 "$T/sw/lr_find.csv" | grep -qx 'lr,final_loss,steps' || fail "sweep CSV: no steps column"
+# lr 10 diverges on this problem: the candidate stops at once instead of spending its 5 steps
+checks=$((checks + 1))
+grep -qx '10,inf,[1-4]' "$T/sw/lr_find.csv" && grep -q 'lr 10 *diverged (stopped after [1-4] steps)' "$T/out" ||
+    fail "a diverged candidate ran all its steps: $(tail -1 "$T/sw/lr_find.csv")"
+checks=$((checks + 1))
+grep -q '^note: the best lr is' "$T/out" && fail "an inner best lr flagged as an edge: $(cat "$T/out")"
+# a best at the end of the candidates says so
+checks=$((checks + 1))
+"$BIN" lr-find --mode sweep --dataset synthetic --synthetic-size 256 --model mlp --batch-size 32 --sweep-lrs 1e-3,1e-4 \
+    --sweep-steps 5 --threads 1 --out "$T/sw2" >"$T/out" 2>"$T/err" || fail "lr-find sweep: $(cat "$T/err")"
+grep -q '^note: the best lr is the largest candidate; a larger lr may be better (extend --sweep-lrs)' "$T/out" ||
+    fail "no note on a best lr at the edge: $(cat "$T/out")"
 
 if [ "$fails" -ne 0 ]; then
     echo "sched_cli: $fails of $checks checks FAILED" >&2

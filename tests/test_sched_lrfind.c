@@ -67,7 +67,7 @@ int main(void)
     ol_lrfind_params lp = ol_lrfind_default_params();
     lp.batch_size = 32;
     double warm[1] = {0.05}, fl[1];
-    ASSERT_OK(ol_lrfind_sweep(ctx, &lp, 3, warm, 1, m, o, &d, fl), ctx);
+    ASSERT_OK(ol_lrfind_sweep(ctx, &lp, 3, warm, 1, m, o, &d, fl, NULL), ctx);
     ASSERT_TRUE(isfinite(fl[0]));
     ol_optim_hyper h = {.lr = 0.05, .momentum = -1};
     for (int i = 0; i < 3; i++) { /* the optimizer's own state: a real gradient step each */
@@ -117,13 +117,16 @@ int main(void)
 
     /* sweep: same start for each candidate, restored afterwards */
     double lrs[3] = {1e-3, 0.1, 1e4}, fin[3], fin2[3];
-    ASSERT_OK(ol_lrfind_sweep(ctx, &lp, 20, lrs, 3, m, o, &d, fin), ctx);
+    int ran[3];
+    ASSERT_OK(ol_lrfind_sweep(ctx, &lp, 20, lrs, 3, m, o, &d, fin, ran), ctx);
+    ASSERT_TRUE(ran[0] == 20 && ran[1] == 20);
+    ASSERT_TRUE(ran[2] >= 2 && ran[2] < 20); /* the diverged candidate stopped early */
     ASSERT_TRUE(same_floats(ps->params, p0, ps->numel));
     ASSERT_TRUE(same_floats(ol_optim_slot(o, 0), s0, ps->numel));
     ASSERT_TRUE(isfinite(fin[0]) && isfinite(fin[1]) && fin[1] < fin[0]);
     ASSERT_TRUE(!isfinite(fin[2])); /* lr 1e4 diverges: non-finite or past 4x its first loss */
     ASSERT_EQ_INT(ol_lrfind_sweep_best(fin, 3), 1);
-    ASSERT_OK(ol_lrfind_sweep(ctx, &lp, 20, lrs, 2, m, o, &d, fin2), ctx); /* deterministic */
+    ASSERT_OK(ol_lrfind_sweep(ctx, &lp, 20, lrs, 2, m, o, &d, fin2, NULL), ctx); /* deterministic */
     ASSERT_TRUE(fin2[0] == fin[0] && fin2[1] == fin[1]);
     ASSERT_OK(ol_lrfind_sweep_plot(ctx, lrs, fin, 3, "/tmp/optimlab_test_sweep.svg", NULL), ctx);
 

@@ -79,11 +79,13 @@ int ol_lrfind_plot(ol_ctx *ctx, const ol_lrfind_result *r, const char *path, con
 /* Sweep: for each of the n candidate lrs, `steps` optimizer steps from the
  * weights m has now with a fresh optimizer built from o's parameters; the
  * data order is the same for every candidate. final_loss[i] is the mean batch
- * loss of the last max(1, steps/10) steps (+inf when it diverged: a non-finite loss, or
- * more than diverge_factor x the candidate's first loss). m and o are
- * restored afterwards. */
+ * loss of the last max(1, steps/10) steps, or +inf when the candidate diverged:
+ * a non-finite loss, or the mean of the last max(1, steps/10) losses past
+ * diverge_factor x the candidate's first loss at any step; a diverged candidate
+ * stops there. steps_done[i] (when not NULL) is the steps candidate i ran.
+ * m and o are restored afterwards. */
 int ol_lrfind_sweep(ol_ctx *ctx, const ol_lrfind_params *p, int steps, const double *lrs, int n, ol_model *m,
-                    ol_optim *o, const ol_dataset *train, double *final_loss);
+                    ol_optim *o, const ol_dataset *train, double *final_loss, int *steps_done);
 /* Index of the best candidate (smallest finite final loss), -1 if none. */
 int ol_lrfind_sweep_best(const double *final_loss, int n);
 int ol_lrfind_sweep_plot(ol_ctx *ctx, const double *lrs, const double *final_loss, int n, const char *path,

@@ -245,7 +245,7 @@ int ol_lrfind_run(ol_ctx *ctx, const ol_lrfind_params *p, ol_model *m, ol_optim 
 }
 
 int ol_lrfind_sweep(ol_ctx *ctx, const ol_lrfind_params *p, int steps, const double *lrs, int n, ol_model *m,
-                    ol_optim *o, const ol_dataset *train, double *final_loss)
+                    ol_optim *o, const ol_dataset *train, double *final_loss, int *steps_done)
 {
     if (steps < 1 || n < 1)
         return ol__err(ctx, OL_ERANGE, "lr sweep needs >= 1 candidate and >= 1 step (got %d, %d)", n, steps);
@@ -257,6 +257,9 @@ int ol_lrfind_sweep(ol_ctx *ctx, const ol_lrfind_params *p, int steps, const dou
     ol_snapshot *snap = NULL;
     int rc = ol_snapshot_take(ctx, m, o, &snap);
     const int tail = steps / 10 > 1 ? steps / 10 : 1;
+    double *win = malloc((size_t)tail * sizeof *win); /* the last `tail` losses, a ring */
+    if (rc >= 0 && !win)
+        rc = ol__err(ctx, OL_ENOMEM, "lr sweep: out of memory");
     for (int c = 0; rc >= 0 && c < n; c++) {
         ol_optim *fresh = NULL;
         ol_loader *l = NULL;
@@ -266,25 +269,34 @@ int ol_lrfind_sweep(ol_ctx *ctx, const ol_lrfind_params *p, int steps, const dou
         if (rc >= 0)
             rc = make_loader(ctx, p, train, &l);
         int64_t epoch = 0;
-        double sum = 0.0, first = NAN;
-        for (int s = 0; rc >= 0 && s < steps; s++) {
+        double first = NAN, mean = NAN;
+        int s = 0, diverged = 0;
+        while (rc >= 0 && s < steps && !diverged) {
             double loss = NAN;
             rc = train_step(ctx, p, m, fresh, l, &epoch, lrs[c], &loss);
-            if (rc >= 0 && !isfinite(loss)) {
-                sum = INFINITY;
+            if (rc < 0)
                 break;
-            }
             if (s == 0)
                 first = loss;
-            if (s >= steps - tail)
-                sum += loss;
+            win[s % tail] = loss;
+            s++;
+            if (s >= tail) { /* the mean of the last `tail` losses: the final loss when s == steps */
+                mean = 0.0;
+                for (int k = 0; k < tail; k++)
+                    mean += win[k];
+                mean /= tail;
+            }
+            /* diverged: a non-finite loss, or the window's mean past diverge_factor x the first loss
+             * (the range test's rule); the remaining steps would be spent on a lost candidate */
+            diverged = !isfinite(loss) || (s >= tail && !(mean <= p->diverge_factor * first));
         }
-        /* the range test's rule: a loss grown past diverge_factor x where it started has diverged,
-         * even while it is still a finite float */
-        final_loss[c] = isfinite(sum) && !(sum / tail > p->diverge_factor * first) ? sum / tail : INFINITY;
+        final_loss[c] = diverged ? INFINITY : mean;
+        if (steps_done)
+            steps_done[c] = s;
         ol_loader_free(l);
         ol_optim_free(fresh);
     }
+    free(win);
     if (snap) {
         int r2 = ol_snapshot_restore(ctx, snap, m, o);
         if (rc >= 0)

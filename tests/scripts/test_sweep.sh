@@ -152,6 +152,8 @@ check "lr-find sweep exits 0" test $? -eq 0
 lr=$(cat "$tmp/lrf/logs/found.lr" 2>/dev/null)
 check "lr-find chose one of the candidates" grep -q -x -e 0.01 -e 0.1 "$tmp/lrf/logs/found.lr"
 check "the chosen lr is in the run's config" grep -q "\"lr\": \"$lr\"" "$tmp/lrf/found/config.json"
+edge=$([ "$lr" = 0.1 ] && echo largest || echo smallest)
+check "the progress says the choice is at an edge of the candidates" grep -q "found: lr-find chose lr $lr (the $edge candidate" "$tmp/lrf.txt"
 check "a run with an lr keeps it" test ! -e "$tmp/lrf/logs/given.lr" -a -n "$(grep '"lr": "0.05"' "$tmp/lrf/given/config.json")"
 "$bin" sweep "$tmp/lrf.yaml" --slurm --out "$tmp/lrfsl" >/dev/null
 check "the SLURM script runs lr-find too" grep -q 'lr-find "${LRF\[@\]}"' "$tmp/lrfsl/sweep.sbatch"
