@@ -33,11 +33,14 @@ static const cli_opt sweep_opts[] = {
     {"dry-run", CLI_FLAG, "0", NULL, "Sweep", "list the configurations and their train commands, run nothing"},
     {"slurm", CLI_FLAG, "0", NULL, "Sweep",
      "write OUT/sweep.sbatch, a SLURM job array (one task per configuration, requeued on preemption), run nothing"},
+    {"set", CLI_LIST, "", "OPTION=VALUE", "Sweep",
+     "give every run this train option, in place of the grid file's value (one that does not vary between runs); "
+     "repeatable. With another --out: the runs of a sweep directory keep their options"},
     {"no-report", CLI_FLAG, "0", NULL, "Sweep", "do not write OUT/report at the end"},
     {NULL, 0, NULL, NULL, NULL, NULL}};
 
 static const char *const sweep_usage =
-    "usage: optimlab sweep GRID.yaml [--jobs N] [--threads T] [--out DIR] [--dry-run | --slurm]\n"
+    "usage: optimlab sweep GRID.yaml [--jobs N] [--threads T] [--out DIR] [--set OPTION=VALUE]... [--dry-run | --slurm]\n"
     "\n"
     "Train every configuration of a grid file (fixed options, lists whose cartesian product is run,\n"
     "explicit extra runs; see docs/experiments.md) into OUT/<name>, named after the options that vary.\n"
@@ -45,7 +48,8 @@ static const char *const sweep_usage =
     "OUT/report/report.html compares them. Exit status: 0 every run finished (or diverged), 1 a run\n"
     "failed, 2 bad grid file or options, 4 stopped by a signal (the runs checkpointed; rerun to continue).\n"
     "\n"
-    "example: optimlab sweep experiments/example-mlp.yaml --jobs 2";
+    "example: optimlab sweep experiments/example-mlp.yaml --jobs 2\n"
+    "         optimlab sweep experiments/practical.yaml --set dataset=cifar10 --out runs/practical-cifar10";
 
 enum { J_TODO, J_RUNNING, J_DONE, J_DIVERGED, J_FAILED, J_STOPPED, J_LRFIND, J_COUNT };
 
@@ -748,13 +752,16 @@ static int final_report(sweep *S)
     return rc;
 }
 
-static int sweep_main(sweep *S, cli_values *v, const char *grid_path)
+static int sweep_main(sweep *S, cli_values *v, const char *grid_path, char **sets, int nsets)
 {
     long long jobs, threads;
     if (cli_int(v, "jobs", 1, 1024, &jobs) || cli_int(v, "threads", 0, 4096, &threads))
         return cli_fail(OL_EXIT_USAGE, v->err);
     if (sweep_grid_load(grid_path, &S->g, S->err, sizeof S->err) < 0)
         return cli_fail(OL_EXIT_USAGE, S->err);
+    for (int i = 0; i < nsets; i++)
+        if (sweep_grid_set(&S->g, sets[i], S->err, sizeof S->err) < 0)
+            return cli_fail(OL_EXIT_USAGE, S->err);
     if (*cli_str(v, "out"))
         snprintf(S->g.out, sizeof S->g.out, "%s", cli_str(v, "out"));
     if (threads == 0) {
@@ -835,17 +842,24 @@ int cmd_sweep(int argc, char **argv)
     cli_values v;
     cli_init(&v, tables);
     /* the grid file may come before or after the options */
-    char **opts = calloc((size_t)argc + 1, sizeof *opts);
+    char **opts = calloc((size_t)argc + 1, sizeof *opts), **sets = calloc((size_t)argc + 1, sizeof *sets);
     const char *grid = NULL;
-    int no = 0, help = 0, rc, extra = 0;
-    if (!opts) {
+    int no = 0, help = 0, rc, extra = 0, nsets = 0;
+    if (!opts || !sets) {
+        free(opts);
+        free(sets);
         cli_free(&v);
         return cli_fail(OL_EXIT_FAIL, "out of memory");
     }
     opts[no++] = argv[0];
     opts[no++] = argv[1];
     for (int i = 2; i < argc; i++) {
-        if (argv[i][0] == '-' && argv[i][1]) {
+        /* --set's values are kept apart, one each: a value may hold commas (betas: 0.9,0.95) */
+        if (!strcmp(argv[i], "--set") && i + 1 < argc)
+            sets[nsets++] = argv[++i];
+        else if (!strncmp(argv[i], "--set=", 6))
+            sets[nsets++] = argv[i] + 6;
+        else if (argv[i][0] == '-' && argv[i][1]) {
             opts[no++] = argv[i];
             int k = strncmp(argv[i], "--", 2) == 0 && !strchr(argv[i], '=') ? cli_find(&v, argv[i] + 2) : -1;
             if (k >= 0 && v.opts[k]->kind != CLI_FLAG && i + 1 < argc)
@@ -870,7 +884,7 @@ int cmd_sweep(int argc, char **argv)
     } else if (cli_flag(&v, "dry-run") && cli_flag(&v, "slurm"))
         rc = cli_fail(OL_EXIT_USAGE, "sweep: --dry-run and --slurm exclude each other");
     else
-        rc = sweep_main(&S, &v, grid);
+        rc = sweep_main(&S, &v, grid, sets, nsets);
     for (int i = 0; S.jobs && i < S.g.nconf; i++) {
         for (int a = 0; a < S.jobs[i].nargs; a++)
             free(S.jobs[i].args[a]);
@@ -882,6 +896,7 @@ int cmd_sweep(int argc, char **argv)
     free(S.lrf);
     sweep_grid_free(&S.g);
     free(opts);
+    free(sets);
     cli_free(&v);
     return rc;
 }

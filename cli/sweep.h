@@ -45,6 +45,10 @@ typedef struct {
  * "path:line: what is wrong" in err. Option names and values are checked by
  * the caller (the train parser). */
 int sweep_grid_load(const char *path, sweep_grid *g, char *err, size_t cap);
+/* --set KEY=VALUE: KEY takes VALUE in every configuration (added, or replacing
+ * the grid file's value). KEY must not vary between the configurations, so the
+ * run names stay those of the file. Returns 0, or -1 with the reason in err. */
+int sweep_grid_set(sweep_grid *g, const char *kv, char *err, size_t cap);
 void sweep_grid_free(sweep_grid *g);
 /* The value of key in c, or NULL. */
 const char *sweep_conf_get(const sweep_conf *c, const char *key);

@@ -392,6 +392,40 @@ int sweep_grid_load(const char *path, sweep_grid *g, char *err, size_t cap)
     return rc;
 }
 
+int sweep_grid_set(sweep_grid *g, const char *kv, char *err, size_t cap)
+{
+    const char *eq = strchr(kv, '=');
+    char key[128];
+    if (!eq || eq == kv || (size_t)(eq - kv) >= sizeof key || !eq[1]) {
+        snprintf(err, cap, "--set '%.200s': expected OPTION=VALUE", kv);
+        return -1;
+    }
+    snprintf(key, sizeof key, "%.*s", (int)(eq - kv), kv);
+    if (key[0] == '-') {
+        snprintf(err, cap, "--set '%.200s': the option without its dashes (--set %s)", kv, key + strspn(key, "-"));
+        return -1;
+    }
+    if (!strcmp(key, "out") || !strcmp(key, "resume") || !strcmp(key, "overwrite") || !strcmp(key, "name")) {
+        snprintf(err, cap, "--set %s: '%s' is set by the sweep (use --out for the sweep directory)", key, key);
+        return -1;
+    }
+    const char *first = g->nconf ? sweep_conf_get(&g->conf[0], key) : NULL;
+    for (int i = 1; i < g->nconf; i++) {
+        const char *v = sweep_conf_get(&g->conf[i], key);
+        if (!v != !first || (v && strcmp(v, first) != 0)) {
+            snprintf(err, cap, "--set %s: '%s' varies between the grid's runs (%s and %s); --set fixes an option they share",
+                     key, key, g->conf[0].name, g->conf[i].name);
+            return -1;
+        }
+    }
+    for (int i = 0; i < g->nconf; i++)
+        if (conf_set(&g->conf[i], key, eq + 1) < 0) {
+            snprintf(err, cap, "out of memory");
+            return -1;
+        }
+    return 0;
+}
+
 void sweep_grid_free(sweep_grid *g)
 {
     for (int i = 0; i < g->nconf; i++)

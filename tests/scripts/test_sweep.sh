@@ -159,6 +159,31 @@ check "a run with an lr keeps it" test ! -e "$tmp/lrf/logs/given.lr" -a -n "$(gr
 check "the SLURM script runs lr-find too" grep -q 'lr-find "${LRF\[@\]}"' "$tmp/lrfsl/sweep.sbatch"
 check "... and passes bash -n" bash -n "$tmp/lrfsl/sweep.sbatch"
 
+# --set: an option for every run, in place of the file's value; the names stay the file's
+"$bin" sweep "$tmp/lrf.yaml" --set seed=3 --set synthetic-size=256 --out "$tmp/set" --dry-run >"$tmp/set.txt"
+check "--set: a dry run exits 0" test $? -eq 0
+check "--set: every run gets the value, under the file's names" \
+  test "$(grep -c -e '--synthetic-size 256 .*--seed 3 .*--out '"$tmp/set/found"'$' \
+                 -e '--synthetic-size 256 .*--seed 3 .*--out '"$tmp/set/given"'$' "$tmp/set.txt")" -eq 2
+"$bin" sweep "$tmp/lrf.yaml" --set synthetic-size=256 --set betas=0.8,0.9 --set optimizer=adamw --out "$tmp/set" --threads 1 >/dev/null 2>&1
+check "--set: a sweep with it exits 0" test $? -eq 0
+check "--set: the runs' configs have the values (a list value kept whole)" \
+  grep -q '"betas": "0.8,0.9"' "$tmp/set/given/config.json"
+check "... replacing the file's" grep -q '"optimizer": "adamw"' "$tmp/set/given/config.json"
+setbad() { # setbad DESCRIPTION EXPECTED-MESSAGE SWEEP-ARGS...
+  local what=$1 msg=$2; shift 2
+  "$bin" sweep "$tmp/lrf.yaml" "$@" >/dev/null 2>"$tmp/err.txt"
+  local st=$?
+  check "$what" test $st -eq 2 -a "$(wc -l <"$tmp/err.txt")" -eq 1
+  grep -q -F -- "$msg" "$tmp/err.txt" || { echo "FAIL $what: message: $(cat "$tmp/err.txt")"; fail=1; }
+}
+setbad "--set on a sweep directory made without it" "was started with other options" --set synthetic-size=128
+setbad "--set of an option that varies" "'lr' varies between the grid's runs" --set lr=0.1 --out "$tmp/set2" --dry-run
+setbad "--set without a value" "expected OPTION=VALUE" --set seed --out "$tmp/set2" --dry-run
+setbad "--set of the run directory" "'out' is set by the sweep" --set out=x --out "$tmp/set2" --dry-run
+setbad "--set of an unknown option" "unknown option 'sead'" --set sead=1 --out "$tmp/set2" --dry-run
+check "a refused --set writes nothing" test ! -e "$tmp/set2"
+
 # bad grid files: one line, exit 2 (--dry-run: a grid that wrongly passed must not start a real run)
 bad() { # bad DESCRIPTION YAML EXPECTED-MESSAGE
   printf '%s\n' "$2" >"$tmp/bad.yaml"
