@@ -327,8 +327,25 @@ static void on_signal(int sig)
     signal(sig, SIG_DFL); /* a second signal ends the process at once */
 }
 
+/* The one thread that takes the stop signals: it only waits for them. */
+static void *signal_thread(void *arg)
+{
+    pthread_sigmask(SIG_UNBLOCK, (const sigset_t *)arg, NULL);
+    for (;;)
+        pause();
+    return NULL;
+}
+
+/* The stop signals set stop_requested. They are blocked in this thread, and so
+ * in every thread created after it (OpenMP's, the data prefetcher's), and taken
+ * by a thread that only waits: oneDNN's JIT GEMM kernels (Debian's 2.6; fixed
+ * upstream in 3.12, oneDNN issue 4845) point rsp into the heap while they run,
+ * so a signal handled on a thread running one wrote its frame over the heap
+ * and the run later aborted in malloc instead of checkpointing (tests/
+ * scripts/test_sigterm.sh). Call it before anything starts a thread. */
 static void install_handlers(void)
 {
+    static sigset_t set;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -336,6 +353,19 @@ static void install_handlers(void)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL); /* SLURM --signal=USR1@... */
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGUSR1);
+    pthread_attr_t attr;
+    pthread_t th;
+    if (pthread_attr_init(&attr) != 0)
+        return; /* the handler alone: signals reach any thread, as before */
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    if (pthread_create(&th, &attr, signal_thread, &set) != 0)
+        pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    pthread_attr_destroy(&attr);
 }
 
 /* --resume DIR: the newest valid checkpoint, and its configuration for every
@@ -817,7 +847,6 @@ static int start_job(train_job *j, int status)
         snprintf(j->err, sizeof j->err, "%s", ol_ctx_errmsg(j->ctx));
         status = OL_EXIT_USAGE;
     }
-    install_handlers(); /* before data loading: a SLURM SIGTERM then still exits 4 */
     if (!status)
         status = job_setup(j);
     if (!status && stop_requested) {
@@ -931,6 +960,7 @@ int cmd_train(int argc, char **argv)
     cli_init(&j->v, cli_train_tables);
     int help = 0, rc = OL_EXIT_OK;
     const double t_cmd = ol_now();
+    install_handlers(); /* first: before any thread starts, and a SLURM SIGTERM during start-up still exits 4 */
     j->ctx = ol_ctx_new(0);
     if (!j->ctx) {
         cli_free(&j->v);

@@ -9,6 +9,7 @@ read; a run not there yet is shown as "-". Accuracies are percentages of the tes
 practical's column is the best test accuracy of the run (the practical reports its best
 validation accuracy), the error columns are 100 - the final test accuracy (as He et al. report)."""
 import json
+import math
 import os
 import sys
 
@@ -79,29 +80,38 @@ def practical(root):
     print("| optimizer | deck, b256 | ours, b256 | deck, b8192 | ours, b8192 | deck, change | ours, change "
           "| our lr (finder), b256 / b8192 |")
     print("|---|---:|---:|---:|---:|---:|---:|---|")
+    seen = []
     for label, suffix, d256, d8192 in PRACTICAL:
         r = [load(os.path.join(root, "practical", f"b{b}-{suffix}")) for b in (256, 8192)]
+        seen += r
         a = [acc(x, "best_test_acc") for x in r]
         ch = None if None in a else a[1] - a[0]
         lrs = " / ".join("-" if x is None else str(x["config"].get("lr", "-")) for x in r)
         print(f"| {label} | {d256} | {pct(a[0])} | {d8192} | {pct(a[1])} | {d8192 - d256:+.1f} | "
               f"{'-' if ch is None else f'{ch:+.1f}'} | {lrs} |")
+    return seen
 
 
 def depth(root):
     print("| depth | deck, ResNet | ours, ResNet | deck, no skips | ours, no skips |")
     print("|---:|---:|---:|---:|---:|")
+    seen = []
     for n, dres, dplain in DEPTH:
         res = load(os.path.join(root, "skips-depth", f"model=resnet{n}"))
         plain = load(os.path.join(root, "skips-depth", f"model=plain{n}"))
+        seen += [res, plain]
         print(f"| {n} | {dres} | {pct(err(res))} | {dplain} | {pct(err(plain))} |")
+    return seen
 
 
 def width(root):
     print("| width k | deck, ResNet-56 | ours, ResNet-20 |")
     print("|---:|---:|---:|")
+    seen = []
     for k, d in WIDTH:
-        print(f"| {k} | {d} | {pct(err(load(os.path.join(root, 'width', f'width={k}'))))} |")
+        seen.append(load(os.path.join(root, "width", f"width={k}")))
+        print(f"| {k} | {d} | {pct(err(seen[-1]))} |")
+    return seen
 
 
 def large(root):
@@ -117,6 +127,31 @@ def large(root):
         steps = "-" if r is None else r["steps"]
         print(f"| {name} | {what} | {batch} | {steps} | {pct(acc(r, 'best_test_acc'))} | "
               f"{pct(acc(r, 'final_test_acc'))} | {gap} |")
+    return list(runs.values())
+
+
+def noise(runs):
+    """What one test-set accuracy can tell apart: its binomial standard error on the runs' test set."""
+    runs = [r for r in runs if r is not None and r.get("final_test_acc") is not None]
+    if not runs:
+        return None
+    p = sum(r["final_test_acc"] for r in runs) / len(runs)
+    cfg = runs[0]["config"]
+    try:
+        sizes = {"fashion-mnist": 10000, "mnist": 10000, "cifar10": 10000,
+                 "synthetic": int(cfg.get("synthetic-size") or 2048) // 4}
+        n = sizes.get(cfg.get("dataset", "fashion-mnist"), 0)
+        sub = int(cfg.get("test-subset") or 0)
+    except (TypeError, ValueError):
+        return None
+    n = min(n, sub) if sub > 0 else n
+    if n <= 0:
+        return None
+    se = 100.0 * math.sqrt(p * (1.0 - p) / n)
+    return (f"One run per cell (seed 0). On {n:,} test images an accuracy near {100 * p:.1f} % has a binomial "
+            f"standard error of {se:.2f} points: a difference under about {2 * math.sqrt(2) * se:.1f} points (two "
+            f"standard errors of a difference) is within what the draw of the test images alone can make, before "
+            f"the seed-to-seed spread of training.")
 
 
 def main(root):
@@ -133,8 +168,8 @@ def main(root):
              "The deck gives this grid's trends, not numbers. Ours: ResNet-20 on Fashion-MNIST, 30 epochs "
              "(experiments/large-batch.yaml).", large)):
         print(f"### {title}\n\n{source}\n")
-        fn(root)
-        print()
+        note = noise(fn(root))
+        print(f"\n{note}\n" if note else "")
 
 
 if __name__ == "__main__":

@@ -92,6 +92,10 @@ open(p, "w").write("".join(json.dumps(r) + "\n" for r in rs))' "$d/metrics.jsonl
   check "course-tables: width 2's final error 8.77 beside the deck's 5.07" grep -qx "| 2 | 5.07 | 8.77 |" "$tmp/tables.md"
   check "course-tables: runs not published are -" grep -qx "| 110 | 5.79 | - | 16.44 | - |" "$tmp/tables.md"
   check "course-tables: four tables" test "$(grep -c '^### ' "$tmp/tables.md")" -eq 4
+  # the tiny runs' test set: 8192 / 4 = 2048 images; at 91.23 % the standard error is 0.63 points
+  check "course-tables: a table's noise note from its runs' test set" \
+    grep -q "^One run per cell (seed 0). On 2,048 test images an accuracy near 91.2 % has a binomial standard error of 0.63 points: a difference under about 1.8 points" "$tmp/tables.md"
+  check "course-tables: no note under a table without runs" test "$(grep -c '^One run per cell' "$tmp/tables.md")" -eq 2
   python3 "$tables" "$tmp/nothing" >/dev/null 2>"$tmp/err.txt"
   check "course-tables: a missing directory exits 2, one line" test $? -eq 2 -a "$(wc -l <"$tmp/err.txt")" -eq 1
   python3 "$tables" "$tmp/res" "$tmp/res" >/dev/null 2>"$tmp/err.txt"
@@ -114,6 +118,9 @@ done
 kill -TERM $sweep; wait $sweep; st=$?
 check "a stopped sweep exits 4" test $st -eq 4
 check "its run stopped with status 4" grep -qx 4 "$tmp/term/logs/${names[0]}.status"
+grep -qx 4 "$tmp/term/logs/${names[0]}.status" ||
+  { echo "  status: $(cat "$tmp/term/logs/${names[0]}.status" 2>&1); sweep: $(tr '\n' ' ' <"$tmp/term1.txt")"
+    tail -3 "$tmp/term/logs/${names[0]}.log"; }
 check "nothing else started" test ! -e "$tmp/term/${names[1]}"
 "$bin" sweep "$tmp/grid.yaml" --out "$tmp/term" --jobs 2 --threads 2 --no-report >"$tmp/term2.txt" 2>&1
 check "the rerun finishes the grid" test $? -eq 0 -a "$(cat "$tmp/term"/*/metrics.jsonl | grep -c '"type":"summary"')" -eq 4
