@@ -33,6 +33,9 @@ static const cli_opt sweep_opts[] = {
     {"dry-run", CLI_FLAG, "0", NULL, "Sweep", "list the configurations and their train commands, run nothing"},
     {"slurm", CLI_FLAG, "0", NULL, "Sweep",
      "write OUT/sweep.sbatch, a SLURM job array (one task per configuration, requeued on preemption), run nothing"},
+    {"retries", CLI_VALUE, "1", "N", "Sweep",
+     "a run killed by a signal the sweep did not send (a crash, the OOM killer) is started again from its newest "
+     "checkpoint, at most N times"},
     {"set", CLI_LIST, "", "OPTION=VALUE", "Sweep",
      "give every run this train option, in place of the grid file's value (one that does not vary between runs); "
      "repeatable. With another --out: the runs of a sweep directory keep their options"},
@@ -40,7 +43,8 @@ static const cli_opt sweep_opts[] = {
     {NULL, 0, NULL, NULL, NULL, NULL}};
 
 static const char *const sweep_usage =
-    "usage: optimlab sweep GRID.yaml [--jobs N] [--threads T] [--out DIR] [--set OPTION=VALUE]... [--dry-run | --slurm]\n"
+    "usage: optimlab sweep GRID.yaml [--jobs N] [--threads T] [--out DIR] [--set OPTION=VALUE]... [--retries N]\n"
+    "                      [--dry-run | --slurm]\n"
     "\n"
     "Train every configuration of a grid file (fixed options, lists whose cartesian product is run,\n"
     "explicit extra runs; see docs/experiments.md) into OUT/<name>, named after the options that vary.\n"
@@ -59,6 +63,7 @@ typedef struct {
     char **args; /* train options of the configuration (without --out), NULL-terminated */
     int nargs;
     int resume;
+    int retried; /* times it was started again after dying from a signal */
     int need_lr;  /* the grid's lr-find picks this run's lr */
     char lr[64];  /* the lr it picked ("" = not yet) */
     long long total, step0, step; /* steps: in all, at the start of this sweep, now */
@@ -73,6 +78,7 @@ typedef struct {
     char **lrf; /* the grid's lr-find options as arguments */
     int nlrf;
     int threads_each;
+    int retries; /* --retries */
     char err[1400];
 } sweep;
 
@@ -624,6 +630,17 @@ static void reaped(sweep *S, sweep_job *j, int wst, int tty)
     write_small(path, buf);
     j->state = code == 0 ? J_DONE : code == OL_EXIT_DIVERGED ? J_DIVERGED : code == OL_EXIT_STOPPED ? J_STOPPED : J_FAILED;
     j->pid = 0;
+    if (j->state == J_FAILED && WIFSIGNALED(wst) && !sweep_stop && j->retried < S->retries) {
+        /* died, not failed: its newest checkpoint (or a fresh start) carries on */
+        j->retried++;
+        j->resume = run_has_checkpoint(j->dir);
+        j->state = J_TODO;
+        log_path(S, j, "log", path, sizeof path);
+        printf("%s%s: killed by signal %d (see %s); %s (retry %d of %d)\n", tty ? "\r\033[K" : "", j->c->name,
+               WTERMSIG(wst), path, j->resume ? "resuming from its newest checkpoint" : "starting again", j->retried,
+               S->retries);
+        return;
+    }
     const char *what = code == 0 ? "finished" : code == OL_EXIT_DIVERGED ? "diverged" : code == OL_EXIT_STOPPED ? "stopped (checkpoint written)" : "failed";
     log_path(S, j, "log", path, sizeof path);
     printf("%s%s: %s", tty ? "\r\033[K" : "", j->c->name, what);
@@ -755,8 +772,11 @@ static int final_report(sweep *S)
 static int sweep_main(sweep *S, cli_values *v, const char *grid_path, char **sets, int nsets)
 {
     long long jobs, threads;
-    if (cli_int(v, "jobs", 1, 1024, &jobs) || cli_int(v, "threads", 0, 4096, &threads))
+    long long retries;
+    if (cli_int(v, "jobs", 1, 1024, &jobs) || cli_int(v, "threads", 0, 4096, &threads) ||
+        cli_int(v, "retries", 0, 1000, &retries))
         return cli_fail(OL_EXIT_USAGE, v->err);
+    S->retries = (int)retries;
     if (sweep_grid_load(grid_path, &S->g, S->err, sizeof S->err) < 0)
         return cli_fail(OL_EXIT_USAGE, S->err);
     for (int i = 0; i < nsets; i++)

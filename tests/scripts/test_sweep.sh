@@ -37,8 +37,8 @@ check "--dry-run lists the four runs by their varying options" \
   test "$(grep -c -F -e "${names[0]}" -e "${names[1]}" -e "${names[2]}" -e "${names[3]}" "$tmp/dry.txt")" -eq 8
 check "--dry-run runs nothing" test ! -e "$out"
 
-# the sweep, one run at a time; the first run is killed (SIGKILL) once it has a checkpoint
-"$bin" sweep "$tmp/grid.yaml" --jobs 1 --threads 1 --no-report >"$tmp/sweep1.txt" 2>&1 & sweep=$!
+# the sweep, one run at a time, no retries; the first run is killed (SIGKILL) once it has a checkpoint
+"$bin" sweep "$tmp/grid.yaml" --jobs 1 --threads 1 --no-report --retries 0 >"$tmp/sweep1.txt" 2>&1 & sweep=$!
 victim=$out/${names[0]}
 killed=0
 for _ in $(seq 3000); do
@@ -64,6 +64,27 @@ check "finished runs untouched" untouched
 check "the killed run resumed from its checkpoint" grep -q '^resuming from .*ckpt-' "$out/logs/${names[0]}.log"
 check "all four finished" test "$(cat "$out"/*/metrics.jsonl | grep -c '"type":"summary"')" -eq 4
 check "the report covers the grid" test "$(grep -c '<tr><td><span class="sw"' "$out/report/report.html")" -eq 4
+
+# --retries (default 1): a run killed by a signal the sweep did not send resumes from its checkpoint
+# within the same sweep, which then exits 0
+"$bin" sweep "$tmp/grid.yaml" --out "$tmp/retry" --jobs 1 --threads 1 --no-report >"$tmp/retry.txt" 2>&1 & sweep=$!
+victim=$tmp/retry/${names[0]}
+killed=0
+for _ in $(seq 3000); do
+  if ls "$victim"/ckpt-*.safetensors >/dev/null 2>&1 && [ -s "$victim/.lock" ]; then
+    kill -9 "$(cat "$victim/.lock")" && killed=1
+    break
+  fi
+  sleep 0.01
+done
+wait $sweep; st=$?
+check "--retries: a run was killed mid-way" test $killed -eq 1
+check "--retries: the sweep carries on and exits 0" test $st -eq 0
+check "--retries: it says so" grep -q "^${names[0]}: killed by signal 9 .*; resuming from its newest checkpoint (retry 1 of 1)" "$tmp/retry.txt"
+check "--retries: the run resumed from its checkpoint" grep -q '^resuming from .*ckpt-' "$tmp/retry/logs/${names[0]}.log"
+check "--retries: all four finished" test "$(cat "$tmp/retry"/*/metrics.jsonl | grep -c '"type":"summary"')" -eq 4
+"$bin" sweep "$tmp/grid.yaml" --out "$tmp/retry2" --retries -1 --dry-run >/dev/null 2>"$tmp/err.txt"
+check "--retries -1: exit 2, one line" test $? -eq 2 -a "$(wc -l <"$tmp/err.txt")" -eq 1
 
 # scripts/publish_results.sh: the finished runs' config.json + metrics.jsonl (no checkpoints) and a report
 pub=$(dirname "$0")/../../scripts/publish_results.sh
