@@ -269,7 +269,7 @@ int ol_lrfind_sweep(ol_ctx *ctx, const ol_lrfind_params *p, int steps, const dou
         if (rc >= 0)
             rc = make_loader(ctx, p, train, &l);
         int64_t epoch = 0;
-        double first = NAN, mean = NAN;
+        double first = NAN, run = 0.0; /* run: the window's sum, kept as it slides (the check only) */
         int s = 0, diverged = 0;
         while (rc >= 0 && s < steps && !diverged) {
             double loss = NAN;
@@ -278,18 +278,18 @@ int ol_lrfind_sweep(ol_ctx *ctx, const ol_lrfind_params *p, int steps, const dou
                 break;
             if (s == 0)
                 first = loss;
+            run += loss - (s >= tail ? win[s % tail] : 0.0);
             win[s % tail] = loss;
             s++;
-            if (s >= tail) { /* the mean of the last `tail` losses: the final loss when s == steps */
-                mean = 0.0;
-                for (int k = 0; k < tail; k++)
-                    mean += win[k];
-                mean /= tail;
-            }
             /* diverged: a non-finite loss, or the window's mean past diverge_factor x the first loss
              * (the range test's rule); the remaining steps would be spent on a lost candidate */
-            diverged = !isfinite(loss) || (s >= tail && !(mean <= p->diverge_factor * first));
+            diverged = !isfinite(loss) || (s >= tail && !(run / tail <= p->diverge_factor * first));
         }
+        double mean = 0.0; /* the final loss: the last `tail` losses summed in order */
+        for (int k = 0; k < tail && !diverged; k++)
+            mean += win[(s + k) % tail];
+        mean /= tail;
+        diverged = diverged || !(mean <= p->diverge_factor * first);
         final_loss[c] = diverged ? INFINITY : mean;
         if (steps_done)
             steps_done[c] = s;
