@@ -73,7 +73,7 @@ typedef struct {
     long long threads;
     int sweep, ncand, sweep_steps, explicit_lrs; /* explicit_lrs: the candidates came from --sweep-lrs */
     double *lrs, *final; /* sweep: candidates and their final losses, one allocation owned by lrs */
-    int *ran;            /* sweep: the steps each candidate ran (fewer when it diverged) */
+    int ran[1024];       /* sweep: the steps each candidate ran (fewer when it diverged) */
     char csv[4096], svg[4096];
 } lrfind_job;
 
@@ -85,11 +85,10 @@ static int parse_sweep(cli_values *v, lrfind_job *j)
     if (cli_int(v, "sweep-per-decade", 1, 100, &per) || cli_int(v, "sweep-steps", 1, 10000000, &ss))
         return cli_fail(OL_EXIT_USAGE, v->err);
     j->sweep_steps = (int)ss;
-    j->lrs = malloc(sizeof(double) * 3 * 1024);
+    j->lrs = malloc(sizeof(double) * 2 * 1024);
     if (!j->lrs)
         return cli_fail(OL_EXIT_FAIL, "out of memory");
     j->final = j->lrs + 1024;
-    j->ran = (int *)(j->lrs + 2048);
     if (*cli_str(v, "sweep-lrs")) {
         j->explicit_lrs = 1;
         if (cli_double_list(v, "sweep-lrs", 1e-30, 1e6, j->lrs, 64, &j->ncand))
@@ -185,15 +184,11 @@ static int write_sweep(lrfind_job *j)
     char err[1024] = "";
     const double *lrs = j->lrs, *final = j->final;
     const int ncand = j->ncand;
-    double *ran = malloc((size_t)ncand * sizeof *ran);
-    if (!ran)
-        return cli_fail(OL_EXIT_FAIL, "out of memory");
+    double ran[1024]; /* write_csv's columns are doubles */
     for (int i = 0; i < ncand; i++)
         ran[i] = j->ran[i];
     const double *cols[3] = {lrs, final, ran};
-    int rc = write_csv(j->ctx, j->csv, "lr,final_loss,steps", cols, 3, ncand, err, sizeof err);
-    free(ran);
-    if (rc < 0)
+    if (write_csv(j->ctx, j->csv, "lr,final_loss,steps", cols, 3, ncand, err, sizeof err) < 0)
         return cli_fail(OL_EXIT_FAIL, err);
     if (ol_lrfind_sweep_plot(j->ctx, lrs, final, ncand, j->svg, NULL) < 0)
         return cli_fail_ctx(j->ctx, OL_EXIT_FAIL);
