@@ -665,9 +665,10 @@ static void lrfind_done(sweep *S, sweep_job *j, int wst, int tty)
         snprintf(text, sizeof text, "%s\n", j->lr);
         write_small(lrp, text);
         j->state = J_TODO;
-        const char *edge = strstr(best, "\nnote: the best lr is the ");
+        static const char note[] = "\nnote: the best lr is the "; /* lr-find's line on a best at an edge */
+        const char *edge = strstr(best, note);
         printf("%s%s: lr-find chose lr %s%s\n", tty ? "\r\033[K" : "", j->c->name, j->lr,
-               !edge ? "" : strncmp(edge + 26, "largest", 7) == 0 ? " (the largest candidate: a larger lr may be better)"
+               !edge ? "" : strncmp(edge + sizeof note - 1, "largest", 7) == 0 ? " (the largest candidate: a larger lr may be better)"
                                                                   : " (the smallest candidate: a smaller lr may be better)");
     } else {
         j->state = sweep_stop ? J_STOPPED : J_FAILED;

@@ -126,6 +126,12 @@ static sweep_conf *new_conf(sweep_grid *g, const sweep_conf *base, int line)
     return c;
 }
 
+/* Train options the sweep sets itself for every run (its directory, resuming). */
+static int set_by_sweep(const char *key)
+{
+    return !strcmp(key, "out") || !strcmp(key, "resume") || !strcmp(key, "overwrite");
+}
+
 /* A mapping of option: value into c; keys must be unique. name_out: where a `name:` key goes (NULL: not allowed). */
 static int read_options(parse *P, yaml_node_t *map, const char *what, sweep_conf *c, char *name_out, size_t ncap)
 {
@@ -146,7 +152,7 @@ static int read_options(parse *P, yaml_node_t *map, const char *what, sweep_conf
             snprintf(name_out, ncap, "%s", s);
             continue;
         }
-        if (!strcmp(key, "out") || !strcmp(key, "resume") || !strcmp(key, "overwrite"))
+        if (set_by_sweep(key))
             return fail(P, k, "%s: '%s' is set by the sweep (each run goes to OUT/<its name>)", what, key);
         char val[4096];
         if (value_text(P, v, key, val, sizeof val) < 0)
@@ -177,7 +183,7 @@ static int expand_grid(parse *P, yaml_node_t *grid, const sweep_conf *fixed, swe
         for (int j = 0; j < i; j++)
             if (!strcmp(scalar(yaml_document_get_node(P->doc, pairs[j].key)), key))
                 return fail(P, k, "grid: duplicate key '%s'", key);
-        if (!strcmp(key, "out") || !strcmp(key, "resume") || !strcmp(key, "overwrite") || !strcmp(key, "name"))
+        if (set_by_sweep(key) || !strcmp(key, "name"))
             return fail(P, k, "grid: '%s' cannot vary", key);
         if (sweep_conf_get(fixed, key))
             return fail(P, k, "'%s' is both fixed and in the grid", key);
@@ -405,7 +411,7 @@ int sweep_grid_set(sweep_grid *g, const char *kv, char *err, size_t cap)
         snprintf(err, cap, "--set '%.200s': the option without its dashes (--set %s)", kv, key + strspn(key, "-"));
         return -1;
     }
-    if (!strcmp(key, "out") || !strcmp(key, "resume") || !strcmp(key, "overwrite") || !strcmp(key, "name")) {
+    if (set_by_sweep(key) || !strcmp(key, "name")) {
         snprintf(err, cap, "--set %s: '%s' is set by the sweep (use --out for the sweep directory)", key, key);
         return -1;
     }
