@@ -37,17 +37,22 @@ check "--dry-run lists the four runs by their varying options" \
   test "$(grep -c -F -e "${names[0]}" -e "${names[1]}" -e "${names[2]}" -e "${names[3]}" "$tmp/dry.txt")" -eq 8
 check "--dry-run runs nothing" test ! -e "$out"
 
+# kill -9 the train process of run directory $1 once it has a checkpoint; killed=1 when it did
+kill_at_checkpoint() {
+  killed=0
+  for _ in $(seq 3000); do
+    if ls "$1"/ckpt-*.safetensors >/dev/null 2>&1 && [ -s "$1/.lock" ]; then
+      kill -9 "$(cat "$1/.lock")" && killed=1
+      return
+    fi
+    sleep 0.01
+  done
+}
+
 # the sweep, one run at a time, no retries; the first run is killed (SIGKILL) once it has a checkpoint
 "$bin" sweep "$tmp/grid.yaml" --jobs 1 --threads 1 --no-report --retries 0 >"$tmp/sweep1.txt" 2>&1 & sweep=$!
 victim=$out/${names[0]}
-killed=0
-for _ in $(seq 3000); do
-  if ls "$victim"/ckpt-*.safetensors >/dev/null 2>&1 && [ -s "$victim/.lock" ]; then
-    kill -9 "$(cat "$victim/.lock")" && killed=1
-    break
-  fi
-  sleep 0.01
-done
+kill_at_checkpoint "$victim"
 wait $sweep; st=$?
 check "a run was killed mid-way" test $killed -eq 1
 check "the killed run has no summary" test "$(grep -c '"type":"summary"' "$victim/metrics.jsonl")" -eq 0
@@ -69,14 +74,7 @@ check "the report covers the grid" test "$(grep -c '<tr><td><span class="sw"' "$
 # within the same sweep, which then exits 0
 "$bin" sweep "$tmp/grid.yaml" --out "$tmp/retry" --jobs 1 --threads 1 --no-report >"$tmp/retry.txt" 2>&1 & sweep=$!
 victim=$tmp/retry/${names[0]}
-killed=0
-for _ in $(seq 3000); do
-  if ls "$victim"/ckpt-*.safetensors >/dev/null 2>&1 && [ -s "$victim/.lock" ]; then
-    kill -9 "$(cat "$victim/.lock")" && killed=1
-    break
-  fi
-  sleep 0.01
-done
+kill_at_checkpoint "$victim"
 wait $sweep; st=$?
 check "--retries: a run was killed mid-way" test $killed -eq 1
 check "--retries: the sweep carries on and exits 0" test $st -eq 0
