@@ -153,8 +153,7 @@ static int fd_check(ol_ctx *ctx, ol_hessian *h, const double *v, double fd_step,
 
 /* Eigenvalues, trace and the check into res. */
 static int sharpness(ol_ctx *ctx, cli_run *r, const sharp_opts_t *o, int batch, int want_trace, json_t *res,
-                     density_res *dens,
-                     char *err, size_t cap)
+                     density_res *dens, char *err, size_t cap)
 {
     ol_hessian_params hp = ol_hessian_default_params();
     hp.data = &r->data.train;
@@ -302,7 +301,7 @@ static int write_density(ol_ctx *ctx, const density_res *d, const char *dir, cha
     for (int b = 0; rc == OL_EXIT_OK && b < BINS; b++)
         top = fmax(top, dens[b] += 1e-7);
     ol__svg sv;
-    const double pad = 0.02 * (grid[BINS - 1] - grid[0]); /* the extreme peaks clear of the frame */
+    const double pad = rc == OL_EXIT_OK ? 0.02 * (grid[BINS - 1] - grid[0]) : 0.0; /* peaks clear of the frame */
     if (rc == OL_EXIT_OK &&
         ol__svg_begin(ctx, &sv, 720, 440, grid[0] - pad, grid[BINS - 1] + pad, 1e-7, top * 2.0, 0, 1) >= 0) {
         ol__svg_axes(&sv, "Hessian eigenvalue density (stochastic Lanczos quadrature)", "eigenvalue",

@@ -210,7 +210,6 @@ ol_trace_params ol_trace_default_params(void)
     return tp;
 }
 
-
 /* One eigenpair by power iteration, orthogonal to the m rows of q; v holds the start vector. */
 static int power_one(ol_ctx *ctx, const ol_linop *op, const ol_eigen_params *ep, const double *q, int m, double *v,
                      double *hv, double *lambda, int *iters, int *converged)
