@@ -48,6 +48,11 @@ static int bookkeeping(const char *k)
 }
 
 typedef struct {
+    double *lr, *batch;
+    int64_t n;
+} run_sched;
+
+typedef struct {
     run_data *runs;
     int n;
     char **keys; /* options whose values differ between the runs (all of them) */
@@ -58,6 +63,7 @@ typedef struct {
     int ngroups;
     const char *group_by;
     ol_ctx *ctx;
+    run_sched *sched; /* per run: lr and batch of every step (n 0: the logged steps only) */
 } report;
 
 static char *xstrdup(const char *s)
@@ -413,32 +419,113 @@ static const struct {
     {"gns", "gradient noise scale (--gns)", "optimizer step", "B_simple = tr(Sigma) / |G|^2 (samples)"},
 };
 
-/* x and y of run r in plot p (malloc'd; n points). */
-static int series(const run_data *r, int p, double unit, double **xo, double **yo)
+/* Up to 4 points per bucket of steps (first, lowest, highest, last, in step order):
+ * the shape of a long schedule at the plot's resolution, every drop kept. */
+static int decimate(const double *x, const double *y, int n, double *xo, double *yo)
 {
-    int evals = p == P_ACC_EPOCH || p == P_ACC_SAMPLES;
-    int n = evals ? r->nevals : r->nsteps, k = 0;
-    double *x = malloc(sizeof(double) * (size_t)(n + 1)), *y = malloc(sizeof(double) * (size_t)(n + 1));
+    const int buckets = 400;
+    if (n <= 4 * buckets) {
+        memcpy(xo, x, sizeof *x * (size_t)n);
+        memcpy(yo, y, sizeof *y * (size_t)n);
+        return n;
+    }
+    int k = 0;
+    for (int b = 0; b < buckets; b++) {
+        int a = (int)((int64_t)n * b / buckets), e = (int)((int64_t)n * (b + 1) / buckets), lo = a, hi = a;
+        for (int i = a; i < e; i++) {
+            lo = y[i] < y[lo] ? i : lo;
+            hi = y[i] > y[hi] ? i : hi;
+        }
+        int pick[4] = {a, lo < hi ? lo : hi, lo < hi ? hi : lo, e - 1};
+        for (int q = 0; q < 4; q++)
+            if (q == 0 || pick[q] != pick[q - 1]) {
+                xo[k] = x[pick[q]];
+                yo[k++] = y[pick[q]];
+            }
+    }
+    return k;
+}
+
+/* The computed lr or batch of every step of a run (x: the step that ends, as logged). */
+static int sched_series(const run_sched *rs, int p, double *x, double *y)
+{
+    const double *v = p == P_LR ? rs->lr : rs->batch, *b = rs->batch;
+    int n = 0;
+    for (int64_t t = 0; t < rs->n; t++) {
+        /* an epoch's partial last batch is not the schedule's batch size (nor, with --lr-scaling, its lr) */
+        if (t > 0 && b[t] < b[t - 1] && (t + 1 == rs->n || b[t] < b[t + 1]))
+            continue;
+        x[n] = (double)(t + 1);
+        y[n++] = v[t];
+    }
+    return n;
+}
+
+/* x and y of run i in plot p (malloc'd; n points). epoch_loss: the training
+ * loss plots show the epochs' mean training loss instead of the logged steps. */
+static int series(const report *R, int i, int p, double unit, int epoch_loss, double **xo, double **yo)
+{
+    const run_data *r = &R->runs[i];
+    const run_sched *rs = &R->sched[i];
+    const int computed = (p == P_LR || p == P_BATCH) && rs->n > 0;
+    int evals = p == P_ACC_EPOCH || p == P_ACC_SAMPLES || (epoch_loss && (p == P_LOSS_EPOCH || p == P_LOSS_SAMPLES));
+    size_t n = computed ? (size_t)rs->n : (size_t)(evals ? r->nevals : r->nsteps), k = 0;
+    double *x = malloc(sizeof(double) * (n + 1)), *y = malloc(sizeof(double) * (n + 1));
     if (!x || !y)
         exit(OL_EXIT_FAIL);
+    if (computed) {
+        double *tx = malloc(sizeof(double) * n), *ty = malloc(sizeof(double) * n);
+        if (!tx || !ty)
+            exit(OL_EXIT_FAIL);
+        k = (size_t)decimate(tx, ty, sched_series(rs, p, tx, ty), x, y);
+        free(tx);
+        free(ty);
+        *xo = x;
+        *yo = y;
+        return (int)k;
+    }
     double per = p == P_ACC_SAMPLES || p == P_LOSS_SAMPLES ? r->n_train / unit : 1.0;
-    for (int i = 0; i < n; i++) {
+    for (size_t j = 0; j < n; j++) {
         if (evals) {
-            x[k] = r->evals[i].epoch * per;
-            y[k] = 100.0 * r->evals[i].test_acc;
+            const run_eval *e = &r->evals[j];
+            if (p == P_LOSS_EPOCH || p == P_LOSS_SAMPLES) {
+                if (!isfinite(e->train_loss))
+                    continue; /* a mid-epoch evaluation */
+                x[k] = e->epoch * per;
+                y[k] = e->train_loss;
+            } else {
+                x[k] = e->epoch * per;
+                y[k] = 100.0 * e->test_acc;
+            }
         } else {
-            const run_step *s = &r->steps[i];
+            const run_step *s = &r->steps[j];
             x[k] = p == P_LOSS_EPOCH || p == P_LOSS_SAMPLES ? s->epoch * per : s->step;
             y[k] = p == P_LR ? s->lr : p == P_BATCH ? s->batch : p == P_GNORM ? s->grad_norm : p == P_GNS ? s->gns : s->loss;
             /* an epoch's partial last batch is not the schedule's batch size */
-            if (p == P_BATCH && i > 0 && s->batch < r->steps[i - 1].batch && (i + 1 == n || s->batch < r->steps[i + 1].batch))
+            if (p == P_BATCH && j > 0 && s->batch < r->steps[j - 1].batch && (j + 1 == n || s->batch < r->steps[j + 1].batch))
                 continue;
         }
         k++;
     }
     *xo = x;
     *yo = y;
-    return k;
+    return (int)k;
+}
+
+/* 1 when every run of group g has the mean training loss of at least 3 epochs:
+ * one curve per run of the same kind (a logged step's loss is one batch's). */
+static int epoch_losses(const report *R, int g)
+{
+    for (int i = 0; i < R->n; i++) {
+        if (R->group[i] != g)
+            continue;
+        int k = 0;
+        for (int j = 0; j < R->runs[i].nevals; j++)
+            k += isfinite(R->runs[i].evals[j].train_loss);
+        if (k < 3)
+            return 0;
+    }
+    return 1;
 }
 
 /* The y range of plot p, and whether its axis is logarithmic (1). */
@@ -484,10 +571,12 @@ static int plot(const report *R, int g, int p, FILE *h, FILE *md, const char *ou
     char xlabel[64];
     snprintf(xlabel, sizeof xlabel, "%s%s", plot_info[p].xlabel,
              p != P_ACC_SAMPLES && p != P_LOSS_SAMPLES ? "" : unit == 1e6 ? " (millions)" : unit == 1e3 ? " (thousands)" : "");
+    const int eloss = (p == P_LOSS_EPOCH || p == P_LOSS_SAMPLES) && epoch_losses(R, g);
+    const char *title = eloss ? "training loss (epoch means)" : plot_info[p].title;
     for (int i = 0; i < R->n && m < 256; i++)
         if (R->group[i] == g) {
             idx[m] = i;
-            ns[m] = series(&R->runs[i], p, unit, &xs[m], &ys[m]);
+            ns[m] = series(R, i, p, unit, eloss, &xs[m], &ys[m]);
             m++;
         }
     double x0 = 0, x1 = 0, y0 = 0, y1 = 0, lo, hi;
@@ -507,7 +596,7 @@ static int plot(const report *R, int g, int p, FILE *h, FILE *md, const char *ou
             fprintf(stderr, "optimlab: %s\n", ol_ctx_errmsg(R->ctx));
         } else {
             s.mb += lh * legend + 6;
-            ol__svg_axes(&s, plot_info[p].title, NULL, plot_info[p].ylabel);
+            ol__svg_axes(&s, title, NULL, plot_info[p].ylabel);
             ol__svg_text(&s, (s.ml + s.W - s.mr) / 2, s.H - s.mb + 40, "middle", 13, "#111", xlabel);
             for (int j = 0; j < legend; j++) {
                 double y = s.H - lh * (legend - j) + 4;
@@ -517,7 +606,7 @@ static int plot(const report *R, int g, int p, FILE *h, FILE *md, const char *ou
             for (int j = 0; j < m; j++) {
                 const char *col = ol__svg_color(idx[j]);
                 ol__svg_polyline(&s, xs[j], ys[j], ns[j], col, 1.8, (idx[j] / 10) % 2);
-                if (p == P_ACC_EPOCH || p == P_ACC_SAMPLES || ns[j] == 1)
+                if (p == P_ACC_EPOCH || p == P_ACC_SAMPLES || eloss || ns[j] == 1)
                     for (int k = 0; k < ns[j]; k++)
                         if (ns[j] <= 60 || k == ns[j] - 1)
                             ol__svg_marker(&s, xs[j][k], ys[j][k], 3.0, col);
@@ -533,7 +622,7 @@ static int plot(const report *R, int g, int p, FILE *h, FILE *md, const char *ou
                 char err[1024];
                 if ((rc = cli_write_file(R->ctx, path, s.tb.buf, s.tb.len, err, sizeof err)) < 0)
                     fprintf(stderr, "optimlab: %s\n", err);
-                fprintf(md, "![%s vs %s](%s)\n", plot_info[p].title, plot_info[p].xlabel, fname);
+                fprintf(md, "![%s vs %s](%s)\n", title, plot_info[p].xlabel, fname);
             } else
                 fprintf(stderr, "optimlab: %s\n", ol_ctx_errmsg(R->ctx));
         }
@@ -665,6 +754,12 @@ static int report_render(const char *const *dirs, int ndirs, const char *group_b
         rc = cli_fail(OL_EXIT_FAIL, err);
     } else {
         make_groups(&R);
+        if (!(R.sched = calloc((size_t)R.n, sizeof *R.sched))) {
+            fprintf(stderr, "optimlab: out of memory\n");
+            exit(OL_EXIT_FAIL);
+        }
+        for (int i = 0; i < R.n; i++) /* not recomputable (a plugin, plateau): the logged steps */
+            run_schedule(&R.runs[i], &R.sched[i].lr, &R.sched[i].batch, &R.sched[i].n);
         R.nkeys = varying(&R, -1, NULL, &R.keys);
         make_labels(&R);
         rc = write_page(&R, outdir, title, warnings);
@@ -672,6 +767,10 @@ static int report_render(const char *const *dirs, int ndirs, const char *group_b
             printf("report: %s/report.html, %s/report.md (%d runs)\n", outdir, outdir, R.n);
     }
     for (int i = 0; i < R.n; i++) {
+        if (R.sched) {
+            free(R.sched[i].lr);
+            free(R.sched[i].batch);
+        }
         run_free(&R.runs[i]);
         if (R.label)
             free(R.label[i]);
@@ -683,6 +782,7 @@ static int report_render(const char *const *dirs, int ndirs, const char *group_b
     free(R.label);
     free(R.group);
     free(R.gname);
+    free(R.sched);
     ol_ctx_free(R.ctx);
     return rc;
 }

@@ -148,11 +148,7 @@ static int parse_run(cli_values *v, schedule_job *j)
     j->n = spe * batch;
     if (cli_build_batch_sched(v, tp, j->n, &j->bc))
         return cli_fail(OL_EXIT_USAGE, v->err);
-    if (j->bc.sched.type != OL_BATCH_CONSTANT)
-        tp->batch_sched = &j->bc.sched;
-    tp->lr_scaling = j->bc.lr_scaling;
-    tp->base_batch = j->bc.base_batch;
-    tp->lr_knee = j->bc.knee;
+    cli_batch_apply(&j->bc, tp);
     if (cli_build_sched_run(v, j->op.lr, tp, j->n, j->steps, &j->sp))
         return cli_fail(OL_EXIT_USAGE, v->err);
     return OL_EXIT_OK;

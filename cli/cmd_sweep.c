@@ -213,12 +213,7 @@ static int check_conf(sweep *S, sweep_job *j)
         !cli_build_dist(&v, &tp) && !cli_int(&v, "threads", 0, 1024, &threads)) {
         int64_t n = data_size(&v);
         if (cli_backend(&v, &be) == 0 && !cli_build_batch_sched(&v, &tp, n, &bc)) {
-            if (bc.sched.type != OL_BATCH_CONSTANT)
-                tp.batch_sched = &bc.sched;
-            tp.lr_scaling = bc.lr_scaling;
-            tp.base_batch = bc.base_batch;
-            tp.lr_knee = bc.knee;
-            tp.micro_batch_size = (int)bc.micro_batch;
+            cli_batch_apply(&bc, &tp);
             j->total = ol_train_count_steps(&tp, n);
             j->batch = tp.batch_size;
             if (!cli_build_sched_run(&v, op.lr, &tp, n, j->total, &sp))

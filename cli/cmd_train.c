@@ -706,12 +706,7 @@ static int job_setup(train_job *j)
                  tp->batch_size, (long long)n);
     if (cli_build_batch_sched(v, tp, n, &j->bc))
         JOB_FAIL(OL_EXIT_USAGE, "%s", v->err);
-    if (j->bc.sched.type != OL_BATCH_CONSTANT)
-        tp->batch_sched = &j->bc.sched;
-    tp->lr_scaling = j->bc.lr_scaling;
-    tp->base_batch = j->bc.base_batch;
-    tp->lr_knee = j->bc.knee;
-    tp->micro_batch_size = (int)j->bc.micro_batch;
+    cli_batch_apply(&j->bc, tp);
     j->total = ol_train_count_steps(tp, n);
     if (j->total <= 0)
         JOB_FAIL(OL_EXIT_USAGE, "no training step fits: %lld samples, batch %d%s", (long long)n, tp->batch_size,

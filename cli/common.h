@@ -130,6 +130,9 @@ typedef struct {
  * becomes the step where that many epochs of data have been consumed at the
  * batches before it; --batch-ramp-ratio is a fraction of epochs x n samples. */
 int cli_build_batch_sched(cli_values *v, const ol_train_params *tp, int64_t n, cli_batch_config *bc);
+/* bc into tp as train takes it: the batch schedule (tp->batch_sched points
+ * into bc unless constant), lr scaling, base batch, knee, micro-batches. */
+void cli_batch_apply(const cli_batch_config *bc, ol_train_params *tp);
 /* --batch-tokens N of a language model (or of optimlab schedule with --seq-len):
  * sets --batch-size to N / sequence length (marked CLI_RESOLVED); nothing when
  * not given. -1 with v->err when N is not a multiple of the sequence length,
@@ -144,6 +147,13 @@ int cli_apply_presets(cli_values *v, int argc, char **argv, int first);
 int cli_load_config(cli_values *v, const char *path, char *recipe, size_t cap);
 /* The same from an open stream (label names it in messages); the fuzzing entry point. */
 int cli_load_config_stream(cli_values *v, FILE *f, const char *label, char *recipe, size_t cap);
+/* A run's stored configuration (config.json, or a checkpoint's copy: a JSON
+ * object of option name -> text or boolean) into v (how = 2): options v does
+ * not have, values equal to the default and values the run resolved from
+ * defaults (its "resolved" list) are left alone, so options that do not apply
+ * stay unset. Returns 0, or -1 with "stored configuration: ..." in err. */
+struct json_t;
+int cli_apply_stored(cli_values *v, struct json_t *cfg, char *err, size_t cap);
 /* Set the recipe's options that v has (how = 3); -1 for an unknown name. */
 int cli_apply_recipe(cli_values *v, const char *name);
 /* 0 when every key of recipe i is an option of some command (flags set to

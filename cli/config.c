@@ -6,6 +6,7 @@
  * scalars, or sequences (joined with commas) for list options. Parsed with
  * libyaml's event API, so every YAML syntax error comes with its line. */
 #include <errno.h>
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
@@ -331,5 +332,33 @@ int cli_apply_presets(cli_values *v, int argc, char **argv, int first)
     }
     if (rec)
         cli_set(v, "recipe", rec, 1);
+    return 0;
+}
+
+static const char *json_text(json_t *v)
+{
+    return json_is_string(v) ? json_string_value(v) : json_is_true(v) ? "1" : json_is_false(v) ? "0" : NULL;
+}
+
+int cli_apply_stored(cli_values *v, json_t *cfg, char *err, size_t cap)
+{
+    const char *key;
+    json_t *val;
+    const json_t *resolved = json_object_get(cfg, "resolved");
+    json_object_foreach(cfg, key, val)
+    {
+        const char *sv = json_text(val);
+        const int i = cli_find(v, key);
+        int from_default = 0; /* resolved from a default: it stays one (options that do not apply stay unset) */
+        for (size_t k = 0; k < json_array_size(resolved); k++)
+            from_default |= json_is_string(json_array_get(resolved, k)) &&
+                            strcmp(json_string_value(json_array_get(resolved, k)), key) == 0;
+        if (i < 0 || !sv || from_default || strcmp(sv, v->opts[i]->def ? v->opts[i]->def : "") == 0)
+            continue;
+        if (cli_set(v, key, sv, 2) < 0) {
+            snprintf(err, cap, "stored configuration: bad value for '%.100s'", key);
+            return -1;
+        }
+    }
     return 0;
 }

@@ -54,24 +54,8 @@ static const char *json_text(json_t *v)
 /* The run's data options (and seed: the validation split) into v; its evaluation batch into *batch. */
 static int apply_run_config(json_t *o, cli_values *v, int *batch, char *err, size_t cap)
 {
-    const char *key;
-    json_t *val;
-    const json_t *resolved = json_object_get(o, "resolved");
-    json_object_foreach(o, key, val)
-    {
-        const char *sv = json_text(val);
-        const int i = cli_find(v, key);
-        int from_default = 0; /* resolved from a default: it stays one (options that do not apply stay unset) */
-        for (size_t k = 0; k < json_array_size(resolved); k++)
-            from_default |= json_is_string(json_array_get(resolved, k)) &&
-                            strcmp(json_string_value(json_array_get(resolved, k)), key) == 0;
-        if (i < 0 || !sv || from_default || strcmp(sv, v->opts[i]->def ? v->opts[i]->def : "") == 0)
-            continue;
-        if (cli_set(v, key, sv, 2) < 0) {
-            snprintf(err, cap, "stored configuration: bad value for '%.100s'", key);
-            return -1;
-        }
-    }
+    if (cli_apply_stored(v, o, err, cap) < 0)
+        return -1;
     const char *eb = json_text(json_object_get(o, "eval-batch-size"));
     const char *bs = json_text(json_object_get(o, "batch-size"));
     long eval_b = eb ? strtol(eb, NULL, 10) : 0, b = bs ? strtol(bs, NULL, 10) : 0;

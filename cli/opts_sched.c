@@ -924,3 +924,12 @@ int cli_build_batch_sched(cli_values *v, const ol_train_params *tp, int64_t n, c
     ol_ctx_free(tmp);
     return rc < 0 ? -1 : 0;
 }
+
+void cli_batch_apply(const cli_batch_config *bc, ol_train_params *tp)
+{
+    tp->batch_sched = bc->sched.type != OL_BATCH_CONSTANT ? &bc->sched : NULL;
+    tp->lr_scaling = bc->lr_scaling;
+    tp->base_batch = bc->base_batch;
+    tp->lr_knee = bc->knee;
+    tp->micro_batch_size = (int)bc->micro_batch;
+}

@@ -136,6 +136,7 @@ typedef struct {
     run_data *r;
     int scap, ecap, oom;
     double samples_first, epoch_first; /* the first record inside epoch 0, for n_train */
+    double samples_any, epoch_any;     /* the first record with the samples seen (epoch = samples / n) */
 } loader;
 
 static void add_record(void *user, json_t *o)
@@ -163,6 +164,10 @@ static void add_record(void *user, json_t *o)
             L->epoch_first = s.epoch;
             L->samples_first = isfinite(samples) ? samples : s.step * s.batch; /* full batches until then */
         }
+        if (isnan(L->epoch_any) && isfinite(samples) && samples > 0 && s.epoch > 0) {
+            L->epoch_any = s.epoch;
+            L->samples_any = samples;
+        }
         r->steps_reached = s.step;
         const double tps = num(o, "tokens_per_s"), sps = num(o, "samples_per_s");
         if (isnan(r->tokens_per_sample) && tps > 0 && sps > 0)
@@ -172,7 +177,7 @@ static void add_record(void *user, json_t *o)
             L->oom = 1;
             return;
         }
-        run_eval e = {num(o, "step"), num(o, "epoch"), num(o, "test_acc"), num(o, "test_loss")};
+        run_eval e = {num(o, "step"), num(o, "epoch"), num(o, "test_acc"), num(o, "test_loss"), num(o, "train_loss")};
         while (r->nevals > 0 && !(r->evals[r->nevals - 1].step < e.step))
             r->nevals--;
         r->evals[r->nevals++] = e;
@@ -194,12 +199,19 @@ static double train_size(const run_data *r, const loader *L)
 {
     if (isfinite(L->epoch_first) && L->samples_first > 0)
         return round(L->samples_first / L->epoch_first);
+    if (isfinite(L->epoch_any))
+        return round(L->samples_any / L->epoch_any);
     char b[64];
     double subset = atof(run_cfg(r, "train-subset", b, sizeof b));
     if (subset > 0)
         return subset;
-    const char *ds = run_cfg(r, "dataset", b, sizeof b);
-    double n = !strcmp(ds, "cifar10") ? 50000 : (!strcmp(ds, "fashion-mnist") || !strcmp(ds, "mnist")) ? 60000 : NAN;
+    char d[64];
+    const char *ds = run_cfg(r, "dataset", d, sizeof d);
+    double syn = atof(run_cfg(r, "synthetic-size", b, sizeof b));
+    double n = !strcmp(ds, "synthetic")                                ? (syn > 0 ? syn : 2048)
+               : !strcmp(ds, "cifar10")                                ? 50000
+               : (!strcmp(ds, "fashion-mnist") || !strcmp(ds, "mnist")) ? 60000
+                                                                        : NAN;
     return n * (1.0 - atof(run_cfg(r, "val-split", b, sizeof b)));
 }
 
@@ -244,7 +256,7 @@ int run_load(const char *dir, run_data *r, char *err, size_t cap)
     r->status = RUN_STOPPED;
     r->best_acc = r->final_acc = r->final_loss = r->elapsed = r->train_time = r->comm_bytes = NAN;
     r->tokens_per_sample = NAN;
-    loader L = {.r = r, .epoch_first = NAN};
+    loader L = {.r = r, .epoch_first = NAN, .epoch_any = NAN};
     int bad = each_record(r->dir, add_record, &L);
     if (bad < 0 && run_locked(r->dir))
         bad = 0; /* just started: config.json written, nothing logged yet */

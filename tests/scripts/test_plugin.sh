@@ -98,6 +98,25 @@ PY
   --optimizer ema-momentum --schedule inv-sqrt --sched-param warmup=3 --out "$tmp/both" >/dev/null &&
   ok "comma-separated --plugin, plugin optimizer and schedule together" || bad "comma-separated --plugin"
 
+# 5a. optimlab report on a run that used plugins: it recomputes the lr of built-in schedules from
+#     config.json, but never loads the plugin a run directory names (code from a path in a file);
+#     the plugin run keeps its logged steps. A plugin that leaves a mark when loaded proves it.
+printf '#include <stdio.h>\n#include <stdlib.h>\n#include <optimlab.h>\nint optimlab_plugin_init(ol_ctx *c);\nint optimlab_plugin_init(ol_ctx *c) { (void)c; const char *m = getenv("OL_TEST_MARK"); if (m) { FILE *f = fopen(m, "w"); if (f) fclose(f); } return 0; }\n' \
+  >"$tmp/mark.c"
+# shellcheck disable=SC2046
+"$cc" -shared -fPIC "$tmp/mark.c" $(pkg-config --cflags --libs optimlab) -o "$tmp/mark.so"
+OL_TEST_MARK="$tmp/marked" "$bin" train "${common[@]}" --steps 5 --log-every 100 --plugin "$tmp/mark.so" \
+  --out "$tmp/marked-run" >/dev/null
+[ -e "$tmp/marked" ] && ok "the marking plugin marks when loaded" || bad "the marking plugin left no mark"
+rm -f "$tmp/marked"
+"$bin" train "${common[@]}" --steps 5 --log-every 100 --out "$tmp/plain-run" >/dev/null
+OL_TEST_MARK="$tmp/marked" "$bin" report "$tmp/marked-run" "$tmp/plain-run" --out "$tmp/rep" >/dev/null
+[ ! -e "$tmp/marked" ] && ok "report loads no plugin" || bad "report loaded the run's plugin"
+n=$(grep -o 'points="[^"]*"' "$tmp/rep/lr.svg" | tr ' ' '\n' | grep -c ,)
+# plain-run: its 5 steps from config.json; marked-run (a plugin named): its one logged step
+[ "$n" -eq 6 ] && ok "report: computed lr without a plugin, the logged step with one" ||
+  bad "report lr points: $n, expected 5 + 1"
+
 # 5b. Built-in and registered schedules come from one registry: both are in
 #     `schedule --help` and `schedule --list` (the plugin's only when loaded)
 help=$("$bin" schedule --plugin "$tmp/inv_sqrt_sched.so" --help)

@@ -46,6 +46,29 @@ check "scaled peak lr in the table" test "$(grep -c '^| scaled | finished | mlp 
 check "many differing options: directory names as labels" \
   test "$(grep -c '^| sgd | finished\|^| adamw | finished' "$tmp/repsc/report.md")" -eq 2
 
+# the lr and batch plots show every step, recomputed from config.json by train's rule (the scaled run
+# logged only its last step): 8 steps, the warm-up rising; a run whose stored options no longer give its
+# logged lr (edited here) keeps its logged steps; the training loss is the epochs' means from 3 epochs
+npts() { grep -o 'points="[^"]*"' "$1" | head -1 | tr ' ' '\n' | grep -c ,; }
+"$bin" report "$tmp/scaled" --out "$tmp/repsched" >/dev/null 2>&1
+check "lr of every step from the stored schedule (8 points)" test "$(npts "$tmp/repsched/lr.svg")" -eq 8
+check "batch of every step (8 points)" test "$(npts "$tmp/repsched/batch.svg")" -eq 8
+ys=$(grep -o 'points="[^"]*"' "$tmp/repsched/lr.svg" | head -1 | tr ' ' '\n' | grep , | cut -d, -f2)
+check "the warm-up rises (pixel y falls)" test "$(echo "$ys" | head -1 | cut -d. -f1)" -gt "$(echo "$ys" | sed -n 4p | cut -d. -f1)"
+cp -r "$tmp/scaled" "$tmp/edited" && sed -i 's/"base-batch-size": "64"/"base-batch-size": "32"/' "$tmp/edited/config.json"
+check "config.json edited for the next check" grep -q '"base-batch-size": "32"' "$tmp/edited/config.json"
+"$bin" report "$tmp/edited" --out "$tmp/repedit" >/dev/null 2>&1
+check "disagreeing stored options: the logged step only" test "$(npts "$tmp/repedit/lr.svg")" -eq 1
+"$bin" train "${common[@]}" --optimizer sgd --schedule plateau --log-every 100 --out "$tmp/plateau" >/dev/null ||
+  { echo "FAIL train plateau"; exit 1; }
+"$bin" report "$tmp/plateau" --out "$tmp/repplat" >/dev/null 2>&1
+check "reduce-on-plateau (its lr follows the evaluations): the logged step only" test "$(npts "$tmp/repplat/lr.svg")" -eq 1
+"$bin" train "${common[@]}" --optimizer sgd --epochs 3 --out "$tmp/three" >/dev/null || { echo "FAIL train three"; exit 1; }
+"$bin" report "$tmp/three" --out "$tmp/rep3ep" >/dev/null 2>&1
+check "3 epochs: the training loss as epoch means" grep -q 'training loss (epoch means) vs epoch' "$tmp/rep3ep/report.md"
+check "one point per epoch" test "$(npts "$tmp/rep3ep/loss-epoch.svg")" -eq 3
+check "2 epochs: the logged steps" grep -q 'training loss (logged steps) vs epoch' "$tmp/repsc/report.md"
+
 # a language model's throughput is in tokens per second (it was labelled img/s: windows per second)
 t=$tmp/text.txt
 for i in $(seq 200); do echo "the quick brown fox jumps over the lazy dog $i"; done >"$t"
