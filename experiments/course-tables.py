@@ -25,7 +25,8 @@ PRACTICAL = [("SGD, constant lr", "sgd-constant", 77.8, 67.0),
 # the deck, CIFAR-10 test error (%): with and without skip connections; ResNet-56 by width
 DEPTH = [(20, 7.37, 8.18), (56, 5.89, 13.31), (110, 5.79, 16.44)]
 WIDTH = [(1, 5.89), (2, 5.07), (4, 4.34), (8, 3.93)]
-# experiments/large-batch.yaml: (run, what it is, the batch-128 run it is compared with)
+# experiments/large-batch.yaml: (run, what it is, the run it is compared with: its batch-128 twin at equal
+# epochs; for the equal-steps rows, the batch-4096 run with the same 450 steps)
 LARGE = [("sgd-b128", "SGD+Nesterov, lr 0.1, wd 5e-4", None),
          ("sgd-b4096", "same, no lr scaling", "sgd-b128"),
          ("sgd-b4096-goyal", "same, linear scaling to 3.2, 2-epoch warm-up", "sgd-b128"),
@@ -38,8 +39,8 @@ LARGE = [("sgd-b128", "SGD+Nesterov, lr 0.1, wd 5e-4", None),
          ("adam-b4096-sqrt", "same, sqrt scaling, 2-epoch warm-up", "adam-b128"),
          ("adam-b128-wd0", "Adam, lr 1e-3, wd 0", None),
          ("adam-b4096-sqrt-wd0", "same, sqrt scaling, 2-epoch warm-up", "adam-b128-wd0"),
-         ("sgd-b128-450steps", "SGD, batch 128 for batch 4096's 450 steps", "sgd-b128"),
-         ("adam-b128-450steps", "Adam, batch 128 for 450 steps", "adam-b128")]
+         ("sgd-b128-450steps", "SGD+Nesterov, lr 0.1, wd 5e-4, batch 128 for batch 4096's 450 steps", "sgd-b4096"),
+         ("adam-b128-450steps", "Adam, lr 1e-3, wd 5e-4, batch 128 for 450 steps", "adam-b4096-sqrt")]
 
 
 def load(path):
@@ -115,14 +116,15 @@ def width(root):
 
 
 def large(root):
-    print("| run | what | batch | steps | best acc | final acc | behind its batch-128 run |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+    print("| run | what | batch | steps | best acc | final acc | final acc against |")
+    print("|---|---|---:|---:|---:|---:|---|")
     runs = {name: load(os.path.join(root, "large-batch", name)) for name, _, _ in LARGE}
     for name, what, base in LARGE:
         r = runs[name]
         gap = "-"
         if r is not None and base and runs[base] is not None:
-            gap = f"{acc(runs[base], 'final_test_acc') - acc(r, 'final_test_acc'):.2f} pt"
+            d = acc(runs[base], 'final_test_acc') - acc(r, 'final_test_acc')
+            gap = f"{abs(d):.2f} pt {'behind' if d >= 0 else 'ahead of'} {base}"
         batch = "-" if r is None else r["config"].get("batch-size", "-")
         steps = "-" if r is None else r["steps"]
         print(f"| {name} | {what} | {batch} | {steps} | {pct(acc(r, 'best_test_acc'))} | "
