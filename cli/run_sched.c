@@ -61,7 +61,7 @@ int run_schedule(const run_data *r, double **lr_out, double **batch_out, int64_t
         goto done;
     cli_batch_apply(&bc, &tp);
     total = ol_train_count_steps(&tp, n);
-    if (total <= 0 || total > 100000000 || cli_build_sched_run(&v, op.lr, &tp, n, total, &sp))
+    if (total <= 0 || total > 10000000 || cli_build_sched_run(&v, op.lr, &tp, n, total, &sp))
         goto done;
     if (sp.type == OL_SCHED_PLATEAU) /* its lr follows the evaluations: the logged steps say it */
         goto done;
