@@ -488,15 +488,11 @@ static int series(const report *R, int i, int p, double unit, int epoch_loss, do
     for (size_t j = 0; j < n; j++) {
         if (evals) {
             const run_eval *e = &r->evals[j];
-            if (p == P_LOSS_EPOCH || p == P_LOSS_SAMPLES) {
-                if (!isfinite(e->train_loss))
-                    continue; /* a mid-epoch evaluation */
-                x[k] = e->epoch * per;
-                y[k] = e->train_loss;
-            } else {
-                x[k] = e->epoch * per;
-                y[k] = 100.0 * e->test_acc;
-            }
+            const int loss = p == P_LOSS_EPOCH || p == P_LOSS_SAMPLES;
+            if (loss && !isfinite(e->train_loss))
+                continue; /* a mid-epoch evaluation */
+            x[k] = e->epoch * per;
+            y[k] = loss ? e->train_loss : 100.0 * e->test_acc;
         } else {
             const run_step *s = &r->steps[j];
             x[k] = p == P_LOSS_EPOCH || p == P_LOSS_SAMPLES ? s->epoch * per : s->step;
