@@ -50,6 +50,7 @@ static int bookkeeping(const char *k)
 typedef struct {
     double *lr, *batch;
     int64_t n;
+    double peak; /* the largest lr of the run's plan; NaN: not recomputed */
 } run_sched;
 
 typedef struct {
@@ -233,10 +234,13 @@ static void fmt_pct(double x, char *b, size_t cap)
         snprintf(b, cap, "-");
 }
 
-/* The largest learning rate: the configured peak scaled by --lr-scaling for the run's batch
- * (log points can miss a short warm-up's end), or a larger logged one. */
-static double peak_lr(const run_data *r)
+/* The largest learning rate: that of the recomputed schedule (sched_peak) when there is one;
+ * else the configured peak scaled by --lr-scaling for the run's batch (log points can miss a short
+ * warm-up's end), or a larger logged one. */
+static double peak_lr(const run_data *r, double sched_peak)
 {
+    if (isfinite(sched_peak))
+        return sched_peak;
     char b[64];
     double p = atof(run_cfg(r, "lr", b, sizeof b));
     const char *m = run_cfg(r, "max-lr", b, sizeof b);
@@ -262,7 +266,7 @@ static const char *const col_name[C_COUNT] = {"run", "status", "model", "optimiz
                                               "schedule", "epochs", "steps", "best acc", "final acc",
                                               "final loss", "wall time", "throughput", "data sent"};
 
-static void cell(const run_data *r, const char *label, int c, char *out, size_t cap)
+static void cell(const run_data *r, const run_sched *rs, const char *label, int c, char *out, size_t cap)
 {
     char b[256], b2[256];
     switch (c) {
@@ -288,7 +292,7 @@ static void cell(const run_data *r, const char *label, int c, char *out, size_t 
                  *bs && strcmp(bs, "constant") ? bs : "");
         break;
     }
-    case C_LR: snprintf(out, cap, "%.4g", peak_lr(r)); break;
+    case C_LR: snprintf(out, cap, "%.4g", peak_lr(r, rs->peak)); break;
     case C_SCHED: {
         int warm = atof(run_cfg(r, "warmup-epochs", b, sizeof b)) > 0 || atof(run_cfg(r, "warmup-steps", b, sizeof b)) > 0 ||
                    atof(run_cfg(r, "warmup-ratio", b, sizeof b)) > 0;
@@ -385,7 +389,7 @@ static void write_tables(const report *R, FILE *h, FILE *md)
             fputs("<tr>", h);
             fputs("|", md);
             for (int c = 0; c < C_COUNT; c++) {
-                cell(&R->runs[i], R->label[i], c, buf, sizeof buf);
+                cell(&R->runs[i], &R->sched[i], R->label[i], c, buf, sizeof buf);
                 if (c == C_RUN)
                     fprintf(h, "<td><span class=\"sw\" style=\"background:%s\"></span>", ol__svg_color(i));
                 else
@@ -755,7 +759,7 @@ static int report_render(const char *const *dirs, int ndirs, const char *group_b
             exit(OL_EXIT_FAIL);
         }
         for (int i = 0; i < R.n; i++) /* not recomputable (a plugin, plateau): the logged steps */
-            run_schedule(&R.runs[i], &R.sched[i].lr, &R.sched[i].batch, &R.sched[i].n);
+            run_schedule(&R.runs[i], &R.sched[i].lr, &R.sched[i].batch, &R.sched[i].n, &R.sched[i].peak);
         R.nkeys = varying(&R, -1, NULL, &R.keys);
         make_labels(&R);
         rc = write_page(&R, outdir, title, warnings);

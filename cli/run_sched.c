@@ -39,10 +39,11 @@ static int agrees(const run_data *r, const double *lr, const double *batch, int6
     return checked > 0;
 }
 
-int run_schedule(const run_data *r, double **lr_out, double **batch_out, int64_t *n_out)
+int run_schedule(const run_data *r, double **lr_out, double **batch_out, int64_t *n_out, double *peak)
 {
     *lr_out = *batch_out = NULL;
     *n_out = 0;
+    *peak = NAN;
     const double nt = r->n_train;
     if (!(nt >= 1 && nt < 1e15) || !r->config || r->nsteps == 0)
         return -1;
@@ -65,25 +66,28 @@ int run_schedule(const run_data *r, double **lr_out, double **batch_out, int64_t
         goto done;
     if (sp.type == OL_SCHED_PLATEAU) /* its lr follows the evaluations: the logged steps say it */
         goto done;
-    /* the steps the run took so far (a stopped or running one: not the rest of its plan) */
-    if (r->steps_reached >= 1 && r->steps_reached < (double)total)
-        total = (int64_t)r->steps_reached;
     steps = malloc(sizeof *steps * (size_t)total);
     lr = malloc(sizeof *lr * (size_t)total);
     batch = malloc(sizeof *batch * (size_t)total);
     if (!steps || !lr || !batch || ol_train_step_batches(&tp, n, steps, total) != total)
         goto done;
+    *peak = 0.0;
     for (int64_t t = 0; t < total; t++) {
         lr[t] = ol_train_lr(&tp, &sp, NULL, t, steps[t]);
         batch[t] = (double)steps[t];
+        *peak = lr[t] > *peak ? lr[t] : *peak;
     }
+    /* the steps the run took so far (a stopped or running one: not the rest of its plan) */
+    if (r->steps_reached >= 1 && r->steps_reached < (double)total)
+        total = (int64_t)r->steps_reached;
     if (agrees(r, lr, batch, total)) {
         *lr_out = lr;
         *batch_out = batch;
         *n_out = total;
         lr = batch = NULL;
         rc = 0;
-    }
+    } else
+        *peak = NAN;
 done:
     free(steps);
     free(lr);

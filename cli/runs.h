@@ -59,10 +59,11 @@ int run_progress(const char *dir, long long *step);
 /* r's learning rate and batch size at each of its optimizer steps so far
  * (lr[t], batch[t]: the step that ends as step t + 1), recomputed from its
  * config.json by train's rule over its n_train samples and checked against
- * every logged step. Returns 0 with *n steps (arrays malloc'd, the caller
- * frees); -1 when they cannot be recomputed or disagree with the log (a
- * plugin, reduce-on-plateau, a run resumed with other options). */
-int run_schedule(const run_data *r, double **lr, double **batch, int64_t *n);
+ * every logged step, and the largest lr of its whole plan (*peak). Returns 0
+ * with *n steps (arrays malloc'd, the caller frees); -1 (*peak NaN) when they
+ * cannot be recomputed or disagree with the log (a plugin, reduce-on-plateau,
+ * a run resumed with other options). */
+int run_schedule(const run_data *r, double **lr, double **batch, int64_t *n, double *peak);
 
 /* optimlab report's work, for the sweep too: runs into outdir/report.html and
  * outdir/report.md. group_by may be NULL. Returns an exit status; warnings

@@ -59,6 +59,16 @@ cp -r "$tmp/scaled" "$tmp/edited" && sed -i 's/"base-batch-size": "64"/"base-bat
 check "config.json edited for the next check" grep -q '"base-batch-size": "32"' "$tmp/edited/config.json"
 "$bin" report "$tmp/edited" --out "$tmp/repedit" >/dev/null 2>&1
 check "disagreeing stored options: the logged step only" test "$(npts "$tmp/repedit/lr.svg")" -eq 1
+# the peak lr of a batch ramp with --lr-scaling is reached mid-run at a batch above the starting one
+# (the old column said 0.1: the configured lr at the starting batch); optimlab schedule agrees
+"$bin" train "${common[@]}" --epochs 3 --optimizer sgd --schedule cosine --batch-schedule ramp --batch-ramp-samples 768 \
+  --max-batch-size 256 --lr-scaling linear --log-every 100 --out "$tmp/ramp" >/dev/null || { echo "FAIL train ramp"; exit 1; }
+"$bin" report "$tmp/ramp" --out "$tmp/repramp" >/dev/null 2>&1
+steps=$(grep -o '"steps":[0-9]*' "$tmp/ramp/metrics.jsonl" | cut -d: -f2)
+want=$("$bin" schedule --steps "$steps" --steps-per-epoch 8 --batch-size 64 --schedule cosine --batch-schedule ramp \
+  --batch-ramp-samples 768 --max-batch-size 256 --lr-scaling linear --optimizer sgd | tail -n +2 | cut -d, -f2 | sort -g | tail -1)
+want=$(printf '%.4g' "$want")
+check "a ramp's peak lr ($want, from optimlab schedule) in the table" grep -q "^| ramp | finished | mlp | sgd | 64 ramp | $want |" "$tmp/repramp/report.md"
 "$bin" train "${common[@]}" --optimizer sgd --schedule plateau --log-every 100 --out "$tmp/plateau" >/dev/null ||
   { echo "FAIL train plateau"; exit 1; }
 "$bin" report "$tmp/plateau" --out "$tmp/repplat" >/dev/null 2>&1
