@@ -154,6 +154,8 @@ int cli_load_config_stream(cli_values *v, FILE *f, const char *label, char *reci
  * stay unset. Returns 0, or -1 with "stored configuration: ..." in err. */
 struct json_t;
 int cli_apply_stored(cli_values *v, struct json_t *cfg, char *err, size_t cap);
+/* A stored value as option text: strings as they are, booleans "1"/"0"; NULL for anything else. */
+const char *cli_stored_text(struct json_t *v);
 /* Set the recipe's options that v has (how = 3); -1 for an unknown name. */
 int cli_apply_recipe(cli_values *v, const char *name);
 /* 0 when every key of recipe i is an option of some command (flags set to

@@ -335,7 +335,7 @@ int cli_apply_presets(cli_values *v, int argc, char **argv, int first)
     return 0;
 }
 
-static const char *json_text(json_t *v)
+const char *cli_stored_text(json_t *v)
 {
     return json_is_string(v) ? json_string_value(v) : json_is_true(v) ? "1" : json_is_false(v) ? "0" : NULL;
 }
@@ -347,7 +347,7 @@ int cli_apply_stored(cli_values *v, json_t *cfg, char *err, size_t cap)
     const json_t *resolved = json_object_get(cfg, "resolved");
     json_object_foreach(cfg, key, val)
     {
-        const char *sv = json_text(val);
+        const char *sv = cli_stored_text(val);
         const int i = cli_find(v, key);
         int from_default = 0; /* resolved from a default: it stays one (options that do not apply stay unset) */
         for (size_t k = 0; k < json_array_size(resolved); k++)

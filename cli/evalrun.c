@@ -46,18 +46,13 @@ static json_t *run_config(ol_ctx *ctx, const char *ckpt)
     return NULL;
 }
 
-static const char *json_text(json_t *v)
-{
-    return json_is_string(v) ? json_string_value(v) : json_is_true(v) ? "1" : json_is_false(v) ? "0" : NULL;
-}
-
 /* The run's data options (and seed: the validation split) into v; its evaluation batch into *batch. */
 static int apply_run_config(json_t *o, cli_values *v, int *batch, char *err, size_t cap)
 {
     if (cli_apply_stored(v, o, err, cap) < 0)
         return -1;
-    const char *eb = json_text(json_object_get(o, "eval-batch-size"));
-    const char *bs = json_text(json_object_get(o, "batch-size"));
+    const char *eb = cli_stored_text(json_object_get(o, "eval-batch-size"));
+    const char *bs = cli_stored_text(json_object_get(o, "batch-size"));
     long eval_b = eb ? strtol(eb, NULL, 10) : 0, b = bs ? strtol(bs, NULL, 10) : 0;
     *batch = eval_b > 0 && eval_b <= (1 << 20) ? (int)eval_b : b > 0 && b <= (1 << 20) ? (int)b : 128;
     return 0;
