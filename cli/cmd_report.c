@@ -450,14 +450,20 @@ static int decimate(const double *x, const double *y, int n, double *xo, double 
     return k;
 }
 
+/* 1 when a step of batch b between steps of batches prev and next (last: there is none after it)
+ * is an epoch's partial last batch: not the schedule's batch size (nor, with --lr-scaling, its lr). */
+static int partial_batch(double prev, double b, double next, int last)
+{
+    return b < prev && (last || b < next);
+}
+
 /* The computed lr or batch of every step of a run (x: the step that ends, as logged). */
 static int sched_series(const run_sched *rs, int p, double *x, double *y)
 {
     const double *v = p == P_LR ? rs->lr : rs->batch, *b = rs->batch;
     int n = 0;
     for (int64_t t = 0; t < rs->n; t++) {
-        /* an epoch's partial last batch is not the schedule's batch size (nor, with --lr-scaling, its lr) */
-        if (t > 0 && b[t] < b[t - 1] && (t + 1 == rs->n || b[t] < b[t + 1]))
+        if (t > 0 && partial_batch(b[t - 1], b[t], t + 1 < rs->n ? b[t + 1] : 0.0, t + 1 == rs->n))
             continue;
         x[n] = (double)(t + 1);
         y[n++] = v[t];
@@ -501,8 +507,8 @@ static int series(const report *R, int i, int p, double unit, int epoch_loss, do
             const run_step *s = &r->steps[j];
             x[k] = p == P_LOSS_EPOCH || p == P_LOSS_SAMPLES ? s->epoch * per : s->step;
             y[k] = p == P_LR ? s->lr : p == P_BATCH ? s->batch : p == P_GNORM ? s->grad_norm : p == P_GNS ? s->gns : s->loss;
-            /* an epoch's partial last batch is not the schedule's batch size */
-            if (p == P_BATCH && j > 0 && s->batch < r->steps[j - 1].batch && (j + 1 == n || s->batch < r->steps[j + 1].batch))
+            if (p == P_BATCH && j > 0 &&
+                partial_batch(s[-1].batch, s->batch, j + 1 < n ? s[1].batch : 0.0, j + 1 == n))
                 continue;
         }
         k++;
