@@ -212,12 +212,12 @@ static int check_conf(sweep *S, sweep_job *j)
         !cli_build_model(&v, &mp) && !cli_build_optim(&v, &op) && !cli_build_train(&v, &tp) &&
         !cli_build_dist(&v, &tp) && !cli_int(&v, "threads", 0, 1024, &threads)) {
         int64_t n = data_size(&v);
-        if (cli_backend(&v, &be) == 0 && !cli_build_batch_sched(&v, &tp, n, &bc)) {
-            cli_batch_apply(&bc, &tp);
-            j->total = ol_train_count_steps(&tp, n);
-            j->batch = tp.batch_size;
-            if (!cli_build_sched_run(&v, op.lr, &tp, n, j->total, &sp))
+        if (cli_backend(&v, &be) == 0) {
+            int64_t total;
+            if (!cli_build_run_plan(&v, op.lr, &tp, n, &bc, &sp, &total))
                 rc = 0;
+            j->total = total;
+            j->batch = tp.batch_size;
             cli_free_sched(&sp);
         }
     } else if (help)

@@ -704,14 +704,7 @@ static int job_setup(train_job *j)
     if (spe < 1)
         JOB_FAIL(OL_EXIT_USAGE, "--batch-size %d is larger than the %lld training samples with --drop-last",
                  tp->batch_size, (long long)n);
-    if (cli_build_batch_sched(v, tp, n, &j->bc))
-        JOB_FAIL(OL_EXIT_USAGE, "%s", v->err);
-    cli_batch_apply(&j->bc, tp);
-    j->total = ol_train_count_steps(tp, n);
-    if (j->total <= 0)
-        JOB_FAIL(OL_EXIT_USAGE, "no training step fits: %lld samples, batch %d%s", (long long)n, tp->batch_size,
-                 tp->drop_last ? " with --drop-last" : "");
-    if (cli_build_sched_run(v, j->op.lr, tp, n, j->total, &j->sp))
+    if (cli_build_run_plan(v, j->op.lr, tp, n, &j->bc, &j->sp, &j->total))
         JOB_FAIL(OL_EXIT_USAGE, "%s", v->err);
     tp->comm = j->comm;
     if ((st = check_memory(j)) != 0)

@@ -133,6 +133,12 @@ int cli_build_batch_sched(cli_values *v, const ol_train_params *tp, int64_t n, c
 /* bc into tp as train takes it: the batch schedule (tp->batch_sched points
  * into bc unless constant), lr scaling, base batch, knee, micro-batches. */
 void cli_batch_apply(const cli_batch_config *bc, ol_train_params *tp);
+/* A run's plan over n training samples, the one sequence train, sweep and
+ * report share: the batch schedule into bc and tp (cli_batch_apply), the
+ * steps it takes into *total, the lr schedule over them into sp. -1 with
+ * v->err on a bad option or when no step fits. */
+int cli_build_run_plan(cli_values *v, double base_lr, ol_train_params *tp, int64_t n, cli_batch_config *bc,
+                       ol_sched_params *sp, int64_t *total);
 /* --batch-tokens N of a language model (or of optimlab schedule with --seq-len):
  * sets --batch-size to N / sequence length (marked CLI_RESOLVED); nothing when
  * not given. -1 with v->err when N is not a multiple of the sequence length,

@@ -933,3 +933,17 @@ void cli_batch_apply(const cli_batch_config *bc, ol_train_params *tp)
     tp->lr_knee = bc->knee;
     tp->micro_batch_size = (int)bc->micro_batch;
 }
+
+int cli_build_run_plan(cli_values *v, double base_lr, ol_train_params *tp, int64_t n, cli_batch_config *bc,
+                       ol_sched_params *sp, int64_t *total)
+{
+    *total = 0;
+    if (cli_build_batch_sched(v, tp, n, bc))
+        return -1;
+    cli_batch_apply(bc, tp);
+    *total = ol_train_count_steps(tp, n);
+    if (*total <= 0)
+        return fail(v, "no training step fits: %lld samples, batch %d%s", (long long)n, tp->batch_size,
+                    tp->drop_last ? " with --drop-last" : "");
+    return cli_build_sched_run(v, base_lr, tp, n, *total, sp);
+}

@@ -58,11 +58,7 @@ int run_schedule(const run_data *r, double **lr_out, double **batch_out, int64_t
     int64_t total = 0, *steps = NULL;
     double *lr = NULL, *batch = NULL;
     if (load_options(r, &v) < 0 || cli_build_optim(&v, &op) || cli_build_train(&v, &tp) ||
-        cli_build_batch_sched(&v, &tp, n, &bc))
-        goto done;
-    cli_batch_apply(&bc, &tp);
-    total = ol_train_count_steps(&tp, n);
-    if (total <= 0 || total > 10000000 || cli_build_sched_run(&v, op.lr, &tp, n, total, &sp))
+        cli_build_run_plan(&v, op.lr, &tp, n, &bc, &sp, &total) || total > 10000000)
         goto done;
     if (sp.type == OL_SCHED_PLATEAU) /* its lr follows the evaluations: the logged steps say it */
         goto done;

@@ -234,6 +234,9 @@ bad "an unknown schedule" 'grid: {schedule: [cosine, cosinus]}' "unknown schedul
 bad "an unknown top-level key" 'grids: {lr: [0.1]}' "unknown key 'grids'"
 bad "out set per run" 'runs: [{out: x}]' "'out' is set by the sweep"
 bad "an unknown lr-find option" $'lr-find: {num-iter: 5}\nruns: [{lr: 0.1}]' "lr-find: 'num-iter' is not an option of the lr sweep"
+# a configuration no step fits is refused before any run starts (it used to start and fail)
+bad "a batch larger than the data with --drop-last" $'fixed: {drop-last: true}\ngrid: {batch-size: [128, 70000]}' \
+  "run batch-size=70000 (line 2): no training step fits: 60000 samples, batch 70000 with --drop-last"
 # the repository's own grid files stay valid: every configuration passes train's parser,
 # and a dry run writes nothing
 dry() { "$bin" sweep "$1" --dry-run --out "$2" >/dev/null && [ ! -e "$2" ]; }
