@@ -5,7 +5,8 @@
   experiments/course-tables.py [RESULTS_DIR]      (default docs/results; markdown on stdout)
 
 RESULTS_DIR/practical/<run>, skips-depth/model=<net>, width/width=<k> and large-batch/<run> are
-read; a run not there yet is shown as "-". Accuracies are percentages of the test set: the
+read; a run not there yet is shown as "-". Under each table comes RESULTS_DIR/<its directory>/README.md
+when there is one: what reproduces and what does not, written as the runs finish. Accuracies are percentages of the test set: the
 practical's column is the best test accuracy of the run (the practical reports its best
 validation accuracy), the error columns are 100 - the final test accuracy (as He et al. report)."""
 import json
@@ -156,22 +157,38 @@ def noise(runs):
             f"the seed-to-seed spread of training.")
 
 
+HEADER = """# The course's tables, reproduced
+
+Made by `experiments/course-tables.py docs/results > docs/results/tables.md` from the published runs
+(each run's `config.json` and `metrics.jsonl` under this directory). A "-" is a run that has not
+finished yet: the sweeps run over several sessions on a 2-core machine, and this page is regenerated as
+runs finish. Each table says where the deck's numbers come from and what ours are; the text under it
+(the table directory's README.md) what reproduces and what does not.
+"""
+
+
 def main(root):
-    for title, source, fn in (
-            ("The practical: best test accuracy (%)",
+    print(HEADER)
+    for title, sub, source, fn in (
+            ("The practical: best test accuracy (%)", "practical",
              "Deck: the practical's ResNet-18 on CIFAR-10, best validation accuracy, batch 256 for 30 epochs and "
              "8192 for 75. Ours: ResNet-20 on Fashion-MNIST, 8 and 20 epochs (experiments/practical.yaml).", practical),
-            ("Skip connections against depth: final test error (%)",
+            ("Skip connections against depth: final test error (%)", "skips-depth",
              "Deck: CIFAR-10. Ours: Fashion-MNIST, 15 epochs (experiments/skips-depth.yaml).", depth),
-            ("Width: final test error (%)",
+            ("Width: final test error (%)", "width",
              "Deck: ResNet-56 on CIFAR-10. Ours: ResNet-20 on Fashion-MNIST, 10 epochs; k = 8 does not fit this "
              "machine (experiments/width.yaml).", width),
-            ("Large-batch trends: test accuracy (%)",
+            ("Large-batch trends: test accuracy (%)", "large-batch",
              "The deck gives this grid's trends, not numbers. Ours: ResNet-20 on Fashion-MNIST, 30 epochs "
              "(experiments/large-batch.yaml).", large)):
         print(f"### {title}\n\n{source}\n")
         note = noise(fn(root))
         print(f"\n{note}\n" if note else "")
+        try:
+            with open(os.path.join(root, sub, "README.md")) as f:
+                print(f.read().strip() + "\n")
+        except OSError:
+            pass
 
 
 if __name__ == "__main__":

@@ -110,6 +110,7 @@ open(p, "w").write("".join(json.dumps(r) + "\n" for r in rs))' "$d/metrics.jsonl
 p = sys.argv[1]; rs = [json.loads(l) for l in open(p)]
 rs[-1].update(final_test_acc=0.9300)
 open(p, "w").write("".join(json.dumps(r) + "\n" for r in rs))' "$tmp/res/large-batch/sgd-b4096/metrics.jsonl"
+  printf 'Wider is better here too.\n' >"$tmp/res/width/README.md" # the table's prose, shown under it
   python3 "$tables" "$tmp/res" >"$tmp/tables.md"
   check "course-tables: exits 0" test $? -eq 0
   check "course-tables: a run ahead of its reference" grep -q "^| sgd-b4096 | .* | 93.00 | 1.77 pt ahead of sgd-b128 |$" "$tmp/tables.md"
@@ -117,6 +118,9 @@ open(p, "w").write("".join(json.dumps(r) + "\n" for r in rs))' "$tmp/res/large-b
     grep -q "^| sgd-b128 | .* | 32 | [0-9]* | 94.56 | 91.23 | - |$" "$tmp/tables.md"
   check "course-tables: width 2's final error 8.77 beside the deck's 5.07" grep -qx "| 2 | 5.07 | 8.77 |" "$tmp/tables.md"
   check "course-tables: runs not published are -" grep -qx "| 110 | 5.79 | - | 16.44 | - |" "$tmp/tables.md"
+  check "course-tables: the whole page, title first" test "$(head -n 1 "$tmp/tables.md")" = "# The course's tables, reproduced"
+  check "course-tables: width's README.md under the width table, before the next" \
+    test "$(grep -e '^### ' -e '^Wider is better here too.$' "$tmp/tables.md" | sed -n 3,4p | cut -c1-12)" = $'### Width: f\nWider is bet'
   check "course-tables: four tables" test "$(grep -c '^### ' "$tmp/tables.md")" -eq 4
   # the tiny runs' test set: 8192 / 4 = 2048 images; at 91.23 % the standard error is 0.63 points
   check "course-tables: a table's noise note from its runs' test set" \
