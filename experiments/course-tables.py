@@ -5,10 +5,11 @@
   experiments/course-tables.py [RESULTS_DIR]      (default docs/results; markdown on stdout)
 
 RESULTS_DIR/practical/<run>, skips-depth/model=<net>, width/width=<k> and large-batch/<run> are
-read; a run not there yet is shown as "-". Under each table comes RESULTS_DIR/<its directory>/README.md
-when there is one: what reproduces and what does not, written as the runs finish. Accuracies are percentages of the test set: the
-practical's column is the best test accuracy of the run (the practical reports its best
-validation accuracy), the error columns are 100 - the final test accuracy (as He et al. report)."""
+read; a run not there yet is shown as "-". Under each table comes RESULTS_DIR/<its directory>/
+README.md when there is one: what reproduces and what does not, written as the runs finish.
+Accuracies are percentages of the test set: the practical's column is the best test accuracy of the
+run (the practical reports its best validation accuracy), the error columns are 100 - the final
+test accuracy (as He et al. report)."""
 import json
 import math
 import os
