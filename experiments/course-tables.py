@@ -13,6 +13,7 @@ test accuracy (as He et al. report)."""
 import json
 import math
 import os
+import statistics
 import sys
 
 # the practical (IDRIS-CNRS/DLO-JZ Jour3/1.tp_optimizer, ResNet-18 on CIFAR-10, 1 A100): best
@@ -139,7 +140,8 @@ def noise(runs):
     runs = [r for r in runs if r is not None and r.get("final_test_acc") is not None]
     if not runs:
         return None
-    p = sum(r["final_test_acc"] for r in runs) / len(runs)
+    # the median, not the mean: one failed run (plain-110 at chance) would drag a mean far from the rest
+    p = statistics.median(r["final_test_acc"] for r in runs)
     cfg = runs[0]["config"]
     try:
         sizes = {"fashion-mnist": 10000, "mnist": 10000, "cifar10": 10000,
