@@ -163,6 +163,16 @@ static int read_options(parse *P, yaml_node_t *map, const char *what, sweep_conf
     return 0;
 }
 
+/* Equal as text, or as numbers however written (0.1 and 0.10, 1e-3 and 0.001): the same run twice. */
+static int same_value(const char *a, const char *b)
+{
+    if (!strcmp(a, b))
+        return 1;
+    char *ea, *eb;
+    double x = strtod(a, &ea), y = strtod(b, &eb);
+    return ea != a && eb != b && !*ea && !*eb && x == y;
+}
+
 /* Every combination of the grid's lists on top of the fixed options. */
 static int expand_grid(parse *P, yaml_node_t *grid, const sweep_conf *fixed, sweep_grid *g)
 {
@@ -192,9 +202,16 @@ static int expand_grid(parse *P, yaml_node_t *grid, const sweep_conf *fixed, swe
         long long len = v->data.sequence.items.top - v->data.sequence.items.start;
         if (len == 0)
             return fail(P, v, "grid: the list of '%s' is empty", key);
-        for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++)
-            if (!scalar(yaml_document_get_node(P->doc, *it)))
+        for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
+            const char *a = scalar(yaml_document_get_node(P->doc, *it));
+            if (!a)
                 return fail(P, v, "grid: '%s' must be a list of values (write a list option's value as \"a,b\")", key);
+            for (yaml_node_item_t *jt = v->data.sequence.items.start; jt < it; jt++) {
+                const char *b = scalar(yaml_document_get_node(P->doc, *jt));
+                if (same_value(a, b))
+                    return fail(P, v, "grid: the list of '%s' has the same value twice ('%s' and '%s')", key, b, a);
+            }
+        }
         total *= len;
         if (total > 10000)
             return fail(P, grid, "the grid has more than 10000 configurations");
