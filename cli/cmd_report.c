@@ -735,7 +735,8 @@ static int report_render(const char *const *dirs, int ndirs, const char *group_b
     char err[1200], warnings[2048] = "";
     for (int i = 0; i < ndirs; i++) {
         if (run_load(dirs[i], &R.runs[R.n], err, sizeof err) < 0) {
-            fprintf(stderr, "optimlab: warning: %s; skipped\n", err);
+            if (ndirs > 1) /* a lone path's reason is the error below: one line */
+                fprintf(stderr, "optimlab: warning: %s; skipped\n", err);
             continue;
         }
         run_data *r = &R.runs[R.n++];

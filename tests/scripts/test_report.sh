@@ -99,6 +99,9 @@ check "one warning line each" test "$(grep -c '^optimlab: warning: .*skipped$' "
 "$bin" report "$tmp/notrun" "$tmp/missing" --out "$tmp/rep3" >/dev/null 2>"$tmp/err.txt"
 check "no run at all: exit 2, one line" test $? -eq 2 -a "$(grep -vc warning "$tmp/err.txt")" -eq 1
 check "nothing written without runs" test ! -e "$tmp/rep3/report.html"
+"$bin" report "$tmp/missing" --out "$tmp/rep3" >/dev/null 2>"$tmp/err.txt"
+check "a lone missing path: exit 2, one line naming it" \
+  test $? -eq 2 -a "$(wc -l <"$tmp/err.txt")" -eq 1 -a "$(grep -c "$tmp/missing" "$tmp/err.txt")" -eq 1
 cp -r "$tmp/adamw" "$tmp/bad"
 printf '{"type":"step","step":\nnot json\n[1,2]\n{"type":"epoch","step":99,"epo' >>"$tmp/bad/metrics.jsonl"
 cp -r "$tmp/sgd" "$tmp/badcfg" && echo '{"model": ' >"$tmp/badcfg/config.json"
