@@ -835,6 +835,11 @@ static int sweep_main(sweep *S, cli_values *v, const char *grid_path, char **set
         int rc = write_slurm(S, grid_path);
         return rc ? cli_fail(rc, S->err) : rc;
     }
+    /* one sweep per directory: a second would start the same runs' finders and trains */
+    int lock_status;
+    if (run_lock(S->g.out, "logs/.lock", "sweep directory", "another optimlab sweep is running in it", &lock_status,
+                 S->err, sizeof S->err) < 0)
+        return cli_fail(lock_status ? lock_status : OL_EXIT_FAIL, S->err);
     if (classify(S, 0) < 0)
         return cli_fail(OL_EXIT_USAGE, S->err);
     int skipped = 0;

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "runs.h"
 
 const cli_opt cli_train_opts[] = {
     {"epochs", CLI_VALUE, "5", "E", "Training", "epochs to train"},
@@ -506,47 +507,6 @@ static int run_dir_nonempty(const char *dir)
     return any;
 }
 
-/* An exclusive flock on DIR/.lock, held until the process ends (the kernel
- * releases it when the process dies). Returns the descriptor, or -1 with
- * *status and err set; *status 0 with -1: dir does not exist (nothing to lock). */
-static int lock_run_dir(const char *dir, int *status, char *err, size_t cap)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s/.lock", dir);
-    *status = 0;
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-    if (fd < 0) {
-        if (errno == ENOENT)
-            return -1;
-        *status = OL_EXIT_FAIL;
-        snprintf(err, cap, "cannot create %.900s: %s", path, strerror(errno));
-        return -1;
-    }
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        char buf[32] = "";
-        ssize_t r = pread(fd, buf, sizeof buf - 1, 0);
-        buf[r > 0 ? r : 0] = '\0';
-        long pid = strtol(buf, NULL, 10);
-        int e = errno;
-        close(fd);
-        *status = OL_EXIT_USAGE;
-        if (e == EWOULDBLOCK || e == EAGAIN || pid > 0)
-            snprintf(err, cap, "run directory %.900s in use by pid %ld (another optimlab is writing it)", dir, pid);
-        else
-            snprintf(err, cap, "cannot lock %.900s: %s", path, strerror(e));
-        return -1;
-    }
-    char buf[32];
-    int len = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
-    if (ftruncate(fd, 0) != 0 || pwrite(fd, buf, (size_t)len, 0) != len) {
-        *status = OL_EXIT_FAIL;
-        snprintf(err, cap, "cannot write %.900s: %s", path, strerror(errno));
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 /* --overwrite: remove the previous run's files, nothing else. */
 static int clear_run_dir(const char *dir, char *err, size_t cap)
 {
@@ -670,7 +630,7 @@ static int job_setup(train_job *j)
     if (*cli_str(v, "resume")) { /* lock first: another writer may still be pruning */
         int st = 0;
         if (ol_comm_rank(j->comm) == 0 &&
-            (j->lock_fd = lock_run_dir(cli_str(v, "resume"), &st, j->err, sizeof j->err)) < 0 && st)
+            (j->lock_fd = run_lock(cli_str(v, "resume"), ".lock", "run directory", "another optimlab is writing it", &st, j->err, sizeof j->err)) < 0 && st)
             return st;
         if (apply_resume(ctx, v, j->ckpt, sizeof j->ckpt, j->err, sizeof j->err) < 0)
             return OL_EXIT_USAGE;
@@ -812,7 +772,7 @@ static int open_run_dir(train_job *j, const char *dir)
         return OL_EXIT_FAIL;
     if (j->lock_fd < 0) {
         int st = 0;
-        j->lock_fd = lock_run_dir(dir, &st, j->err, sizeof j->err);
+        j->lock_fd = run_lock(dir, ".lock", "run directory", "another optimlab is writing it", &st, j->err, sizeof j->err);
         if (j->lock_fd < 0)
             return st ? st : OL_EXIT_FAIL;
     }

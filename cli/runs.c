@@ -12,7 +12,51 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common.h"
 #include "runs.h"
+
+/* An exclusive flock on DIR/FILE, held until the process ends (the kernel
+ * releases it when the process dies; not inherited by children). Returns the
+ * descriptor, or -1 with *status and err set; *status 0 with -1: DIR does not
+ * exist (nothing to lock). A held lock is exit 2 naming the holder's pid. */
+int run_lock(const char *dir, const char *file, const char *what, const char *why, int *status, char *err,
+             size_t cap)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    *status = 0;
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return -1;
+        *status = OL_EXIT_FAIL;
+        snprintf(err, cap, "cannot create %.900s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        char buf[32] = "";
+        int e = errno;
+        ssize_t r = pread(fd, buf, sizeof buf - 1, 0);
+        buf[r > 0 ? r : 0] = '\0';
+        long pid = strtol(buf, NULL, 10);
+        close(fd);
+        *status = OL_EXIT_USAGE;
+        if (e == EWOULDBLOCK || e == EAGAIN || pid > 0)
+            snprintf(err, cap, "%s %.900s in use by pid %ld (%s)", what, dir, pid, why);
+        else
+            snprintf(err, cap, "cannot lock %.900s: %s", path, strerror(e));
+        return -1;
+    }
+    char buf[32];
+    int len = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, buf, (size_t)len, 0) != len) {
+        *status = OL_EXIT_FAIL;
+        snprintf(err, cap, "cannot write %.900s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
 
 int run_locked(const char *dir)
 {

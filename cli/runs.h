@@ -47,6 +47,11 @@ int run_load(const char *dir, run_data *r, char *err, size_t cap);
 void run_free(run_data *r);
 /* The value of config key as text ("" when absent): strings as they are, booleans "true"/"false". */
 const char *run_cfg(const run_data *r, const char *key, char *buf, size_t cap);
+/* Take the exclusive lock DIR/FILE (a run: .lock) for the process's life: the
+ * descriptor, or -1 with *status (0: DIR does not exist; else the exit status)
+ * and err ("WHAT DIR in use by pid N (WHY)" when another process holds it). */
+int run_lock(const char *dir, const char *file, const char *what, const char *why, int *status, char *err,
+             size_t cap);
 /* 1 when a live process holds DIR/.lock (a run being written). */
 int run_locked(const char *dir);
 /* 1 when DIR/metrics.jsonl has a summary record (the run finished). */

@@ -84,6 +84,19 @@ check "--retries: all four finished" test "$(cat "$tmp/retry"/*/metrics.jsonl | 
 "$bin" sweep "$tmp/grid.yaml" --out "$tmp/retry2" --retries -1 --dry-run >/dev/null 2>"$tmp/err.txt"
 check "--retries -1: exit 2, one line" test $? -eq 2 -a "$(wc -l <"$tmp/err.txt")" -eq 1
 
+# two sweeps into one directory at once: the second is refused (exit 2, one line naming the first's
+# pid) before it starts anything, and the first finishes undisturbed
+"$bin" sweep "$tmp/grid.yaml" --out "$tmp/twice" --jobs 1 --threads 1 --no-report >/dev/null 2>&1 & sweep=$!
+for _ in $(seq 500); do [ -s "$tmp/twice/logs/.lock" ] && break; sleep 0.01; done
+"$bin" sweep "$tmp/grid.yaml" --out "$tmp/twice" --jobs 1 --threads 1 --no-report >"$tmp/twice.txt" 2>"$tmp/err.txt"
+st=$?
+check "a second sweep into the same directory: exit 2, one line" test $st -eq 2 -a "$(wc -l <"$tmp/err.txt")" -eq 1
+check "... naming the first sweep's pid" grep -q "sweep directory $tmp/twice in use by pid $sweep " "$tmp/err.txt"
+check "... and starting nothing" test ! -s "$tmp/twice.txt"
+wait $sweep
+check "the first sweep finishes all four (exit 0)" \
+  test $? -eq 0 -a "$(cat "$tmp/twice"/*/metrics.jsonl | grep -c '"type":"summary"')" -eq 4
+
 # scripts/publish_results.sh: the finished runs' config.json + metrics.jsonl (no checkpoints) and a report
 pub=$(dirname "$0")/../../scripts/publish_results.sh
 OPTIMLAB=$bin bash "$pub" "$out" "$tmp/pub" >"$tmp/pub.txt" 2>&1
