@@ -244,8 +244,82 @@ static int write_range(lrfind_job *j)
     return OL_EXIT_OK;
 }
 
+/* The command's identity for CSV.partial: its arguments and the thread count
+ * (results are bitwise the same only for the same threads), FNV-1a. */
+static unsigned long long sweep_key(int argc, char **argv, long long threads)
+{
+    unsigned long long h = 1469598103934665603ULL;
+    for (int i = 2; i < argc; i++)
+        for (const char *c = argv[i];; c++) {
+            h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+            if (!*c)
+                break;
+        }
+    long long t = threads > 0 ? threads : sysconf(_SC_NPROCESSORS_ONLN);
+    return (h ^ (unsigned long long)t) * 1099511628211ULL;
+}
+
+/* The candidates a killed run of the same command finished: read from the
+ * partial file in order, up to the first that does not match. */
+static int sweep_load_partial(const char *path, unsigned long long key, lrfind_job *j)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    unsigned long long k = 0;
+    int done = 0;
+    char line[256];
+    if (fgets(line, sizeof line, f) && sscanf(line, "key %llx", &k) == 1 && k == key)
+        while (done < j->ncand && fgets(line, sizeof line, f)) {
+            double lr, loss;
+            int ran;
+            if (sscanf(line, "%lf %lf %d", &lr, &loss, &ran) != 3 || lr != j->lrs[done] || ran < 1 ||
+                ran > j->sweep_steps)
+                break;
+            j->final[done] = loss;
+            j->ran[done++] = ran;
+        }
+    fclose(f);
+    return done;
+}
+
+/* The sweep one candidate at a time, each finished one recorded in CSV.partial
+ * with the command's key: run again after a kill, the same command continues at
+ * the first unfinished candidate with the same results (every candidate starts
+ * from the same weights and data order with a fresh optimizer). */
+static int sweep_resumable(cli_values *v, lrfind_job *j, int argc, char **argv, const char *partial)
+{
+    char err[1024] = "";
+    const unsigned long long key = sweep_key(argc, argv, j->threads);
+    int done = sweep_load_partial(partial, key, j);
+    if (done > 0)
+        printf("lr sweep: %d of %d candidates finished before (%s), continuing\n", done, j->ncand, partial);
+    for (int c = done; c < j->ncand; c++) {
+        int st = ol_lrfind_sweep(j->ctx, &j->lp, j->sweep_steps, &j->lrs[c], 1, j->m, j->opt, &j->data.train,
+                                 &j->final[c], &j->ran[c]);
+        if (st < 0)
+            return cli_fail_ctx(j->ctx, st == OL_ENONFINITE ? OL_EXIT_DIVERGED : cli_exit_for(st));
+        if (c + 1 == j->ncand)
+            break; /* the CSV follows */
+        if (!*cli_str(v, "csv") && cli_mkdir_p(j->ctx, cli_str(v, "out"), err, sizeof err) != 0)
+            return cli_fail(OL_EXIT_FAIL, err);
+        ol__tb b = {0};
+        ol__tb_printf(&b, "key %llx\n", key);
+        for (int i = 0; i <= c; i++)
+            ol__tb_printf(&b, "%.17g %.17g %d\n", j->lrs[i], j->final[i], j->ran[i]);
+        const char *text = ol__tb_text(&b);
+        int rc = text ? cli_write_file(j->ctx, partial, text, b.len, err, sizeof err) : -1;
+        if (!text)
+            snprintf(err, sizeof err, "out of memory writing %.900s", partial);
+        ol__tb_free(&b);
+        if (rc < 0)
+            return cli_fail(OL_EXIT_FAIL, err);
+    }
+    return OL_EXIT_OK;
+}
+
 /* Runs the range test or the sweep, then writes and prints its results. */
-static int run_job(cli_values *v, lrfind_job *j)
+static int run_job(cli_values *v, lrfind_job *j, int argc, char **argv)
 {
     char err[1024] = "";
     const char *out = cli_str(v, "out");
@@ -257,20 +331,25 @@ static int run_job(cli_values *v, lrfind_job *j)
         snprintf(j->svg, sizeof j->svg, "%s", cli_str(v, "plot"));
     else
         snprintf(j->svg, sizeof j->svg, "%s/lr_find.svg", out);
-    int st;
-    if (j->sweep)
-        st = ol_lrfind_sweep(j->ctx, &j->lp, j->sweep_steps, j->lrs, j->ncand, j->m, j->opt, &j->data.train,
-                             j->final, j->ran);
-    else
-        st = ol_lrfind_run(j->ctx, &j->lp, j->m, j->opt, &j->data.train, &j->res);
-    if (st < 0)
-        return cli_fail_ctx(j->ctx, st == OL_ENONFINITE ? OL_EXIT_DIVERGED : cli_exit_for(st));
+    char partial[4200];
+    snprintf(partial, sizeof partial, "%s.partial", j->csv);
+    if (j->sweep) {
+        int rc = sweep_resumable(v, j, argc, argv, partial);
+        if (rc != OL_EXIT_OK)
+            return rc;
+    } else {
+        int st = ol_lrfind_run(j->ctx, &j->lp, j->m, j->opt, &j->data.train, &j->res);
+        if (st < 0)
+            return cli_fail_ctx(j->ctx, st == OL_ENONFINITE ? OL_EXIT_DIVERGED : cli_exit_for(st));
+    }
     /* results exist: only now create the output directory */
     if ((!*cli_str(v, "csv") || !*cli_str(v, "plot")) && cli_mkdir_p(j->ctx, out, err, sizeof err) != 0)
         return cli_fail(OL_EXIT_FAIL, err);
     int rc = j->sweep ? write_sweep(j) : write_range(j);
     if (rc != OL_EXIT_OK)
         return rc;
+    if (j->sweep)
+        unlink(partial); /* the CSV holds it all now */
     printf("csv: %s\nplot: %s\n", j->csv, j->svg);
     return OL_EXIT_OK;
 }
@@ -289,7 +368,7 @@ int cmd_lrfind(int argc, char **argv)
     else if (help)
         cli_print_help(stdout, &v, lrfind_usage);
     else if ((rc = parse_job(&v, &job)) == OL_EXIT_OK && (rc = build_job(&v, &job)) == OL_EXIT_OK)
-        rc = run_job(&v, &job);
+        rc = run_job(&v, &job, argc, argv);
     ol_lrfind_result_free(&job.res);
     free(job.lrs);
     ol_optim_free(job.opt);

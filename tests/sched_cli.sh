@@ -129,6 +129,31 @@ checks=$((checks + 1))
 grep -q '^note: the best lr is the largest candidate; a larger lr may be better (extend --sweep-lrs)' "$T/out" ||
     fail "no note on a best lr at the edge: $(cat "$T/out")"
 
+# a sweep killed mid-way (kill -9) and run again continues at the first unfinished candidate, with
+# the uninterrupted run's results to the bit; CSV.partial goes once the CSV is written
+lrk=(lr-find --mode sweep --dataset synthetic --synthetic-size 1024 --model mlp --batch-size 64
+     --sweep-lrs 1e-4,1e-3,1e-2,0.1 --sweep-steps 100 --threads 1)
+"$BIN" "${lrk[@]}" --out "$T/lk1" >/dev/null 2>"$T/err" || fail "lr-find sweep: $(cat "$T/err")"
+"$BIN" "${lrk[@]}" --out "$T/lk2" >/dev/null 2>&1 & lkpid=$!
+for _ in $(seq 3000); do [ -s "$T/lk2/lr_find.csv.partial" ] && break; sleep 0.01; done
+kill -9 $lkpid 2>/dev/null; wait $lkpid 2>/dev/null
+checks=$((checks + 1))
+[ -s "$T/lk2/lr_find.csv.partial" ] && [ ! -e "$T/lk2/lr_find.csv" ] || fail "the killed sweep left no partial record"
+"$BIN" "${lrk[@]}" --out "$T/lk2" >"$T/out" 2>"$T/err" || fail "resumed lr-find sweep: $(cat "$T/err")"
+checks=$((checks + 1))
+grep -q '^lr sweep: [1-3] of 4 candidates finished before' "$T/out" || fail "the rerun did not continue: $(head -1 "$T/out")"
+checks=$((checks + 1))
+cmp -s "$T/lk1/lr_find.csv" "$T/lk2/lr_find.csv" || fail "a resumed sweep differs from the uninterrupted one"
+checks=$((checks + 1))
+[ ! -e "$T/lk2/lr_find.csv.partial" ] || fail "CSV.partial left after the CSV was written"
+# another command (here a seed) does not take over a partial record
+"$BIN" "${lrk[@]}" --out "$T/lk3" >/dev/null 2>&1 & lkpid=$!
+for _ in $(seq 3000); do [ -s "$T/lk3/lr_find.csv.partial" ] && break; sleep 0.01; done
+kill -9 $lkpid 2>/dev/null; wait $lkpid 2>/dev/null
+"$BIN" "${lrk[@]}" --seed 7 --out "$T/lk3" >"$T/out" 2>&1
+checks=$((checks + 1))
+grep -q 'finished before' "$T/out" && fail "a different command continued another's partial sweep"
+
 if [ "$fails" -ne 0 ]; then
     echo "sched_cli: $fails of $checks checks FAILED" >&2
     exit 1

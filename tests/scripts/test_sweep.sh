@@ -213,6 +213,20 @@ check "the chosen lr is in the run's config" grep -q "\"lr\": \"$lr\"" "$tmp/lrf
 edge=$([ "$lr" = 0.1 ] && echo largest || echo smallest)
 check "the progress says the choice is at an edge of the candidates" grep -q "found: lr-find chose lr $lr (the $edge candidate" "$tmp/lrf.txt"
 check "a run with an lr keeps it" test ! -e "$tmp/lrf/logs/given.lr" -a -n "$(grep '"lr": "0.05"' "$tmp/lrf/given/config.json")"
+# a finder killed mid-way: the sweep run again continues it at its first unfinished candidate
+cat >"$tmp/lrk.yaml" <<YAML
+out: $tmp/lrk
+fixed: {model: mlp, widths: [256, 256], dataset: synthetic, synthetic-size: 2048, epochs: 1, optimizer: sgd}
+runs: [{name: found}]
+lr-find: {sweep-lrs: "0.001,0.01,0.1", sweep-steps: 150}
+YAML
+"$bin" sweep "$tmp/lrk.yaml" --threads 1 --retries 0 --no-report >/dev/null 2>&1 & sweep=$!
+for _ in $(seq 3000); do [ -s "$tmp/lrk/logs/found.lrfind/lr_find.csv.partial" ] && break; sleep 0.01; done
+pkill -9 -f "lr-find .*$tmp/lrk/logs/found.lrfind"; wait $sweep
+"$bin" sweep "$tmp/lrk.yaml" --threads 1 --no-report >/dev/null 2>&1
+check "a killed finder: the sweep run again exits 0" test $? -eq 0
+check "... continuing the finder where it stopped" grep -q '^lr sweep: [12] of 3 candidates finished before' "$tmp/lrk/logs/found.lrfind.log"
+check "... and the run finished with the finder's lr" grep -q "\"lr\": \"$(cat "$tmp/lrk/logs/found.lr")\"" "$tmp/lrk/found/config.json"
 "$bin" sweep "$tmp/lrf.yaml" --slurm --out "$tmp/lrfsl" >/dev/null
 check "the SLURM script runs lr-find too" grep -q 'lr-find "${LRF\[@\]}"' "$tmp/lrfsl/sweep.sbatch"
 check "... and passes bash -n" bash -n "$tmp/lrfsl/sweep.sbatch"
