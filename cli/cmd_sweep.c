@@ -838,8 +838,11 @@ static int sweep_main(sweep *S, cli_values *v, const char *grid_path, char **set
     /* one sweep per directory: a second would start the same runs' finders and trains */
     int lock_status;
     if (run_lock(S->g.out, "logs/.lock", "sweep directory", "another optimlab sweep is running in it", &lock_status,
-                 S->err, sizeof S->err) < 0)
+                 S->err, sizeof S->err) < 0) {
+        if (!lock_status) /* logs/ was made above: removed since */
+            snprintf(S->err, sizeof S->err, "%.1000s/logs: no such directory", S->g.out);
         return cli_fail(lock_status ? lock_status : OL_EXIT_FAIL, S->err);
+    }
     if (classify(S, 0) < 0)
         return cli_fail(OL_EXIT_USAGE, S->err);
     int skipped = 0;
