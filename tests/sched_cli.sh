@@ -146,6 +146,15 @@ checks=$((checks + 1))
 cmp -s "$T/lk1/lr_find.csv" "$T/lk2/lr_find.csv" || fail "a resumed sweep differs from the uninterrupted one"
 checks=$((checks + 1))
 [ ! -e "$T/lk2/lr_find.csv.partial" ] || fail "CSV.partial left after the CSV was written"
+# a damaged record (cut mid-line) is read up to the damage: the sweep starts afresh, same results
+"$BIN" "${lrk[@]}" --out "$T/lk4" >/dev/null 2>&1 & lkpid=$!
+for _ in $(seq 3000); do [ -s "$T/lk4/lr_find.csv.partial" ] && break; sleep 0.01; done
+kill -9 $lkpid 2>/dev/null; wait $lkpid 2>/dev/null
+{ head -1 "$T/lk4/lr_find.csv.partial"; printf '0.0001 2.1'; } >"$T/cut" && mv "$T/cut" "$T/lk4/lr_find.csv.partial"
+"$BIN" "${lrk[@]}" --out "$T/lk4" >"$T/out" 2>"$T/err" || fail "lr-find after a damaged record: $(cat "$T/err")"
+checks=$((checks + 1))
+! grep -q 'finished before' "$T/out" && cmp -s "$T/lk1/lr_find.csv" "$T/lk4/lr_find.csv" ||
+    fail "a damaged partial record was taken: $(head -1 "$T/out")"
 # another command (here a seed) does not take over a partial record
 "$BIN" "${lrk[@]}" --out "$T/lk3" >/dev/null 2>&1 & lkpid=$!
 for _ in $(seq 3000); do [ -s "$T/lk3/lr_find.csv.partial" ] && break; sleep 0.01; done
