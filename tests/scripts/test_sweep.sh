@@ -227,6 +227,23 @@ pkill -9 -f "lr-find .*$tmp/lrk/logs/found.lrfind"; wait $sweep
 check "a killed finder: the sweep run again exits 0" test $? -eq 0
 check "... continuing the finder where it stopped" grep -q '^lr sweep: [12] of 3 candidates finished before' "$tmp/lrk/logs/found.lrfind.log"
 check "... and the run finished with the finder's lr" grep -q "\"lr\": \"$(cat "$tmp/lrk/logs/found.lr")\"" "$tmp/lrk/found/config.json"
+# ... and in a SLURM task: USR1 (the time limit) during the finder requeues the task, which continues
+# the finder at its first unfinished candidate (scontrol is a stand-in that records its arguments)
+"$bin" sweep "$tmp/lrk.yaml" --slurm --out "$tmp/lksl" >/dev/null
+mkdir -p "$tmp/fakebin" && printf '#!/bin/sh\necho "$@" >>"%s/requeued"\n' "$tmp" >"$tmp/fakebin/scontrol"
+chmod +x "$tmp/fakebin/scontrol"
+(cd "$tmp" && PATH=$tmp/fakebin:$PATH SLURM_ARRAY_JOB_ID=7 SLURM_ARRAY_TASK_ID=0 SLURM_CPUS_PER_TASK=1 \
+  exec bash "$tmp/lksl/sweep.sbatch" >"$tmp/task.txt" 2>&1) & task=$!
+for _ in $(seq 3000); do [ -s "$tmp/lksl/logs/found.lrfind/lr_find.csv.partial" ] && break; sleep 0.01; done
+kill -USR1 $task; wait $task; st=$?
+check "SLURM: USR1 in the finder: the task exits 4" test $st -eq 4
+check "... requeued" grep -qx 'requeue 7_0' "$tmp/requeued"
+check "... no lr chosen yet" test ! -s "$tmp/lksl/logs/found.lr"
+(cd "$tmp" && PATH=$tmp/fakebin:$PATH SLURM_ARRAY_JOB_ID=7 SLURM_ARRAY_TASK_ID=0 SLURM_CPUS_PER_TASK=1 \
+  bash "$tmp/lksl/sweep.sbatch" >"$tmp/task.txt" 2>&1)
+check "SLURM: the requeued task exits 0" test $? -eq 0
+check "... continuing the finder" grep -q '^lr sweep: [12] of 3 candidates finished before' "$tmp/lksl/logs/found.lrfind.log"
+check "... and trains with its lr" grep -q "\"lr\": \"$(cat "$tmp/lksl/logs/found.lr")\"" "$tmp/lksl/found/config.json"
 "$bin" sweep "$tmp/lrf.yaml" --slurm --out "$tmp/lrfsl" >/dev/null
 check "the SLURM script runs lr-find too" grep -q 'lr-find "${LRF\[@\]}"' "$tmp/lrfsl/sweep.sbatch"
 check "... and passes bash -n" bash -n "$tmp/lrfsl/sweep.sbatch"
