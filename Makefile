@@ -46,7 +46,7 @@ check-sanitize:
 fuzz:
 	@scripts/deps.sh fuzz
 	@cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOL_FUZZ=ON >/dev/null
-	@cmake --build build-fuzz -j $(JOBS) --target fuzz_idx fuzz_cifar fuzz_checkpoint fuzz_config
+	@cmake --build build-fuzz -j $(JOBS) --target fuzz_idx fuzz_cifar fuzz_checkpoint fuzz_config fuzz_grid
 	@scripts/fuzz.sh build-fuzz $(FUZZ_SECONDS)
 
 # A short training run under valgrind memcheck (reference and BLAS kernels:

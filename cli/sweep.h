@@ -19,6 +19,8 @@
 #ifndef OL_CLI_SWEEP_H
 #define OL_CLI_SWEEP_H
 
+#include <stdio.h>
+
 #include <stddef.h>
 
 typedef struct {
@@ -45,6 +47,8 @@ typedef struct {
  * "path:line: what is wrong" in err. Option names and values are checked by
  * the caller (the train parser). */
 int sweep_grid_load(const char *path, sweep_grid *g, char *err, size_t cap);
+/* The same from an open stream (not closed); path names it in messages. */
+int sweep_grid_load_stream(FILE *f, const char *path, sweep_grid *g, char *err, size_t cap);
 /* --set KEY=VALUE: KEY takes VALUE in every configuration (added, or replacing
  * the grid file's value). KEY must not vary between the configurations, so the
  * run names stay those of the file. Returns 0, or -1 with the reason in err. */

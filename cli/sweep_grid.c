@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <yaml.h>
 
 #include "sweep.h"
@@ -373,18 +374,12 @@ static int read_top(parse *P, yaml_node_t *root, const char *path, sweep_grid *g
     return rc ? rc : name_runs(P, g);
 }
 
-int sweep_grid_load(const char *path, sweep_grid *g, char *err, size_t cap)
+int sweep_grid_load_stream(FILE *f, const char *path, sweep_grid *g, char *err, size_t cap)
 {
     memset(g, 0, sizeof *g);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, cap, "cannot open %s: %s", path, strerror(errno));
-        return -1;
-    }
     yaml_parser_t ps;
     yaml_document_t doc;
     if (!yaml_parser_initialize(&ps)) {
-        fclose(f);
         snprintf(err, cap, "out of memory");
         return -1;
     }
@@ -409,9 +404,24 @@ int sweep_grid_load(const char *path, sweep_grid *g, char *err, size_t cap)
         }
     }
     yaml_parser_delete(&ps);
-    fclose(f);
     if (rc < 0)
         sweep_grid_free(g);
+    return rc;
+}
+
+int sweep_grid_load(const char *path, sweep_grid *g, char *err, size_t cap)
+{
+    memset(g, 0, sizeof *g);
+    FILE *f = fopen(path, "rb");
+    struct stat st;
+    if (!f || fstat(fileno(f), &st) != 0 || S_ISDIR(st.st_mode)) {
+        snprintf(err, cap, "cannot read %s: %s", path, !f ? strerror(errno) : "it is a directory");
+        if (f)
+            fclose(f);
+        return -1;
+    }
+    int rc = sweep_grid_load_stream(f, path, g, err, cap);
+    fclose(f);
     return rc;
 }
 
