@@ -42,15 +42,15 @@ static const char *const lrfind_usage =
     "example: optimlab lr-find --model resnet20 --dataset fashion-mnist --optimizer sgd --momentum 0.9 \\\n"
     "           --start-lr 1e-6 --end-lr 10 --num-iter 100 --out runs/lrf";
 
-/* Two columns (or four) of doubles, as a file written whole or not at all. */
+/* Columns of doubles with `digits` significant digits, as a file written whole or not at all. */
 static int write_csv(ol_ctx *ctx, const char *path, const char *header, const double *const *cols, int ncol, int n,
-                     char *err, size_t cap)
+                     int digits, char *err, size_t cap)
 {
     ol__tb b = {0};
     ol__tb_printf(&b, "%s\n", header);
     for (int i = 0; i < n; i++)
         for (int c = 0; c < ncol; c++)
-            ol__tb_printf(&b, "%.10g%c", cols[c][i], c + 1 < ncol ? ',' : '\n');
+            ol__tb_printf(&b, "%.*g%c", digits, cols[c][i], c + 1 < ncol ? ',' : '\n');
     const char *text = ol__tb_text(&b);
     int rc = text ? cli_write_file(ctx, path, text, b.len, err, cap) : -1;
     if (!text)
@@ -188,7 +188,7 @@ static int write_sweep(lrfind_job *j)
     for (int i = 0; i < ncand; i++)
         ran[i] = j->ran[i];
     const double *cols[3] = {lrs, final, ran};
-    if (write_csv(j->ctx, j->csv, "lr,final_loss,steps", cols, 3, ncand, err, sizeof err) < 0)
+    if (write_csv(j->ctx, j->csv, "lr,final_loss,steps", cols, 3, ncand, 10, err, sizeof err) < 0)
         return cli_fail(OL_EXIT_FAIL, err);
     if (ol_lrfind_sweep_plot(j->ctx, lrs, final, ncand, j->svg, NULL) < 0)
         return cli_fail_ctx(j->ctx, OL_EXIT_FAIL);
@@ -226,7 +226,7 @@ static int write_range(lrfind_job *j)
     const ol_lrfind_result *res = &j->res;
     const ol_lrfind_params *lp = &j->lp;
     const double *cols[3] = {res->lr, res->loss, res->smooth};
-    if (write_csv(j->ctx, j->csv, "lr,loss,smoothed_loss", cols, 3, res->n, err, sizeof err) < 0)
+    if (write_csv(j->ctx, j->csv, "lr,loss,smoothed_loss", cols, 3, res->n, 10, err, sizeof err) < 0)
         return cli_fail(OL_EXIT_FAIL, err);
     if (ol_lrfind_plot(j->ctx, res, j->svg, NULL) < 0)
         return cli_fail_ctx(j->ctx, OL_EXIT_FAIL);
@@ -273,7 +273,7 @@ static int sweep_load_partial(const char *path, unsigned long long key, lrfind_j
         while (done < j->ncand && fgets(line, sizeof line, f)) {
             double lr, loss;
             int ran;
-            if (sscanf(line, "%lf %lf %d", &lr, &loss, &ran) != 3 || lr != j->lrs[done] || ran < 1 ||
+            if (sscanf(line, "%lf,%lf,%d", &lr, &loss, &ran) != 3 || lr != j->lrs[done] || ran < 1 ||
                 ran > j->sweep_steps)
                 break;
             j->final[done] = loss;
@@ -294,6 +294,10 @@ static int sweep_resumable(cli_values *v, lrfind_job *j, int argc, char **argv, 
     int done = sweep_load_partial(partial, key, j);
     if (done > 0)
         printf("lr sweep: %d of %d candidates finished before (%s), continuing\n", done, j->ncand, partial);
+    char header[32];
+    snprintf(header, sizeof header, "key %llx", key);
+    double ran[1024]; /* write_csv's columns are doubles */
+    const double *cols[3] = {j->lrs, j->final, ran};
     for (int c = done; c < j->ncand; c++) {
         int st = ol_lrfind_sweep(j->ctx, &j->lp, j->sweep_steps, &j->lrs[c], 1, j->m, j->opt, &j->data.train,
                                  &j->final[c], &j->ran[c]);
@@ -301,18 +305,12 @@ static int sweep_resumable(cli_values *v, lrfind_job *j, int argc, char **argv, 
             return cli_fail_ctx(j->ctx, st == OL_ENONFINITE ? OL_EXIT_DIVERGED : cli_exit_for(st));
         if (c + 1 == j->ncand)
             break; /* the CSV follows */
-        if (!*cli_str(v, "csv") && cli_mkdir_p(j->ctx, cli_str(v, "out"), err, sizeof err) != 0)
+        /* the output directory once there is a result to keep */
+        if (c == done && !*cli_str(v, "csv") && cli_mkdir_p(j->ctx, cli_str(v, "out"), err, sizeof err) != 0)
             return cli_fail(OL_EXIT_FAIL, err);
-        ol__tb b = {0};
-        ol__tb_printf(&b, "key %llx\n", key);
         for (int i = 0; i <= c; i++)
-            ol__tb_printf(&b, "%.17g %.17g %d\n", j->lrs[i], j->final[i], j->ran[i]);
-        const char *text = ol__tb_text(&b);
-        int rc = text ? cli_write_file(j->ctx, partial, text, b.len, err, sizeof err) : -1;
-        if (!text)
-            snprintf(err, sizeof err, "out of memory writing %.900s", partial);
-        ol__tb_free(&b);
-        if (rc < 0)
+            ran[i] = j->ran[i];
+        if (write_csv(j->ctx, partial, header, cols, 3, c + 1, 17, err, sizeof err) < 0)
             return cli_fail(OL_EXIT_FAIL, err);
     }
     return OL_EXIT_OK;
