@@ -614,7 +614,9 @@ static void progress_line(sweep *S, double t0, int tty)
         }
         counts[j->state]++;
     }
-    double el = ol_now() - t0, eta = fresh > 0 ? el * (fresh_total - fresh) / fresh : NAN;
+    /* nothing left to run (all finished before, or just now): 0, not unknown */
+    double el = ol_now() - t0, left = fresh_total - fresh;
+    double eta = left <= 0 ? 0 : fresh > 0 ? el * left / fresh : NAN;
     char e1[32], e2[32] = "?";
     fmt_dur(el, e1, sizeof e1);
     if (isfinite(eta))

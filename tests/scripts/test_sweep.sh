@@ -69,6 +69,10 @@ check "finished runs untouched" untouched
 check "the killed run resumed from its checkpoint" grep -q '^resuming from .*ckpt-' "$out/logs/${names[0]}.log"
 check "all four finished" test "$(cat "$out"/*/metrics.jsonl | grep -c '"type":"summary"')" -eq 4
 check "the report covers the grid" test "$(grep -c '<tr><td><span class="sw"' "$out/report/report.html")" -eq 4
+# a sweep with nothing left to run has nothing to estimate: eta 0:00, not "?"
+"$bin" sweep "$tmp/grid.yaml" --jobs 2 --threads 2 --no-report >"$tmp/sweep3.txt" 2>&1
+check "all finished: the third sweep exits 0" test $? -eq 0
+check "all finished: eta 0:00" grep -q '100.0% of the samples, runs: 4 finished, 0 running, 0 to go, elapsed 0:00, eta 0:00$' "$tmp/sweep3.txt"
 
 # --retries (default 1): a run killed by a signal the sweep did not send resumes from its checkpoint
 # within the same sweep, which then exits 0
