@@ -597,6 +597,29 @@ static void fmt_dur(double s, char *b, size_t cap)
         snprintf(b, cap, "%ld:%02ld", t / 60, t % 60);
 }
 
+/* What mkdir -p would stop at, found without creating anything (for --dry-run): the first
+ * component of dir that exists and is not a directory. */
+static int path_blocked(const char *dir, char *err, size_t cap)
+{
+    char p[4200];
+    struct stat st;
+    if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p)
+        return 0; /* the run says "path too long" */
+    for (char *c = p + 1;; c++) {
+        if (*c != '/' && *c != '\0')
+            continue;
+        char keep = *c;
+        *c = '\0';
+        if (stat(p, &st) == 0 && !S_ISDIR(st.st_mode)) {
+            snprintf(err, cap, "cannot create %.1000s: a file of that name is in the way", p);
+            return 1;
+        }
+        if (!keep)
+            return 0;
+        *c = keep;
+    }
+}
+
 static void progress_line(sweep *S, double t0, int tty)
 {
     double all = 0, done = 0, fresh = 0, fresh_total = 0; /* in samples: a large-batch step is worth more */
@@ -817,8 +840,12 @@ static int sweep_main(sweep *S, cli_values *v, const char *grid_path, char **set
         snprintf(msg, sizeof msg, "%s: %s", grid_path, *S->err ? S->err : "out of memory");
         return cli_fail(OL_EXIT_USAGE, msg);
     }
+    char logs[4200];
+    snprintf(logs, sizeof logs, "%s/logs", S->g.out);
     const int dry = cli_flag(v, "dry-run");
     if (dry) {
+        if (path_blocked(logs, S->err, sizeof S->err))
+            return cli_fail(OL_EXIT_FAIL, S->err);
         printf("%d configurations into %s/:\n", S->g.nconf, S->g.out);
         if (classify(S, 1) < 0)
             return cli_fail(OL_EXIT_USAGE, S->err);
@@ -834,8 +861,6 @@ static int sweep_main(sweep *S, cli_values *v, const char *grid_path, char **set
         }
         return OL_EXIT_OK;
     }
-    char logs[4200];
-    snprintf(logs, sizeof logs, "%s/logs", S->g.out);
     ol_ctx *fctx = ol_ctx_new(1);
     int made = fctx && cli_mkdir_p(fctx, logs, S->err, sizeof S->err) == 0;
     if (!fctx)

@@ -36,6 +36,16 @@ check "--dry-run exits 0" test $? -eq 0
 check "--dry-run lists the four runs by their varying options" \
   test "$(grep -c -F -e "${names[0]}" -e "${names[1]}" -e "${names[2]}" -e "${names[3]}" "$tmp/dry.txt")" -eq 8
 check "--dry-run runs nothing" test ! -e "$out"
+# --dry-run answers as the run would where a file is in the way of the directory (was: exit 0)
+touch "$tmp/afile"
+"$bin" sweep "$tmp/grid.yaml" --out "$tmp/afile/sub" --dry-run >"$tmp/dry2.txt" 2>"$tmp/err.txt"
+check "--dry-run: a file in the way of --out: exit 1" test $? -eq 1
+check "--dry-run: a file in the way: one line naming it" \
+  test "$(cat "$tmp/err.txt")" = "optimlab: cannot create $tmp/afile: a file of that name is in the way"
+mkdir "$tmp/blocked" && touch "$tmp/blocked/logs"
+"$bin" sweep "$tmp/grid.yaml" --out "$tmp/blocked" --dry-run >"$tmp/dry2.txt" 2>"$tmp/err.txt"
+check "--dry-run: a file named logs in the sweep directory: exit 1, one line" \
+  test $? -eq 1 -a "$(cat "$tmp/err.txt")" = "optimlab: cannot create $tmp/blocked/logs: a file of that name is in the way"
 
 # kill -9 the train process of run directory $1 once it has a checkpoint; killed=1 when it did
 kill_at_checkpoint() {
