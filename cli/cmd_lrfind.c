@@ -59,6 +59,9 @@ static int write_csv(ol_ctx *ctx, const char *path, const char *header, const do
     return rc;
 }
 
+/* lr sweep: the most candidates one run takes */
+enum { MAX_CAND = 1024 };
+
 /* What lr-find builds, freed in one place by cmd_lrfind. */
 typedef struct {
     ol_ctx *ctx;
@@ -72,8 +75,9 @@ typedef struct {
     ol_lrfind_params lp;
     long long threads;
     int sweep, ncand, sweep_steps, explicit_lrs; /* explicit_lrs: the candidates came from --sweep-lrs */
-    double *lrs, *final; /* sweep: candidates and their final losses, one allocation owned by lrs */
-    int ran[1024];       /* sweep: the steps each candidate ran (fewer when it diverged) */
+    /* sweep: the candidates, their final losses and the steps each ran (fewer when it diverged;
+     * doubles, as the CSV's columns), one allocation of 3 x MAX_CAND owned by lrs */
+    double *lrs, *final, *steps;
     char csv[4096], svg[4096];
 } lrfind_job;
 
@@ -85,10 +89,11 @@ static int parse_sweep(cli_values *v, lrfind_job *j)
     if (cli_int(v, "sweep-per-decade", 1, 100, &per) || cli_int(v, "sweep-steps", 1, 10000000, &ss))
         return cli_fail(OL_EXIT_USAGE, v->err);
     j->sweep_steps = (int)ss;
-    j->lrs = malloc(sizeof(double) * 2 * 1024);
+    j->lrs = malloc(sizeof(double) * 3 * MAX_CAND);
     if (!j->lrs)
         return cli_fail(OL_EXIT_FAIL, "out of memory");
-    j->final = j->lrs + 1024;
+    j->final = j->lrs + MAX_CAND;
+    j->steps = j->lrs + 2 * MAX_CAND;
     if (*cli_str(v, "sweep-lrs")) {
         j->explicit_lrs = 1;
         if (cli_double_list(v, "sweep-lrs", 1e-30, 1e6, j->lrs, 64, &j->ncand))
@@ -96,7 +101,7 @@ static int parse_sweep(cli_values *v, lrfind_job *j)
     } else {
         double decades = log10(j->lp.end_lr / j->lp.start_lr);
         int k = (int)floor(decades * (double)per + 1e-9);
-        if (k + 1 > 1024)
+        if (k + 1 > MAX_CAND)
             return cli_fail(OL_EXIT_USAGE, "--sweep-per-decade: too many candidates (at most 1024)");
         for (int i = 0; i <= k; i++)
             j->lrs[j->ncand++] = j->lp.start_lr * pow(10.0, (double)i / (double)per);
@@ -184,10 +189,7 @@ static int write_sweep(lrfind_job *j)
     char err[1024] = "";
     const double *lrs = j->lrs, *final = j->final;
     const int ncand = j->ncand;
-    double ran[1024]; /* write_csv's columns are doubles */
-    for (int i = 0; i < ncand; i++)
-        ran[i] = j->ran[i];
-    const double *cols[3] = {lrs, final, ran};
+    const double *cols[3] = {lrs, final, j->steps};
     if (write_csv(j->ctx, j->csv, "lr,final_loss,steps", cols, 3, ncand, 10, err, sizeof err) < 0)
         return cli_fail(OL_EXIT_FAIL, err);
     if (ol_lrfind_sweep_plot(j->ctx, lrs, final, ncand, j->svg, NULL) < 0)
@@ -197,8 +199,8 @@ static int write_sweep(lrfind_job *j)
     for (int i = 0; i < ncand; i++) {
         if (isfinite(final[i]))
             printf("  lr %-10.3g final loss %.4f\n", lrs[i], final[i]);
-        else if (j->ran[i] < j->sweep_steps)
-            printf("  lr %-10.3g diverged (stopped after %d steps)\n", lrs[i], j->ran[i]);
+        else if (j->steps[i] < j->sweep_steps)
+            printf("  lr %-10.3g diverged (stopped after %d steps)\n", lrs[i], (int)j->steps[i]);
         else
             printf("  lr %-10.3g diverged\n", lrs[i]);
     }
@@ -277,7 +279,7 @@ static int sweep_load_partial(const char *path, unsigned long long key, lrfind_j
                 ran > j->sweep_steps)
                 break;
             j->final[done] = loss;
-            j->ran[done++] = ran;
+            j->steps[done++] = ran;
         }
     fclose(f);
     return done;
@@ -296,20 +298,19 @@ static int sweep_resumable(cli_values *v, lrfind_job *j, int argc, char **argv, 
         printf("lr sweep: %d of %d candidates finished before (%s), continuing\n", done, j->ncand, partial);
     char header[32];
     snprintf(header, sizeof header, "key %llx", key);
-    double ran[1024]; /* write_csv's columns are doubles */
-    const double *cols[3] = {j->lrs, j->final, ran};
+    const double *cols[3] = {j->lrs, j->final, j->steps};
     for (int c = done; c < j->ncand; c++) {
+        int ran;
         int st = ol_lrfind_sweep(j->ctx, &j->lp, j->sweep_steps, &j->lrs[c], 1, j->m, j->opt, &j->data.train,
-                                 &j->final[c], &j->ran[c]);
+                                 &j->final[c], &ran);
         if (st < 0)
             return cli_fail_ctx(j->ctx, st == OL_ENONFINITE ? OL_EXIT_DIVERGED : cli_exit_for(st));
+        j->steps[c] = ran;
         if (c + 1 == j->ncand)
             break; /* the CSV follows */
         /* the output directory once there is a result to keep */
         if (c == done && !*cli_str(v, "csv") && cli_mkdir_p(j->ctx, cli_str(v, "out"), err, sizeof err) != 0)
             return cli_fail(OL_EXIT_FAIL, err);
-        for (int i = 0; i <= c; i++)
-            ran[i] = j->ran[i];
         if (write_csv(j->ctx, partial, header, cols, 3, c + 1, 17, err, sizeof err) < 0)
             return cli_fail(OL_EXIT_FAIL, err);
     }
