@@ -597,27 +597,17 @@ static void fmt_dur(double s, char *b, size_t cap)
         snprintf(b, cap, "%ld:%02ld", t / 60, t % 60);
 }
 
-/* What mkdir -p would stop at, found without creating anything (for --dry-run): the first
- * component of dir that exists and is not a directory. */
-static int path_blocked(const char *dir, char *err, size_t cap)
+/* OUT/logs made with its parents (create), or only checked for what would stop that. */
+static int logs_dir(sweep *S, const char *logs, int create)
 {
-    char p[4200];
-    struct stat st;
-    if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p)
-        return 0; /* the run says "path too long" */
-    for (char *c = p + 1;; c++) {
-        if (*c != '/' && *c != '\0')
-            continue;
-        char keep = *c;
-        *c = '\0';
-        if (stat(p, &st) == 0 && !S_ISDIR(st.st_mode)) {
-            snprintf(err, cap, "cannot create %.1000s: a file of that name is in the way", p);
-            return 1;
-        }
-        if (!keep)
-            return 0;
-        *c = keep;
-    }
+    ol_ctx *ctx = ol_ctx_new(1);
+    int rc = !ctx ? -1
+             : create ? cli_mkdir_p(ctx, logs, S->err, sizeof S->err)
+                      : cli_mkdir_p_check(ctx, logs, S->err, sizeof S->err);
+    if (!ctx)
+        snprintf(S->err, sizeof S->err, "out of memory");
+    ol_ctx_free(ctx);
+    return rc;
 }
 
 static void progress_line(sweep *S, double t0, int tty)
@@ -844,7 +834,7 @@ static int sweep_main(sweep *S, cli_values *v, const char *grid_path, char **set
     snprintf(logs, sizeof logs, "%s/logs", S->g.out);
     const int dry = cli_flag(v, "dry-run");
     if (dry) {
-        if (path_blocked(logs, S->err, sizeof S->err))
+        if (logs_dir(S, logs, 0) < 0) /* a dry run answers as the run would, creating nothing */
             return cli_fail(OL_EXIT_FAIL, S->err);
         printf("%d configurations into %s/:\n", S->g.nconf, S->g.out);
         if (classify(S, 1) < 0)
@@ -861,12 +851,7 @@ static int sweep_main(sweep *S, cli_values *v, const char *grid_path, char **set
         }
         return OL_EXIT_OK;
     }
-    ol_ctx *fctx = ol_ctx_new(1);
-    int made = fctx && cli_mkdir_p(fctx, logs, S->err, sizeof S->err) == 0;
-    if (!fctx)
-        snprintf(S->err, sizeof S->err, "out of memory");
-    ol_ctx_free(fctx);
-    if (!made)
+    if (logs_dir(S, logs, 1) < 0)
         return cli_fail(OL_EXIT_FAIL, S->err);
     if (cli_flag(v, "slurm")) {
         int rc = write_slurm(S, grid_path);

@@ -72,6 +72,11 @@ int cli_mkdir_p(ol_ctx *ctx, const char *dir, char *err, size_t cap)
     return fs_result(ctx, ol__mkdir_p(ctx, dir), err, cap);
 }
 
+int cli_mkdir_p_check(ol_ctx *ctx, const char *dir, char *err, size_t cap)
+{
+    return fs_result(ctx, ol__mkdir_p_check(ctx, dir), err, cap);
+}
+
 int cli_write_file(ol_ctx *ctx, const char *path, const char *text, size_t len, char *err, size_t cap)
 {
     return fs_result(ctx, ol__write_file_atomic(ctx, path, text, len), err, cap);

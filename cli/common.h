@@ -31,6 +31,7 @@ int cli_fail_ctx(ol_ctx *ctx, int status);
 /* mkdir -p and a file written whole or not at all (temporary, fsync, rename:
  * the library's src/core/fsutil.h); 0, or -1 with ctx's one-line message in err. */
 int cli_mkdir_p(ol_ctx *ctx, const char *dir, char *err, size_t cap);
+int cli_mkdir_p_check(ol_ctx *ctx, const char *dir, char *err, size_t cap);
 int cli_write_file(ol_ctx *ctx, const char *path, const char *text, size_t len, char *err, size_t cap);
 /* A file composed with stdio in memory, then written by cli_write_file:
  *   cli_memfile m; FILE *f = cli_memfile_open(&m); ...fprintf(f, ...)...;

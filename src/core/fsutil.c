@@ -9,21 +9,27 @@
 #include "core/fsutil.h"
 #include "core/internal.h"
 
-/* mkdir one level; an existing directory is fine, anything else there is not. */
-static int mkdir_one(ol_ctx *ctx, const char *dir)
+/* mkdir one level; an existing directory is fine, anything else there is not.
+ * create = 0: only look, as mkdir would meet it (a missing level is fine). */
+static int mkdir_one(ol_ctx *ctx, const char *dir, int create)
 {
-    if (mkdir(dir, 0777) == 0)
-        return OL_OK;
-    int e = errno;
+    int e = EEXIST;
+    if (create) {
+        if (mkdir(dir, 0777) == 0)
+            return OL_OK;
+        e = errno;
+    }
     struct stat st;
-    if (e == EEXIST && stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
-        return OL_OK;
-    if (e == EEXIST)
+    if (e == EEXIST) {
+        int there = stat(dir, &st) == 0;
+        if (there ? S_ISDIR(st.st_mode) : !create)
+            return OL_OK;
         return ol__err(ctx, OL_EIO, "cannot create %s: a file of that name is in the way", dir);
+    }
     return ol__err(ctx, OL_EIO, "cannot create %s: %s", dir, strerror(e));
 }
 
-int ol__mkdir_p(ol_ctx *ctx, const char *dir)
+static int mkdir_walk(ol_ctx *ctx, const char *dir, int create)
 {
     char tmp[OL__PATH_MAX];
     if (!dir || !*dir)
@@ -33,10 +39,20 @@ int ol__mkdir_p(ol_ctx *ctx, const char *dir)
     for (char *p = tmp + 1; *p; p++)
         if (*p == '/' && p[-1] != '/') {
             *p = '\0';
-            OL__TRY(mkdir_one(ctx, tmp));
+            OL__TRY(mkdir_one(ctx, tmp, create));
             *p = '/';
         }
-    return mkdir_one(ctx, tmp);
+    return mkdir_one(ctx, tmp, create);
+}
+
+int ol__mkdir_p(ol_ctx *ctx, const char *dir)
+{
+    return mkdir_walk(ctx, dir, 1);
+}
+
+int ol__mkdir_p_check(ol_ctx *ctx, const char *dir)
+{
+    return mkdir_walk(ctx, dir, 0);
 }
 
 int ol__atomic_open(ol_ctx *ctx, ol__atomic_file *a, const char *path)

@@ -15,6 +15,9 @@
  * OL_EIO when a part cannot be created or exists as something other than a
  * directory, OL_EINVAL for a path of OL__PATH_MAX bytes or more. */
 int ol__mkdir_p(ol_ctx *ctx, const char *dir);
+/* What ol__mkdir_p(dir) would fail on, found without creating anything (a dry
+ * run): a part that exists as something other than a directory, or the length. */
+int ol__mkdir_p_check(ol_ctx *ctx, const char *dir);
 
 /* A file written through f into a temporary file beside path
  * (path.tmp.<pid>); commit flushes it to disk, renames it over path and
